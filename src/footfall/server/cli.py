@@ -1,0 +1,190 @@
+"""The operator's command line: a thin shell over `Operations` and the server.
+
+Library errors become one clean `footfall: error: ...` line and a non-zero exit,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from footfall.server.control import find_server, open_operations
+from footfall.server.datadir import DataDir
+from footfall.server.errors import FootfallError, UsageError
+from footfall.server.settings import SETTINGS, default_data_dir, resolve_settings
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def sparkline(values: list[int]) -> str:
+    peak = max(values, default=0)
+    if peak == 0:
+        return SPARK_BLOCKS[0] * len(values)
+    return "".join(SPARK_BLOCKS[min(len(SPARK_BLOCKS) - 1, v * len(SPARK_BLOCKS) // (peak + 1))] for v in values)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{message}\n(see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ["FOOTFALL_DATA"]) if os.environ.get("FOOTFALL_DATA") else default_data_dir(),
+        help="data directory (env FOOTFALL_DATA; default %(default)s)",
+    )
+    parser = ArgumentParser(
+        prog="footfall",
+        description="Self-hostable, anonymous, aggregate usage analytics for open-source tools.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    commands.required = True
+
+    serve = commands.add_parser("serve", parents=[common], help="run the collector and dashboard",
+                                description="Run the collector and dashboard on the data directory.")  # fmt: skip
+    for setting in SETTINGS:
+        serve.add_argument(setting.flag, dest=setting.name, type=setting.type, default=None,
+                           help=f"{setting.help} (env {setting.env}; default {setting.default})")  # fmt: skip
+
+    app = commands.add_parser("app", help="manage apps", description="Register and list apps.")
+    app_commands = app.add_subparsers(dest="app_command", metavar="ACTION", parser_class=ArgumentParser)
+    app_commands.required = True
+    add = app_commands.add_parser("add", parents=[common], help="register an app (idempotent)",
+                                  description="Register an app so the collector accepts its events.")  # fmt: skip
+    add.add_argument("name", help="the app id tools send, e.g. mytool")
+    listing = app_commands.add_parser("list", parents=[common], help="list registered apps",
+                                      description="List the registered apps.")  # fmt: skip
+    listing.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+
+    report = commands.add_parser("report", parents=[common], help="show an app's usage",
+                                 description="Show an app's events, installs and top events.")  # fmt: skip
+    report.add_argument("name", help="the app id")
+    report.add_argument("--days", type=int, default=30, help="days up to today (default 30)")
+    report.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+
+    demo = commands.add_parser("demo", parents=[common], help="load realistic synthetic data",
+                               description="Load realistic synthetic usage of three demo apps.")  # fmt: skip
+    demo.add_argument("--days", type=int, default=90, help="days of history (default 90)")
+    demo.add_argument("--scale", type=float, default=1.0,
+                      help="size; 1.0 is about 200,000 events (default 1.0)")  # fmt: skip
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        return run(args, console)
+    except UsageError as exc:
+        print(f"footfall: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except FootfallError as exc:
+        print(f"footfall: error: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    datadir = DataDir(args.data)
+    if args.command == "serve":
+        return serve(args, datadir, console)
+    if args.command == "demo":
+        return demo(args, datadir, console)
+    with open_operations(datadir) as operations:
+        if args.command == "app" and args.app_command == "add":
+            result = operations.add_app(args.name)
+            verb = "registered" if result["created"] else "is already registered"
+            console.print(f"App {result['name']} {verb}.", markup=False, highlight=False)
+        elif args.command == "app":
+            apps = operations.list_apps()
+            if args.format == "json":
+                print(json.dumps({"apps": apps}))
+            else:
+                table = Table("app", "registered (UTC)")
+                for app in apps:
+                    table.add_row(app["name"], app["created"])
+                console.print(table)
+        elif args.command == "report":
+            summary = operations.summary(args.name, args.days)
+            if args.format == "json":
+                print(json.dumps(summary))
+            else:
+                print_summary(summary, console)
+    return 0
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    console.print(
+        f"[bold]{summary['app']}[/bold]  {summary['start']} to {summary['end']} (UTC)", highlight=False
+    )
+    totals = Table("events", "installs", "runs")
+    totals.add_row(f"{summary['events']:,}", f"{summary['installs']:,}", f"{summary['runs']:,}")
+    console.print(totals)
+    per_day = [d["events"] for d in summary["per_day"]]
+    console.print(f"events per day  {sparkline(per_day)}  peak {max(per_day, default=0):,}")
+    top = Table("event", "events", "share")
+    for row in summary["top_events"]:
+        share = row["events"] / summary["events"] if summary["events"] else 0
+        top.add_row(row["name"], f"{row['events']:,}", f"{share:.0%}")
+    console.print(top)
+
+
+def serve(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
+    from footfall.server.serving import run_server
+
+    settings = resolve_settings(args.data, vars(args))
+
+    def announce(url: str, login_url: str) -> None:
+        console.print(f"Footfall collector listening on {url} (data in {datadir.path})", highlight=False)
+        console.print(f"Open the dashboard: {login_url}", highlight=False, soft_wrap=True)
+
+    run_server(settings, announce)
+    return 0
+
+
+def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
+    from footfall.server.demo import load_demo
+    from footfall.server.stores.duckdb import DuckDBStore
+
+    if not 1 <= args.days <= 400 or not 0 < args.scale <= 50:
+        raise UsageError("--days must be 1 to 400 and --scale above 0 and at most 50")
+    if find_server(datadir):
+        raise UsageError(f"footfall serve is running on {datadir.path}; stop it before loading demo data")
+    datadir.create()
+    key = datadir.secrets().install_key
+    store = DuckDBStore(datadir.database)
+    try:
+        with Progress(
+            TextColumn("Generating demo data"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("app-days"), TimeElapsedColumn(), console=Console(stderr=True),
+        ) as bar:  # fmt: skip
+            task = bar.add_task("demo", total=None)
+            count = load_demo(
+                store, key, days=args.days, scale=args.scale, seed=args.seed,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+    finally:
+        store.close()
+    console.print(f"Stored {count:,} demo events for 3 apps in {datadir.path}.", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""How the CLI reaches the data while `footfall serve` owns it.
+
+DuckDB lets only one process open the database file. So a running server writes
+DIR/server.json with its pid and URL, and the CLI, finding a live server there,
+calls the server's HTTP API with the local admin token (`RemoteOperations`).
+With no server running, the CLI opens the store itself (`StoreOperations`). Either
+way the same operations run inside one process that owns the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+from footfall.server.datadir import DataDir
+from footfall.server.errors import FootfallError, NotFound, StoreUnavailable, UsageError
+from footfall.server.operations import Operations, StoreOperations
+
+SERVER_STARTUP_WAIT_S = 5.0  # how long to wait for a server that is still starting
+REMOTE_TIMEOUT_S = 60.0
+
+
+class RemoteOperations:
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            self.url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=REMOTE_TIMEOUT_S) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                try:
+                    error = json.loads(exc.read())["error"]
+                    code, message = str(error["code"]), str(error["message"])
+                except (ValueError, KeyError, TypeError):
+                    code, message = "http_error", f"the server answered {exc.code}"
+            kind = {400: UsageError, 404: NotFound}.get(exc.code, FootfallError)
+            raise kind(message, code=code) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise StoreUnavailable(f"the server at {self.url} does not answer: {exc}") from None
+
+    def add_app(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/api/v1/apps", {"name": name})
+        return result
+
+    def list_apps(self) -> list[dict[str, Any]]:
+        apps: list[dict[str, Any]] = self._call("GET", "/api/v1/apps")["apps"]
+        return apps
+
+    def summary(self, app: str, days: int) -> dict[str, Any]:
+        path = f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/summary?days={days}"
+        result: dict[str, Any] = self._call("GET", path)
+        return result
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def find_server(datadir: DataDir) -> str | None:
+    """The URL of the live server that owns `datadir`, or None when none runs."""
+    info = datadir.read_server_file()
+    if info is None:
+        return None
+    pid = info.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        datadir.server_file.unlink(missing_ok=True)  # left behind by a killed server
+        return None
+    url: str = info["url"]
+    deadline = time.monotonic() + SERVER_STARTUP_WAIT_S
+    while not _healthy(url):
+        if time.monotonic() > deadline:
+            raise StoreUnavailable(f"footfall serve (process {pid}) owns {datadir.path} but does not answer at {url}")
+        time.sleep(0.1)
+    return url
+
+
+@contextlib.contextmanager
+def open_operations(datadir: DataDir) -> Iterator[Operations]:
+    url = find_server(datadir)
+    if url is not None:
+        yield RemoteOperations(url, datadir.secrets().admin_token)
+        return
+    from footfall.server.stores.duckdb import DuckDBStore
+
+    datadir.create()
+    store = DuckDBStore(datadir.database)
+    try:
+        yield StoreOperations(store)
+    finally:
+        store.close()

@@ -1,0 +1,78 @@
+"""Server errors, translated to HTTP or to a CLI message at the edge.
+
+    FootfallError
+    ├── BadRequest          the client sent something we refuse (HTTP 4xx)
+    │   ├── PayloadTooLarge     413
+    │   └── UnknownApp          422, code "unknown_app"
+    ├── NotFound            a report or app that does not exist (404)
+    ├── Unauthorized        missing or wrong credentials (401)
+    ├── StoreError          the store failed
+    │   ├── StoreUnavailable    cannot be reached right now (HTTP 503)
+    │   └── DataDirLocked       another process holds the embedded database
+    └── UsageError          a CLI invocation we cannot carry out
+
+Every JSON error body comes from `error_body()`: {"error": {"code", "message"}}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FootfallError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(FootfallError):
+    status = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnknownApp(BadRequest):
+    status = 422
+    code = "unknown_app"
+
+
+class NotFound(FootfallError):
+    status = 404
+    code = "not_found"
+
+
+class Unauthorized(FootfallError):
+    status = 401
+    code = "unauthorized"
+
+
+class StoreError(FootfallError):
+    code = "store_error"
+
+
+class StoreUnavailable(StoreError):
+    status = 503
+    code = "store_unavailable"
+
+
+class DataDirLocked(StoreError):
+    code = "data_dir_locked"
+
+
+class UsageError(FootfallError):
+    status = 400
+    code = "usage"
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The one shape of every JSON error: {"error": {"code": ..., "message": ...}}."""
+    return {"error": {"code": code, "message": message}}

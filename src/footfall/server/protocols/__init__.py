@@ -1,0 +1,1 @@
+"""Wire protocols: each module decodes one format into validated events."""

@@ -1,0 +1,85 @@
+"""Server settings: one table drives `--help`, validation, the environment and the docs.
+
+Precedence, resolved once in `resolve_settings`: command-line flag, then the
+`FOOTFALL_<NAME>` environment variable, then the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from footfall.server.errors import UsageError
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "footfall"
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "FOOTFALL_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "127.0.0.1", "Address to listen on."),
+    Setting("port", int, 8000, "Port to listen on; 0 picks a free one."),
+    Setting("max_body_bytes", int, 512 * 1024, "Largest request body accepted, as sent."),
+    Setting(
+        "max_decompressed_bytes",
+        int,
+        4 * 1024 * 1024,
+        "Largest request body accepted after gzip decompression.",
+    ),
+    Setting("max_events_per_batch", int, 500, "Most events in one native batch."),
+    Setting(
+        "max_event_age_hours", int, 72, "Events older than this (client time) are rejected."
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 512 * 1024
+    max_decompressed_bytes: int = 4 * 1024 * 1024
+    max_events_per_batch: int = 500
+    max_event_age_hours: int = 72
+
+
+def resolve_settings(
+    data: Path, flags: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = flags.get(setting.name)
+        if value is None and setting.env in env:
+            raw = env[setting.env]
+            try:
+                value = setting.type(raw)
+            except ValueError:
+                raise UsageError(f"{setting.env}={raw!r} is not a valid {setting.type.__name__}") from None
+        if value is None:
+            value = setting.default
+        if setting.type is int and value < 0:
+            raise UsageError(f"{setting.flag} must not be negative")
+        values[setting.name] = value
+    return Settings(data=data, **values)

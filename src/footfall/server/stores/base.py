@@ -1,0 +1,83 @@
+"""The storage boundary. Stores know nothing about HTTP or wire formats.
+
+An `EventStore` keeps anonymised `EventRecord`s and the registry of apps, and runs
+the report queries written in `footfall.server.reports`. Writes return a future that
+resolves only once the events are durable, so the collector can acknowledge them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One stored event, after anonymisation. Times are naive UTC."""
+
+    time: dt.datetime
+    received: dt.datetime
+    app: str
+    app_version: str
+    name: str
+    install: str  # keyed hash of the install id; "" when the client sent none
+    session: str  # keyed hash of the per-run id
+    os: str
+    os_version: str
+    arch: str
+    runtime: str
+    runtime_version: str
+    ci: str
+    container: str
+    country: str
+    props: str  # a JSON object, as text
+    source: str  # "native", "ga-v1" or "ga4"
+
+
+EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EventRecord))
+
+
+@dataclasses.dataclass(frozen=True)
+class App:
+    name: str
+    created: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+class EventStore:
+    """Base class of every store. `dialect` names the SQL the report layer must speak."""
+
+    dialect = "duckdb"
+
+    def write(self, events: Sequence[EventRecord]) -> Future[None]:
+        """Queue events; the future resolves once they are durable, or fails."""
+        raise NotImplementedError
+
+    def add_app(self, name: str) -> bool:
+        """Register an app; True if it was new. Idempotent."""
+        raise NotImplementedError
+
+    def has_app(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def list_apps(self) -> list[App]:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        """Run one read-only report query with named `$name` parameters."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish queued writes, then release the store."""
+        raise NotImplementedError

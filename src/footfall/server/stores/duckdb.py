@@ -1,0 +1,250 @@
+"""The embedded default: one DuckDB file, owned by one writer thread.
+
+DuckDB lets one process open a file for writing and no other process open it at
+all, so the server owns the file while it runs and the CLI reaches the data through
+the server (see footfall.server.control). Inside the process, every write goes
+through one thread that commits in groups: all writes queued while the previous
+commit ran share the next transaction. Reads use their own cursors and see
+committed data only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from footfall.server.errors import DataDirLocked, StoreUnavailable
+from footfall.server.stores.base import EVENT_COLUMNS, App, EventRecord, EventStore, QueryResult
+
+MAX_GROUP_ROWS = 50_000  # events in one group commit
+
+# Ordered schema migrations: (version, statements). Append only; never edit a shipped one.
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            """CREATE TABLE apps (
+                name VARCHAR PRIMARY KEY,
+                created TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE events (
+                time TIMESTAMP NOT NULL,
+                received TIMESTAMP NOT NULL,
+                app VARCHAR NOT NULL,
+                app_version VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                install VARCHAR NOT NULL,
+                session VARCHAR NOT NULL,
+                os VARCHAR NOT NULL,
+                os_version VARCHAR NOT NULL,
+                arch VARCHAR NOT NULL,
+                runtime VARCHAR NOT NULL,
+                runtime_version VARCHAR NOT NULL,
+                ci VARCHAR NOT NULL,
+                container VARCHAR NOT NULL,
+                country VARCHAR NOT NULL,
+                props VARCHAR NOT NULL,
+                source VARCHAR NOT NULL
+            )""",
+        ),
+    ),
+)
+
+_COLUMN_TYPES = {"time": "TIMESTAMP", "received": "TIMESTAMP"}
+_INSERT_SQL = "INSERT INTO events SELECT {} FROM (SELECT {})".format(
+    ", ".join(EVENT_COLUMNS),
+    ", ".join(
+        f"unnest(${i + 1}::{_COLUMN_TYPES.get(c, 'VARCHAR')}[]) AS {c}"
+        for i, c in enumerate(EVENT_COLUMNS)
+    ),
+)
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+
+class _Job:
+    __slots__ = ("action", "events", "future")
+
+    def __init__(
+        self,
+        future: Future[Any],
+        events: Sequence[EventRecord] = (),
+        action: Callable[[duckdb.DuckDBPyConnection], Any] | None = None,
+    ) -> None:
+        self.future = future
+        self.events = events
+        self.action = action
+
+
+_STOP = object()
+
+
+def connect(path: str) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(path)
+    except duckdb.IOException as exc:
+        match = _LOCK_PID.search(str(exc))
+        holder = f" (process {match.group(1)})" if match else ""
+        raise DataDirLocked(f"{path} is in use by another process{holder}") from exc
+    except duckdb.Error as exc:
+        raise StoreUnavailable(f"cannot open {path}: {exc}") from exc
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    for version, statements in MIGRATIONS:
+        if version in done:
+            continue
+        con.execute("BEGIN")
+        for statement in statements:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_migrations VALUES (?)", [version])
+        con.execute("COMMIT")
+
+
+class DuckDBStore(EventStore):
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._con = connect(self.path)
+        migrate(self._con)
+        self._apps = {row[0] for row in self._con.execute("SELECT name FROM apps").fetchall()}
+        self._queue: queue.Queue[_Job | object] = queue.Queue()
+        self._closed = False
+        self._cursor_lock = threading.Lock()
+        self.commits = 0  # group commits of events so far, for tests and metrics
+        self._writer = threading.Thread(
+            target=self._run, args=(self._cursor(),), name="footfall.writer", daemon=True
+        )
+        self._writer.start()
+
+    # -- writes -------------------------------------------------------------------
+
+    def write(self, events: Sequence[EventRecord]) -> Future[None]:
+        future: Future[None] = Future()
+        if not events:
+            future.set_result(None)
+            return future
+        self._submit(_Job(future, events=events))
+        return future
+
+    def add_app(self, name: str) -> bool:
+        def insert(con: duckdb.DuckDBPyConnection) -> bool:
+            created = con.execute(
+                "INSERT INTO apps VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING name",
+                [name, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)],
+            ).fetchall()
+            return bool(created)
+
+        future: Future[bool] = Future()
+        self._submit(_Job(future, action=insert))
+        created = future.result()
+        self._apps.add(name)
+        return created
+
+    def _submit(self, job: _Job) -> None:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        self._queue.put(job)
+
+    def _run(self, con: duckdb.DuckDBPyConnection) -> None:
+        stopping = False
+        while not stopping:
+            jobs: list[_Job] = []
+            rows = 0
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(item, _Job)
+                jobs.append(item)
+                rows += len(item.events)
+                if rows >= MAX_GROUP_ROWS:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._run_actions(con, [j for j in jobs if j.action is not None])
+            self._commit_events(con, [j for j in jobs if j.events])
+        con.close()
+
+    def _run_actions(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
+        for job in jobs:
+            assert job.action is not None
+            try:
+                con.execute("BEGIN")
+                result = job.action(con)
+                con.execute("COMMIT")
+            except Exception as exc:
+                con.execute("ROLLBACK")
+                job.future.set_exception(StoreUnavailable(f"write failed: {exc}"))
+            else:
+                job.future.set_result(result)
+
+    def _commit_events(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
+        if not jobs:
+            return
+        columns: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
+        for job in jobs:
+            for event in job.events:
+                for index, column in enumerate(EVENT_COLUMNS):
+                    columns[index].append(getattr(event, column))
+        try:
+            con.execute("BEGIN")
+            con.execute(_INSERT_SQL, columns)
+            con.execute("COMMIT")
+        except Exception as exc:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            failure = StoreUnavailable(f"commit failed: {exc}")
+            for job in jobs:
+                job.future.set_exception(failure)
+            return
+        self.commits += 1
+        for job in jobs:
+            job.future.set_result(None)
+
+    # -- reads --------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._cursor_lock:
+            return self._con.cursor()
+
+    def has_app(self, name: str) -> bool:
+        return name in self._apps
+
+    def list_apps(self) -> list[App]:
+        result = self.query("SELECT name, created FROM apps ORDER BY name")
+        return [App(name, created) for name, created in result.rows]
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        cursor = self._cursor()
+        try:
+            cursor.execute(sql, dict(params or {}))
+            columns = [d[0] for d in cursor.description or ()]
+            return QueryResult(columns, cursor.fetchall())
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"query failed: {exc}") from exc
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join()
+        self._con.close()

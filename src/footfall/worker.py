@@ -1,0 +1,102 @@
+"""Background delivery, in the shape of Sentry's BackgroundWorker.
+
+A lazy daemon thread drains a bounded queue in batches. `submit` never blocks: when
+the queue is full the item is dropped and counted. A pid check makes a forked child
+start its own thread and queue. `flush` waits a bounded time, so exit is bounded too.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from footfall.errors import capture_internal_exceptions
+
+DEFAULT_QUEUE_SIZE = 1000  # items
+DEFAULT_BATCH_SIZE = 100  # items per request
+
+Item = dict[str, Any]
+
+
+class BackgroundWorker:
+    def __init__(
+        self,
+        deliver: Callable[[list[Item]], bool],
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self._deliver = deliver
+        self._queue_size = queue_size
+        self._batch_size = batch_size
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._queue: queue.Queue[Item] = queue.Queue(self._queue_size)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._pending = 0  # submitted and not yet handed back by `deliver`
+        self._failed = 0  # handed back undelivered since the last flush
+        self.dropped = 0  # refused because the queue was full
+
+    def submit(self, item: Item) -> bool:
+        if self._pid != os.getpid():
+            self._reset()  # forked: the parent's thread does not exist here
+        self._ensure_thread()
+        with self._lock:
+            self._pending += 1
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self._pending -= 1
+                self.dropped += 1
+            return False
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True when everything submitted was delivered."""
+        if self._pid != os.getpid():
+            return True
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+            delivered = self._failed == 0
+            self._failed = 0
+            return delivered
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="footfall.worker", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self._batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            delivered = False
+            with capture_internal_exceptions():
+                delivered = self._deliver(batch)
+            with self._idle:
+                self._pending -= len(batch)
+                if not delivered:
+                    self._failed += len(batch)
+                self._idle.notify_all()
