@@ -110,7 +110,11 @@ class Client:
             "context": self._context,
             "dropped": self._worker.dropped,
             "events": [
-                {"name": i["name"], "time": format_time(i["time"]), "props": clean_props(i["props"])}
+                {
+                    "name": i["name"],
+                    "time": format_time(i["time"]),
+                    "props": clean_props(i["props"]),
+                }
                 for i in items
             ],
         }

@@ -10,6 +10,7 @@ home, full disk) the run sends no id at all rather than a new one each run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -65,8 +66,6 @@ def write_state(path: Path, state: dict[str, object]) -> None:
             json.dump(state, handle)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise

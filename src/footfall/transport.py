@@ -42,7 +42,8 @@ class HttpTransport(Transport):
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
-                return 200 <= response.status < 300
+                status: int = response.status
+                return 200 <= status < 300
         except urllib.error.HTTPError as exc:
             exc.close()
             return False

@@ -32,7 +32,10 @@ def sparkline(values: list[int]) -> str:
     peak = max(values, default=0)
     if peak == 0:
         return SPARK_BLOCKS[0] * len(values)
-    return "".join(SPARK_BLOCKS[min(len(SPARK_BLOCKS) - 1, v * len(SPARK_BLOCKS) // (peak + 1))] for v in values)
+    return "".join(
+        SPARK_BLOCKS[min(len(SPARK_BLOCKS) - 1, v * len(SPARK_BLOCKS) // (peak + 1))]
+        for v in values
+    )
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -41,11 +44,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     common.add_argument(
         "--data",
         type=Path,
-        default=Path(os.environ["FOOTFALL_DATA"]) if os.environ.get("FOOTFALL_DATA") else default_data_dir(),
+        default=Path(os.environ["FOOTFALL_DATA"])
+        if os.environ.get("FOOTFALL_DATA")
+        else default_data_dir(),
         help="data directory (env FOOTFALL_DATA; default %(default)s)",
     )
     parser = ArgumentParser(
@@ -55,33 +60,65 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     commands.required = True
 
-    serve = commands.add_parser("serve", parents=[common], help="run the collector and dashboard",
-                                description="Run the collector and dashboard on the data directory.")  # fmt: skip
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="run the collector and dashboard",
+        description="Run the collector and dashboard on the data directory.",
+    )
     for setting in SETTINGS:
-        serve.add_argument(setting.flag, dest=setting.name, type=setting.type, default=None,
-                           help=f"{setting.help} (env {setting.env}; default {setting.default})")  # fmt: skip
+        serve.add_argument(
+            setting.flag,
+            dest=setting.name,
+            type=setting.type,
+            default=None,
+            help=f"{setting.help} (env {setting.env}; default {setting.default})",
+        )
 
     app = commands.add_parser("app", help="manage apps", description="Register and list apps.")
-    app_commands = app.add_subparsers(dest="app_command", metavar="ACTION", parser_class=ArgumentParser)
+    app_commands = app.add_subparsers(
+        dest="app_command", metavar="ACTION", parser_class=ArgumentParser
+    )
     app_commands.required = True
-    add = app_commands.add_parser("add", parents=[common], help="register an app (idempotent)",
-                                  description="Register an app so the collector accepts its events.")  # fmt: skip
+    add = app_commands.add_parser(
+        "add",
+        parents=[common],
+        help="register an app (idempotent)",
+        description="Register an app so the collector accepts its events.",
+    )
     add.add_argument("name", help="the app id tools send, e.g. mytool")
-    listing = app_commands.add_parser("list", parents=[common], help="list registered apps",
-                                      description="List the registered apps.")  # fmt: skip
-    listing.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    listing = app_commands.add_parser(
+        "list",
+        parents=[common],
+        help="list registered apps",
+        description="List the registered apps.",
+    )
+    listing.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format"
+    )
 
-    report = commands.add_parser("report", parents=[common], help="show an app's usage",
-                                 description="Show an app's events, installs and top events.")  # fmt: skip
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="show an app's usage",
+        description="Show an app's events, installs and top events.",
+    )
     report.add_argument("name", help="the app id")
     report.add_argument("--days", type=int, default=30, help="days up to today (default 30)")
-    report.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    report.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format"
+    )
 
-    demo = commands.add_parser("demo", parents=[common], help="load realistic synthetic data",
-                               description="Load realistic synthetic usage of three demo apps.")  # fmt: skip
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="load realistic synthetic data",
+        description="Load realistic synthetic usage of three demo apps.",
+    )
     demo.add_argument("--days", type=int, default=90, help="days of history (default 90)")
-    demo.add_argument("--scale", type=float, default=1.0,
-                      help="size; 1.0 is about 200,000 events (default 1.0)")  # fmt: skip
+    demo.add_argument(
+        "--scale", type=float, default=1.0, help="size; 1.0 is about 200,000 events (default 1.0)"
+    )
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     return parser
 
@@ -132,7 +169,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(
-        f"[bold]{summary['app']}[/bold]  {summary['start']} to {summary['end']} (UTC)", highlight=False
+        f"[bold]{summary['app']}[/bold]  {summary['start']} to {summary['end']} (UTC)",
+        highlight=False,
     )
     totals = Table("events", "installs", "runs")
     totals.add_row(f"{summary['events']:,}", f"{summary['installs']:,}", f"{summary['runs']:,}")
@@ -152,7 +190,9 @@ def serve(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
     settings = resolve_settings(args.data, vars(args))
 
     def announce(url: str, login_url: str) -> None:
-        console.print(f"Footfall collector listening on {url} (data in {datadir.path})", highlight=False)
+        console.print(
+            f"Footfall collector listening on {url} (data in {datadir.path})", highlight=False
+        )
         console.print(f"Open the dashboard: {login_url}", highlight=False, soft_wrap=True)
 
     run_server(settings, announce)
@@ -166,20 +206,30 @@ def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
     if not 1 <= args.days <= 400 or not 0 < args.scale <= 50:
         raise UsageError("--days must be 1 to 400 and --scale above 0 and at most 50")
     if find_server(datadir):
-        raise UsageError(f"footfall serve is running on {datadir.path}; stop it before loading demo data")
+        raise UsageError(
+            f"footfall serve is running on {datadir.path}; stop it before loading demo data"
+        )
     datadir.create()
     key = datadir.secrets().install_key
     store = DuckDBStore(datadir.database)
     try:
         with Progress(
-            TextColumn("Generating demo data"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("app-days"), TimeElapsedColumn(), console=Console(stderr=True),
-        ) as bar:  # fmt: skip
+            TextColumn("Generating demo data"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("app-days"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        ) as bar:
             task = bar.add_task("demo", total=None)
             count = load_demo(
-                store, key, days=args.days, scale=args.scale, seed=args.seed,
+                store,
+                key,
+                days=args.days,
+                scale=args.scale,
+                seed=args.seed,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )  # fmt: skip
+            )
     finally:
         store.close()
     console.print(f"Stored {count:,} demo events for 3 apps in {datadir.path}.", highlight=False)

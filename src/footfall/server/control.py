@@ -99,7 +99,9 @@ def find_server(datadir: DataDir) -> str | None:
     deadline = time.monotonic() + SERVER_STARTUP_WAIT_S
     while not _healthy(url):
         if time.monotonic() > deadline:
-            raise StoreUnavailable(f"footfall serve (process {pid}) owns {datadir.path} but does not answer at {url}")
+            raise StoreUnavailable(
+                f"footfall serve (process {pid}) owns {datadir.path} but does not answer at {url}"
+            )
         time.sleep(0.1)
     return url
 

@@ -16,7 +16,8 @@ PAGE = """<!doctype html>
 body {{ font: 15px/1.45 system-ui, sans-serif; margin: 0; color: #1d2430; background: #f6f7f9; }}
 header {{ background: #1d2430; color: #fff; padding: .8rem 1.5rem; display: flex;
           justify-content: space-between; align-items: center; }}
-header a, header button {{ color: #fff; background: none; border: 0; font: inherit; cursor: pointer; }}
+header button {{ color: #fff; background: none; border: 0; font: inherit;
+                 cursor: pointer; }}
 main {{ max-width: 960px; margin: 0 auto; padding: 1rem 1.5rem; }}
 section.app {{ background: #fff; border-radius: 8px; padding: 1rem 1.25rem; margin: 1rem 0;
                box-shadow: 0 1px 2px rgba(0,0,0,.08); }}

@@ -71,19 +71,45 @@ DEMO_APPS: tuple[DemoApp, ...] = (
 )
 
 COUNTRIES = (
-    ("US", 25), ("DE", 10), ("IN", 8), ("GB", 7), ("FR", 5), ("BR", 5), ("CN", 5),
-    ("JP", 4), ("CA", 4), ("NL", 3), ("PL", 3), ("ES", 2), ("IT", 2), ("SE", 2),
-    ("AU", 2), ("KR", 2), ("CH", 1), ("UA", 1), ("MX", 1), ("NG", 1),
-)  # fmt: skip
+    ("US", 25),
+    ("DE", 10),
+    ("IN", 8),
+    ("GB", 7),
+    ("FR", 5),
+    ("BR", 5),
+    ("CN", 5),
+    ("JP", 4),
+    ("CA", 4),
+    ("NL", 3),
+    ("PL", 3),
+    ("ES", 2),
+    ("IT", 2),
+    ("SE", 2),
+    ("AU", 2),
+    ("KR", 2),
+    ("CH", 1),
+    ("UA", 1),
+    ("MX", 1),
+    ("NG", 1),
+)
 PLATFORMS = (
-    (("linux", "6.1", "x86_64"), 24), (("linux", "5.15", "x86_64"), 14),
-    (("linux", "6.8", "aarch64"), 8), (("linux", "6.8", "x86_64"), 9),
-    (("macos", "14.6", "arm64"), 14), (("macos", "15.1", "arm64"), 10),
-    (("macos", "13.6", "x86_64"), 5), (("windows", "10.0", "amd64"), 16),
-)  # fmt: skip
+    (("linux", "6.1", "x86_64"), 24),
+    (("linux", "5.15", "x86_64"), 14),
+    (("linux", "6.8", "aarch64"), 8),
+    (("linux", "6.8", "x86_64"), 9),
+    (("macos", "14.6", "arm64"), 14),
+    (("macos", "15.1", "arm64"), 10),
+    (("macos", "13.6", "x86_64"), 5),
+    (("windows", "10.0", "amd64"), 16),
+)
 PYTHONS = (("3.9", 6), ("3.10", 14), ("3.11", 30), ("3.12", 35), ("3.13", 15))
-CI_PROVIDERS = (("github-actions", 60), ("gitlab", 20), ("jenkins", 10), ("circleci", 5),
-                ("buildkite", 5))  # fmt: skip
+CI_PROVIDERS = (
+    ("github-actions", 60),
+    ("gitlab", 20),
+    ("jenkins", 10),
+    ("circleci", 5),
+    ("buildkite", 5),
+)
 DURATIONS = (("<1s", 30), ("1-10s", 40), ("10-60s", 20), ("1-10m", 8), (">10m", 2))
 
 
@@ -130,7 +156,10 @@ def _new_install(rng: random.Random, app: DemoApp, day: int) -> _Install:
 
 
 def generate(
-    install_key: bytes, days: int = DEFAULT_DAYS, scale: float = 1.0, seed: int = 7,
+    install_key: bytes,
+    days: int = DEFAULT_DAYS,
+    scale: float = 1.0,
+    seed: int = 7,
     now: dt.datetime | None = None,
 ) -> Iterator[list[EventRecord]]:
     """Yield one list of records per app and day, oldest first; `days * len(DEMO_APPS)` lists."""
@@ -144,7 +173,12 @@ def generate(
         for app in DEMO_APPS:
             installs = populations[app.name]
             # New installs arrive steadily, with a bump after each release.
-            arrivals = app.installs * scale / days * (1.6 if _version_at(app, day) != _version_at(app, day - 3) else 1.0)
+            arrivals = (
+                app.installs
+                * scale
+                / days
+                * (1.6 if _version_at(app, day) != _version_at(app, day - 3) else 1.0)
+            )
             for _ in range(int(arrivals) + (rng.random() < arrivals % 1)):
                 installs.append(_new_install(rng, app, day))
             records: list[EventRecord] = []
@@ -155,26 +189,45 @@ def generate(
                     install.active = False
                     continue
                 newest = _version_at(app, day)
-                if install.version_index < newest and rng.random() < 1 / (1 + install.upgrade_after):
+                if install.version_index < newest and rng.random() < 1 / (
+                    1 + install.upgrade_after
+                ):
                     install.version_index = newest
                 chance = install.activity * (0.35 if weekend and not install.ci else 1.0)
                 if rng.random() >= chance:
                     continue
                 for _ in range(rng.choice((1, 1, 1, 2, 3))):
-                    records.extend(_run(rng, app, install, date, end, install_key, first=day == install.first_day))
+                    records.extend(
+                        _run(
+                            rng,
+                            app,
+                            install,
+                            date,
+                            end,
+                            install_key,
+                            first=day == install.first_day,
+                        )
+                    )
             yield records
 
 
 def _run(
-    rng: random.Random, app: DemoApp, install: _Install, date: dt.date, end: dt.datetime,
-    key: bytes, first: bool,
+    rng: random.Random,
+    app: DemoApp,
+    install: _Install,
+    date: dt.date,
+    end: dt.datetime,
+    key: bytes,
+    first: bool,
 ) -> list[EventRecord]:
     hour = min(23, max(0, int(rng.gauss(14, 4))))
     started = dt.datetime.combine(date, dt.time(hour, rng.randrange(60), rng.randrange(60)))
     if started > end:
         started = end - dt.timedelta(minutes=rng.randrange(1, 600))
     session = uuid.UUID(int=rng.getrandbits(128)).hex
-    command, _, options = app.commands[rng.choices(range(len(app.commands)), [c[1] for c in app.commands])[0]]
+    command, _, options = app.commands[
+        rng.choices(range(len(app.commands)), [c[1] for c in app.commands])[0]
+    ]
     used = sorted(o for o in options if rng.random() < 0.35)
     failed = rng.random() < 0.04
     outcome = rng.choice(app.errors) if failed else "ok"
@@ -182,8 +235,17 @@ def _run(
     names: list[tuple[str, dict[str, object]]] = []
     if first:
         names.append(("install", {}))
-    names.append(("command", {"command": command, "options": used,
-                              "duration": _pick(rng, DURATIONS), "outcome": outcome}))  # fmt: skip
+    names.append(
+        (
+            "command",
+            {
+                "command": command,
+                "options": used,
+                "duration": _pick(rng, DURATIONS),
+                "outcome": outcome,
+            },
+        )
+    )
     if failed:
         names.append(("error", {"command": command, "error": outcome}))
     return [
@@ -211,8 +273,12 @@ def _run(
 
 
 def load_demo(
-    store: EventStore, install_key: bytes, days: int = DEFAULT_DAYS, scale: float = 1.0,
-    seed: int = 7, progress: Callable[[int, int], None] | None = None,
+    store: EventStore,
+    install_key: bytes,
+    days: int = DEFAULT_DAYS,
+    scale: float = 1.0,
+    seed: int = 7,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Register the demo apps and store their events; returns the number of events."""
     for app in DEMO_APPS:

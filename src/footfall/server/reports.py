@@ -20,7 +20,9 @@ def _window(days: int, today: dt.date | None) -> tuple[dt.date, dt.date]:
     return last - dt.timedelta(days=days - 1), last
 
 
-def summary(store: EventStore, app: str, days: int = 30, today: dt.date | None = None) -> dict[str, Any]:
+def summary(
+    store: EventStore, app: str, days: int = 30, today: dt.date | None = None
+) -> dict[str, Any]:
     """Totals, events and installs per day, and the top event names over `days` days."""
     first, last = _window(days, today)
     params = {

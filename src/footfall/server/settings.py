@@ -16,7 +16,9 @@ from footfall.server.errors import UsageError
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return Path(base) / "footfall"
 
 
@@ -47,9 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest request body accepted after gzip decompression.",
     ),
     Setting("max_events_per_batch", int, 500, "Most events in one native batch."),
-    Setting(
-        "max_event_age_hours", int, 72, "Events older than this (client time) are rejected."
-    ),
+    Setting("max_event_age_hours", int, 72, "Events older than this (client time) are rejected."),
 )
 
 
@@ -76,10 +76,20 @@ def resolve_settings(
             try:
                 value = setting.type(raw)
             except ValueError:
-                raise UsageError(f"{setting.env}={raw!r} is not a valid {setting.type.__name__}") from None
+                raise UsageError(
+                    f"{setting.env}={raw!r} is not a valid {setting.type.__name__}"
+                ) from None
         if value is None:
             value = setting.default
         if setting.type is int and value < 0:
             raise UsageError(f"{setting.flag} must not be negative")
         values[setting.name] = value
     return Settings(data=data, **values)
+
+
+def settings_markdown() -> str:
+    """The settings table for docs/configuration.md; a test keeps the two equal."""
+    lines = ["| Flag | Environment | Default | Meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        lines.append(f"| `{s.flag}` | `{s.env}` | `{s.default}` | {s.help} |")
+    return "\n".join(lines) + "\n"

@@ -110,7 +110,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         document = parse_json(await read_body(request, settings.max_body_bytes))
         name = document.get("name") if isinstance(document, dict) else None
         if not isinstance(name, str):
-            raise BadRequest("send {\"name\": \"<app id>\"}", code="invalid_request")
+            raise BadRequest('send {"name": "<app id>"}', code="invalid_request")
         result = await run_in_threadpool(operations.add_app, name)
         return JSONResponse(result, status_code=201 if result["created"] else 200)
 
@@ -148,7 +148,9 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
             if token is None:
                 return HTMLResponse(dashboard.render_login())
         else:
-            form = urllib.parse.parse_qs((await read_body(request, 4096)).decode("utf-8", "replace"))
+            form = urllib.parse.parse_qs(
+                (await read_body(request, 4096)).decode("utf-8", "replace")
+            )
             token = (form.get("token") or [""])[0]
         if not auth.check_token(token):
             return HTMLResponse(dashboard.render_login("That token is not right."), status_code=401)

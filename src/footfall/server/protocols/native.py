@@ -145,12 +145,16 @@ def parse_time(value: Any) -> dt.datetime | None:
     return moment
 
 
-def _decode_event(event: Any, received: dt.datetime, max_age: dt.timedelta) -> NativeEvent | Rejection:
+def _decode_event(
+    event: Any, received: dt.datetime, max_age: dt.timedelta
+) -> NativeEvent | Rejection:
     if not isinstance(event, dict):
         return Rejection("invalid_event", "an event must be a JSON object")
     name = event.get("name")
     if not isinstance(name, str) or not EVENT_NAME_PATTERN.match(name):
-        return Rejection("invalid_name", "'name' must be a lowercase identifier of 1 to 64 characters")
+        return Rejection(
+            "invalid_name", "'name' must be a lowercase identifier of 1 to 64 characters"
+        )
     moment = parse_time(event.get("time"))
     if moment is None:
         return Rejection("invalid_time", "'time' must be an ISO 8601 time")
@@ -186,7 +190,7 @@ def _props_problem(props: Any) -> str | None:
             if len(value) > MAX_PROP_LIST_ITEMS or not all(
                 isinstance(v, str) and len(v) <= MAX_PROP_STRING_CHARS for v in value
             ):
-                return f"property {key!r} must be a list of at most {MAX_PROP_LIST_ITEMS} short strings"
+                return f"property {key!r} must be a list of at most {MAX_PROP_LIST_ITEMS} strings"
         else:
             return f"property {key!r} must be a string, number, boolean, null or list of strings"
     return None

@@ -10,6 +10,7 @@ committed data only.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import queue
 import re
@@ -205,10 +206,8 @@ class DuckDBStore(EventStore):
             con.execute(_INSERT_SQL, columns)
             con.execute("COMMIT")
         except Exception as exc:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
             failure = StoreUnavailable(f"commit failed: {exc}")
             for job in jobs:
                 job.future.set_exception(failure)
