@@ -65,8 +65,13 @@ def make_body(batch: int) -> bytes:
             "install": "0f8fad5bd9cb469fa16570867728950e",
             "session": "6ba7b8109dad11d180b400c04fd430c8",
             "app_version": "1.4.0",
-            "platform": {"os": "linux", "os_version": "6.1", "arch": "x86_64",
-                         "runtime": "cpython", "runtime_version": "3.12"},  # fmt: skip
+            "platform": {
+                "os": "linux",
+                "os_version": "6.1",
+                "arch": "x86_64",
+                "runtime": "cpython",
+                "runtime_version": "3.12",
+            },
             "environment": {"ci": "", "container": ""},
         },
         "events": events,
@@ -115,8 +120,12 @@ def rss_mib(pid: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=400, help="requests per server (default 400)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--requests", type=int, default=400, help="requests per server (default 400)"
+    )
     parser.add_argument("--batch", type=int, default=100, help="events per request (default 100)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections (default 8)")
     args = parser.parse_args()
@@ -124,22 +133,36 @@ def main() -> None:
     footfall = [sys.executable, "-m", "footfall.cli"]
     body = make_body(args.batch)
     with tempfile.TemporaryDirectory() as data:
-        subprocess.run([*footfall, "app", "add", APP, "--data", data], check=True, capture_output=True)
+        subprocess.run(
+            [*footfall, "app", "add", APP, "--data", data], check=True, capture_output=True
+        )
         ff_port, base_port = free_port(), free_port()
         servers = {
-            "footfall": subprocess.Popen([*footfall, "serve", "--data", data, "--port", str(ff_port)],
-                                         stdout=subprocess.DEVNULL),  # fmt: skip
+            "footfall": subprocess.Popen(
+                [*footfall, "serve", "--data", data, "--port", str(ff_port)],
+                stdout=subprocess.DEVNULL,
+            ),
             "baseline": subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(base_port),
-                 "--log-level", "warning", "--no-access-log"],
-                cwd=Path(__file__).parent, stdout=subprocess.DEVNULL,
-            ),  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "baseline_app:app",
+                    "--port",
+                    str(base_port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                cwd=Path(__file__).parent,
+                stdout=subprocess.DEVNULL,
+            ),
         }
         try:
             wait_healthy(f"http://127.0.0.1:{ff_port}", "/healthz")
             wait_healthy(f"http://127.0.0.1:{base_port}", "/")
             results = {}
-            for name, port in (("baseline", base_port), ("footfall", ff_port)):
+            for port in (base_port, ff_port):
                 load(port, body, max(args.requests // 10, 10), args.clients)  # warm-up
             for name, port in (("baseline", base_port), ("footfall", ff_port)):
                 elapsed = load(port, body, args.requests, args.clients)
@@ -151,8 +174,10 @@ def main() -> None:
                 process.wait(timeout=30)
 
     ratio = results["footfall"] / results["baseline"]
-    print(f"native ingestion, {args.requests} requests x {args.batch} events, {args.clients} clients,"
-          f" gzip, on {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"native ingestion, {args.requests} requests x {args.batch} events, {args.clients} clients,"
+        f" gzip, on {os.cpu_count()} cores"
+    )
     print(f"  baseline (do-nothing ASGI): {results['baseline']:>10,.0f} events/s")
     print(f"  footfall (committed):       {results['footfall']:>10,.0f} events/s")
     print(f"  ratio footfall/baseline:    {ratio:>10.2f}")
