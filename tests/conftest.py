@@ -170,3 +170,117 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name in ("DO_NOT_TRACK", "FOOTFALL_DEBUG", "CI") or name.startswith("FOOTFALL_"):
             monkeypatch.delenv(name)
+
+
+class CollectorStub:
+    """A real HTTP server on loopback that counts requests and answers as told.
+
+    `mode` is "ok" (202), "error" (500), "garbage" (not HTTP at all), "hang"
+    (accepts, never answers), "slow" (answers after `delay` seconds), or a list of
+    statuses to answer in turn (then 202), with `retry_after` sent on 429 and 503.
+    """
+
+    def __init__(self, mode: Any = "ok", delay: float = 2.0, retry_after: str | None = None) -> None:
+        import http.server
+        import socketserver
+
+        self.mode = mode
+        self.delay = delay
+        self.retry_after = retry_after
+        self.requests: list[tuple[str, bytes, dict[str, str]]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with stub._lock:
+                    stub.requests.append((self.path, body, dict(self.headers)))
+                    status = stub._next_status()
+                if status == "hang":
+                    stub._stop.wait(30)
+                    return
+                if status == "garbage":
+                    self.wfile.write(b"\x00\xffnot http at all\r\n\r\n")
+                    return
+                if status == "slow":
+                    time.sleep(stub.delay)
+                    status = 202
+                self.send_response(int(status))
+                if stub.retry_after and status in (429, 503):
+                    self.send_header("Retry-After", stub.retry_after)
+                reply = b'{"accepted": 1, "rejected": 0, "results": [], "deleted": 3}'
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _next_status(self) -> Any:
+        if isinstance(self.mode, list):
+            return self.mode.pop(0) if self.mode else 202
+        return {"ok": 202, "error": 500}.get(self.mode, self.mode)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        import gzip as gz
+
+        with self._lock:
+            bodies = [b for path, b, _ in self.requests if path == "/v1/batch"]
+        return [e for b in bodies for e in json.loads(gz.decompress(b))["events"]]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def collector_stub() -> Iterator[Any]:
+    """Make stubs with `collector_stub(mode=...)`; all are closed after the test."""
+    made: list[CollectorStub] = []
+
+    def make(mode: Any = "ok", **kwargs: Any) -> CollectorStub:
+        stub = CollectorStub(mode, **kwargs)
+        made.append(stub)
+        return stub
+
+    yield make
+    for stub in made:
+        stub.close()
+
+
+def sdk_env(home: Path, **extra: str) -> dict[str, str]:
+    """A clean environment for a host process: its own config dir, no opt-outs."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DO_NOT_TRACK", "FOOTFALL_DEBUG", "CI")}
+    env = {k: v for k, v in env.items() if not k.startswith("FOOTFALL_") and k not in ("GITHUB_ACTIONS",)}
+    env["XDG_CONFIG_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def seed_notice_shown(config_home: Path, app: str, version: int = 1) -> None:
+    directory = config_home / "footfall"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{app}.json").write_text(json.dumps({"notice_version": version}))
+
+
+def run_host(script: str, env: dict[str, str], timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run a host program as a whole process; returns the result and its wall time."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
+    )
+    return result, time.monotonic() - started

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import subprocess
 import sys
 import textwrap
 import uuid
 from pathlib import Path
 
-from tests.conftest import LiveServer, footfall_command, load_golden, with_fresh_times
+from tests.conftest import LiveServer, footfall_command, load_golden, sdk_env, with_fresh_times
 
 CLIENT_SOURCE_IP = "127.0.0.7"  # the test's client connects from here, so it can be grepped for
 
@@ -19,8 +18,7 @@ CLIENT_SOURCE_IP = "127.0.0.7"  # the test's client connects from here, so it ca
 def sdk_process(url: str, state: Path, events: int) -> subprocess.CompletedProcess[str]:
     script = textwrap.dedent(f"""
         import footfall
-        analytics = footfall.init(app="e2e-tool", endpoint={url!r}, app_version="2.0.1",
-                                  state_dir={str(state)!r})
+        analytics = footfall.init(app="e2e-tool", endpoint={url!r}, app_version="2.0.1")
         for i in range({events}):
             analytics.track("command", command="build", options=["--fast"], jobs=i % 4)
         analytics.track("error", error="ValueError")
@@ -66,7 +64,9 @@ def test_sdk_to_collector_to_report(live_server: LiveServer, tmp_path: Path) -> 
     )
     assert added.returncode == 0, added.stderr
 
-    for _ in range(2):  # two runs from the same home: one install, two sessions
+    first = sdk_process(live_server.url, tmp_path / "home", events=250)
+    assert "e2e-tool collects anonymous usage statistics" in first.stderr  # and sends nothing
+    for _ in range(2):  # two more runs from the same home: one install, two sessions
         result = sdk_process(live_server.url, tmp_path / "home", events=250)
         assert result.stdout == "delivered\n" and result.stderr == "", result.stderr
 

@@ -11,17 +11,47 @@ This package uses the Python standard library only and never raises into the hos
 from __future__ import annotations
 
 from footfall.client import Client, NullClient, init
-from footfall.transport import DebugTransport, HttpTransport, MemoryTransport, Transport
+from footfall.consent import Decision, child_env
+from footfall.schema import (
+    Bool,
+    CommandPath,
+    Enum,
+    Identifier,
+    Integer,
+    OptionNames,
+    PropType,
+    Schema,
+    Version,
+)
+from footfall.transport import (
+    DebugTransport,
+    HttpTransport,
+    MemoryTransport,
+    SendResult,
+    Transport,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bool",
     "Client",
+    "CommandPath",
     "DebugTransport",
+    "Decision",
+    "Enum",
     "HttpTransport",
+    "Identifier",
+    "Integer",
     "MemoryTransport",
     "NullClient",
+    "OptionNames",
+    "PropType",
+    "Schema",
+    "SendResult",
     "Transport",
+    "Version",
     "__version__",
+    "child_env",
     "init",
 ]

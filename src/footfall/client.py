@@ -1,53 +1,45 @@
 """The client a tool holds: `footfall.init(...)` returns one, `track()` records events.
 
-`Client` queues events for the background worker; `NullClient` is what a disabled
-client looks like (a null object), so the host never needs `if enabled:` around calls.
+Whether this run sends is decided once, in `init` (see footfall.consent). A client
+that may not send keeps a null recorder, so the host never needs `if enabled:`;
+it still answers `status()`, `set_enabled()`, `preview()` and `forget()`, which
+the ready-made `analytics` commands use.
 """
 
 from __future__ import annotations
 
-import atexit
-import datetime as dt
 import os
+import re
+import sys
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-from footfall.context import detect_context
+from footfall import consent
+from footfall.context import detect_ci
+from footfall.delivery import BatchBuilder, BeforeSend, Recorder
 from footfall.errors import debug, debug_enabled, no_throw
-from footfall.identity import config_dir, load_or_create_install_id
+from footfall.schema import Schema
+from footfall.spool import Spool
+from footfall.state import ToolState, config_dir, new_install_id
 from footfall.transport import DebugTransport, HttpTransport, Transport
-from footfall.worker import DEFAULT_QUEUE_SIZE, BackgroundWorker
+from footfall.worker import DEFAULT_QUEUE_SIZE
 
 DEFAULT_EXIT_TIMEOUT_S = 0.25  # the most a process exit may wait for delivery
-MAX_PROP_STRING_CHARS = 200
-MAX_PROP_LIST_ITEMS = 32
-TRUTHY = ("1", "true", "yes", "on")
-
-
-def format_time(timestamp: float) -> str:
-    moment = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def clean_props(props: dict[str, Any]) -> dict[str, Any]:
-    """Keep scalar values and lists of short strings; drop everything else."""
-    cleaned: dict[str, Any] = {}
-    for key, value in props.items():
-        if isinstance(value, (bool, int, float)) or value is None:
-            cleaned[key] = value
-        elif isinstance(value, str):
-            cleaned[key] = value[:MAX_PROP_STRING_CHARS]
-        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            cleaned[key] = [v[:MAX_PROP_STRING_CHARS] for v in value[:MAX_PROP_LIST_ITEMS]]
-    return cleaned
+APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CHOICES = {
+    "notice": ("once", "every-run"),
+    "consent": ("opt-out", "opt-in"),
+    "identity": ("random", "none"),
+    "ci": ("tag", "send", "suppress"),
+}
 
 
 class NullClient:
-    """A client that records nothing: what `init` returns when analytics is off."""
+    """Records nothing: what `init` returns when its own arguments are wrong."""
 
     enabled = False
+    decision = consent.Decision(False, "error", "footfall.init was called with bad options")
 
     def track(self, name: str, **props: Any) -> None:
         return None
@@ -57,77 +49,80 @@ class NullClient:
 
 
 class Client:
-    enabled = True
-
     def __init__(
         self,
-        app: str,
+        builder: BatchBuilder,
         transport: Transport,
-        app_version: str = "",
-        state_dir: Path | None = None,
-        identity: str = "random",
+        state: ToolState,
+        decision: consent.Decision,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT_S,
     ) -> None:
-        self.app = app
-        self.app_version = app_version
+        self.app = builder.app
+        self.decision = decision
+        self._builder = builder
         self._transport = transport
-        self._state_dir = state_dir
-        self._identity = identity
-        self._session = uuid.uuid4().hex
-        self._context: dict[str, Any] | None = None  # built lazily, off the host's path
-        self._worker = BackgroundWorker(self._deliver, queue_size=queue_size)
-        self._exit_timeout = exit_timeout
-        atexit.register(self._flush_at_exit)
+        self._state = state
+        self._recorder: Recorder | None = None
+        if decision.enabled:
+            spool = Spool(state.spool_dir)
+            self._recorder = Recorder(builder, transport, spool, queue_size, exit_timeout)
+
+    @property
+    def enabled(self) -> bool:
+        return self._recorder is not None
+
+    @property
+    def state_file(self) -> str:
+        return self._state.path
 
     @no_throw()
     def track(self, name: str, **props: Any) -> None:
-        self._worker.submit({"name": name, "time": time.time(), "props": props})
+        if self._recorder is not None:
+            self._recorder.track(name, props)
 
     @no_throw(default=False)
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait up to `timeout` seconds; True when every tracked event was delivered."""
-        return self._worker.flush(timeout)
+        return True if self._recorder is None else self._recorder.flush(timeout)
 
-    def _flush_at_exit(self) -> None:
-        self.flush(self._exit_timeout)
+    # -- what the `analytics` commands use -------------------------------------------
 
-    def build_batch(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """The exact payload of the native protocol v1 (see contract/native-v1.md)."""
-        if self._context is None:
-            install = None
-            if self._identity == "random":
-                directory = self._state_dir or config_dir()
-                install = load_or_create_install_id(self.app, directory)
-            self._context = {
-                "install": install,
-                "session": self._session,
-                "app_version": self.app_version,
-                **detect_context(),
-            }
-        return {
-            "app": self.app,
-            "context": self._context,
-            "dropped": self._worker.dropped,
-            "events": [
-                {
-                    "name": i["name"],
-                    "time": format_time(i["time"]),
-                    "props": clean_props(i["props"]),
-                }
-                for i in items
-            ],
-        }
+    @no_throw(default=False)
+    def set_enabled(self, on: bool) -> bool:
+        """Save the user's choice; turning off deletes the install id. True if saved."""
+        if on:
+            return self._state.update(enabled=True)
+        return self._state.update(enabled=False, install_id=None)
 
-    def _deliver(self, items: list[dict[str, Any]]) -> bool:
-        return self._transport.send(self.build_batch(items))
+    def preview(self, name: str = "command", **props: Any) -> dict[str, Any] | None:
+        """The exact batch this event would be sent as, now."""
+        return self._builder.build([(name, time.time(), props)])
+
+    def forget(self) -> int:
+        """Ask the collector to delete this install's events, then start a new id.
+
+        Returns how many events the collector deleted. Raises OSError when the
+        collector cannot be reached or refuses; the id is kept so it can be retried.
+        """
+        install = self._state.install_id(create=False)
+        if install is None:
+            return 0
+        if not isinstance(self._transport, HttpTransport):
+            raise OSError("this client has no collector to ask")
+        status, body, _ = self._transport.post_json("/v1/forget", {"app": self.app, "install": install})
+        if status != 200:
+            raise OSError(f"the collector answered {status}")
+        import json
+
+        deleted = json.loads(body).get("deleted", 0)
+        self._state.update(install_id=new_install_id() if self._state.enabled is not False else None)
+        return int(deleted)
 
 
-def analytics_disabled_by_environment() -> str | None:
-    """Name the variable that turns analytics off, if any."""
-    if os.environ.get("DO_NOT_TRACK", "").strip().lower() in TRUTHY:
-        return "DO_NOT_TRACK"
-    return None
+def _check(name: str, value: Any) -> None:
+    if value not in CHOICES[name]:
+        raise ValueError(f"{name} must be one of {CHOICES[name]}, not {value!r}")
 
 
 @no_throw(default=NullClient())
@@ -136,35 +131,98 @@ def init(
     endpoint: str,
     app_version: str = "",
     *,
+    notice: str = "once",
+    notice_text: str | None = None,
+    notice_version: int = 1,
+    link: str | None = None,
+    notice_needs_tty: bool = False,
+    consent: str = "opt-out",
+    prompt: bool = False,
+    opt_out_env: str | None = None,
+    enable_env: str | None = None,
     identity: str = "random",
+    ci: str = "tag",
+    schema: Schema | None = None,
+    before_send: BeforeSend | None = None,
     transport: Transport | None = None,
-    state_dir: str | Path | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
     queue_size: int = DEFAULT_QUEUE_SIZE,
     exit_timeout: float = DEFAULT_EXIT_TIMEOUT_S,
 ) -> Client | NullClient:
     """Create the client for `app`, reporting to the collector at `endpoint`.
 
-    `identity` is "random" (a random install id kept in the user's config dir) or
-    "none" (no id at all: counts only). `transport` replaces HTTP delivery, for
-    example with `MemoryTransport()` in tests. Never raises: on any problem, and when
-    analytics is off, it returns a `NullClient` that records nothing.
+    Never raises: bad arguments give a `NullClient` (and a line with FOOTFALL_DEBUG=1).
+    See README.md for every option; the consent layers are in footfall.consent.
     """
-    if identity not in ("random", "none"):
-        raise ValueError(f"identity must be 'random' or 'none', not {identity!r}")
-    reason = analytics_disabled_by_environment()
-    if reason:
-        debug(f"analytics off: {reason} is set")
-        return NullClient()
+    if not APP_PATTERN.match(app):
+        raise ValueError(f"app {app!r} must be a lowercase id")
+    for name, value in (("notice", notice), ("consent", consent), ("identity", identity), ("ci", ci)):
+        _check(name, value)
+    for variable in (opt_out_env, enable_env):
+        if variable is not None and not ENV_NAME_PATTERN.match(variable):
+            raise ValueError(f"{variable!r} is not an environment variable name")
+    environ = os.environ
+    state = ToolState(os.fspath(state_dir) if state_dir is not None else config_dir(), app)
+    decision = _consent_layers(environ, state, opt_out_env, enable_env, consent, ci)
+    if decision.enabled and consent == "opt-out":
+        text = notice_text or _default_notice(app, opt_out_env, enable_env, link)
+        decision = _show_notice(state, text, notice, notice_version, notice_needs_tty, decision)
+    elif not decision.enabled and consent == "opt-in" and prompt and decision.layer == "default":
+        decision = _prompt(state, notice_text or _default_notice(app, opt_out_env, enable_env, link))
+    if not decision.enabled:
+        debug(f"analytics off ({decision.layer}: {decision.reason})")
+        if decision.layer in ("tool variable", "DO_NOT_TRACK", "saved setting") and state.install_id(create=False):
+            state.update(install_id=None)  # opting out deletes the id
     if debug_enabled():
         transport = DebugTransport()
     elif transport is None:
         transport = HttpTransport(endpoint)
-    return Client(
-        app,
-        transport,
-        app_version=app_version,
-        state_dir=Path(state_dir) if state_dir is not None else None,
-        identity=identity,
-        queue_size=queue_size,
-        exit_timeout=exit_timeout,
+    builder = BatchBuilder(app, app_version, state, identity, ci, schema, before_send)
+    return Client(builder, transport, state, decision, queue_size, exit_timeout)
+
+
+def _consent_layers(
+    environ: Any, state: ToolState, opt_out_env: str | None, enable_env: str | None, policy: str, ci: str
+) -> consent.Decision:
+    return consent.decide(
+        environ,
+        state,
+        opt_out_env=opt_out_env,
+        enable_env=enable_env,
+        consent=policy,
+        ci_policy=ci,
+        ci_provider=detect_ci(environ) if ci == "suppress" else "",
     )
+
+
+def _default_notice(app: str, opt_out_env: str | None, enable_env: str | None, link: str | None) -> str:
+    hints = [f"{opt_out_env}=1"] if opt_out_env else []
+    hints += [f"{enable_env}=false"] if enable_env else []
+    return consent.default_notice(app, hints, link)
+
+
+def _show_notice(
+    state: ToolState, text: str, policy: str, version: int, needs_tty: bool, decision: consent.Decision
+) -> consent.Decision:
+    if policy == "every-run":
+        consent.print_notice(text)
+        return decision
+    if state.notice_version >= version:
+        return decision
+    shown = consent.print_notice(text) and (not needs_tty or consent.is_tty(sys.stderr))
+    if shown:
+        state.update(notice_version=version)
+    return consent.Decision(False, "notice", "the notice was shown in this run; sending starts next run")
+
+
+def _prompt(state: ToolState, text: str) -> consent.Decision:
+    undecided = consent.Decision(False, "default", "this tool asks before sending anything")
+    if not (consent.is_tty(sys.stdin) and consent.is_tty(sys.stderr)):
+        return undecided
+    consent.print_notice(text)
+    answer = consent.ask("Share anonymous usage statistics? [y/N] ")
+    if answer is None:
+        return undecided
+    state.update(enabled=answer)
+    verb = "on" if answer else "off"
+    return consent.Decision(answer, "saved setting", f"turned {verb} at the prompt")

@@ -8,13 +8,13 @@ the container kind. No host name, user name, path, kernel build string or addres
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 # Environment variables that identify a CI provider, checked in order. The generic
 # `CI` variable comes last so that a specific provider wins.
+# The union of the lists .NET and Flutter use, and a few more.
 CI_PROVIDERS: tuple[tuple[str, str], ...] = (
     ("GITHUB_ACTIONS", "github-actions"),
     ("GITLAB_CI", "gitlab"),
@@ -26,6 +26,20 @@ CI_PROVIDERS: tuple[tuple[str, str], ...] = (
     ("TEAMCITY_VERSION", "teamcity"),
     ("CODEBUILD_BUILD_ID", "aws-codebuild"),
     ("BITBUCKET_BUILD_NUMBER", "bitbucket"),
+    ("APPVEYOR", "appveyor"),
+    ("CIRRUS_CI", "cirrus"),
+    ("DRONE", "drone"),
+    ("SEMAPHORE", "semaphore"),
+    ("BITRISE_IO", "bitrise"),
+    ("BUDDY", "buddy"),
+    ("JB_SPACE_API_URL", "jetbrains-space"),
+    ("NETLIFY", "netlify"),
+    ("VERCEL", "vercel"),
+    ("HEROKU_TEST_RUN_ID", "heroku"),
+    ("SWARMING_BOT_ID", "luci"),
+    ("CONTINUOUS_INTEGRATION", "generic"),
+    ("BUILD_ID", "generic"),  # Jenkins without JENKINS_URL, Google Cloud Build
+    ("BOT", "generic"),
     ("CI", "generic"),
 )
 
@@ -46,6 +60,8 @@ def major_minor(version: str) -> str:
 
 
 def detect_platform() -> dict[str, str]:
+    import platform  # a few milliseconds: paid in the worker thread, not at import
+
     system = platform.system().lower() or "unknown"
     if system == "darwin":
         system, version = "macos", platform.mac_ver()[0]

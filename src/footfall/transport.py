@@ -1,52 +1,123 @@
 """How a batch reaches the collector.
 
-`Transport` is the boundary: one method, `send(batch) -> bool`. `HttpTransport` posts
-gzip-compressed JSON to the collector; `MemoryTransport` keeps batches in a list so
-that tool authors can test their instrumentation without a network.
+`Transport` is the boundary: one method, `send(batch) -> SendResult`.
+`HttpTransport` posts gzip-compressed JSON over HTTP or HTTPS (certificates
+verified) within a total deadline; `MemoryTransport` keeps batches in a list so
+tool authors can test their instrumentation; `DebugTransport` prints them.
+Network modules are imported on first send, in the worker thread, so that
+`import footfall` stays cheap.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import sys
 import threading
-import urllib.error
-import urllib.request
+import time
 from typing import Any
 
 BATCH_PATH = "/v1/batch"
-DEFAULT_TIMEOUT_S = 3.0  # per socket operation: connect, send, or wait for a reply
+DEFAULT_TIMEOUT_S = 3.0  # total, for connecting, sending and reading the reply
+RETRY_STATUSES = frozenset({408, 429})  # and every 5xx
+MAX_RETRY_AFTER_S = 60.0
+
+
+class SendResult:
+    """`delivered`: the collector took it. Otherwise `retryable` says whether to try again."""
+
+    __slots__ = ("delivered", "retry_after", "retryable")
+
+    def __init__(self, delivered: bool, retryable: bool = False, retry_after: float | None = None) -> None:
+        self.delivered = delivered
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"SendResult(delivered={self.delivered}, retryable={self.retryable}, retry_after={self.retry_after})"
+
+
+DELIVERED = SendResult(True)
 
 
 class Transport:
-    """Delivers one batch. Returns True when the collector acknowledged it."""
+    """Delivers one batch."""
 
-    def send(self, batch: dict[str, Any]) -> bool:
+    def send(self, batch: dict[str, Any]) -> SendResult:
         raise NotImplementedError
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
+    except ValueError:
+        return None  # the HTTP-date form is rare for APIs; fall back to our backoff
 
 
 class HttpTransport(Transport):
     def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self.url = endpoint.rstrip("/") + BATCH_PATH
+        self.endpoint = endpoint.rstrip("/")
         self.timeout = timeout
 
-    def send(self, batch: dict[str, Any]) -> bool:
-        body = gzip.compress(json.dumps(batch, separators=(",", ":")).encode(), mtime=0)
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-        )
+    def post_json(self, path: str, document: dict[str, Any]) -> tuple[int, bytes, str | None]:
+        """POST gzip JSON; returns (status, body, Retry-After). Raises OSError on network failure."""
+        import gzip
+        import http.client
+        import urllib.parse
+
+        url = urllib.parse.urlsplit(self.endpoint + path)
+        deadline = time.monotonic() + self.timeout
+
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the collector did not answer in time")
+            return left
+
+        connection: http.client.HTTPConnection
+        if url.scheme == "https":
+            import ssl
+
+            connection = http.client.HTTPSConnection(
+                url.hostname or "", url.port, timeout=remaining(), context=ssl.create_default_context()
+            )
+        elif url.scheme == "http":
+            connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=remaining())
+        else:
+            raise OSError(f"unsupported endpoint scheme {url.scheme!r}")
+        body = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-                status: int = response.status
-                return 200 <= status < 300
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            return False
+            connection.connect()
+            assert connection.sock is not None
+            connection.sock.settimeout(remaining())
+            connection.request(
+                "POST",
+                url.path + (f"?{url.query}" if url.query else ""),
+                body=body,
+                headers={"Content-Type": "application/json", "Content-Encoding": "gzip",
+                         "User-Agent": "footfall-sdk"},
+            )  # fmt: skip
+            connection.sock.settimeout(remaining())
+            response = connection.getresponse()
+            connection.sock.settimeout(remaining())
+            reply = response.read(64 * 1024)
+            return response.status, reply, response.getheader("Retry-After")
+        finally:
+            connection.close()
+
+    def send(self, batch: dict[str, Any]) -> SendResult:
+        try:
+            status, _, retry_after = self.post_json(BATCH_PATH, batch)
+        except (OSError, ValueError) as exc:  # refused, reset, timed out, bad TLS, bad URL
+            from footfall.errors import debug
+
+            debug(f"could not reach the collector: {type(exc).__name__}: {exc}")
+            return SendResult(False, retryable=True)
+        if 200 <= status < 300:
+            return DELIVERED
+        retryable = status in RETRY_STATUSES or status >= 500
+        return SendResult(False, retryable=retryable, retry_after=parse_retry_after(retry_after))
 
 
 class MemoryTransport(Transport):
@@ -56,10 +127,10 @@ class MemoryTransport(Transport):
         self.batches: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def send(self, batch: dict[str, Any]) -> bool:
+    def send(self, batch: dict[str, Any]) -> SendResult:
         with self._lock:
             self.batches.append(batch)
-        return True
+        return DELIVERED
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -70,6 +141,6 @@ class MemoryTransport(Transport):
 class DebugTransport(Transport):
     """`FOOTFALL_DEBUG=1`: print each exact payload to stderr and send nothing."""
 
-    def send(self, batch: dict[str, Any]) -> bool:
+    def send(self, batch: dict[str, Any]) -> SendResult:
         print("footfall: would send " + json.dumps(batch, indent=2), file=sys.stderr)
-        return True
+        return DELIVERED

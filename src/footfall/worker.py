@@ -1,8 +1,10 @@
 """Background delivery, in the shape of Sentry's BackgroundWorker.
 
-A lazy daemon thread drains a bounded queue in batches. `submit` never blocks: when
-the queue is full the item is dropped and counted. A pid check makes a forked child
-start its own thread and queue. `flush` waits a bounded time, so exit is bounded too.
+A lazy daemon thread drains a bounded queue in batches: a tool that records
+nothing starts no thread. `submit` never blocks: when the queue is full the item
+is dropped and counted. A pid check makes a forked child start its own thread and
+queue. `flush` waits a bounded time, and `take_unsent` hands back what is still
+waiting, so exit is bounded and nothing is silently lost.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from footfall.errors import capture_internal_exceptions
 
 DEFAULT_QUEUE_SIZE = 1000  # items
 DEFAULT_BATCH_SIZE = 100  # items per request
 
-Item = dict[str, Any]
+Item = tuple[str, float, dict[str, object]]  # (event name, time, props)
 
 
 class BackgroundWorker:
@@ -42,14 +43,16 @@ class BackgroundWorker:
         self._thread: threading.Thread | None = None
         self._pending = 0  # submitted and not yet handed back by `deliver`
         self._failed = 0  # handed back undelivered since the last flush
+        self._in_flight: list[Item] = []
         self.dropped = 0  # refused because the queue was full
 
     def submit(self, item: Item) -> bool:
         if self._pid != os.getpid():
             self._reset()  # forked: the parent's thread does not exist here
-        self._ensure_thread()
+        if self._thread is None:
+            self._start()
         with self._lock:
-            self._pending += 1
+            self._pending += 1  # before the put, so the worker never counts below zero
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -74,9 +77,19 @@ class BackgroundWorker:
             self._failed = 0
             return delivered
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None:
-            return
+    def take_unsent(self) -> list[Item]:
+        """Everything not yet delivered: the batch being sent, then the queue."""
+        with self._lock:
+            unsent = list(self._in_flight)
+            self._in_flight = []
+        while True:
+            try:
+                unsent.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return unsent
+
+    def _start(self) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -92,10 +105,13 @@ class BackgroundWorker:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            with self._lock:
+                self._in_flight = batch
             delivered = False
             with capture_internal_exceptions():
                 delivered = self._deliver(batch)
             with self._idle:
+                self._in_flight = []
                 self._pending -= len(batch)
                 if not delivered:
                     self._failed += len(batch)

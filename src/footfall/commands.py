@@ -1,0 +1,66 @@
+"""The ready-made `analytics on|off|status|preview|forget` command, for any CLI framework.
+
+The argparse, click and typer integrations mount it in one line; each calls
+`run_analytics_command`. Unlike the rest of the SDK, this prints to stdout: the
+user asked for it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO
+
+from footfall.client import Client, NullClient
+
+ACTIONS = ("on", "off", "status", "preview", "forget")
+HELP = {
+    "on": "turn anonymous usage statistics on",
+    "off": "turn them off and delete the install id",
+    "status": "say whether they are on, and what decided it",
+    "preview": "print the exact JSON that would be sent",
+    "forget": "ask the collector to delete this install's data, then start a new id",
+}
+COMMAND_HELP = "Anonymous usage statistics: " + ", ".join(ACTIONS) + "."
+
+
+def run_analytics_command(client: Client | NullClient, action: str, out: IO[str] | None = None) -> int:
+    """Carry out one action; returns the exit code for the host command."""
+    out = out or sys.stdout
+    if not isinstance(client, Client):
+        print("Analytics are unavailable: the tool's footfall.init call failed.", file=out)
+        return 1
+    if action == "on":
+        if not client.set_enabled(True):
+            print(f"Could not save the setting in {client.state_file}.", file=out)
+            return 1
+        print(f"Anonymous usage statistics for {client.app} are on from the next run.", file=out)
+        if client.decision.layer in ("tool variable", "DO_NOT_TRACK", "run suppression"):
+            print(f"Note: {client.decision.reason} still keeps them off.", file=out)
+        return 0
+    if action == "off":
+        if not client.set_enabled(False):
+            print(f"Could not save the setting in {client.state_file}.", file=out)
+            return 1
+        print(f"Anonymous usage statistics for {client.app} are off; the install id was deleted.", file=out)
+        return 0
+    if action == "status":
+        state = "on" if client.enabled else "off"
+        print(f"Anonymous usage statistics for {client.app} are {state} in this run.", file=out)
+        print(f"Decided by: {client.decision.layer} ({client.decision.reason}).", file=out)
+        print(f"Settings and install id: {client.state_file}", file=out)
+        return 0
+    if action == "preview":
+        batch = client.preview("command", command="analytics preview", options=[], outcome="ok")
+        print(json.dumps(batch, indent=2), file=out)
+        return 0
+    if action == "forget":
+        try:
+            deleted = client.forget()
+        except (OSError, ValueError) as exc:
+            print(f"Could not reach the collector ({exc}); nothing was deleted. Try again later.", file=out)
+            return 1
+        print(f"The collector deleted {deleted} events of this install; a new id will be used.", file=out)
+        return 0
+    print(f"Unknown action {action!r}; use one of: {', '.join(ACTIONS)}.", file=out)
+    return 2

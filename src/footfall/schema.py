@@ -1,0 +1,189 @@
+"""What may leave the machine: declared events, typed properties, and a safety net.
+
+A tool declares its events and their properties:
+
+    schema = footfall.Schema({
+        "start": {"mode": footfall.Enum("standalone", "master", "worker"),
+                  "headless": footfall.Bool(),
+                  "users": footfall.Integer(buckets=(1, 10, 100, 1000))},
+    })
+
+Anything undeclared is dropped before it is sent. Integers are sent as buckets
+("10-99"), never exact. Strings that look like an email, an IP address, a URL with
+credentials, a file path or a token are refused even when declared. Without a
+schema, only booleans, numbers and short identifier-like strings are sent.
+The `command` event of the argparse, click and typer integrations is built in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+MAX_STRING_CHARS = 64  # for undeclared-schema strings and declared identifiers
+MAX_LIST_ITEMS = 32
+
+_SENSITIVE = (
+    ("email", re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")),
+    ("ip address", re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")),
+    ("ip address", re.compile(r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{0,4}")),
+    ("url with credentials", re.compile(r"://[^/\s:@]+:[^/\s@]*@")),
+    ("file path", re.compile(r"(?:^[~/]|^[A-Za-z]:[\\/]|[\\/](?:home|Users|root)[\\/]|\\\\)")),
+    ("token", re.compile(r"(?:ghp_|gho_|github_pat_|sk-|xox[abpr]-|AKIA|glpat-|eyJ)[A-Za-z0-9_-]{8,}")),
+    ("token", re.compile(r"(?=[A-Za-z0-9+/_=-]{24,})(?=\S*\d)(?=\S*[A-Z])(?=\S*[a-z])[A-Za-z0-9+/_=-]{24,}")),
+)
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$")
+
+
+def sensitive_kind(text: str) -> str | None:
+    """Name what a string looks like, if it looks like something that identifies."""
+    for kind, pattern in _SENSITIVE:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+class PropType:
+    """A declared property type: `clean` returns the value to send, or None to drop it."""
+
+    def clean(self, value: object) -> object | None:
+        raise NotImplementedError
+
+
+class Enum(PropType):
+    def __init__(self, *values: str) -> None:
+        self.values = frozenset(values)
+
+    def clean(self, value: object) -> object | None:
+        return value if isinstance(value, str) and value in self.values else None
+
+
+class Bool(PropType):
+    def clean(self, value: object) -> object | None:
+        return value if isinstance(value, bool) else None
+
+
+class Integer(PropType):
+    """Sent as the bucket it falls in, e.g. buckets (1, 10, 100) give "1-9", "10-99", "100+"."""
+
+    def __init__(self, buckets: Sequence[int] = (1, 10, 100, 1000)) -> None:
+        self.buckets = tuple(sorted(buckets))
+
+    def clean(self, value: object) -> object | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        return bucket(value, self.buckets)
+
+
+class Version(PropType):
+    PATTERN = re.compile(r"^\d+(\.\d+){0,2}([.-]?(a|b|rc|dev|post)\d*)?$")
+
+    def clean(self, value: object) -> object | None:
+        return value if isinstance(value, str) and self.PATTERN.match(value) else None
+
+
+class CommandPath(PropType):
+    """A command path such as "run" or "remote add": words, never arguments."""
+
+    PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}( [a-z0-9][a-z0-9_-]{0,31}){0,5}$")
+
+    def clean(self, value: object) -> object | None:
+        return value if isinstance(value, str) and self.PATTERN.match(value) else None
+
+
+class OptionNames(PropType):
+    """The names of the options used, such as ["--verbose", "-j"]; never their values."""
+
+    PATTERN = re.compile(r"^-{1,2}[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
+
+    def clean(self, value: object) -> object | None:
+        if not isinstance(value, (list, tuple)):
+            return None
+        kept = sorted({v for v in value if isinstance(v, str) and self.PATTERN.match(v)})
+        return kept[:MAX_LIST_ITEMS]
+
+
+class Identifier(PropType):
+    """A short identifier-like string: an error type, a mode, a plugin name."""
+
+    def clean(self, value: object) -> object | None:
+        return value if isinstance(value, str) and _IDENTIFIER.match(value) else None
+
+
+def bucket(value: int, edges: Sequence[int]) -> str:
+    if value < edges[0]:
+        return f"<{edges[0]}"
+    for low, high in zip(edges, edges[1:]):
+        if value < high:
+            return str(low) if high - low == 1 else f"{low}-{high - 1}"
+    return f"{edges[-1]}+"
+
+
+DURATION_BUCKETS = ("<1s", "1-10s", "10-60s", "1-10m", "10-60m", ">1h")
+
+
+def duration_bucket(seconds: float) -> str:
+    for limit, label in zip((1, 10, 60, 600, 3600), DURATION_BUCKETS):
+        if seconds < limit:
+            return label
+    return DURATION_BUCKETS[-1]
+
+
+COMMAND_EVENT: dict[str, PropType] = {
+    "command": CommandPath(),
+    "options": OptionNames(),
+    "duration": Enum(*DURATION_BUCKETS),
+    "outcome": Identifier(),
+}
+
+
+def _clean_untyped(value: object) -> object | None:
+    if isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return value if _IDENTIFIER.match(value) else None
+    if isinstance(value, (list, tuple)):
+        kept = [v for v in value if isinstance(v, str) and _IDENTIFIER.match(v)]
+        return kept[:MAX_LIST_ITEMS]
+    return None
+
+
+def _passes_safety_net(value: object) -> bool:
+    if isinstance(value, str):
+        return sensitive_kind(value) is None
+    if isinstance(value, list):
+        return all(sensitive_kind(v) is None for v in value if isinstance(v, str))
+    return True
+
+
+class Schema:
+    """The events a tool sends and the properties each may carry."""
+
+    def __init__(self, events: Mapping[str, Mapping[str, PropType]]) -> None:
+        self.events = {"command": COMMAND_EVENT, **{k: dict(v) for k, v in events.items()}}
+
+    def clean(self, name: str, props: Mapping[str, object]) -> dict[str, object] | None:
+        """The properties to send, or None when the event itself is not declared."""
+        declared = self.events.get(name)
+        if declared is None:
+            return None
+        cleaned: dict[str, object] = {}
+        for key, value in props.items():
+            kind = declared.get(key)
+            if kind is None:
+                continue
+            kept = kind.clean(value)
+            if kept is not None and _passes_safety_net(kept):
+                cleaned[key] = kept
+        return cleaned
+
+
+def clean_without_schema(name: str, props: Mapping[str, object]) -> dict[str, object]:
+    if name == "command":
+        return Schema({}).clean(name, props) or {}
+    cleaned: dict[str, object] = {}
+    for key, value in props.items():
+        kept = _clean_untyped(value)
+        if kept is not None and _passes_safety_net(kept):
+            cleaned[key] = kept
+    return cleaned
