@@ -24,9 +24,8 @@ def sdk_process(url: str, state: Path, events: int) -> subprocess.CompletedProce
         analytics.track("error", error="ValueError")
         print("delivered" if analytics.flush(timeout=10) else "not delivered")
     """)
-    env = {k: v for k, v in os.environ.items() if k not in ("DO_NOT_TRACK", "FOOTFALL_DEBUG")}
     return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=sdk_env(state)
     )
 
 
