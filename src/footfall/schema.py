@@ -24,10 +24,13 @@ MAX_STRING_CHARS = 64  # for undeclared-schema strings and declared identifiers
 MAX_LIST_ITEMS = 32
 
 _SENSITIVE = (
+    ("url with credentials", re.compile(r"://[^/\s:@]+:[^/\s@]*@")),
     ("email", re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")),
     ("ip address", re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")),
-    ("ip address", re.compile(r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{0,4}")),
-    ("url with credentials", re.compile(r"://[^/\s:@]+:[^/\s@]*@")),
+    ("mac address", re.compile(r"(?i)(?<![\w:-])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![\w:-])")),
+    ("ip address", re.compile(r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){4,7}[0-9a-f]{1,4}(?![\w:])")),
+    ("ip address", re.compile(r"(?i)(?<![\w:.])(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?::"
+                              r"(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?(?![\w:])")),
     ("file path", re.compile(r"(?:^[~/]|^[A-Za-z]:[\\/]|[\\/](?:home|Users|root)[\\/]|\\\\)")),
     ("token", re.compile(r"(?:ghp_|gho_|github_pat_|sk-|xox[abpr]-|AKIA|glpat-|eyJ)[A-Za-z0-9_-]{8,}")),
     ("token", re.compile(r"(?=[A-Za-z0-9+/_=-]{24,})(?=\S*\d)(?=\S*[A-Z])(?=\S*[a-z])[A-Za-z0-9+/_=-]{24,}")),

@@ -89,8 +89,9 @@ class HttpTransport(Transport):
         body = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
         try:
             connection.connect()
-            assert connection.sock is not None
-            connection.sock.settimeout(remaining())
+            sock = connection.sock  # http.client lets go of it once the reply says "close"
+            assert sock is not None
+            sock.settimeout(remaining())
             connection.request(
                 "POST",
                 url.path + (f"?{url.query}" if url.query else ""),
@@ -98,18 +99,20 @@ class HttpTransport(Transport):
                 headers={"Content-Type": "application/json", "Content-Encoding": "gzip",
                          "User-Agent": "footfall-sdk"},
             )  # fmt: skip
-            connection.sock.settimeout(remaining())
+            sock.settimeout(remaining())
             response = connection.getresponse()
-            connection.sock.settimeout(remaining())
+            sock.settimeout(remaining())
             reply = response.read(64 * 1024)
             return response.status, reply, response.getheader("Retry-After")
         finally:
             connection.close()
 
     def send(self, batch: dict[str, Any]) -> SendResult:
+        from http.client import HTTPException
+
         try:
             status, _, retry_after = self.post_json(BATCH_PATH, batch)
-        except (OSError, ValueError) as exc:  # refused, reset, timed out, bad TLS, bad URL
+        except (OSError, ValueError, HTTPException) as exc:  # refused, timed out, bad TLS, not HTTP
             from footfall.errors import debug
 
             debug(f"could not reach the collector: {type(exc).__name__}: {exc}")

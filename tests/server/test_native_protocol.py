@@ -133,3 +133,28 @@ def test_raw_ids_are_stored_only_as_keyed_hashes(app_server: InThreadServer) -> 
     assert raw_install not in text and raw_session not in text
     installs = {row[5] for row in rows}
     assert len(installs) == 1 and len(next(iter(installs))) == 32
+
+
+def test_forget_deletes_every_event_of_one_install(app_server: InThreadServer) -> None:
+    mine = with_fresh_times(load_golden("batch-command.json"))
+    other = with_fresh_times(load_golden("batch-command.json"))
+    other["context"]["install"] = "1" * 32
+    for batch in (mine, mine, other):
+        assert post(app_server, batch).status_code == 202
+    forget = {"app": GOLDEN_APP, "install": mine["context"]["install"]}
+    response = httpx.post(app_server.url + "/v1/forget", json=forget)
+    assert response.status_code == 200 and response.json() == {"deleted": 4}
+    assert app_server.store.query("SELECT count(*) FROM events").rows == [(2,)]
+    again = httpx.post(app_server.url + "/v1/forget", json=forget)
+    assert again.json() == {"deleted": 0}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"app": GOLDEN_APP}, 400), ({"app": GOLDEN_APP, "install": "x y"}, 400), ([], 400),
+     ({"app": "unregistered", "install": "a" * 32}, 422)],  # fmt: skip
+)
+def test_forget_refuses_bad_input(app_server: InThreadServer, body: Any, status: int) -> None:
+    response = httpx.post(app_server.url + "/v1/forget", json=body)
+    assert response.status_code == status
+    assert "code" in response.json()["error"]

@@ -15,8 +15,14 @@ import json
 from concurrent.futures import Future
 from typing import Any
 
-from footfall.server.errors import UnknownApp
-from footfall.server.protocols.native import NativeBatch, NativeEvent, Rejection
+from footfall.server.errors import BadRequest, UnknownApp
+from footfall.server.protocols.native import (
+    APP_PATTERN,
+    ID_PATTERN,
+    NativeBatch,
+    NativeEvent,
+    Rejection,
+)
 from footfall.server.stores.base import EventRecord, EventStore
 
 HASH_HEX_CHARS = 32  # 128 bits of the HMAC
@@ -74,6 +80,19 @@ class Ingestor:
             records.append(self._record(batch, event, install, session, received))
             results.append({"status": "accepted"})
         return IngestResult(results, self.store.write(records))
+
+    def forget(self, document: Any) -> int:
+        """`POST /v1/forget`: delete everything stored for one raw install id."""
+        if not isinstance(document, dict):
+            raise BadRequest('send {"app": "<app id>", "install": "<install id>"}', code="invalid_request")
+        app, install = document.get("app"), document.get("install")
+        if not isinstance(app, str) or not APP_PATTERN.match(app):
+            raise BadRequest("'app' must be an app id", code="invalid_request")
+        if not isinstance(install, str) or not ID_PATTERN.match(install):
+            raise BadRequest("'install' must be an install id", code="invalid_request")
+        if not self.store.has_app(app):
+            raise UnknownApp(f"no app named {app!r} is registered")
+        return self.store.delete_install(app, keyed_hash(self._key, "install", app, install))
 
     @staticmethod
     def _record(

@@ -103,6 +103,12 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         await asyncio.wrap_future(result.durable)
         return JSONResponse(result.body(), status_code=202)
 
+    async def forget(request: Request) -> Response:
+        body = await read_body(request, settings.max_body_bytes)
+        document = parse_json(decompress(body, request.headers.get("content-encoding", ""), 4096))
+        deleted = await run_in_threadpool(ingestor.forget, document)
+        return JSONResponse({"deleted": deleted})
+
     async def list_apps(request: Request) -> Response:
         return JSONResponse({"apps": await run_in_threadpool(operations.list_apps)})
 
@@ -177,6 +183,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
     routes = [
         Route("/healthz", healthz),
         Route("/v1/batch", native_batch, methods=["POST"]),
+        Route("/v1/forget", forget, methods=["POST"]),
         Route("/api/v1/apps", api(list_apps), methods=["GET"]),
         Route("/api/v1/apps", api(add_app), methods=["POST"]),
         Route("/api/v1/apps/{app}/summary", api(app_summary)),

@@ -64,6 +64,10 @@ class EventStore:
         """Queue events; the future resolves once they are durable, or fails."""
         raise NotImplementedError
 
+    def delete_install(self, app: str, install: str) -> int:
+        """Delete every event of one (hashed) install; returns how many went."""
+        raise NotImplementedError
+
     def add_app(self, name: str) -> bool:
         """Register an app; True if it was new. Idempotent."""
         raise NotImplementedError

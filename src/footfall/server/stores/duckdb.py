@@ -138,6 +138,17 @@ class DuckDBStore(EventStore):
         self._submit(_Job(future, events=events))
         return future
 
+    def delete_install(self, app: str, install: str) -> int:
+        def delete(con: duckdb.DuckDBPyConnection) -> int:
+            rows = con.execute(
+                "DELETE FROM events WHERE app = ? AND install = ? RETURNING 1", [app, install]
+            ).fetchall()
+            return len(rows)
+
+        future: Future[int] = Future()
+        self._submit(_Job(future, action=delete))
+        return future.result()
+
     def add_app(self, name: str) -> bool:
         def insert(con: duckdb.DuckDBPyConnection) -> bool:
             created = con.execute(
