@@ -180,7 +180,9 @@ class CollectorStub:
     statuses to answer in turn (then 202), with `retry_after` sent on 429 and 503.
     """
 
-    def __init__(self, mode: Any = "ok", delay: float = 2.0, retry_after: str | None = None) -> None:
+    def __init__(
+        self, mode: Any = "ok", delay: float = 2.0, retry_after: str | None = None
+    ) -> None:
         import http.server
         import socketserver
 
@@ -265,7 +267,11 @@ def collector_stub() -> Iterator[Any]:
 def sdk_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment for a host process: its own config dir, no opt-outs."""
     env = {k: v for k, v in os.environ.items() if k not in ("DO_NOT_TRACK", "FOOTFALL_DEBUG", "CI")}
-    env = {k: v for k, v in env.items() if not k.startswith("FOOTFALL_") and k not in ("GITHUB_ACTIONS",)}
+    env = {
+        k: v
+        for k, v in env.items()
+        if not k.startswith("FOOTFALL_") and k not in ("GITHUB_ACTIONS",)
+    }
     env["XDG_CONFIG_HOME"] = str(home)
     env.update(extra)
     return env
@@ -277,10 +283,17 @@ def seed_notice_shown(config_home: Path, app: str, version: int = 1) -> None:
     (directory / f"{app}.json").write_text(json.dumps({"notice_version": version}))
 
 
-def run_host(script: str, env: dict[str, str], timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
+def run_host(
+    script: str, env: dict[str, str], timeout: float = 60
+) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run a host program as a whole process; returns the result and its wall time."""
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=REPO,
     )
     return result, time.monotonic() - started

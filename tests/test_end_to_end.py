@@ -25,7 +25,11 @@ def sdk_process(url: str, state: Path, events: int) -> subprocess.CompletedProce
         print("delivered" if analytics.flush(timeout=10) else "not delivered")
     """)
     return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=sdk_env(state)
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=sdk_env(state),
     )
 
 

@@ -110,13 +110,17 @@ class Client:
             return 0
         if not isinstance(self._transport, HttpTransport):
             raise OSError("this client has no collector to ask")
-        status, body, _ = self._transport.post_json("/v1/forget", {"app": self.app, "install": install})
+        status, body, _ = self._transport.post_json(
+            "/v1/forget", {"app": self.app, "install": install}
+        )
         if status != 200:
             raise OSError(f"the collector answered {status}")
         import json
 
         deleted = json.loads(body).get("deleted", 0)
-        self._state.update(install_id=new_install_id() if self._state.enabled is not False else None)
+        self._state.update(
+            install_id=new_install_id() if self._state.enabled is not False else None
+        )
         return int(deleted)
 
 
@@ -156,7 +160,12 @@ def init(
     """
     if not APP_PATTERN.match(app):
         raise ValueError(f"app {app!r} must be a lowercase id")
-    for name, value in (("notice", notice), ("consent", consent), ("identity", identity), ("ci", ci)):
+    for name, value in (
+        ("notice", notice),
+        ("consent", consent),
+        ("identity", identity),
+        ("ci", ci),
+    ):
         _check(name, value)
     for variable in (opt_out_env, enable_env):
         if variable is not None and not ENV_NAME_PATTERN.match(variable):
@@ -168,10 +177,16 @@ def init(
         text = notice_text or _default_notice(app, opt_out_env, enable_env, link)
         decision = _show_notice(state, text, notice, notice_version, notice_needs_tty, decision)
     elif not decision.enabled and consent == "opt-in" and prompt and decision.layer == "default":
-        decision = _prompt(state, notice_text or _default_notice(app, opt_out_env, enable_env, link))
+        decision = _prompt(
+            state, notice_text or _default_notice(app, opt_out_env, enable_env, link)
+        )
     if not decision.enabled:
         debug(f"analytics off ({decision.layer}: {decision.reason})")
-        if decision.layer in ("tool variable", "DO_NOT_TRACK", "saved setting") and state.install_id(create=False):
+        if decision.layer in (
+            "tool variable",
+            "DO_NOT_TRACK",
+            "saved setting",
+        ) and state.install_id(create=False):
             state.update(install_id=None)  # opting out deletes the id
     if debug_enabled():
         transport = DebugTransport()
@@ -182,7 +197,12 @@ def init(
 
 
 def _consent_layers(
-    environ: Any, state: ToolState, opt_out_env: str | None, enable_env: str | None, policy: str, ci: str
+    environ: Any,
+    state: ToolState,
+    opt_out_env: str | None,
+    enable_env: str | None,
+    policy: str,
+    ci: str,
 ) -> consent.Decision:
     return consent.decide(
         environ,
@@ -195,14 +215,21 @@ def _consent_layers(
     )
 
 
-def _default_notice(app: str, opt_out_env: str | None, enable_env: str | None, link: str | None) -> str:
+def _default_notice(
+    app: str, opt_out_env: str | None, enable_env: str | None, link: str | None
+) -> str:
     hints = [f"{opt_out_env}=1"] if opt_out_env else []
     hints += [f"{enable_env}=false"] if enable_env else []
     return consent.default_notice(app, hints, link)
 
 
 def _show_notice(
-    state: ToolState, text: str, policy: str, version: int, needs_tty: bool, decision: consent.Decision
+    state: ToolState,
+    text: str,
+    policy: str,
+    version: int,
+    needs_tty: bool,
+    decision: consent.Decision,
 ) -> consent.Decision:
     if policy == "every-run":
         consent.print_notice(text)
@@ -212,7 +239,9 @@ def _show_notice(
     shown = consent.print_notice(text) and (not needs_tty or consent.is_tty(sys.stderr))
     if shown:
         state.update(notice_version=version)
-    return consent.Decision(False, "notice", "the notice was shown in this run; sending starts next run")
+    return consent.Decision(
+        False, "notice", "the notice was shown in this run; sending starts next run"
+    )
 
 
 def _prompt(state: ToolState, text: str) -> consent.Decision:

@@ -24,7 +24,9 @@ HELP = {
 COMMAND_HELP = "Anonymous usage statistics: " + ", ".join(ACTIONS) + "."
 
 
-def run_analytics_command(client: Client | NullClient, action: str, out: IO[str] | None = None) -> int:
+def run_analytics_command(
+    client: Client | NullClient, action: str, out: IO[str] | None = None
+) -> int:
     """Carry out one action; returns the exit code for the host command."""
     out = out or sys.stdout
     if not isinstance(client, Client):
@@ -42,7 +44,10 @@ def run_analytics_command(client: Client | NullClient, action: str, out: IO[str]
         if not client.set_enabled(False):
             print(f"Could not save the setting in {client.state_file}.", file=out)
             return 1
-        print(f"Anonymous usage statistics for {client.app} are off; the install id was deleted.", file=out)
+        print(
+            f"Anonymous usage statistics for {client.app} are off; the install id was deleted.",
+            file=out,
+        )
         return 0
     if action == "status":
         state = "on" if client.enabled else "off"
@@ -58,9 +63,15 @@ def run_analytics_command(client: Client | NullClient, action: str, out: IO[str]
         try:
             deleted = client.forget()
         except (OSError, ValueError) as exc:
-            print(f"Could not reach the collector ({exc}); nothing was deleted. Try again later.", file=out)
+            print(
+                f"Could not reach the collector ({exc}); nothing was deleted. Try again later.",
+                file=out,
+            )
             return 1
-        print(f"The collector deleted {deleted} events of this install; a new id will be used.", file=out)
+        print(
+            f"The collector deleted {deleted} events of this install; a new id will be used.",
+            file=out,
+        )
         return 0
     print(f"Unknown action {action!r}; use one of: {', '.join(ACTIONS)}.", file=out)
     return 2

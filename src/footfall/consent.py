@@ -77,9 +77,15 @@ def decide(
         if flag is not False:
             votes.append(Decision(False, "DO_NOT_TRACK", f"DO_NOT_TRACK={environ['DO_NOT_TRACK']}"))
     if environ.get(SUPPRESS_ENV):
-        votes.append(Decision(False, "run suppression", f"{SUPPRESS_ENV} is set by a parent process"))
+        votes.append(
+            Decision(False, "run suppression", f"{SUPPRESS_ENV} is set by a parent process")
+        )
     if ci_policy == "suppress" and ci_provider:
-        votes.append(Decision(False, "CI policy", f"running in CI ({ci_provider}) and the tool suppresses CI runs"))
+        votes.append(
+            Decision(
+                False, "CI policy", f"running in CI ({ci_provider}) and the tool suppresses CI runs"
+            )
+        )
     saved = state.enabled
     if saved is not None:
         verb = "on" if saved else "off"
@@ -122,9 +128,7 @@ def ask(question: str) -> bool | None:
         answer = sys.stdin.readline().strip().lower()
     except Exception:
         return None
-    if answer in ("y", "yes"):
-        return True
-    return False
+    return answer in ("y", "yes")
 
 
 def default_notice(app: str, opt_out_hints: list[str], link: str | None) -> str:

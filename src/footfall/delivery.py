@@ -92,7 +92,11 @@ class BatchBuilder:
             cleaned = self.clean(name, props)
             if cleaned is None:
                 continue
-            event: dict[str, Any] | None = {"name": name, "time": format_time(moment), "props": cleaned}
+            event: dict[str, Any] | None = {
+                "name": name,
+                "time": format_time(moment),
+                "props": cleaned,
+            }
             if self._before_send is not None:
                 try:
                     event = self._before_send(event)  # type: ignore[arg-type]
@@ -133,7 +137,7 @@ class Recorder:
         return dropped
 
     def send(self, batch: dict[str, Any], attempts: int = MAX_ATTEMPTS) -> str:
-        """"delivered", "rejected" (final; dropped) or "failed" (worth trying later)."""
+        """ "delivered", "rejected" (final; dropped) or "failed" (worth trying later)."""
         for attempt in range(attempts):
             result = self._transport.send(batch)
             if result.delivered:

@@ -17,6 +17,7 @@ The `command` event of the argparse, click and typer integrations is built in.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -29,11 +30,24 @@ _SENSITIVE = (
     ("ip address", re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")),
     ("mac address", re.compile(r"(?i)(?<![\w:-])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![\w:-])")),
     ("ip address", re.compile(r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){4,7}[0-9a-f]{1,4}(?![\w:])")),
-    ("ip address", re.compile(r"(?i)(?<![\w:.])(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?::"
-                              r"(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?(?![\w:])")),
+    (
+        "ip address",
+        re.compile(
+            r"(?i)(?<![\w:.])(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?::"
+            r"(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?(?![\w:])"
+        ),
+    ),
     ("file path", re.compile(r"(?:^[~/]|^[A-Za-z]:[\\/]|[\\/](?:home|Users|root)[\\/]|\\\\)")),
-    ("token", re.compile(r"(?:ghp_|gho_|github_pat_|sk-|xox[abpr]-|AKIA|glpat-|eyJ)[A-Za-z0-9_-]{8,}")),
-    ("token", re.compile(r"(?=[A-Za-z0-9+/_=-]{24,})(?=\S*\d)(?=\S*[A-Z])(?=\S*[a-z])[A-Za-z0-9+/_=-]{24,}")),
+    (
+        "token",
+        re.compile(r"(?:ghp_|gho_|github_pat_|sk-|xox[abpr]-|AKIA|glpat-|eyJ)[A-Za-z0-9_-]{8,}"),
+    ),
+    (
+        "token",
+        re.compile(
+            r"(?=[A-Za-z0-9+/_=-]{24,})(?=\S*\d)(?=\S*[A-Z])(?=\S*[a-z])[A-Za-z0-9+/_=-]{24,}"
+        ),
+    ),
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$")
 
@@ -52,18 +66,29 @@ class PropType:
     def clean(self, value: object) -> object | None:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """What is sent, in words, for ANALYTICS.md."""
+        raise NotImplementedError
+
 
 class Enum(PropType):
     def __init__(self, *values: str) -> None:
-        self.values = frozenset(values)
+        self.values = tuple(dict.fromkeys(values))  # declared order, for ANALYTICS.md
+        self._allowed = frozenset(values)
 
     def clean(self, value: object) -> object | None:
-        return value if isinstance(value, str) and value in self.values else None
+        return value if isinstance(value, str) and value in self._allowed else None
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(f"`{v}`" for v in self.values)
 
 
 class Bool(PropType):
     def clean(self, value: object) -> object | None:
         return value if isinstance(value, bool) else None
+
+    def describe(self) -> str:
+        return "true or false"
 
 
 class Integer(PropType):
@@ -77,12 +102,20 @@ class Integer(PropType):
             return None
         return bucket(value, self.buckets)
 
+    def describe(self) -> str:
+        edges = self.buckets
+        labels = [bucket(edges[0] - 1, edges)] + [bucket(e, edges) for e in edges]
+        return "a range, never the number: " + ", ".join(f"`{label}`" for label in labels)
+
 
 class Version(PropType):
     PATTERN = re.compile(r"^\d+(\.\d+){0,2}([.-]?(a|b|rc|dev|post)\d*)?$")
 
     def clean(self, value: object) -> object | None:
         return value if isinstance(value, str) and self.PATTERN.match(value) else None
+
+    def describe(self) -> str:
+        return "a version number such as `1.4.2`"
 
 
 class CommandPath(PropType):
@@ -92,6 +125,9 @@ class CommandPath(PropType):
 
     def clean(self, value: object) -> object | None:
         return value if isinstance(value, str) and self.PATTERN.match(value) else None
+
+    def describe(self) -> str:
+        return "the command's name, such as `remote add`; never its arguments"
 
 
 class OptionNames(PropType):
@@ -105,6 +141,9 @@ class OptionNames(PropType):
         kept = sorted({v for v in value if isinstance(v, str) and self.PATTERN.match(v)})
         return kept[:MAX_LIST_ITEMS]
 
+    def describe(self) -> str:
+        return "the names of the options given, such as `--verbose`; never their values"
+
 
 class Identifier(PropType):
     """A short identifier-like string: an error type, a mode, a plugin name."""
@@ -112,11 +151,14 @@ class Identifier(PropType):
     def clean(self, value: object) -> object | None:
         return value if isinstance(value, str) and _IDENTIFIER.match(value) else None
 
+    def describe(self) -> str:
+        return "a short name such as `ok` or an error's type, like `ValueError`; never a message"
+
 
 def bucket(value: int, edges: Sequence[int]) -> str:
     if value < edges[0]:
         return f"<{edges[0]}"
-    for low, high in zip(edges, edges[1:]):
+    for low, high in itertools.pairwise(edges):
         if value < high:
             return str(low) if high - low == 1 else f"{low}-{high - 1}"
     return f"{edges[-1]}+"
@@ -126,7 +168,7 @@ DURATION_BUCKETS = ("<1s", "1-10s", "10-60s", "1-10m", "10-60m", ">1h")
 
 
 def duration_bucket(seconds: float) -> str:
-    for limit, label in zip((1, 10, 60, 600, 3600), DURATION_BUCKETS):
+    for limit, label in zip((1, 10, 60, 600, 3600), DURATION_BUCKETS, strict=False):
         if seconds < limit:
             return label
     return DURATION_BUCKETS[-1]

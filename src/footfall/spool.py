@@ -8,6 +8,7 @@ same file. Every disk error is swallowed: a full disk loses the batch, never the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -67,10 +68,8 @@ class Spool:
             too_big = total + incoming > MAX_TOTAL_BYTES
             if not (too_many or too_big or now - mtime > MAX_AGE_S):
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(path)
-            except OSError:
-                pass
             entries.remove((path, mtime, size))
             total -= size
 
@@ -80,10 +79,8 @@ class Spool:
         now = time.time()
         for path, mtime, _ in self._entries():
             if now - mtime > MAX_AGE_S:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(path)
-                except OSError:
-                    pass
                 continue
             if ".claimed-" in path and now - mtime < STALE_CLAIM_S:
                 continue  # another process is sending it
@@ -97,16 +94,12 @@ class Spool:
                 continue
             if not send(batch):
                 original = path.split(".claimed-")[0]
-                try:
+                with contextlib.suppress(OSError):
                     os.rename(claimed, original)
                     os.utime(original, (mtime, mtime))
-                except OSError:
-                    pass
                 break
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(claimed)
-            except OSError:
-                pass
             sent += 1
         return sent
 

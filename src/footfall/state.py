@@ -15,6 +15,7 @@ wait in `<config dir>/footfall/<app>.spool/`. When the file cannot be written
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -68,10 +69,8 @@ class ToolState:
                 json.dump(data, handle)
             os.replace(tmp, self.path)
         except OSError:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             return False
         return True
 

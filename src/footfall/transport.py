@@ -27,13 +27,18 @@ class SendResult:
 
     __slots__ = ("delivered", "retry_after", "retryable")
 
-    def __init__(self, delivered: bool, retryable: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, delivered: bool, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
         self.delivered = delivered
         self.retryable = retryable
         self.retry_after = retry_after
 
     def __repr__(self) -> str:
-        return f"SendResult(delivered={self.delivered}, retryable={self.retryable}, retry_after={self.retry_after})"
+        return (
+            f"SendResult(delivered={self.delivered}, retryable={self.retryable},"
+            f" retry_after={self.retry_after})"
+        )
 
 
 DELIVERED = SendResult(True)
@@ -61,7 +66,7 @@ class HttpTransport(Transport):
         self.timeout = timeout
 
     def post_json(self, path: str, document: dict[str, Any]) -> tuple[int, bytes, str | None]:
-        """POST gzip JSON; returns (status, body, Retry-After). Raises OSError on network failure."""
+        """POST gzip JSON; returns (status, body, Retry-After). Raises on network failure."""
         import gzip
         import http.client
         import urllib.parse
@@ -80,10 +85,15 @@ class HttpTransport(Transport):
             import ssl
 
             connection = http.client.HTTPSConnection(
-                url.hostname or "", url.port, timeout=remaining(), context=ssl.create_default_context()
+                url.hostname or "",
+                url.port,
+                timeout=remaining(),
+                context=ssl.create_default_context(),
             )
         elif url.scheme == "http":
-            connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=remaining())
+            connection = http.client.HTTPConnection(
+                url.hostname or "", url.port, timeout=remaining()
+            )
         else:
             raise OSError(f"unsupported endpoint scheme {url.scheme!r}")
         body = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)

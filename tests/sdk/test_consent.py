@@ -20,7 +20,9 @@ from footfall.state import ToolState
 from tests.conftest import REPO, run_host, sdk_env, seed_notice_shown
 
 
-def decision(tmp_path: Path, environ: dict[str, str], saved: bool | None = None, **options: Any) -> tuple[bool, str]:
+def decision(
+    tmp_path: Path, environ: dict[str, str], saved: bool | None = None, **options: Any
+) -> tuple[bool, str]:
     state = ToolState(str(tmp_path), "tool")
     if saved is not None:
         state.update(enabled=saved)
@@ -40,14 +42,24 @@ def decision(tmp_path: Path, environ: dict[str, str], saved: bool | None = None,
         ({"TOOL_NO_ANALYTICS": "0"}, None, {}, (True, "default")),
         ({"SEND_ANONYMOUS_USAGE_INFO": "false"}, None, {}, (False, "tool variable")),
         ({"SEND_ANONYMOUS_USAGE_INFO": "False"}, None, {}, (False, "tool variable")),
-        ({"SEND_ANONYMOUS_USAGE_INFO": "true"}, None, {"consent": "opt-in"}, (True, "tool variable")),
+        (
+            {"SEND_ANONYMOUS_USAGE_INFO": "true"},
+            None,
+            {"consent": "opt-in"},
+            (True, "tool variable"),
+        ),
         ({"SEND_ANONYMOUS_USAGE_INFO": "perhaps"}, None, {}, (False, "tool variable")),
         ({"TOOL_NO_ANALYTICS": "¯\\_(ツ)_/¯"}, None, {}, (False, "tool variable")),
         ({"DO_NOT_TRACK": "1"}, None, {}, (False, "DO_NOT_TRACK")),
         ({"DO_NOT_TRACK": "0"}, None, {}, (True, "default")),
         ({"DO_NOT_TRACK": "garbage"}, None, {}, (False, "DO_NOT_TRACK")),
         # "off" wins: no tool variable can force sending past DO_NOT_TRACK or a saved "off".
-        ({"SEND_ANONYMOUS_USAGE_INFO": "true", "DO_NOT_TRACK": "1"}, None, {}, (False, "DO_NOT_TRACK")),
+        (
+            {"SEND_ANONYMOUS_USAGE_INFO": "true", "DO_NOT_TRACK": "1"},
+            None,
+            {},
+            (False, "DO_NOT_TRACK"),
+        ),
         ({"SEND_ANONYMOUS_USAGE_INFO": "true"}, False, {}, (False, "saved setting")),
         ({"FOOTFALL_SUPPRESS": "1"}, True, {}, (False, "run suppression")),
         ({}, False, {}, (False, "saved setting")),
@@ -57,7 +69,11 @@ def decision(tmp_path: Path, environ: dict[str, str], saved: bool | None = None,
     ],
 )
 def test_decision_layers(
-    tmp_path: Path, environ: dict[str, str], saved: bool | None, options: dict[str, Any], expected: tuple[bool, str]
+    tmp_path: Path,
+    environ: dict[str, str],
+    saved: bool | None,
+    options: dict[str, Any],
+    expected: tuple[bool, str],
 ) -> None:
     assert decision(tmp_path, environ, saved, **options) == expected
 
@@ -92,7 +108,9 @@ def host(url: str, **options: Any) -> str:
     return textwrap.dedent(HOST.format(url=url, options=rendered))
 
 
-def test_first_run_shows_the_notice_and_sends_nothing_the_second_sends(tmp_path: Path, collector_stub: Any) -> None:
+def test_first_run_shows_the_notice_and_sends_nothing_the_second_sends(
+    tmp_path: Path, collector_stub: Any
+) -> None:
     stub = collector_stub()
     env = sdk_env(tmp_path)
     first, _ = run_host(host(stub.url, link="https://example.org/analytics"), env)
@@ -111,7 +129,10 @@ def test_first_run_shows_the_notice_and_sends_nothing_the_second_sends(tmp_path:
 def test_a_new_notice_version_is_shown_again(tmp_path: Path, collector_stub: Any) -> None:
     stub = collector_stub()
     seed_notice_shown(tmp_path, "notice-tool", version=1)
-    result, _ = run_host(host(stub.url, notice_version=2, notice_text="We now also count plugins."), sdk_env(tmp_path))
+    result, _ = run_host(
+        host(stub.url, notice_version=2, notice_text="We now also count plugins."),
+        sdk_env(tmp_path),
+    )
     assert result.stdout == "disabled\n" and result.stderr == "We now also count plugins.\n"
     assert stub.requests == []
     again, _ = run_host(host(stub.url, notice_version=2), sdk_env(tmp_path))
@@ -123,11 +144,15 @@ def test_every_run_notice_prints_each_run_and_sends(tmp_path: Path, collector_st
     stub = collector_stub()
     for _ in range(2):
         result, _ = run_host(host(stub.url, notice="every-run"), sdk_env(tmp_path))
-        assert result.stdout == "enabled\n" and "collects anonymous usage statistics" in result.stderr
+        assert (
+            result.stdout == "enabled\n" and "collects anonymous usage statistics" in result.stderr
+        )
     assert len(stub.events) == 2
 
 
-def test_a_notice_that_needs_a_tty_is_not_counted_without_one(tmp_path: Path, collector_stub: Any) -> None:
+def test_a_notice_that_needs_a_tty_is_not_counted_without_one(
+    tmp_path: Path, collector_stub: Any
+) -> None:
     stub = collector_stub()
     for _ in range(2):
         result, _ = run_host(host(stub.url, notice_needs_tty=True), sdk_env(tmp_path))
@@ -150,12 +175,16 @@ def test_opt_out_variables_stop_all_traffic(
     stub = collector_stub()
     seed_notice_shown(tmp_path, "notice-tool")
     for _ in range(3):
-        result, _ = run_host(host(stub.url, notice="every-run", **options), sdk_env(tmp_path, **{variable: value}))
+        result, _ = run_host(
+            host(stub.url, notice="every-run", **options), sdk_env(tmp_path, **{variable: value})
+        )
         assert result.returncode == 0 and result.stdout == "disabled\n"
         assert result.stderr == "", "an opted-out user sees no notice"
     assert stub.requests == []
     control, _ = run_host(host(stub.url, **options), sdk_env(tmp_path))
-    assert control.stdout == "enabled\n" and len(stub.requests) == 1, "the same host sends when not opted out"
+    assert control.stdout == "enabled\n" and len(stub.requests) == 1, (
+        "the same host sends when not opted out"
+    )
 
 
 def test_opting_out_deletes_the_install_id(tmp_path: Path, clean_env: None) -> None:
@@ -190,7 +219,9 @@ def test_opt_in_sends_nothing_until_enabled(tmp_path: Path, collector_stub: Any)
 
 
 @pytest.mark.parametrize(("answer", "expected"), [(b"y\n", "enabled"), (b"\n", "disabled")])
-def test_opt_in_prompt_on_a_terminal(tmp_path: Path, collector_stub: Any, answer: bytes, expected: str) -> None:
+def test_opt_in_prompt_on_a_terminal(
+    tmp_path: Path, collector_stub: Any, answer: bytes, expected: str
+) -> None:
     stub = collector_stub()
     primary, secondary = pty.openpty()
     script = host(stub.url, consent="opt-in", prompt=True)

@@ -17,15 +17,30 @@ from footfall.spool import MAX_FILES, Spool
 from footfall.transport import HttpTransport, parse_retry_after
 from tests.conftest import run_host, sdk_env, seed_notice_shown
 
-BATCH = {"app": "t", "context": {}, "dropped": 0, "events": [{"name": "a", "time": "x", "props": {}}]}
+BATCH = {
+    "app": "t",
+    "context": {},
+    "dropped": 0,
+    "events": [{"name": "a", "time": "x", "props": {}}],
+}
 
 
 @pytest.mark.parametrize(
     ("mode", "delivered", "retryable"),
-    [("ok", True, False), ("error", False, True), ([503], False, True), ([429], False, True), ([408], False, True),
-     ([400], False, False), ([422], False, False), ("garbage", False, True)],  # fmt: skip
+    [
+        ("ok", True, False),
+        ("error", False, True),
+        ([503], False, True),
+        ([429], False, True),
+        ([408], False, True),
+        ([400], False, False),
+        ([422], False, False),
+        ("garbage", False, True),
+    ],
 )
-def test_http_transport_outcomes(collector_stub: Any, mode: Any, delivered: bool, retryable: bool) -> None:
+def test_http_transport_outcomes(
+    collector_stub: Any, mode: Any, delivered: bool, retryable: bool
+) -> None:
     result = HttpTransport(collector_stub(mode).url).send(BATCH)
     assert (result.delivered, result.retryable) == (delivered, retryable)
 

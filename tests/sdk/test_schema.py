@@ -37,16 +37,33 @@ def test_safety_net(text: str, kind: str | None) -> None:
 
 def test_integer_buckets() -> None:
     edges = (1, 10, 100)
-    assert [bucket(v, edges) for v in (0, 1, 9, 10, 99, 100, 5000)] == ["<1", "1-9", "1-9", "10-99", "10-99", "100+", "100+"]
+    assert [bucket(v, edges) for v in (0, 1, 9, 10, 99, 100, 5000)] == [
+        "<1",
+        "1-9",
+        "1-9",
+        "10-99",
+        "10-99",
+        "100+",
+        "100+",
+    ]
     assert bucket(1, (1, 2, 5)) == "1"
 
 
 def test_duration_buckets() -> None:
-    assert [duration_bucket(s) for s in (0.2, 3, 30, 300, 3000, 30000)] == ["<1s", "1-10s", "10-60s", "1-10m", "10-60m", ">1h"]
+    assert [duration_bucket(s) for s in (0.2, 3, 30, 300, 3000, 30000)] == [
+        "<1s",
+        "1-10s",
+        "10-60s",
+        "1-10m",
+        "10-60m",
+        ">1h",
+    ]
 
 
 def test_declared_values_are_still_checked_by_the_safety_net() -> None:
-    schema = footfall.Schema({"start": {"plugin": footfall.Identifier(), "where": footfall.Enum("/home/x", "ok")}})
+    schema = footfall.Schema(
+        {"start": {"plugin": footfall.Identifier(), "where": footfall.Enum("/home/x", "ok")}}
+    )
     assert schema.clean("start", {"plugin": "cache", "where": "/home/x"}) == {"plugin": "cache"}
     assert schema.clean("start", {"plugin": "ann@example.org"}) == {}
 
@@ -67,11 +84,16 @@ def test_types(kind: footfall.PropType, good: object, bad: object) -> None:
 
 
 def test_option_names_keep_names_never_values() -> None:
-    assert footfall.OptionNames().clean(["--users", "50", "-v", "--host=x", "--users"]) == ["--users", "-v"]
+    assert footfall.OptionNames().clean(["--users", "50", "-v", "--host=x", "--users"]) == [
+        "--users",
+        "-v",
+    ]
 
 
 def test_without_a_schema_the_command_event_is_still_typed() -> None:
-    assert clean_without_schema("command", {"command": "build", "argv": "x", "options": ["--a"]}) == {
+    assert clean_without_schema(
+        "command", {"command": "build", "argv": "x", "options": ["--a"]}
+    ) == {
         "command": "build",
         "options": ["--a"],
     }

@@ -151,8 +151,12 @@ def test_forget_deletes_every_event_of_one_install(app_server: InThreadServer) -
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [({"app": GOLDEN_APP}, 400), ({"app": GOLDEN_APP, "install": "x y"}, 400), ([], 400),
-     ({"app": "unregistered", "install": "a" * 32}, 422)],  # fmt: skip
+    [
+        ({"app": GOLDEN_APP}, 400),
+        ({"app": GOLDEN_APP, "install": "x y"}, 400),
+        ([], 400),
+        ({"app": "unregistered", "install": "a" * 32}, 422),
+    ],
 )
 def test_forget_refuses_bad_input(app_server: InThreadServer, body: Any, status: int) -> None:
     response = httpx.post(app_server.url + "/v1/forget", json=body)

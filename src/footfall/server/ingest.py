@@ -84,7 +84,9 @@ class Ingestor:
     def forget(self, document: Any) -> int:
         """`POST /v1/forget`: delete everything stored for one raw install id."""
         if not isinstance(document, dict):
-            raise BadRequest('send {"app": "<app id>", "install": "<install id>"}', code="invalid_request")
+            raise BadRequest(
+                'send {"app": "<app id>", "install": "<install id>"}', code="invalid_request"
+            )
         app, install = document.get("app"), document.get("install")
         if not isinstance(app, str) or not APP_PATTERN.match(app):
             raise BadRequest("'app' must be an app id", code="invalid_request")
