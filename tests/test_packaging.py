@@ -46,6 +46,28 @@ def test_import_footfall_loads_only_standard_library_modules() -> None:
     assert not third_party
 
 
+def test_import_footfall_defers_everything_heavy() -> None:
+    # Threads, queues, JSON, regexes, typing and HTTP load when first needed, not on import.
+    script = "import sys; before = set(sys.modules); import footfall; print(' '.join(set(sys.modules) - before))"
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        ).stdout.split()
+    )
+    heavy = {
+        "threading",
+        "queue",
+        "json",
+        "re",
+        "typing",
+        "http.client",
+        "urllib.request",
+        "ssl",
+        "platform",
+    }
+    assert not loaded & heavy
+
+
 def imports_of(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names: set[str] = set()

@@ -9,24 +9,29 @@ the ready-made `analytics` commands use.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
-from typing import Any
 
 from footfall import consent
+from footfall.batch import BatchBuilder
 from footfall.context import detect_ci
-from footfall.delivery import BatchBuilder, BeforeSend, Recorder
 from footfall.errors import debug, debug_enabled, no_throw
-from footfall.schema import Schema
-from footfall.spool import Spool
+from footfall.patterns import compiled
 from footfall.state import ToolState, config_dir, new_install_id
 from footfall.transport import DebugTransport, HttpTransport, Transport
-from footfall.worker import DEFAULT_QUEUE_SIZE
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from footfall.batch import BeforeSend
+    from footfall.delivery import Recorder
+    from footfall.schema import Schema
+
+DEFAULT_QUEUE_SIZE = 1000  # events waiting for the worker; more are dropped and counted
 DEFAULT_EXIT_TIMEOUT_S = 0.25  # the most a process exit may wait for delivery
-APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+APP_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 CHOICES = {
     "notice": ("once", "every-run"),
     "consent": ("opt-out", "opt-in"),
@@ -64,7 +69,10 @@ class Client:
         self._transport = transport
         self._state = state
         self._recorder: Recorder | None = None
-        if decision.enabled:
+        if decision.enabled:  # threads and queues are imported only by a client that sends
+            from footfall.delivery import Recorder
+            from footfall.spool import Spool
+
             spool = Spool(state.spool_dir)
             self._recorder = Recorder(builder, transport, spool, queue_size, exit_timeout)
 
@@ -158,7 +166,7 @@ def init(
     Never raises: bad arguments give a `NullClient` (and a line with FOOTFALL_DEBUG=1).
     See README.md for every option; the consent layers are in footfall.consent.
     """
-    if not APP_PATTERN.match(app):
+    if not compiled(APP_PATTERN).match(app):
         raise ValueError(f"app {app!r} must be a lowercase id")
     for name, value in (
         ("notice", notice),
@@ -168,7 +176,7 @@ def init(
     ):
         _check(name, value)
     for variable in (opt_out_env, enable_env):
-        if variable is not None and not ENV_NAME_PATTERN.match(variable):
+        if variable is not None and not compiled(ENV_NAME_PATTERN).match(variable):
             raise ValueError(f"{variable!r} is not an environment variable name")
     environ = os.environ
     state = ToolState(os.fspath(state_dir) if state_dir is not None else config_dir(), app)

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 
 from footfall.errors import debug
-from footfall.state import ToolState
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from footfall.state import ToolState
 
 TRUTHY = frozenset({"1", "true", "yes", "on", "y"})
 FALSY = frozenset({"0", "false", "no", "off", "n", ""})

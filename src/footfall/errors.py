@@ -4,18 +4,22 @@ Public entry points wear `@no_throw`; the worker wraps each delivery in
 `capture_internal_exceptions()`. Both catch `Exception`, never `BaseException`, so
 Ctrl-C and `SystemExit` still work. With `FOOTFALL_DEBUG=1` the swallowed error is
 written to stderr as one line; otherwise nothing is written.
+
+Written without functools or contextlib: `import footfall` must stay cheap.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
 
-F = TypeVar("F", bound=Callable[..., Any])
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 
 def debug_enabled() -> bool:
@@ -24,21 +28,27 @@ def debug_enabled() -> bool:
 
 def debug(message: str) -> None:
     if debug_enabled():
-        with contextlib.suppress(Exception):
+        try:  # noqa: SIM105 - contextlib would cost `import footfall` time
             print(f"footfall: {message}", file=sys.stderr)
+        except Exception:
+            pass
 
 
-@contextlib.contextmanager
-def capture_internal_exceptions() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        debug(f"internal error: {type(exc).__name__}: {exc}")
+class capture_internal_exceptions:  # used like a function, as in Sentry
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if isinstance(exc, Exception):
+            debug(f"internal error: {type(exc).__name__}: {exc}")
+            return True
+        return False
 
 
 def no_throw(default: Any = None) -> Callable[[F], F]:
     def decorate(function: F) -> F:
-        @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return function(*args, **kwargs)
@@ -46,6 +56,10 @@ def no_throw(default: Any = None) -> Callable[[F], F]:
                 debug(f"internal error in {function.__name__}: {type(exc).__name__}: {exc}")
                 return default
 
+        wrapper.__name__ = function.__name__
+        wrapper.__qualname__ = function.__qualname__
+        wrapper.__doc__ = function.__doc__
+        wrapper.__wrapped__ = function  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

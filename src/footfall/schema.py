@@ -18,44 +18,44 @@ The `command` event of the argparse, click and typer integrations is built in.
 from __future__ import annotations
 
 import itertools
-import re
-from collections.abc import Mapping, Sequence
+
+from footfall.patterns import compiled
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 MAX_STRING_CHARS = 64  # for undeclared-schema strings and declared identifiers
 MAX_LIST_ITEMS = 32
 
 _SENSITIVE = (
-    ("url with credentials", re.compile(r"://[^/\s:@]+:[^/\s@]*@")),
-    ("email", re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")),
-    ("ip address", re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")),
-    ("mac address", re.compile(r"(?i)(?<![\w:-])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![\w:-])")),
-    ("ip address", re.compile(r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){4,7}[0-9a-f]{1,4}(?![\w:])")),
+    ("url with credentials", r"://[^/\s:@]+:[^/\s@]*@"),
+    ("email", r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"),
+    ("ip address", r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"),
+    ("mac address", r"(?i)(?<![\w:-])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![\w:-])"),
+    ("ip address", r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){4,7}[0-9a-f]{1,4}(?![\w:])"),
     (
         "ip address",
-        re.compile(
-            r"(?i)(?<![\w:.])(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?::"
-            r"(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?(?![\w:])"
-        ),
+        r"(?i)(?<![\w:.])(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?::"
+        r"(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?(?![\w:])",
     ),
-    ("file path", re.compile(r"(?:^[~/]|^[A-Za-z]:[\\/]|[\\/](?:home|Users|root)[\\/]|\\\\)")),
+    ("file path", r"(?:^[~/]|^[A-Za-z]:[\\/]|[\\/](?:home|Users|root)[\\/]|\\\\)"),
     (
         "token",
-        re.compile(r"(?:ghp_|gho_|github_pat_|sk-|xox[abpr]-|AKIA|glpat-|eyJ)[A-Za-z0-9_-]{8,}"),
+        r"(?:ghp_|gho_|github_pat_|sk-|xox[abpr]-|AKIA|glpat-|eyJ)[A-Za-z0-9_-]{8,}",
     ),
     (
         "token",
-        re.compile(
-            r"(?=[A-Za-z0-9+/_=-]{24,})(?=\S*\d)(?=\S*[A-Z])(?=\S*[a-z])[A-Za-z0-9+/_=-]{24,}"
-        ),
+        r"(?=[A-Za-z0-9+/_=-]{24,})(?=\S*\d)(?=\S*[A-Z])(?=\S*[a-z])[A-Za-z0-9+/_=-]{24,}",
     ),
 )
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$")
+_IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$"
 
 
 def sensitive_kind(text: str) -> str | None:
     """Name what a string looks like, if it looks like something that identifies."""
     for kind, pattern in _SENSITIVE:
-        if pattern.search(text):
+        if compiled(pattern).search(text):
             return kind
     return None
 
@@ -109,10 +109,10 @@ class Integer(PropType):
 
 
 class Version(PropType):
-    PATTERN = re.compile(r"^\d+(\.\d+){0,2}([.-]?(a|b|rc|dev|post)\d*)?$")
+    PATTERN = r"^\d+(\.\d+){0,2}([.-]?(a|b|rc|dev|post)\d*)?$"
 
     def clean(self, value: object) -> object | None:
-        return value if isinstance(value, str) and self.PATTERN.match(value) else None
+        return value if isinstance(value, str) and compiled(self.PATTERN).match(value) else None
 
     def describe(self) -> str:
         return "a version number such as `1.4.2`"
@@ -121,10 +121,10 @@ class Version(PropType):
 class CommandPath(PropType):
     """A command path such as "run" or "remote add": words, never arguments."""
 
-    PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}( [a-z0-9][a-z0-9_-]{0,31}){0,5}$")
+    PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}( [a-z0-9][a-z0-9_-]{0,31}){0,5}$"
 
     def clean(self, value: object) -> object | None:
-        return value if isinstance(value, str) and self.PATTERN.match(value) else None
+        return value if isinstance(value, str) and compiled(self.PATTERN).match(value) else None
 
     def describe(self) -> str:
         return "the command's name, such as `remote add`; never its arguments"
@@ -133,12 +133,12 @@ class CommandPath(PropType):
 class OptionNames(PropType):
     """The names of the options used, such as ["--verbose", "-j"]; never their values."""
 
-    PATTERN = re.compile(r"^-{1,2}[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
+    PATTERN = r"^-{1,2}[A-Za-z0-9][A-Za-z0-9_-]{0,40}$"
 
     def clean(self, value: object) -> object | None:
         if not isinstance(value, (list, tuple)):
             return None
-        kept = sorted({v for v in value if isinstance(v, str) and self.PATTERN.match(v)})
+        kept = sorted({v for v in value if isinstance(v, str) and compiled(self.PATTERN).match(v)})
         return kept[:MAX_LIST_ITEMS]
 
     def describe(self) -> str:
@@ -149,7 +149,7 @@ class Identifier(PropType):
     """A short identifier-like string: an error type, a mode, a plugin name."""
 
     def clean(self, value: object) -> object | None:
-        return value if isinstance(value, str) and _IDENTIFIER.match(value) else None
+        return value if isinstance(value, str) and compiled(_IDENTIFIER).match(value) else None
 
     def describe(self) -> str:
         return "a short name such as `ok` or an error's type, like `ValueError`; never a message"
@@ -186,9 +186,9 @@ def _clean_untyped(value: object) -> object | None:
     if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
-        return value if _IDENTIFIER.match(value) else None
+        return value if compiled(_IDENTIFIER).match(value) else None
     if isinstance(value, (list, tuple)):
-        kept = [v for v in value if isinstance(v, str) and _IDENTIFIER.match(v)]
+        kept = [v for v in value if isinstance(v, str) and compiled(_IDENTIFIER).match(v)]
         return kept[:MAX_LIST_ITEMS]
     return None
 

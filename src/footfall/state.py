@@ -15,13 +15,12 @@ wait in `<config dir>/footfall/<app>.spool/`. When the file cannot be written
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import re
 import sys
 
-INSTALL_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+from footfall.patterns import compiled
+
+INSTALL_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 
 def config_dir(environ: dict[str, str] | None = None) -> str:
@@ -50,6 +49,8 @@ class ToolState:
 
     def load(self) -> dict[str, object]:
         if self._data is None:
+            import json
+
             try:
                 with open(self.path, encoding="utf-8") as handle:
                     data = json.load(handle)
@@ -62,6 +63,8 @@ class ToolState:
         """Apply changes (None removes a key) and write atomically; False if it cannot."""
         data = {k: v for k, v in {**self.load(), **changes}.items() if v is not None}
         self._data = data
+        import json
+
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             os.makedirs(self.directory, exist_ok=True)
@@ -69,8 +72,10 @@ class ToolState:
                 json.dump(data, handle)
             os.replace(tmp, self.path)
         except OSError:
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105 - contextlib would cost `import footfall` time
                 os.unlink(tmp)
+            except OSError:
+                pass
             return False
         return True
 
@@ -87,7 +92,7 @@ class ToolState:
     def install_id(self, create: bool = True) -> str | None:
         """This tool's install id, made on first use; None when it cannot be kept."""
         value = self.load().get("install_id")
-        if isinstance(value, str) and INSTALL_ID_PATTERN.match(value):
+        if isinstance(value, str) and compiled(INSTALL_ID_PATTERN).match(value):
             return value
         if not create:
             return None

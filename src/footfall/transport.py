@@ -10,11 +10,12 @@ Network modules are imported on first send, in the worker thread, so that
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
 import time
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 BATCH_PATH = "/v1/batch"
 DEFAULT_TIMEOUT_S = 3.0  # total, for connecting, sending and reading the reply
@@ -69,6 +70,7 @@ class HttpTransport(Transport):
         """POST gzip JSON; returns (status, body, Retry-After). Raises on network failure."""
         import gzip
         import http.client
+        import json
         import urllib.parse
 
         url = urllib.parse.urlsplit(self.endpoint + path)
@@ -137,6 +139,8 @@ class MemoryTransport(Transport):
     """Keeps every batch in `self.batches`; `events` flattens them."""
 
     def __init__(self) -> None:
+        import threading
+
         self.batches: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
@@ -155,5 +159,7 @@ class DebugTransport(Transport):
     """`FOOTFALL_DEBUG=1`: print each exact payload to stderr and send nothing."""
 
     def send(self, batch: dict[str, Any]) -> SendResult:
+        import json
+
         print("footfall: would send " + json.dumps(batch, indent=2), file=sys.stderr)
         return DELIVERED

@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 from footfall.errors import capture_internal_exceptions
 
-DEFAULT_QUEUE_SIZE = 1000  # items
 DEFAULT_BATCH_SIZE = 100  # items per request
 
 Item = tuple[str, float, dict[str, object]]  # (event name, time, props)
@@ -27,7 +26,7 @@ class BackgroundWorker:
     def __init__(
         self,
         deliver: Callable[[list[Item]], bool],
-        queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_size: int,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         self._deliver = deliver

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from footfall.delivery import format_time
+from footfall.batch import format_time
 from footfall.spool import MAX_FILES, Spool
 from footfall.transport import HttpTransport, parse_retry_after
 from tests.conftest import run_host, sdk_env, seed_notice_shown

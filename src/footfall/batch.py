@@ -1,0 +1,105 @@
+"""The exact native v1 payload (contract/native-v1.md), built from queued items.
+
+Each event is cleaned through the tool's schema (or the untyped rules) and its
+`before_send`; the context (install id, platform, environment) is built on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from footfall.context import detect_context
+from footfall.errors import debug
+from footfall.patterns import compiled
+from footfall.schema import Schema, clean_without_schema
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from footfall.state import ToolState
+
+    BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+    Item = tuple[str, float, dict[str, object]]
+
+EVENT_NAME_PATTERN = r"^[a-z][a-z0-9_.:-]{0,63}$"
+
+
+def format_time(timestamp: float) -> str:
+    millis = int(timestamp * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + f".{millis:03d}Z"
+
+
+class BatchBuilder:
+    def __init__(
+        self,
+        app: str,
+        app_version: str,
+        state: ToolState,
+        identity: str,
+        ci_policy: str,
+        schema: Schema | None,
+        before_send: BeforeSend | None,
+    ) -> None:
+        self.app = app
+        self.app_version = app_version
+        self._state = state
+        self._identity = identity
+        self._ci_policy = ci_policy
+        self._schema = schema
+        self._before_send = before_send
+        self.session = os.urandom(16).hex()
+        self._context: dict[str, Any] | None = None
+
+    def context(self) -> dict[str, Any]:
+        if self._context is None:  # built on first use, in the worker thread
+            detected = detect_context()
+            if self._ci_policy == "send":
+                detected["environment"]["ci"] = ""
+            install = self._state.install_id() if self._identity == "random" else None
+            self._context = {
+                "install": install,
+                "session": self.session,
+                "app_version": self.app_version,
+                **detected,
+            }
+        return self._context
+
+    def clean(self, name: str, props: dict[str, object]) -> dict[str, Any] | None:
+        if not isinstance(name, str) or not compiled(EVENT_NAME_PATTERN).match(name):
+            debug(f"dropped event {name!r}: names are lowercase identifiers")
+            return None
+        if self._schema is not None:
+            cleaned = self._schema.clean(name, props)
+            if cleaned is None:
+                debug(f"dropped event {name!r}: it is not declared in the schema")
+                return None
+        else:
+            cleaned = clean_without_schema(name, props)
+        return cleaned
+
+    def build(self, items: list[Item], dropped: int = 0) -> dict[str, Any] | None:
+        """The batch to send, or None when every event was dropped."""
+        events = []
+        for name, moment, props in items:
+            cleaned = self.clean(name, props)
+            if cleaned is None:
+                continue
+            event: dict[str, Any] | None = {
+                "name": name,
+                "time": format_time(moment),
+                "props": cleaned,
+            }
+            if self._before_send is not None:
+                try:
+                    event = self._before_send(event)  # type: ignore[arg-type]
+                except Exception as exc:
+                    debug(f"before_send raised {type(exc).__name__}; the event was dropped")
+                    event = None
+            if event is not None:
+                events.append(event)
+        if not events:
+            return None
+        return {"app": self.app, "context": self.context(), "dropped": dropped, "events": events}
