@@ -34,9 +34,14 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-## bench: run the benchmarks and print their ratios
-bench: $(VENV)/.test-installed
+$(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[server,test,bench]'
+	touch $@
+
+## bench: run the benchmarks; results and how to read them are in docs/benchmarks.md
+bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_sdk.py
 
 clean:
 	rm -rf $(VENV) $(DATA) build src/*.egg-info

@@ -25,6 +25,15 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
         assert "--data" in out or command == ["app"]
 
 
+def test_disclose_has_help_and_clean_errors(tmp_path: Path) -> None:
+    helped = run("disclose", "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: footfall disclose")
+    assert "disclose" in run("--help").stdout
+    missing = run("disclose", f"{tmp_path}/nothing.py:OPTIONS")
+    assert missing.returncode == 1 and missing.stderr.startswith("footfall: error:")
+    assert "Traceback" not in missing.stderr
+
+
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(footfall_command(*args), capture_output=True, text=True, timeout=120)
 

@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("table", "json"), default="table", help="output format"
     )
 
+    disclose = commands.add_parser(
+        "disclose",
+        help="write a tool's ANALYTICS.md from its footfall.init options",
+        add_help=False,
+    )
+    disclose.add_argument("rest", nargs=argparse.REMAINDER)
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -139,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    if args.command == "disclose":
+        from footfall.cli import disclose_main
+
+        return disclose_main(args.rest)
     datadir = DataDir(args.data)
     if args.command == "serve":
         return serve(args, datadir, console)
