@@ -244,3 +244,29 @@ def test_fork_child_starts_its_own_worker(tmp_path: Path, clean_env: None) -> No
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_ci_send_policy_leaves_the_provider_out(
+    tmp_path: Path, clean_env: None, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("GITLAB_CI", "true")
+    tagged, tagged_transport = sdk_client(tmp_path)
+    tagged.track("start")
+    assert tagged.flush(5)
+    assert tagged_transport.batches[0]["context"]["environment"]["ci"] == "gitlab"
+    untagged, untagged_transport = sdk_client(tmp_path, ci="send")
+    untagged.track("start")
+    assert untagged.flush(5)
+    assert untagged_transport.batches[0]["context"]["environment"]["ci"] == ""
+
+
+def test_a_tool_that_records_nothing_starts_no_thread(tmp_path: Path, clean_env: None) -> None:
+    def workers() -> int:
+        return sum(t.name == "footfall.worker" for t in threading.enumerate())
+
+    before = workers()
+    client, _ = sdk_client(tmp_path)
+    assert workers() == before
+    client.track("start")
+    assert client.flush(5)
+    assert workers() == before + 1

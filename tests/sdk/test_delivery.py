@@ -181,3 +181,43 @@ def test_a_second_process_does_not_send_a_claimed_batch(tmp_path: Path) -> None:
     os.rename(tmp_path / "s" / name, tmp_path / "s" / f"{name}.claimed-999999")
     assert spool.replay(lambda batch: True) == 0
     assert json.loads((tmp_path / "s" / f"{name}.claimed-999999").read_text()) == {"n": 1}
+
+
+def test_https_refuses_a_certificate_it_cannot_verify(tmp_path: Path) -> None:
+    """A real TLS server with a self-signed certificate: the SDK must not deliver to it."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    received: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.path)
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = HttpTransport(f"https://127.0.0.1:{server.server_address[1]}", timeout=5).send(
+            BATCH
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not result.delivered and result.retryable
+    assert received == [], "nothing may be sent over a connection that was not verified"
