@@ -70,6 +70,10 @@ class PropType:
         """What is sent, in words, for ANALYTICS.md."""
         raise NotImplementedError
 
+    def spec(self) -> dict[str, object]:
+        """The type for the collector's app schema (`footfall app schema`)."""
+        raise NotImplementedError
+
 
 class Enum(PropType):
     def __init__(self, *values: str) -> None:
@@ -82,6 +86,8 @@ class Enum(PropType):
     def describe(self) -> str:
         return "one of " + ", ".join(f"`{v}`" for v in self.values)
 
+    def spec(self) -> dict[str, object]:
+        return {"type": "enum", "values": list(self.values)}
 
 class Bool(PropType):
     def clean(self, value: object) -> object | None:
@@ -90,6 +96,8 @@ class Bool(PropType):
     def describe(self) -> str:
         return "true or false"
 
+    def spec(self) -> dict[str, object]:
+        return {"type": "bool"}
 
 class Integer(PropType):
     """Sent as the bucket it falls in, e.g. buckets (1, 10, 100) give "1-9", "10-99", "100+"."""
@@ -107,6 +115,8 @@ class Integer(PropType):
         labels = [bucket(edges[0] - 1, edges)] + [bucket(e, edges) for e in edges]
         return "a range, never the number: " + ", ".join(f"`{label}`" for label in labels)
 
+    def spec(self) -> dict[str, object]:
+        return {"type": "bucket"}
 
 class Version(PropType):
     PATTERN = r"^\d+(\.\d+){0,2}([.-]?(a|b|rc|dev|post)\d*)?$"
@@ -117,6 +127,8 @@ class Version(PropType):
     def describe(self) -> str:
         return "a version number such as `1.4.2`"
 
+    def spec(self) -> dict[str, object]:
+        return {"type": "version"}
 
 class CommandPath(PropType):
     """A command path such as "run" or "remote add": words, never arguments."""
@@ -129,6 +141,8 @@ class CommandPath(PropType):
     def describe(self) -> str:
         return "the command's name, such as `remote add`; never its arguments"
 
+    def spec(self) -> dict[str, object]:
+        return {"type": "command"}
 
 class OptionNames(PropType):
     """The names of the options used, such as ["--verbose", "-j"]; never their values."""
@@ -144,6 +158,8 @@ class OptionNames(PropType):
     def describe(self) -> str:
         return "the names of the options given, such as `--verbose`; never their values"
 
+    def spec(self) -> dict[str, object]:
+        return {"type": "options"}
 
 class Identifier(PropType):
     """A short identifier-like string: an error type, a mode, a plugin name."""
@@ -154,6 +170,8 @@ class Identifier(PropType):
     def describe(self) -> str:
         return "a short name such as `ok` or an error's type, like `ValueError`; never a message"
 
+    def spec(self) -> dict[str, object]:
+        return {"type": "identifier"}
 
 def bucket(value: int, edges: Sequence[int]) -> str:
     if value < edges[0]:
@@ -206,6 +224,14 @@ class Schema:
 
     def __init__(self, events: Mapping[str, Mapping[str, PropType]]) -> None:
         self.events = {"command": COMMAND_EVENT, **{k: dict(v) for k, v in events.items()}}
+
+    def to_json(self) -> dict[str, object]:
+        """The schema for the collector: `footfall app schema NAME --from FILE.py:OPTIONS`."""
+        return {
+            "events": {
+                name: {prop: kind.spec() for prop, kind in props.items()} for name, props in self.events.items()
+            }
+        }
 
     def clean(self, name: str, props: Mapping[str, object]) -> dict[str, object] | None:
         """The properties to send, or None when the event itself is not declared."""

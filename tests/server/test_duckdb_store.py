@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from footfall.server.stores.base import EventRecord
-from footfall.server.stores.duckdb import DuckDBStore
+from footfall.server.stores.duckdb import MIGRATIONS, DuckDBStore
 from footfall.server.stores.memory import MemoryStore
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, 0)
@@ -103,7 +103,7 @@ def test_apps_are_idempotent_and_persist(tmp_path: Path) -> None:
 def test_migrations_run_once(tmp_path: Path) -> None:
     for _ in range(3):
         store = DuckDBStore(tmp_path / "f.duckdb")
-        assert store.query("SELECT count(*) FROM schema_migrations").rows == [(1,)]
+        assert store.query("SELECT count(*) FROM schema_migrations").rows == [(len(MIGRATIONS),)]
         store.close()
 
 

@@ -87,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Register an app so the collector accepts its events.",
     )
     add.add_argument("name", help="the app id tools send, e.g. mytool")
+    add.add_argument("--ga-tid", action="append", default=[], metavar="UA-XXXX-Y",
+                     help="a Google Analytics v1 tracking id whose hits belong to this app (repeatable)")
+    add.add_argument("--ga4-measurement-id", action="append", default=[], metavar="G-XXXX",
+                     help="a GA4 measurement id whose events belong to this app (repeatable)")
+    add.add_argument("--ga4-api-secret", action="append", default=[], metavar="SECRET",
+                     help="the API secret of each --ga4-measurement-id, in the same order")
+    schema = app_commands.add_parser("schema", parents=[common], help="set an app's schema",
+                                     description="Set which events and properties an app may store.")
+    schema.add_argument("name", help="the app id")
+    source = schema.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", type=Path, help="a JSON schema document (see docs/collector.md)")
+    source.add_argument("--from", dest="from_options", metavar="FILE.py:NAME",
+                        help="the dict of footfall.init options of a tool, whose schema is used")
     listing = app_commands.add_parser(
         "list",
         parents=[common],
@@ -157,17 +170,25 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return demo(args, datadir, console)
     with open_operations(datadir) as operations:
         if args.command == "app" and args.app_command == "add":
-            result = operations.add_app(args.name)
+            if len(args.ga4_measurement_id) != len(args.ga4_api_secret):
+                raise UsageError("give one --ga4-api-secret for each --ga4-measurement-id")
+            ga4 = list(zip(args.ga4_measurement_id, args.ga4_api_secret, strict=True))
+            result = operations.add_app(args.name, args.ga_tid, ga4)
             verb = "registered" if result["created"] else "is already registered"
             console.print(f"App {result['name']} {verb}.", markup=False, highlight=False)
+        elif args.command == "app" and args.app_command == "schema":
+            result = operations.set_schema(args.name, read_schema(args))
+            console.print(f"Schema of {result['name']} set: events {', '.join(result['events'])}.",
+                          markup=False, highlight=False)  # fmt: skip
         elif args.command == "app":
             apps = operations.list_apps()
             if args.format == "json":
                 print(json.dumps({"apps": apps}))
             else:
-                table = Table("app", "registered (UTC)")
+                table = Table("app", "registered (UTC)", "GA keys", "schema")
                 for app in apps:
-                    table.add_row(app["name"], app["created"])
+                    keys = ", ".join(k["key"] for k in app["keys"]) or "-"
+                    table.add_row(app["name"], app["created"], keys, "yes" if app["schema"] else "-")
                 console.print(table)
         elif args.command == "report":
             summary = operations.summary(args.name, args.days)
@@ -176,6 +197,24 @@ def run(args: argparse.Namespace, console: Console) -> int:
             else:
                 print_summary(summary, console)
     return 0
+
+
+def read_schema(args: argparse.Namespace) -> str:
+    if args.file is not None:
+        try:
+            return str(args.file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    from footfall.cli import load_options
+
+    try:
+        options = load_options(args.from_options)
+    except (OSError, ValueError, ImportError, SyntaxError) as exc:
+        raise UsageError(str(exc)) from None
+    schema = options.get("schema")
+    if schema is None:
+        raise UsageError(f"{args.from_options} has no 'schema'")
+    return json.dumps(schema.to_json())
 
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:

@@ -16,12 +16,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, NotFound, StoreUnavailable, UsageError
 from footfall.server.operations import Operations, StoreOperations
+from footfall.server.schemas import parse_schema
 
 SERVER_STARTUP_WAIT_S = 5.0  # how long to wait for a server that is still starting
 REMOTE_TIMEOUT_S = 60.0
@@ -54,8 +55,21 @@ class RemoteOperations:
         except (urllib.error.URLError, OSError) as exc:
             raise StoreUnavailable(f"the server at {self.url} does not answer: {exc}") from None
 
-    def add_app(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/v1/apps", {"name": name})
+    def add_app(
+        self, name: str, ga_tids: Sequence[str] = (), ga4: Sequence[tuple[str, str]] = ()
+    ) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "ga_tids": list(ga_tids),
+            "ga4": [{"measurement_id": m, "api_secret": s} for m, s in ga4],
+        }
+        result: dict[str, Any] = self._call("POST", "/api/v1/apps", body)
+        return result
+
+    def set_schema(self, app: str, schema: str) -> dict[str, Any]:
+        parse_schema(schema)  # a mistake is reported here, before anything is sent
+        path = f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/schema"
+        result: dict[str, Any] = self._call("PUT", path, json.loads(schema))
         return result
 
     def list_apps(self) -> list[dict[str, Any]]:

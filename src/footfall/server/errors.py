@@ -4,6 +4,8 @@
     ├── BadRequest          the client sent something we refuse (HTTP 4xx)
     │   ├── PayloadTooLarge     413
     │   └── UnknownApp          422, code "unknown_app"
+    │   ├── RequestTimeout      408, the body arrived too slowly
+    │   └── RateLimited         429, with Retry-After
     ├── NotFound            a report or app that does not exist (404)
     ├── Unauthorized        missing or wrong credentials (401)
     ├── StoreError          the store failed
@@ -43,6 +45,20 @@ class PayloadTooLarge(BadRequest):
 class UnknownApp(BadRequest):
     status = 422
     code = "unknown_app"
+
+
+class RequestTimeout(BadRequest):
+    status = 408
+    code = "request_timeout"
+
+
+class RateLimited(BadRequest):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
 
 
 class NotFound(FootfallError):

@@ -1,28 +1,32 @@
-"""The ingest pipeline: decoded events in, anonymised records out, to the store.
+"""The ingest pipeline, shared by every protocol: `Incoming` events in, stored records out.
 
-Anonymisation happens here, before anything is stored: install and session ids are
-replaced by a keyed hash (HMAC-SHA256 under a server secret, scoped to the app), so
-the raw ids never reach the store and hashes cannot be joined across apps.
+For each event: the app's schema (if it registered one) drops undeclared events
+and properties; the safety net drops values that look like an email, an address,
+a path or a token; install and run ids become a keyed hash (HMAC-SHA256 under a
+server secret, scoped to the app), so raw ids never reach the store. Then
+`persist` commits the records, or, when the store is unavailable, appends them to
+the fsynced spool, and only then may the collector acknowledge them.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
 import json
-from concurrent.futures import Future
+import time
 from typing import Any
 
-from footfall.server.errors import BadRequest, UnknownApp
-from footfall.server.protocols.native import (
-    APP_PATTERN,
-    ID_PATTERN,
-    NativeBatch,
-    NativeEvent,
-    Rejection,
-)
+from starlette.concurrency import run_in_threadpool
+
+from footfall.schema import sensitive_kind
+from footfall.server.errors import BadRequest, StoreUnavailable, UnknownApp
+from footfall.server.metrics import Metrics
+from footfall.server.protocols import Incoming
+from footfall.server.protocols.native import APP_PATTERN, ID_PATTERN
+from footfall.server.schemas import AppSchema, parse_schema
+from footfall.server.spool import EventSpool
 from footfall.server.stores.base import EventRecord, EventStore
 
 HASH_HEX_CHARS = 32  # 128 bits of the HMAC
@@ -39,54 +43,103 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-@dataclasses.dataclass
-class IngestResult:
-    """Per-event outcome, in request order; `durable` resolves once stored."""
-
-    results: list[dict[str, str]]
-    durable: Future[None]
-
-    @property
-    def accepted(self) -> int:
-        return sum(1 for r in self.results if r["status"] == "accepted")
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "rejected": len(self.results) - self.accepted,
-            "results": self.results,
-        }
+def _sensitive(value: Any) -> str | None:
+    if isinstance(value, str):
+        return sensitive_kind(value)
+    if isinstance(value, list):
+        return next((k for k in (sensitive_kind(v) for v in value if isinstance(v, str)) if k), None)
+    return None
 
 
 class Ingestor:
-    def __init__(self, store: EventStore, install_key: bytes) -> None:
+    def __init__(self, store: EventStore, install_key: bytes, metrics: Metrics, spool: EventSpool) -> None:
         self.store = store
+        self.metrics = metrics
+        self.spool = spool
         self._key = install_key
+        self._schemas: dict[str, tuple[str, AppSchema]] = {}  # app -> (schema text, parsed)
 
-    def ingest_native(self, batch: NativeBatch, received: dt.datetime) -> IngestResult:
-        if not self.store.has_app(batch.app):
-            raise UnknownApp(
-                f"no app named {batch.app!r} is registered; run `footfall app add {batch.app}`"
-            )
-        context = batch.context
-        install = keyed_hash(self._key, "install", batch.app, context.install)
-        session = keyed_hash(self._key, "session", batch.app, context.session)
-        records: list[EventRecord] = []
-        results: list[dict[str, str]] = []
-        for event in batch.events:
-            if isinstance(event, Rejection):
-                results.append({"status": "rejected", "code": event.code, "message": event.message})
-                continue
-            records.append(self._record(batch, event, install, session, received))
-            results.append({"status": "accepted"})
-        return IngestResult(results, self.store.write(records))
+    def _schema(self, app: str) -> AppSchema | None:
+        text = self.store.schema(app)
+        if text is None:
+            return None
+        cached = self._schemas.get(app)
+        if cached is None or cached[0] != text:
+            cached = (text, parse_schema(text))
+            self._schemas[app] = cached
+        return cached[1]
+
+    def reject(self, protocol: str, reason: str, count: int = 1) -> None:
+        self.metrics.count("footfall_events_rejected_total", "Events refused, by protocol and reason.",
+                           count, protocol=protocol, reason=reason)  # fmt: skip
+
+    def preview(self, event: Incoming) -> tuple[EventRecord | None, str, list[str]]:
+        """What `record` would give, without counting it: for the debug endpoints."""
+        return self.record(event, count=False)
+
+    def record(self, event: Incoming, count: bool = True) -> tuple[EventRecord | None, str, list[str]]:
+        """(the record to store, or None with the reason it was refused), and dropped-property reasons."""
+        props = event.props
+        dropped: list[str] = []
+        schema = self._schema(event.app)
+        if schema is not None:
+            filtered = schema.filter(event.name, props)
+            if filtered is None:
+                if count:
+                    self.reject(event.source, "undeclared_event")
+                return None, "undeclared_event", []
+            props, dropped = filtered
+        kept: dict[str, Any] = {}
+        for key, value in props.items():
+            kind = _sensitive(value)
+            if kind:
+                dropped.append("sensitive_" + kind.replace(" ", "_"))
+            else:
+                kept[key] = value
+        if count:
+            for reason in dropped:
+                self.metrics.count("footfall_properties_dropped_total", "Properties dropped before storage, by reason.",
+                                   protocol=event.source, reason=reason)  # fmt: skip
+            self.metrics.count("footfall_events_accepted_total", "Events accepted, by protocol.", protocol=event.source)
+        platform, environment = event.platform, event.environment
+        record = EventRecord(
+            time=event.time,
+            received=utc_now(),
+            app=event.app,
+            app_version=event.app_version,
+            name=event.name,
+            install=keyed_hash(self._key, "install", event.app, event.install),
+            session=keyed_hash(self._key, "session", event.app, event.session),
+            os=platform.get("os", ""),
+            os_version=platform.get("os_version", ""),
+            arch=platform.get("arch", ""),
+            runtime=platform.get("runtime", ""),
+            runtime_version=platform.get("runtime_version", ""),
+            ci=environment.get("ci", ""),
+            container=environment.get("container", ""),
+            country=event.country,
+            props=json.dumps(kept, separators=(",", ":"), sort_keys=True),
+            source=event.source,
+        )
+        return record, "", dropped
+
+    async def persist(self, records: list[EventRecord]) -> None:
+        """Return once the records are committed, or fsynced to the spool; raise if neither."""
+        if not records:
+            return
+        started = time.perf_counter()
+        try:
+            await asyncio.wrap_future(self.store.write(records))
+        except StoreUnavailable:
+            await run_in_threadpool(self.spool.append, records)
+            self.metrics.count("footfall_events_spooled_total", "Events acknowledged into the spool.", len(records))
+            return
+        self.metrics.observe_commit(time.perf_counter() - started)
 
     def forget(self, document: Any) -> int:
         """`POST /v1/forget`: delete everything stored for one raw install id."""
         if not isinstance(document, dict):
-            raise BadRequest(
-                'send {"app": "<app id>", "install": "<install id>"}', code="invalid_request"
-            )
+            raise BadRequest('send {"app": "<app id>", "install": "<install id>"}', code="invalid_request")
         app, install = document.get("app"), document.get("install")
         if not isinstance(app, str) or not APP_PATTERN.match(app):
             raise BadRequest("'app' must be an app id", code="invalid_request")
@@ -95,29 +148,3 @@ class Ingestor:
         if not self.store.has_app(app):
             raise UnknownApp(f"no app named {app!r} is registered")
         return self.store.delete_install(app, keyed_hash(self._key, "install", app, install))
-
-    @staticmethod
-    def _record(
-        batch: NativeBatch, event: NativeEvent, install: str, session: str, received: dt.datetime
-    ) -> EventRecord:
-        platform = batch.context.platform
-        environment = batch.context.environment
-        return EventRecord(
-            time=event.time,
-            received=received,
-            app=batch.app,
-            app_version=batch.context.app_version,
-            name=event.name,
-            install=install,
-            session=session,
-            os=platform["os"],
-            os_version=platform["os_version"],
-            arch=platform["arch"],
-            runtime=platform["runtime"],
-            runtime_version=platform["runtime_version"],
-            ci=environment["ci"],
-            container=environment["container"],
-            country="",
-            props=json.dumps(event.props, separators=(",", ":"), sort_keys=True),
-            source="native",
-        )

@@ -7,18 +7,47 @@ server owns the embedded database. Results are JSON-ready dicts.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from footfall.server import reports
 from footfall.server.errors import NotFound, UsageError
 from footfall.server.protocols.native import APP_PATTERN
+from footfall.server.schemas import parse_schema
 from footfall.server.stores.base import EventStore
+
+
+def secret_hash(secret: str) -> str:
+    """GA4 API secrets are kept only as a hash; requests are checked against it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_keys(ga_tids: Sequence[str], ga4: Sequence[tuple[str, str]]) -> None:
+    for tid in ga_tids:
+        if not re.match(GA_TID, tid):
+            raise UsageError(f"{tid!r} is not a GA tracking id such as UA-12345-1")
+    for measurement_id, secret in ga4:
+        if not re.match(GA4_MEASUREMENT_ID, measurement_id):
+            raise UsageError(f"{measurement_id!r} is not a GA4 measurement id such as G-ABC123XYZ")
+        if not 8 <= len(secret) <= 128:
+            raise UsageError("a GA4 API secret has 8 to 128 characters")
 
 MAX_REPORT_DAYS = 3660
 
 
+GA_TID = r"^(UA|YT|MO)-\d{1,12}-\d{1,6}$"
+GA4_MEASUREMENT_ID = r"^G-[A-Z0-9]{4,16}$"
+
+
 class Operations(Protocol):
-    def add_app(self, name: str) -> dict[str, Any]: ...
+    def add_app(
+        self, name: str, ga_tids: Sequence[str] = (), ga4: Sequence[tuple[str, str]] = ()
+    ) -> dict[str, Any]: ...
+
+    def set_schema(self, app: str, schema: str) -> dict[str, Any]: ...
 
     def list_apps(self) -> list[dict[str, Any]]: ...
 
@@ -44,13 +73,33 @@ class StoreOperations:
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
-    def add_app(self, name: str) -> dict[str, Any]:
-        created = self.store.add_app(check_app_name(name))
+    def add_app(
+        self, name: str, ga_tids: Sequence[str] = (), ga4: Sequence[tuple[str, str]] = ()
+    ) -> dict[str, Any]:
+        check_app_name(name)
+        check_keys(ga_tids, ga4)
+        created = self.store.add_app(name)
+        for tid in ga_tids:
+            self.store.add_key(name, "ga-tid", tid)
+        for measurement_id, secret in ga4:
+            self.store.add_key(name, "ga4", measurement_id, secret_hash(secret))
         return {"name": name, "created": created}
+
+    def set_schema(self, app: str, schema: str) -> dict[str, Any]:
+        if not self.store.has_app(app):
+            raise NotFound(f"no app named {app!r}", code="unknown_app")
+        parsed = parse_schema(schema)
+        self.store.set_schema(app, json.dumps(json.loads(schema), sort_keys=True))
+        return {"name": app, "events": sorted(parsed.events)}
 
     def list_apps(self) -> list[dict[str, Any]]:
         return [
-            {"name": app.name, "created": app.created.isoformat(timespec="seconds")}
+            {
+                "name": app.name,
+                "created": app.created.isoformat(timespec="seconds"),
+                "keys": [{"kind": kind, "key": key} for kind, key in app.keys],
+                "schema": app.has_schema,
+            }
             for app in self.store.list_apps()
         ]
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import uvicorn
 
 from footfall.server.datadir import DataDir
+from footfall.server.logs import configure_logging
+from footfall.server.spool import SpoolReplayer
 from footfall.server.errors import UsageError
 from footfall.server.settings import Settings
 from footfall.server.stores.duckdb import DuckDBStore
@@ -60,7 +62,10 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
     try:
         sock = bind(settings.host, settings.port)
         url = public_url(settings.host, sock.getsockname()[1])
+        configure_logging()
         app = create_app(settings, store)
+        replayer = SpoolReplayer(app.state.context.spool, store)
+        replayer.start()
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -73,7 +78,10 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
         announce(url, f"{url}/login?token={secrets.admin_token}")
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        server.run(sockets=[sock])
+        try:
+            server.run(sockets=[sock])
+        finally:
+            replayer.stop()
     finally:
         datadir.remove_server_file(os.getpid())
         if sock is not None:

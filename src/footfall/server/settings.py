@@ -50,6 +50,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("max_events_per_batch", int, 500, "Most events in one native batch."),
     Setting("max_event_age_hours", int, 72, "Events older than this (client time) are rejected."),
+    Setting("read_timeout_s", float, 10.0, "Seconds a client may take to send its request body."),
+    Setting("rate_per_client", float, 20.0, "Requests per second per client address; 0 is unlimited."),
+    Setting("burst_per_client", float, 200.0, "Requests a client address may send at once."),
+    Setting("rate_per_app", float, 5000.0, "Events per second per app; 0 is unlimited."),
+    Setting("burst_per_app", float, 50000.0, "Events an app may receive at once."),
+    Setting("forget_per_minute", float, 6.0, "Forget requests per minute per client address."),
+    Setting("max_spool_bytes", int, 256 * 1024 * 1024, "Spool size at which the collector stops acknowledging."),
+    Setting("trusted_proxies", str, "", "Comma-separated proxies whose X-Forwarded-For is used."),
+    Setting("geoip_db", str, "", "A MaxMind-format country database instead of the built-in table."),
 )
 
 
@@ -62,6 +71,15 @@ class Settings:
     max_decompressed_bytes: int = 4 * 1024 * 1024
     max_events_per_batch: int = 500
     max_event_age_hours: int = 72
+    read_timeout_s: float = 10.0
+    rate_per_client: float = 20.0
+    burst_per_client: float = 200.0
+    rate_per_app: float = 5000.0
+    burst_per_app: float = 50000.0
+    forget_per_minute: float = 6.0
+    max_spool_bytes: int = 256 * 1024 * 1024
+    trusted_proxies: str = ""
+    geoip_db: str = ""
 
 
 def resolve_settings(
@@ -81,7 +99,7 @@ def resolve_settings(
                 ) from None
         if value is None:
             value = setting.default
-        if setting.type is int and value < 0:
+        if setting.type in (int, float) and value < 0:
             raise UsageError(f"{setting.flag} must not be negative")
         values[setting.name] = value
     return Settings(data=data, **values)

@@ -1,15 +1,15 @@
 """The HTTP edge: `create_app(settings, store)` builds the ASGI app.
 
-Handlers translate HTTP to calls on the ingest pipeline and `StoreOperations`, and
-errors to `error_body()` JSON. No SQL here, and no module-level app.
+The collector's endpoints live in `collection`, the maintainers' JSON API in `api`;
+this module holds what they share (`ServerContext`, body reading, errors), the
+health and readiness checks, metrics, and the dashboard's pages. No SQL here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import dataclasses
 import logging
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from footfall.server import dashboard
@@ -27,14 +27,18 @@ from footfall.server.errors import (
     BadRequest,
     FootfallError,
     PayloadTooLarge,
+    RateLimited,
+    RequestTimeout,
     Unauthorized,
     error_body,
 )
-from footfall.server.ingest import Ingestor, utc_now
+from footfall.server.geo import CountryResolver, Network, client_ip, parse_networks
+from footfall.server.ingest import Ingestor
+from footfall.server.metrics import Metrics
 from footfall.server.operations import StoreOperations
-from footfall.server.protocols.framing import decompress, parse_json
-from footfall.server.protocols.native import decode_batch
+from footfall.server.ratelimit import TokenBuckets
 from footfall.server.settings import Settings
+from footfall.server.spool import EventSpool
 from footfall.server.stores.base import EventStore
 
 log = logging.getLogger("footfall.server")
@@ -42,125 +46,148 @@ log = logging.getLogger("footfall.server")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def error_response(code: str, message: str, status: int) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status)
+@dataclasses.dataclass
+class ServerContext:
+    """Everything the endpoints share, built once by `create_app`."""
+
+    settings: Settings
+    store: EventStore
+    ingestor: Ingestor
+    operations: StoreOperations
+    metrics: Metrics
+    spool: EventSpool
+    auth: AdminAuth
+    geo: CountryResolver
+    trusted_proxies: tuple[Network, ...]
+    per_client: TokenBuckets
+    per_app: TokenBuckets
+    forgets: TokenBuckets
+
+    def client_ip(self, request: Request) -> str | None:
+        """The client's address, used for the country and rate limits, then forgotten."""
+        peer = request.client.host if request.client else None
+        return client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
+
+    def limit_client(self, request: Request, ip: str | None, buckets: TokenBuckets | None = None) -> None:
+        buckets = buckets or self.per_client
+        wait = buckets.take(buckets.key_for_address(ip))
+        if wait:
+            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="client")
+            raise RateLimited("too many requests from this address; slow down", wait)
+
+    def limit_app(self, app: str, events: int) -> float:
+        wait = self.per_app.take(app, cost=events)
+        if wait:
+            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="app")
+        return wait
+
+    def authenticated(self, request: Request) -> bool:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie and self.auth.check_session(cookie):
+            return True
+        return self.auth.check_bearer(request.headers.get("authorization", ""))
+
+    async def read_body(self, request: Request, limit: int) -> bytes:
+        """The body, refused early when over `limit` bytes or slower than the read timeout."""
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise BadRequest("Content-Length is not a number", code="invalid_request")
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+
+        async def read() -> bytes:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        try:
+            return await asyncio.wait_for(read(), self.settings.read_timeout_s)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"the body did not arrive within {self.settings.read_timeout_s:g} s") from None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadRequest("Content-Length is not a number", code="invalid_request")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def error_response(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def build_context(settings: Settings, store: EventStore) -> ServerContext:
+    datadir = DataDir(settings.data)
+    secrets = datadir.secrets()
+    metrics = Metrics()
+    spool = EventSpool(settings.data / "spool", settings.max_spool_bytes)
+    metrics.gauge("footfall_spool_events", "Acknowledged events waiting in the spool.", lambda: float(spool.depth()))
+    return ServerContext(
+        settings=settings,
+        store=store,
+        ingestor=Ingestor(store, secrets.install_key, metrics, spool),
+        operations=StoreOperations(store),
+        metrics=metrics,
+        spool=spool,
+        auth=AdminAuth(secrets.admin_token),
+        geo=CountryResolver(settings.geoip_db or None),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        per_client=TokenBuckets(settings.rate_per_client, settings.burst_per_client),
+        per_app=TokenBuckets(settings.rate_per_app, settings.burst_per_app),
+        forgets=TokenBuckets(settings.forget_per_minute / 60, max(settings.forget_per_minute, 1)),
+    )
 
 
 def create_app(settings: Settings, store: EventStore) -> Starlette:
-    secrets = DataDir(settings.data).secrets()
-    auth = AdminAuth(secrets.admin_token)
-    ingestor = Ingestor(store, secrets.install_key)
-    operations = StoreOperations(store)
-    max_age = dt.timedelta(hours=settings.max_event_age_hours)
+    from footfall.server.api import api_routes
+    from footfall.server.collection import collection_routes
 
-    def authenticated(request: Request) -> bool:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie and auth.check_session(cookie):
-            return True
-        return auth.check_bearer(request.headers.get("authorization", ""))
-
-    def api(handler: Handler) -> Handler:
-        async def guarded(request: Request) -> Response:
-            if not authenticated(request):
-                raise Unauthorized("log in, or send 'Authorization: Bearer <token>'")
-            return await handler(request)
-
-        return guarded
+    ctx = build_context(settings, store)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def native_batch(request: Request) -> Response:
-        body = await read_body(request, settings.max_body_bytes)
-        data = decompress(
-            body, request.headers.get("content-encoding", ""), settings.max_decompressed_bytes
-        )
-        received = utc_now()
-        batch = decode_batch(
-            parse_json(data),
-            received=received,
-            max_events=settings.max_events_per_batch,
-            max_age=max_age,
-        )
-        result = ingestor.ingest_native(batch, received)
-        await asyncio.wrap_future(result.durable)
-        return JSONResponse(result.body(), status_code=202)
+    async def readyz(request: Request) -> Response:
+        problems = []
+        try:
+            await run_in_threadpool(store.query, "SELECT 1")
+        except FootfallError as exc:
+            problems.append(f"store: {exc.message}")
+        if ctx.spool.over_limit:
+            problems.append("the spool is over its limit")
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
-    async def forget(request: Request) -> Response:
-        body = await read_body(request, settings.max_body_bytes)
-        document = parse_json(decompress(body, request.headers.get("content-encoding", ""), 4096))
-        deleted = await run_in_threadpool(ingestor.forget, document)
-        return JSONResponse({"deleted": deleted})
-
-    async def list_apps(request: Request) -> Response:
-        return JSONResponse({"apps": await run_in_threadpool(operations.list_apps)})
-
-    async def add_app(request: Request) -> Response:
-        document = parse_json(await read_body(request, settings.max_body_bytes))
-        name = document.get("name") if isinstance(document, dict) else None
-        if not isinstance(name, str):
-            raise BadRequest('send {"name": "<app id>"}', code="invalid_request")
-        result = await run_in_threadpool(operations.add_app, name)
-        return JSONResponse(result, status_code=201 if result["created"] else 200)
-
-    async def app_summary(request: Request) -> Response:
-        raw_days = request.query_params.get("days", "30")
-        if not raw_days.isdigit():
-            raise BadRequest("days must be a whole number", code="invalid_request")
-        app = request.path_params["app"]
-        return JSONResponse(await run_in_threadpool(operations.summary, app, int(raw_days)))
+    async def metrics(request: Request) -> Response:
+        text = await run_in_threadpool(ctx.metrics.render)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     async def overview(request: Request) -> Response:
-        if not authenticated(request):
+        if not ctx.authenticated(request):
             return RedirectResponse("/login", status_code=303)
 
         def build() -> list[dict[str, Any]]:
-            return [operations.summary(a["name"], 30) for a in operations.list_apps()]
+            return [ctx.operations.summary(a["name"], 30) for a in ctx.operations.list_apps()]
 
         return HTMLResponse(dashboard.render_overview(await run_in_threadpool(build)))
 
-    def logged_in_redirect(request: Request) -> Response:
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            auth.new_session(),
-            max_age=SESSION_TTL_S,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
-        return response
-
     async def login(request: Request) -> Response:
+        import urllib.parse
+
         if request.method == "GET":
             token = request.query_params.get("token")
             if token is None:
                 return HTMLResponse(dashboard.render_login())
         else:
-            form = urllib.parse.parse_qs(
-                (await read_body(request, 4096)).decode("utf-8", "replace")
-            )
+            form = urllib.parse.parse_qs((await ctx.read_body(request, 4096)).decode("utf-8", "replace"))
             token = (form.get("token") or [""])[0]
-        if not auth.check_token(token):
+        if not ctx.auth.check_token(token):
             return HTMLResponse(dashboard.render_login("That token is not right."), status_code=401)
-        return logged_in_redirect(request)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(SESSION_COOKIE, ctx.auth.new_session(), max_age=SESSION_TTL_S, httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+        return response
 
     async def logout(request: Request) -> Response:
         response = RedirectResponse("/login", status_code=303)
@@ -169,7 +196,8 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
 
     async def footfall_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FootfallError)
-        return error_response(exc.code, exc.message, exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return error_response(exc.code, exc.message, exc.status, headers)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -177,21 +205,20 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         return error_response(code, str(exc.detail), exc.status_code)
 
     async def unexpected_error(request: Request, exc: Exception) -> Response:
-        log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
-        return error_response("internal", "the server failed; the event was not stored", 500)
+        log.error("unexpected error", extra={"path": request.url.path, "error": type(exc).__name__})
+        return error_response("internal", "the server failed; nothing was stored", 500)
 
     routes = [
         Route("/healthz", healthz),
-        Route("/v1/batch", native_batch, methods=["POST"]),
-        Route("/v1/forget", forget, methods=["POST"]),
-        Route("/api/v1/apps", api(list_apps), methods=["GET"]),
-        Route("/api/v1/apps", api(add_app), methods=["POST"]),
-        Route("/api/v1/apps/{app}/summary", api(app_summary)),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        *collection_routes(ctx),
+        *api_routes(ctx),
         Route("/", overview),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={
             FootfallError: footfall_error,
@@ -199,3 +226,5 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
             Exception: unexpected_error,
         },
     )
+    app.state.context = ctx
+    return app

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from footfall.server.errors import BadRequest
+from footfall.server.protocols import Incoming
 
 APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -194,3 +195,20 @@ def _props_problem(props: Any) -> str | None:
         else:
             return f"property {key!r} must be a string, number, boolean, null or list of strings"
     return None
+
+
+def to_incoming(batch: NativeBatch, event: NativeEvent, country: str) -> Incoming:
+    context = batch.context
+    return Incoming(
+        app=batch.app,
+        name=event.name,
+        time=event.time,
+        install=context.install,
+        session=context.session,
+        app_version=context.app_version,
+        platform=context.platform,
+        environment=context.environment,
+        props=event.props,
+        source="native",
+        country=country,
+    )

@@ -44,6 +44,27 @@ EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EventR
 class App:
     name: str
     created: dt.datetime
+    keys: tuple[tuple[str, str], ...] = ()  # (kind, key): ("ga-tid", "UA-1-1"), ("ga4", "G-X")
+    has_schema: bool = False
+
+
+KEY_KINDS = ("ga-tid", "ga4", "firebase")
+
+
+class AppRegistry:
+    """The apps, their wire-protocol keys and schemas, held in memory for the hot path.
+
+    A store loads it once and updates it after each committed change, so the
+    collector never queries the database to resolve an app.
+    """
+
+    def __init__(self) -> None:
+        self.apps: set[str] = set()
+        self.keys: dict[tuple[str, str], tuple[str, str]] = {}  # (kind, key) -> (app, secret hash)
+        self.schemas: dict[str, str] = {}  # app -> schema JSON
+
+    def app_for_key(self, kind: str, key: str) -> tuple[str, str] | None:
+        return self.keys.get((kind, key))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,15 +85,32 @@ class EventStore:
         """Queue events; the future resolves once they are durable, or fails."""
         raise NotImplementedError
 
+    registry: AppRegistry
+
+    def has_app(self, name: str) -> bool:
+        return name in self.registry.apps
+
+    def app_for_key(self, kind: str, key: str) -> tuple[str, str] | None:
+        """The app (and secret hash) a GA tid, GA4 measurement id or Firebase app id maps to."""
+        return self.registry.app_for_key(kind, key)
+
+    def schema(self, app: str) -> str | None:
+        return self.registry.schemas.get(app)
+
+    def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
+        """Map a wire-protocol key to an app; True if it was new. Idempotent."""
+        raise NotImplementedError
+
+    def set_schema(self, app: str, schema: str) -> None:
+        """Store the app's schema (JSON text), replacing any earlier one."""
+        raise NotImplementedError
+
     def delete_install(self, app: str, install: str) -> int:
         """Delete every event of one (hashed) install; returns how many went."""
         raise NotImplementedError
 
     def add_app(self, name: str) -> bool:
         """Register an app; True if it was new. Idempotent."""
-        raise NotImplementedError
-
-    def has_app(self, name: str) -> bool:
         raise NotImplementedError
 
     def list_apps(self) -> list[App]:

@@ -22,8 +22,15 @@ from typing import Any
 
 import duckdb
 
-from footfall.server.errors import DataDirLocked, StoreUnavailable
-from footfall.server.stores.base import EVENT_COLUMNS, App, EventRecord, EventStore, QueryResult
+from footfall.server.errors import DataDirLocked, FootfallError, StoreUnavailable, UsageError
+from footfall.server.stores.base import (
+    EVENT_COLUMNS,
+    App,
+    AppRegistry,
+    EventRecord,
+    EventStore,
+    QueryResult,
+)
 
 MAX_GROUP_ROWS = 50_000  # events in one group commit
 
@@ -54,6 +61,23 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                 country VARCHAR NOT NULL,
                 props VARCHAR NOT NULL,
                 source VARCHAR NOT NULL
+            )""",
+        ),
+    ),
+    (
+        2,
+        (
+            """CREATE TABLE app_keys (
+                app VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                key VARCHAR NOT NULL,
+                secret_hash VARCHAR NOT NULL,
+                PRIMARY KEY (kind, key)
+            )""",
+            """CREATE TABLE app_schemas (
+                app VARCHAR PRIMARY KEY,
+                schema VARCHAR NOT NULL,
+                updated TIMESTAMP NOT NULL
             )""",
         ),
     ),
@@ -118,7 +142,12 @@ class DuckDBStore(EventStore):
         self.path = str(path)
         self._con = connect(self.path)
         migrate(self._con)
-        self._apps = {row[0] for row in self._con.execute("SELECT name FROM apps").fetchall()}
+        self.registry = AppRegistry()
+        self.registry.apps = {row[0] for row in self._con.execute("SELECT name FROM apps").fetchall()}
+        for app, kind, key, secret in self._con.execute("SELECT app, kind, key, secret_hash FROM app_keys").fetchall():
+            self.registry.keys[(kind, key)] = (app, secret)
+        for app, schema in self._con.execute("SELECT app, schema FROM app_schemas").fetchall():
+            self.registry.schemas[app] = schema
         self._queue: queue.Queue[_Job | object] = queue.Queue()
         self._closed = False
         self._cursor_lock = threading.Lock()
@@ -145,9 +174,8 @@ class DuckDBStore(EventStore):
             ).fetchall()
             return len(rows)
 
-        future: Future[int] = Future()
-        self._submit(_Job(future, action=delete))
-        return future.result()
+        deleted: int = self._act(delete)
+        return deleted
 
     def add_app(self, name: str) -> bool:
         def insert(con: duckdb.DuckDBPyConnection) -> bool:
@@ -157,11 +185,41 @@ class DuckDBStore(EventStore):
             ).fetchall()
             return bool(created)
 
-        future: Future[bool] = Future()
-        self._submit(_Job(future, action=insert))
-        created = future.result()
-        self._apps.add(name)
+        created: bool = self._act(insert)
+        self.registry.apps.add(name)
         return created
+
+    def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
+        def insert(con: duckdb.DuckDBPyConnection) -> bool:
+            owner = con.execute("SELECT app FROM app_keys WHERE kind = ? AND key = ?", [kind, key]).fetchall()
+            if owner and owner[0][0] != app:
+                raise UsageError(f"{key} is already registered to the app {owner[0][0]!r}")
+            con.execute(
+                "INSERT INTO app_keys VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET secret_hash = excluded.secret_hash",
+                [app, kind, key, secret_hash],
+            )
+            return not owner
+
+        created: bool = self._act(insert)
+        self.registry.keys[(kind, key)] = (app, secret_hash)
+        return created
+
+    def set_schema(self, app: str, schema: str) -> None:
+        def upsert(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(
+                "INSERT INTO app_schemas VALUES (?, ?, ?) ON CONFLICT DO UPDATE"
+                " SET schema = excluded.schema, updated = excluded.updated",
+                [app, schema, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)],
+            )
+
+        self._act(upsert)
+        self.registry.schemas[app] = schema
+
+    def _act(self, action: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run one change on the writer thread, in its own transaction, and wait for it."""
+        future: Future[Any] = Future()
+        self._submit(_Job(future, action=action))
+        return future.result()
 
     def _submit(self, job: _Job) -> None:
         if self._closed:
@@ -198,6 +256,9 @@ class DuckDBStore(EventStore):
                 con.execute("BEGIN")
                 result = job.action(con)
                 con.execute("COMMIT")
+            except FootfallError as exc:
+                con.execute("ROLLBACK")
+                job.future.set_exception(exc)
             except Exception as exc:
                 con.execute("ROLLBACK")
                 job.future.set_exception(StoreUnavailable(f"write failed: {exc}"))
@@ -233,12 +294,15 @@ class DuckDBStore(EventStore):
         with self._cursor_lock:
             return self._con.cursor()
 
-    def has_app(self, name: str) -> bool:
-        return name in self._apps
-
     def list_apps(self) -> list[App]:
         result = self.query("SELECT name, created FROM apps ORDER BY name")
-        return [App(name, created) for name, created in result.rows]
+        keys: dict[str, list[tuple[str, str]]] = {}
+        for (kind, key), (app, _) in sorted(self.registry.keys.items()):
+            keys.setdefault(app, []).append((kind, key))
+        return [
+            App(name, created, tuple(keys.get(name, ())), name in self.registry.schemas)
+            for name, created in result.rows
+        ]
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
         cursor = self._cursor()

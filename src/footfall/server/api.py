@@ -1,0 +1,166 @@
+"""The maintainers' JSON API under /api/v1, behind the admin token or a session,
+and the OpenAPI document (`/openapi.json`) that describes every public endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from footfall.server.errors import BadRequest, Unauthorized
+from footfall.server.protocols.framing import parse_json
+from footfall.server.web import Handler, ServerContext
+
+
+def api_routes(ctx: ServerContext) -> list[Route]:
+    def guarded(handler: Handler) -> Handler:
+        async def check(request: Request) -> Response:
+            if not ctx.authenticated(request):
+                raise Unauthorized("log in, or send 'Authorization: Bearer <token>'")
+            return await handler(request)
+
+        return check
+
+    async def list_apps(request: Request) -> Response:
+        return JSONResponse({"apps": await run_in_threadpool(ctx.operations.list_apps)})
+
+    async def add_app(request: Request) -> Response:
+        document = parse_json(await ctx.read_body(request, ctx.settings.max_body_bytes))
+        if not isinstance(document, dict) or not isinstance(document.get("name"), str):
+            raise BadRequest('send {"name": "<app id>"}', code="invalid_request")
+        ga_tids = document.get("ga_tids", [])
+        ga4 = document.get("ga4", [])
+        if not isinstance(ga_tids, list) or not all(isinstance(t, str) for t in ga_tids):
+            raise BadRequest("'ga_tids' must be a list of tracking ids", code="invalid_request")
+        if not isinstance(ga4, list) or not all(
+            isinstance(k, dict) and isinstance(k.get("measurement_id"), str) and isinstance(k.get("api_secret"), str)
+            for k in ga4
+        ):
+            raise BadRequest("'ga4' must be a list of {measurement_id, api_secret}", code="invalid_request")
+        pairs = [(k["measurement_id"], k["api_secret"]) for k in ga4]
+        result = await run_in_threadpool(ctx.operations.add_app, document["name"], ga_tids, pairs)
+        return JSONResponse(result, status_code=201 if result["created"] else 200)
+
+    async def put_schema(request: Request) -> Response:
+        body = await ctx.read_body(request, ctx.settings.max_body_bytes)
+        parse_json(body)  # a clean 400 for bad JSON before the schema's own checks
+        app = request.path_params["app"]
+        result = await run_in_threadpool(ctx.operations.set_schema, app, body.decode("utf-8", "replace"))
+        return JSONResponse(result)
+
+    async def app_summary(request: Request) -> Response:
+        raw_days = request.query_params.get("days", "30")
+        if not raw_days.isdigit():
+            raise BadRequest("days must be a whole number", code="invalid_request")
+        app = request.path_params["app"]
+        return JSONResponse(await run_in_threadpool(ctx.operations.summary, app, int(raw_days)))
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    return [
+        Route("/api/v1/apps", guarded(list_apps), methods=["GET"]),
+        Route("/api/v1/apps", guarded(add_app), methods=["POST"]),
+        Route("/api/v1/apps/{app}/schema", guarded(put_schema), methods=["PUT"]),
+        Route("/api/v1/apps/{app}/summary", guarded(app_summary), methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {
+        str(s): {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for s in statuses
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The public HTTP contract; contract/native-v1.md has the prose."""
+    native_body = {"$ref": "#/components/schemas/Batch"}
+    form = {"application/x-www-form-urlencoded": {"schema": {"type": "string"}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Footfall collector", "version": "1"},
+        "paths": {
+            "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
+            "/readyz": {"get": {"responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/v1/batch": {
+                "post": {
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": native_body}}},
+                    "responses": {"202": {"description": "per-event results"}, **_errors(400, 408, 413, 422, 429, 503)},
+                }
+            },
+            "/v1/forget": {
+                "post": {
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"app": {"type": "string"}, "install": {"type": "string"}}}}}},
+                    "responses": {"200": {"description": "deleted"}, **_errors(400, 408, 413, 422, 429)},
+                }
+            },  # fmt: skip
+            "/collect": {
+                "get": {"parameters": [{"name": p, "in": "query", "schema": {"type": "string"}}
+                                       for p in ("v", "tid", "cid", "t", "ec", "ea", "el", "ev", "an", "av")],
+                        "responses": {"200": {"description": "always, as GA"}}},
+                "post": {"requestBody": {"content": form}, "responses": {"200": {"description": "always, as GA"}}},
+            },  # fmt: skip
+            "/batch": {"post": {"requestBody": {"content": form}, "responses": {"200": {"description": "always"}}}},
+            "/debug/collect": {"post": {"requestBody": {"content": form}, "responses": {"200": {"description": "hitParsingResult"}}}},
+            "/mp/collect": {
+                "post": {
+                    "parameters": [{"name": p, "in": "query", "schema": {"type": "string"}}
+                                   for p in ("measurement_id", "api_secret", "firebase_app_id")],
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                    "responses": {"204": {"description": "always, as GA4"}},
+                }
+            },  # fmt: skip
+            "/debug/mp/collect": {
+                "post": {
+                    "parameters": [{"name": "measurement_id", "in": "query", "schema": {"type": "string"}}],
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                    "responses": {"200": {"description": "validationMessages"}},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": ERROR,
+                "Batch": json.loads(BATCH_SCHEMA),
+            }
+        },
+    }
+
+
+BATCH_SCHEMA = """{
+  "type": "object",
+  "required": ["app", "context", "events"],
+  "properties": {
+    "app": {"type": "string"},
+    "dropped": {"type": "integer", "minimum": 0},
+    "context": {"type": "object", "properties": {
+      "install": {"type": "string", "nullable": true},
+      "session": {"type": "string", "nullable": true},
+      "app_version": {"type": "string"},
+      "platform": {"type": "object", "additionalProperties": {"type": "string"}},
+      "environment": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    "events": {"type": "array", "items": {"type": "object", "required": ["name", "time"], "properties": {
+      "name": {"type": "string"}, "time": {"type": "string"}, "props": {"type": "object"}}}}
+  }
+}"""

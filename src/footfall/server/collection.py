@@ -1,0 +1,242 @@
+"""The collector's endpoints: native v1, Google Analytics v1 and GA4, and forget.
+
+Every protocol ends in the same place: `Incoming` events through the ingest
+pipeline, then `persist`, and only then an answer. The native protocol answers
+errors with 4xx JSON; the GA protocols keep GA's own semantics (always 2xx,
+malformed hits dropped and counted by reason).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hmac
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from footfall.server.errors import PayloadTooLarge, RateLimited, RequestTimeout, UnknownApp
+from footfall.server.geo import truncate
+from footfall.server.ingest import utc_now
+from footfall.server.operations import secret_hash
+from footfall.server.protocols import Incoming, ga4, ga_v1
+from footfall.server.protocols.framing import decompress, parse_json
+from footfall.server.protocols.native import Rejection, decode_batch, to_incoming
+from footfall.server.stores.base import EventRecord
+from footfall.server.web import ServerContext
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 1x1 GIF
+NO_CACHE = {"Cache-Control": "no-cache, no-store, must-revalidate"}
+
+
+def stored_view(record: EventRecord) -> dict[str, Any]:
+    """A record exactly as it would be stored, for the debug endpoints."""
+    import json
+
+    view = dataclasses.asdict(record)
+    view["time"] = record.time.isoformat(timespec="milliseconds")
+    view["received"] = record.received.isoformat(timespec="milliseconds")
+    view["props"] = json.loads(record.props)
+    return view
+
+
+def collection_routes(ctx: ServerContext) -> list[Route]:
+    settings = ctx.settings
+    max_age = dt.timedelta(hours=settings.max_event_age_hours)
+
+    def locate(ip: str | None, anonymise: bool) -> str:
+        return ctx.geo.country(truncate(ip) if anonymise and ip else ip)
+
+    # -- native v1 ----------------------------------------------------------------
+
+    async def native_batch(request: Request) -> Response:
+        ip = ctx.client_ip(request)
+        ctx.limit_client(request, ip)
+        body = await ctx.read_body(request, settings.max_body_bytes)
+        data = decompress(body, request.headers.get("content-encoding", ""), settings.max_decompressed_bytes)
+        received = utc_now()
+        batch = decode_batch(parse_json(data), received=received, max_events=settings.max_events_per_batch,
+                             max_age=max_age)  # fmt: skip
+        if not ctx.store.has_app(batch.app):
+            ctx.ingestor.reject("native", "unknown_app", len(batch.events))
+            raise UnknownApp(f"no app named {batch.app!r} is registered; run `footfall app add {batch.app}`")
+        wait = ctx.limit_app(batch.app, len(batch.events))
+        if wait:
+            raise RateLimited(f"{batch.app} is receiving more events than its limit", wait)
+        if batch.dropped:
+            ctx.metrics.count("footfall_client_dropped_total", "Events clients dropped (queue full) and reported.",
+                              batch.dropped, app=batch.app)  # fmt: skip
+        country = ctx.geo.country(ip)
+        results: list[dict[str, str]] = []
+        records: list[EventRecord] = []
+        for event in batch.events:
+            if isinstance(event, Rejection):
+                ctx.ingestor.reject("native", event.code)
+                results.append({"status": "rejected", "code": event.code, "message": event.message})
+                continue
+            record, reason, _ = ctx.ingestor.record(to_incoming(batch, event, country))
+            if record is None:
+                results.append({"status": "rejected", "code": reason, "message": f"{event.name!r} is not in the app's schema"})
+            else:
+                records.append(record)
+                results.append({"status": "accepted"})
+        await ctx.ingestor.persist(records)
+        accepted = len(records)
+        return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 202)
+
+    async def forget(request: Request) -> Response:
+        ctx.limit_client(request, ctx.client_ip(request), ctx.forgets)
+        body = await ctx.read_body(request, settings.max_body_bytes)
+        document = parse_json(decompress(body, request.headers.get("content-encoding", ""), 4096))
+        from starlette.concurrency import run_in_threadpool
+
+        deleted = await run_in_threadpool(ctx.ingestor.forget, document)
+        return JSONResponse({"deleted": deleted})
+
+    # -- Google Analytics v1 ------------------------------------------------------
+
+    async def ga_hits(request: Request, batch: bool) -> tuple[list[ga_v1.Hit], list[ga_v1.ParserMessage]]:
+        """Read the hits of one request; problems with the request itself come back as messages."""
+        if request.method == "GET":
+            if len(str(request.url.path)) + len(request.url.query) + 1 > ga_v1.MAX_URL_BYTES:
+                return [], [ga_v1.ParserMessage("ERROR", "VALUE_INVALID", "A URL is limited to 8000 bytes.")]
+            return [ga_v1.parse_hit(request.url.query)], []
+        limit = ga_v1.MAX_BATCH_BYTES if batch else ga_v1.MAX_HIT_BYTES
+        try:
+            text = (await ctx.read_body(request, limit)).decode("utf-8", "replace")
+        except PayloadTooLarge:
+            return [], [ga_v1.ParserMessage("ERROR", "VALUE_INVALID", f"The body is limited to {limit} bytes.")]
+        except RequestTimeout:
+            return [], [ga_v1.ParserMessage("ERROR", "VALUE_INVALID", "The body arrived too slowly.")]
+        if not batch:
+            return [ga_v1.parse_hit(text)], []
+        lines, problems = ga_v1.split_batch(text)
+        return ([] if problems else [ga_v1.parse_hit(line) for line in lines]), problems
+
+    def ga_incoming(request: Request, hit: ga_v1.Hit, ip: str | None) -> tuple[Incoming | None, str]:
+        if not hit.valid:
+            return None, hit.reason
+        found = ctx.store.app_for_key("ga-tid", hit.params["tid"])
+        if found is None:
+            return None, "unknown_tid"
+        incoming = ga_v1.to_incoming(hit, found[0], utc_now(), request.headers.get("user-agent", ""), ip, locate)
+        return incoming, ""
+
+    async def ga_collect(request: Request, batch: bool = False) -> Response:
+        ip = ctx.client_ip(request)
+        hits, problems = await ga_hits(request, batch)
+        if problems:
+            ctx.ingestor.reject("ga-v1", "request_too_large")
+        records = []
+        for hit in hits:
+            incoming, reason = ga_incoming(request, hit, ip)
+            if incoming is None:
+                ctx.ingestor.reject("ga-v1", reason)
+                continue
+            if ctx.limit_app(incoming.app, 1):
+                ctx.ingestor.reject("ga-v1", "rate_limited")
+                continue
+            record, _, _ = ctx.ingestor.record(incoming)
+            if record is not None:
+                records.append(record)
+        await ctx.ingestor.persist(records)  # only a full spool fails here: then we cannot keep it
+        if batch:
+            return Response(status_code=200, headers=NO_CACHE)
+        return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
+
+    async def ga_debug(request: Request) -> Response:
+        ip = ctx.client_ip(request)
+        hits, problems = await ga_hits(request, batch=False)
+        results = []
+        for hit in hits:
+            messages = [m.as_ga() for m in hit.messages]
+            entry: dict[str, Any] = {"valid": hit.valid, "parserMessage": messages,
+                                     "hit": "/debug/collect?" + hit.text[:2000]}  # fmt: skip
+            incoming, reason = ga_incoming(request, hit, ip)
+            if reason == "unknown_tid":
+                messages.append({"messageType": "INFO", "messageCode": "VALUE_INVALID", "parameter": "tid",
+                                 "description": "This tid is not registered on this collector: the hit would be dropped."})  # fmt: skip
+            if incoming is not None:
+                record, refused, dropped = ctx.ingestor.preview(incoming)
+                entry["footfall"] = {"stored": stored_view(record) if record else None,
+                                     "refused": refused or None, "droppedProperties": dropped}  # fmt: skip
+            results.append(entry)
+        summary = [m.as_ga() for m in problems] or [
+            {"messageType": "INFO", "description": f"Found {len(hits)} hit{'s' if len(hits) != 1 else ''} in the request."}
+        ]
+        return JSONResponse({"hitParsingResult": results, "parserMessage": summary})
+
+    async def ga_batch(request: Request) -> Response:
+        return await ga_collect(request, batch=True)
+
+    # -- GA4 ----------------------------------------------------------------------
+
+    async def ga4_request(request: Request) -> tuple[ga4.Ga4Request, tuple[str, str] | None, str]:
+        """The parsed request, its (app, secret hash) if registered, and why it would be dropped."""
+        firebase_id = request.query_params.get("firebase_app_id")
+        kind, key = ("firebase", firebase_id) if firebase_id else ("ga4", request.query_params.get("measurement_id", ""))
+        try:
+            body = await ctx.read_body(request, ga4.MAX_BODY_BYTES)
+        except (PayloadTooLarge, RequestTimeout) as exc:
+            message = ga4.ValidationMessage("", exc.message, "VALUE_OUT_OF_BOUNDS")
+            return ga4.Ga4Request("", [], {}, [message], 0), None, "body_too_large"
+        parsed = ga4.parse_request(body, firebase=bool(firebase_id), received=utc_now())
+        found = ctx.store.app_for_key(kind, key) if key else None
+        if found is None:
+            return parsed, None, "unknown_measurement_id"
+        secret = request.query_params.get("api_secret", "")
+        if not hmac.compare_digest(secret_hash(secret), found[1]):
+            return parsed, found, "wrong_api_secret"
+        return parsed, found, ""
+
+    async def ga4_collect(request: Request) -> Response:
+        ip = ctx.client_ip(request)
+        parsed, found, reason = await ga4_request(request)
+        total = len(parsed.events) + parsed.dropped_events
+        if reason or found is None:
+            ctx.ingestor.reject("ga4", reason or "invalid_request", max(total, 1))
+            return Response(status_code=204)
+        if parsed.dropped_events:
+            ctx.ingestor.reject("ga4", "invalid_event", parsed.dropped_events)
+        if parsed.events and ctx.limit_app(found[0], len(parsed.events)):
+            ctx.ingestor.reject("ga4", "rate_limited", len(parsed.events))
+            return Response(status_code=204)
+        country = ctx.geo.country(ip)
+        user_agent = request.headers.get("user-agent", "")
+        records = []
+        for event in parsed.events:
+            record, _, _ = ctx.ingestor.record(ga4.to_incoming(parsed, event, found[0], user_agent, country))
+            if record is not None:
+                records.append(record)
+        await ctx.ingestor.persist(records)
+        return Response(status_code=204)
+
+    async def ga4_debug(request: Request) -> Response:
+        ip = ctx.client_ip(request)
+        parsed, found, reason = await ga4_request(request)
+        messages = [m.as_ga() for m in parsed.messages]
+        answer: dict[str, Any] = {"validationMessages": messages}
+        if reason == "unknown_measurement_id":
+            messages.append({"fieldPath": "measurement_id", "validationCode": "VALUE_INVALID",
+                             "description": "This id is not registered on this collector: events would be dropped."})  # fmt: skip
+        elif found is not None:  # as GA's validation server, the api_secret is not checked here
+            country = ctx.geo.country(ip)
+            user_agent = request.headers.get("user-agent", "")
+            previews = [ctx.ingestor.preview(ga4.to_incoming(parsed, e, found[0], user_agent, country))
+                        for e in parsed.events]  # fmt: skip
+            answer["footfall"] = {"stored": [stored_view(r) for r, _, _ in previews if r is not None]}
+        return JSONResponse(answer)
+
+    return [
+        Route("/v1/batch", native_batch, methods=["POST"]),
+        Route("/v1/forget", forget, methods=["POST"]),
+        Route("/collect", ga_collect, methods=["GET", "POST"]),
+        Route("/batch", ga_batch, methods=["POST"]),
+        Route("/debug/collect", ga_debug, methods=["GET", "POST"]),
+        Route("/mp/collect", ga4_collect, methods=["POST"]),
+        Route("/debug/mp/collect", ga4_debug, methods=["POST"]),
+    ]
+

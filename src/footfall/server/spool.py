@@ -1,0 +1,139 @@
+"""The collector's spool: where acknowledged events wait while the store is unavailable.
+
+An event is acknowledged only once it is committed to the store or appended here
+and fsynced. Each append is one file (`spool-<time>-<seq>.jsonl`, one record per
+line); a background replayer writes them to the store in order once it is back,
+and deletes each file after its commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from footfall.server.errors import StoreError, StoreUnavailable
+from footfall.server.stores.base import EVENT_COLUMNS, EventRecord, EventStore
+
+TIME_FIELDS = ("time", "received")
+log = logging.getLogger("footfall.spool")
+
+
+def _encode(record: EventRecord) -> str:
+    row = {c: getattr(record, c) for c in EVENT_COLUMNS}
+    for field in TIME_FIELDS:
+        row[field] = row[field].isoformat()
+    return json.dumps(row, separators=(",", ":"))
+
+
+def _decode(line: str) -> EventRecord:
+    row = json.loads(line)
+    for field in TIME_FIELDS:
+        row[field] = dt.datetime.fromisoformat(row[field])
+    return EventRecord(**row)
+
+
+class EventSpool:
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._sequence = 0
+
+    def files(self) -> list[Path]:
+        try:
+            return sorted(self.directory.glob("spool-*.jsonl"))
+        except OSError:
+            return []
+
+    def size(self) -> int:
+        total = 0
+        for path in self.files():
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass
+        return total
+
+    def depth(self) -> int:
+        """Events waiting (counted by lines)."""
+        count = 0
+        for path in self.files():
+            try:
+                with path.open("rb") as handle:
+                    count += sum(1 for _ in handle)
+            except OSError:
+                pass
+        return count
+
+    @property
+    def over_limit(self) -> bool:
+        return self.size() >= self.max_bytes
+
+    def append(self, records: Sequence[EventRecord]) -> None:
+        """Append and fsync; raises StoreUnavailable when the spool is full or unwritable."""
+        data = "".join(_encode(r) + "\n" for r in records).encode()
+        with self._lock:
+            if self.size() + len(data) > self.max_bytes:
+                raise StoreUnavailable("the store is unavailable and the spool is full")
+            self._sequence += 1
+            path = self.directory / f"spool-{time.time_ns():020d}-{self._sequence:06d}.jsonl"
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                directory = os.open(self.directory, os.O_RDONLY)
+                try:
+                    os.fsync(directory)  # the new file's name is durable too
+                finally:
+                    os.close(directory)
+            except OSError as exc:
+                raise StoreUnavailable(f"the store is unavailable and the spool failed: {exc}") from exc
+        log.warning("store unavailable; events spooled", extra={"event": "spooled", "count": len(records)})
+
+    def replay(self, store: EventStore) -> int:
+        """Write spooled files to the store, oldest first; stop at the first failure."""
+        replayed = 0
+        for path in self.files():
+            try:
+                records = [_decode(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+                store.write(records).result(timeout=60)
+            except (OSError, ValueError, StoreError, TimeoutError):
+                break
+            path.unlink(missing_ok=True)
+            replayed += len(records)
+        if replayed:
+            log.info("spooled events stored", extra={"event": "replayed", "count": replayed})
+        return replayed
+
+
+class SpoolReplayer:
+    """A daemon thread that replays the spool every `interval` seconds while it holds anything."""
+
+    def __init__(self, spool: EventSpool, store: EventStore, interval: float = 1.0) -> None:
+        self._spool, self._store, self._interval = spool, store, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="footfall.spool", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            if self._spool.files():
+                self._spool.replay(self._store)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self._spool.files():
+            self._spool.replay(self._store)  # a last try before the store closes
