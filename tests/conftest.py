@@ -127,15 +127,26 @@ class InThreadServer:
     url: str
     store: Any
     data: Path
+    app: Any
 
     @property
     def token(self) -> str:
         return str(json.loads((self.data / "secrets.json").read_text())["admin_token"])
 
+    @property
+    def metrics(self) -> Any:
+        return self.app.state.context.metrics
+
+    def metric(self, name: str, **labels: str) -> float:
+        return float(self.metrics.value(name, **labels))
+
 
 @pytest.fixture
-def app_server(tmp_path: Path) -> Iterator[InThreadServer]:
-    """`create_app` on a real Uvicorn server in a thread, with a real DuckDB file."""
+def app_server_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start `create_app` on a real Uvicorn server in a thread, with a real DuckDB file.
+
+    `app_server_factory(store=None, **settings)`; every server started is stopped after the test.
+    """
     import uvicorn
 
     from footfall.server.serving import bind
@@ -143,25 +154,34 @@ def app_server(tmp_path: Path) -> Iterator[InThreadServer]:
     from footfall.server.stores.duckdb import DuckDBStore
     from footfall.server.web import create_app
 
-    data = tmp_path / "data"
-    data.mkdir()
-    store = DuckDBStore(data / "footfall.duckdb")
-    store.add_app(GOLDEN_APP)
-    sock = bind("127.0.0.1", 0)
-    config = uvicorn.Config(
-        create_app(Settings(data=data), store), log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
+    running: list[tuple[Any, threading.Thread, Any, Any]] = []
+
+    def start(store: Any = None, **settings: Any) -> InThreadServer:
+        data = tmp_path / f"data{len(running)}"
+        data.mkdir()
+        store = store or DuckDBStore(data / "footfall.duckdb")
+        store.add_app(GOLDEN_APP)
+        sock = bind("127.0.0.1", 0)
+        app = create_app(Settings(data=data, **settings), store)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        running.append((server, thread, sock, store))
         wait_until(lambda: server.started, 15, "uvicorn to start")
-        yield InThreadServer(f"http://127.0.0.1:{sock.getsockname()[1]}", store, data)
-    finally:
+        return InThreadServer(f"http://127.0.0.1:{sock.getsockname()[1]}", store, data, app)
+
+    yield start
+    for server, thread, sock, store in running:
         server.should_exit = True
         thread.join(15)
         sock.close()
         store.close()
+
+
+@pytest.fixture
+def app_server(app_server_factory: Any) -> InThreadServer:
+    server: InThreadServer = app_server_factory()
+    return server
 
 
 @pytest.fixture

@@ -34,16 +34,11 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         if not isinstance(document, dict) or not isinstance(document.get("name"), str):
             raise BadRequest('send {"name": "<app id>"}', code="invalid_request")
         ga_tids = document.get("ga_tids", [])
-        ga4 = document.get("ga4", [])
         if not isinstance(ga_tids, list) or not all(isinstance(t, str) for t in ga_tids):
             raise BadRequest("'ga_tids' must be a list of tracking ids", code="invalid_request")
-        if not isinstance(ga4, list) or not all(
-            isinstance(k, dict) and isinstance(k.get("measurement_id"), str) and isinstance(k.get("api_secret"), str)
-            for k in ga4
-        ):
-            raise BadRequest("'ga4' must be a list of {measurement_id, api_secret}", code="invalid_request")
-        pairs = [(k["measurement_id"], k["api_secret"]) for k in ga4]
-        result = await run_in_threadpool(ctx.operations.add_app, document["name"], ga_tids, pairs)
+        ga4 = _pairs(document, "ga4", "measurement_id")
+        firebase = _pairs(document, "firebase", "app_id")
+        result = await run_in_threadpool(ctx.operations.add_app, document["name"], ga_tids, ga4, firebase)
         return JSONResponse(result, status_code=201 if result["created"] else 200)
 
     async def put_schema(request: Request) -> Response:
@@ -70,6 +65,15 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         Route("/api/v1/apps/{app}/summary", guarded(app_summary), methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
+
+
+def _pairs(document: dict[str, Any], field: str, key: str) -> list[tuple[str, str]]:
+    entries = document.get(field, [])
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get(key), str) and isinstance(e.get("api_secret"), str) for e in entries
+    ):
+        raise BadRequest(f"'{field}' must be a list of {{{key}, api_secret}}", code="invalid_request")
+    return [(e[key], e["api_secret"]) for e in entries]
 
 
 ERROR = {

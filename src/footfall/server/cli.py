@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a GA4 measurement id whose events belong to this app (repeatable)")
     add.add_argument("--ga4-api-secret", action="append", default=[], metavar="SECRET",
                      help="the API secret of each --ga4-measurement-id, in the same order")
+    add.add_argument("--firebase-app-id", action="append", default=[], metavar="ID",
+                     help="a Firebase app id whose GA4 events belong to this app (repeatable)")
+    add.add_argument("--firebase-api-secret", action="append", default=[], metavar="SECRET",
+                     help="the API secret of each --firebase-app-id, in the same order")
     schema = app_commands.add_parser("schema", parents=[common], help="set an app's schema",
                                      description="Set which events and properties an app may store.")
     schema.add_argument("name", help="the app id")
@@ -170,10 +174,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return demo(args, datadir, console)
     with open_operations(datadir) as operations:
         if args.command == "app" and args.app_command == "add":
-            if len(args.ga4_measurement_id) != len(args.ga4_api_secret):
-                raise UsageError("give one --ga4-api-secret for each --ga4-measurement-id")
-            ga4 = list(zip(args.ga4_measurement_id, args.ga4_api_secret, strict=True))
-            result = operations.add_app(args.name, args.ga_tid, ga4)
+            pairs = []
+            for ids, secrets, flag in ((args.ga4_measurement_id, args.ga4_api_secret, "--ga4"),
+                                       (args.firebase_app_id, args.firebase_api_secret, "--firebase")):  # fmt: skip
+                if len(ids) != len(secrets):
+                    raise UsageError(f"give one {flag}-api-secret for each id")
+                pairs.append(list(zip(ids, secrets, strict=True)))
+            result = operations.add_app(args.name, args.ga_tid, pairs[0], pairs[1])
             verb = "registered" if result["created"] else "is already registered"
             console.print(f"App {result['name']} {verb}.", markup=False, highlight=False)
         elif args.command == "app" and args.app_command == "schema":

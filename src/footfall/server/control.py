@@ -56,12 +56,17 @@ class RemoteOperations:
             raise StoreUnavailable(f"the server at {self.url} does not answer: {exc}") from None
 
     def add_app(
-        self, name: str, ga_tids: Sequence[str] = (), ga4: Sequence[tuple[str, str]] = ()
+        self,
+        name: str,
+        ga_tids: Sequence[str] = (),
+        ga4: Sequence[tuple[str, str]] = (),
+        firebase: Sequence[tuple[str, str]] = (),
     ) -> dict[str, Any]:
         body = {
             "name": name,
             "ga_tids": list(ga_tids),
             "ga4": [{"measurement_id": m, "api_secret": s} for m, s in ga4],
+            "firebase": [{"app_id": a, "api_secret": s} for a, s in firebase],
         }
         result: dict[str, Any] = self._call("POST", "/api/v1/apps", body)
         return result

@@ -25,26 +25,37 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def check_keys(ga_tids: Sequence[str], ga4: Sequence[tuple[str, str]]) -> None:
+def check_keys(
+    ga_tids: Sequence[str], ga4: Sequence[tuple[str, str]], firebase: Sequence[tuple[str, str]] = ()
+) -> None:
     for tid in ga_tids:
         if not re.match(GA_TID, tid):
             raise UsageError(f"{tid!r} is not a GA tracking id such as UA-12345-1")
-    for measurement_id, secret in ga4:
-        if not re.match(GA4_MEASUREMENT_ID, measurement_id):
-            raise UsageError(f"{measurement_id!r} is not a GA4 measurement id such as G-ABC123XYZ")
-        if not 8 <= len(secret) <= 128:
-            raise UsageError("a GA4 API secret has 8 to 128 characters")
+    for pattern, example, pairs in (
+        (GA4_MEASUREMENT_ID, "a GA4 measurement id such as G-ABC123XYZ", ga4),
+        (FIREBASE_APP_ID, "a Firebase app id such as 1:1234567890:android:321abc456def7890", firebase),
+    ):
+        for key, secret in pairs:
+            if not re.match(pattern, key):
+                raise UsageError(f"{key!r} is not {example}")
+            if not 8 <= len(secret) <= 128:
+                raise UsageError("an API secret has 8 to 128 characters")
 
 MAX_REPORT_DAYS = 3660
 
 
 GA_TID = r"^(UA|YT|MO)-\d{1,12}-\d{1,6}$"
 GA4_MEASUREMENT_ID = r"^G-[A-Z0-9]{4,16}$"
+FIREBASE_APP_ID = r"^\d:\d{5,20}:(android|ios|web):[0-9a-f]{6,40}$"
 
 
 class Operations(Protocol):
     def add_app(
-        self, name: str, ga_tids: Sequence[str] = (), ga4: Sequence[tuple[str, str]] = ()
+        self,
+        name: str,
+        ga_tids: Sequence[str] = (),
+        ga4: Sequence[tuple[str, str]] = (),
+        firebase: Sequence[tuple[str, str]] = (),
     ) -> dict[str, Any]: ...
 
     def set_schema(self, app: str, schema: str) -> dict[str, Any]: ...
@@ -74,15 +85,20 @@ class StoreOperations:
         self.store = store
 
     def add_app(
-        self, name: str, ga_tids: Sequence[str] = (), ga4: Sequence[tuple[str, str]] = ()
+        self,
+        name: str,
+        ga_tids: Sequence[str] = (),
+        ga4: Sequence[tuple[str, str]] = (),
+        firebase: Sequence[tuple[str, str]] = (),
     ) -> dict[str, Any]:
         check_app_name(name)
-        check_keys(ga_tids, ga4)
+        check_keys(ga_tids, ga4, firebase)
         created = self.store.add_app(name)
         for tid in ga_tids:
             self.store.add_key(name, "ga-tid", tid)
-        for measurement_id, secret in ga4:
-            self.store.add_key(name, "ga4", measurement_id, secret_hash(secret))
+        for kind, pairs in (("ga4", ga4), ("firebase", firebase)):
+            for key, secret in pairs:
+                self.store.add_key(name, kind, key, secret_hash(secret))
         return {"name": name, "created": created}
 
     def set_schema(self, app: str, schema: str) -> dict[str, Any]:
