@@ -157,8 +157,13 @@ def fresh_config() -> str:
 def run(code: str, env: dict[str, str]) -> tuple[float, bool, str]:
     """Wall seconds, whether it finished by itself, and its stdout."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         out, _ = process.communicate(timeout=KILL_AFTER_S)
         return time.perf_counter() - started, True, out

@@ -90,16 +90,24 @@ def footfall_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "footfall.cli", *args]
 
 
-def start_server(data: Path, log: Path) -> LiveServer:
+def start_server(data: Path, log: Path, env: dict[str, str] | None = None) -> LiveServer:
     handle = log.open("wb")
     process = subprocess.Popen(
         footfall_command("serve", "--data", str(data), "--port", "0"),
         stdout=handle,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     server_file = data / "server.json"
+
+    def announced() -> bool:  # a killed server may have left its own server.json behind
+        try:
+            return bool(json.loads(server_file.read_text())["pid"] == process.pid)
+        except (OSError, ValueError, KeyError):
+            return False
+
     try:
-        wait_until(lambda: server_file.exists() or process.poll() is not None, 30, "server.json")
+        wait_until(lambda: announced() or process.poll() is not None, 30, "server.json")
         if process.poll() is not None:
             raise AssertionError(f"footfall serve exited: {log.read_text()}")
         url = json.loads(server_file.read_text())["url"]
@@ -163,7 +171,8 @@ def app_server_factory(tmp_path: Path) -> Iterator[Any]:
         store.add_app(GOLDEN_APP)
         sock = bind("127.0.0.1", 0)
         app = create_app(Settings(data=data, **settings), store)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
+        server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         running.append((server, thread, sock, store))

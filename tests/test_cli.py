@@ -115,3 +115,85 @@ def test_a_stale_server_file_is_ignored(tmp_path: Path) -> None:
 def test_sparkline() -> None:
     assert sparkline([0, 0]) == "▁▁"
     assert sparkline([0, 5, 10]) == "▁▄█"
+
+
+def test_app_keys_and_schema_from_the_command_line(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    added = run(
+        "app",
+        "add",
+        "keyed",
+        "--ga-tid",
+        "UA-555-1",
+        "--ga-tid",
+        "UA-555-2",
+        "--ga4-measurement-id",
+        "G-KEYED123",
+        "--ga4-api-secret",
+        "secret-one",
+        "--data",
+        data,
+    )
+    assert added.returncode == 0, added.stderr
+    (app,) = json.loads(run("app", "list", "--format", "json", "--data", data).stdout)["apps"]
+    assert app["keys"] == [
+        {"kind": "ga-tid", "key": "UA-555-1"},
+        {"kind": "ga-tid", "key": "UA-555-2"},
+        {"kind": "ga4", "key": "G-KEYED123"},
+    ]
+    assert "secret-one" not in run("app", "list", "--data", data).stdout
+    example = Path(__file__).resolve().parents[1] / "examples" / "docker-locust" / "launcher.py"
+    run("app", "add", "docker-locust", "--data", data)
+    from_code = run(
+        "app", "schema", "docker-locust", "--from", f"{example}:ANALYTICS", "--data", data
+    )
+    assert from_code.returncode == 0, from_code.stderr
+    assert "events command, launch" in from_code.stdout
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text(
+        json.dumps({"events": {"start": {"mode": {"type": "enum", "values": ["a"]}}}})
+    )
+    assert run("app", "schema", "keyed", "--file", str(schema_file), "--data", data).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["app", "add", "k", "--ga-tid", "G-NOTUA"], "is not a GA tracking id"),
+        (
+            ["app", "add", "k", "--ga4-measurement-id", "G-ABCDE1"],
+            "give one --ga4-api-secret for each id",
+        ),
+        (
+            ["app", "add", "k", "--ga4-measurement-id", "UA-1-1", "--ga4-api-secret", "12345678"],
+            "is not a GA4 measurement id",
+        ),
+        (["app", "schema", "k"], "one of the arguments --file --from is required"),
+        (
+            ["app", "schema", "nobody", "--file", "/nonexistent.json"],
+            "cannot read /nonexistent.json",
+        ),
+    ],
+)
+def test_app_key_and_schema_mistakes_are_clean(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run(*args, "--data", str(tmp_path / "d"))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_keys_and_schemas_through_a_running_server(live_server: LiveServer, tmp_path: Path) -> None:
+    data = str(live_server.data)
+    assert run("app", "add", "remote", "--ga-tid", "UA-321-1", "--data", data).returncode == 0
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text('{"events": {"start": {}}}')
+    assert (
+        run("app", "schema", "remote", "--file", str(schema_file), "--data", data).returncode == 0
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    result = run("app", "schema", "remote", "--file", str(broken), "--data", data)
+    assert result.returncode == 2 and "not valid JSON" in result.stderr
+    (app,) = json.loads(run("app", "list", "--format", "json", "--data", data).stdout)["apps"]
+    assert app["schema"] is True and app["keys"] == [{"kind": "ga-tid", "key": "UA-321-1"}]

@@ -57,8 +57,15 @@ def locust_command(env: dict[str, str]) -> list[str]:
     if role == "master":
         command += ["--master", "--expect-workers", env.get("EXPECT_WORKERS", "1")]
     if env.get("RUN_TIME"):
-        command += ["--headless", "-u", env.get("USERS", "10"), "-r", env.get("SPAWN_RATE", "1"),
-                    "-t", env["RUN_TIME"]]  # fmt: skip
+        command += [
+            "--headless",
+            "-u",
+            env.get("USERS", "10"),
+            "-r",
+            env.get("SPAWN_RATE", "1"),
+            "-t",
+            env["RUN_TIME"],
+        ]
     return command
 
 

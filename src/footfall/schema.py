@@ -89,6 +89,7 @@ class Enum(PropType):
     def spec(self) -> dict[str, object]:
         return {"type": "enum", "values": list(self.values)}
 
+
 class Bool(PropType):
     def clean(self, value: object) -> object | None:
         return value if isinstance(value, bool) else None
@@ -98,6 +99,7 @@ class Bool(PropType):
 
     def spec(self) -> dict[str, object]:
         return {"type": "bool"}
+
 
 class Integer(PropType):
     """Sent as the bucket it falls in, e.g. buckets (1, 10, 100) give "1-9", "10-99", "100+"."""
@@ -118,6 +120,7 @@ class Integer(PropType):
     def spec(self) -> dict[str, object]:
         return {"type": "bucket"}
 
+
 class Version(PropType):
     PATTERN = r"^\d+(\.\d+){0,2}([.-]?(a|b|rc|dev|post)\d*)?$"
 
@@ -129,6 +132,7 @@ class Version(PropType):
 
     def spec(self) -> dict[str, object]:
         return {"type": "version"}
+
 
 class CommandPath(PropType):
     """A command path such as "run" or "remote add": words, never arguments."""
@@ -143,6 +147,7 @@ class CommandPath(PropType):
 
     def spec(self) -> dict[str, object]:
         return {"type": "command"}
+
 
 class OptionNames(PropType):
     """The names of the options used, such as ["--verbose", "-j"]; never their values."""
@@ -161,6 +166,7 @@ class OptionNames(PropType):
     def spec(self) -> dict[str, object]:
         return {"type": "options"}
 
+
 class Identifier(PropType):
     """A short identifier-like string: an error type, a mode, a plugin name."""
 
@@ -172,6 +178,7 @@ class Identifier(PropType):
 
     def spec(self) -> dict[str, object]:
         return {"type": "identifier"}
+
 
 def bucket(value: int, edges: Sequence[int]) -> str:
     if value < edges[0]:
@@ -229,7 +236,8 @@ class Schema:
         """The schema for the collector: `footfall app schema NAME --from FILE.py:OPTIONS`."""
         return {
             "events": {
-                name: {prop: kind.spec() for prop, kind in props.items()} for name, props in self.events.items()
+                name: {prop: kind.spec() for prop, kind in props.items()}
+                for name, props in self.events.items()
             }
         }
 

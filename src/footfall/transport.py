@@ -108,9 +108,12 @@ class HttpTransport(Transport):
                 "POST",
                 url.path + (f"?{url.query}" if url.query else ""),
                 body=body,
-                headers={"Content-Type": "application/json", "Content-Encoding": "gzip",
-                         "User-Agent": "footfall-sdk"},
-            )  # fmt: skip
+                headers={
+                    "Content-Type": "application/json",
+                    "Content-Encoding": "gzip",
+                    "User-Agent": "footfall-sdk",
+                },
+            )
             sock.settimeout(remaining())
             response = connection.getresponse()
             sock.settimeout(remaining())

@@ -109,8 +109,13 @@ def test_without_a_schema_free_text_and_identifying_values_stay_home(
     )
     client.track("Not A Name", mode="fast")
     assert client.flush(5)
-    assert transport.events == [{"name": "start", "time": transport.events[0]["time"],
-                                 "props": {"mode": "fast", "count": 3, "plugins": ["cache"]}}]  # fmt: skip
+    assert transport.events == [
+        {
+            "name": "start",
+            "time": transport.events[0]["time"],
+            "props": {"mode": "fast", "count": 3, "plugins": ["cache"]},
+        }
+    ]
 
 
 def test_with_a_schema_only_declared_events_and_props_leave(

@@ -26,8 +26,13 @@ def decision(
     state = ToolState(str(tmp_path), "tool")
     if saved is not None:
         state.update(enabled=saved)
-    settings: dict[str, Any] = {"opt_out_env": "TOOL_NO_ANALYTICS", "enable_env": "SEND_ANONYMOUS_USAGE_INFO",
-                                "consent": "opt-out", "ci_policy": "tag", "ci_provider": ""}  # fmt: skip
+    settings: dict[str, Any] = {
+        "opt_out_env": "TOOL_NO_ANALYTICS",
+        "enable_env": "SEND_ANONYMOUS_USAGE_INFO",
+        "consent": "opt-out",
+        "ci_policy": "tag",
+        "ci_provider": "",
+    }
     settings.update(options)
     result = decide(environ, state, **settings)
     return result.enabled, result.layer
@@ -225,8 +230,14 @@ def test_opt_in_prompt_on_a_terminal(
     stub = collector_stub()
     primary, secondary = pty.openpty()
     script = host(stub.url, consent="opt-in", prompt=True)
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=secondary, stderr=secondary,
-                               stdout=subprocess.PIPE, env=sdk_env(tmp_path), cwd=REPO)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=secondary,
+        stderr=secondary,
+        stdout=subprocess.PIPE,
+        env=sdk_env(tmp_path),
+        cwd=REPO,
+    )
     os.close(secondary)
     seen = b""
     deadline = time.monotonic() + 30

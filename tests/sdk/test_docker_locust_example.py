@@ -16,13 +16,22 @@ EXAMPLE = REPO / "examples" / "docker-locust"
 
 def launch(tmp_path: Path, url: str, **variables: str) -> subprocess.CompletedProcess[str]:
     env = sdk_env(tmp_path, FOOTFALL_ENDPOINT=url, TARGET_HOST="http://127.0.0.1:8089", **variables)
-    return subprocess.run([sys.executable, str(EXAMPLE / "launcher.py"), "--dry-run"], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE / "launcher.py"), "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_analytics_md_is_generated_from_the_code() -> None:
-    result = subprocess.run([sys.executable, "-m", "footfall.cli", "disclose", f"{EXAMPLE / 'launcher.py'}:ANALYTICS"],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "footfall.cli", "disclose", f"{EXAMPLE / 'launcher.py'}:ANALYTICS"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == (EXAMPLE / "ANALYTICS.md").read_text(), (
         "regenerate it with `footfall disclose`"
@@ -42,8 +51,19 @@ def test_every_run_shows_the_notice_and_sends(tmp_path: Path, collector_stub: An
         assert "docker-locust collects anonymous usage statistics" in result.stderr
         assert "SEND_ANONYMOUS_USAGE_INFO=false" in result.stderr
     props = [e["props"] for e in stub.events]
-    assert props == [{"role": "master", "headless": True, "users": "100-999", "workers": "2-4",
-                      "locustfile": "default"}] * 2  # fmt: skip
+    assert (
+        props
+        == [
+            {
+                "role": "master",
+                "headless": True,
+                "users": "100-999",
+                "workers": "2-4",
+                "locustfile": "default",
+            }
+        ]
+        * 2
+    )
 
 
 @pytest.mark.parametrize("value", ["false", "False", "0", "no"])

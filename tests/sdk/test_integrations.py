@@ -178,8 +178,12 @@ def test_typer_records_path_and_option_names(tmp_path: Path, clean_env: None) ->
 def test_forget_deletes_on_the_collector_and_starts_a_new_id(
     tmp_path: Path, live_server: LiveServer
 ) -> None:
-    subprocess.run(footfall_command("app", "add", "forgetful", "--data", str(live_server.data)), check=True,
-                   capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        footfall_command("app", "add", "forgetful", "--data", str(live_server.data)),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     seed_notice_shown(tmp_path, "forgetful")
     script = f"""
 import sys, footfall

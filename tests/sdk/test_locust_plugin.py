@@ -55,13 +55,32 @@ def target() -> Iterator[str]:
 
 
 def test_locust_run_is_reported(tmp_path: Path, live_server: LiveServer, target: str) -> None:
-    subprocess.run(footfall_command("app", "add", "locust", "--data", str(live_server.data)),
-                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        footfall_command("app", "add", "locust", "--data", str(live_server.data)),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     (tmp_path / "locustfile.py").write_text(LOCUSTFILE)
     seed_notice_shown(tmp_path / "config", "locust")
     env = sdk_env(tmp_path / "config", FOOTFALL_ENDPOINT=live_server.url)
-    command = [sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless", "-u", "3", "-r", "3",
-               "-t", "3s", "--host", target, "--only-summary"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        "locustfile.py",
+        "--headless",
+        "-u",
+        "3",
+        "-r",
+        "3",
+        "-t",
+        "3s",
+        "--host",
+        target,
+        "--only-summary",
+    ]
     result = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )

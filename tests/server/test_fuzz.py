@@ -123,3 +123,65 @@ def test_deeply_nested_json_is_a_clean_error() -> None:
         assert exc.code == "invalid_json"
     else:
         raise AssertionError("expected BadRequest")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(max_size=3000)
+    | st.builds(
+        lambda d: "&".join(f"{k}={v}" for k, v in d.items()),
+        st.dictionaries(
+            st.sampled_from(
+                ["v", "tid", "cid", "t", "ec", "ea", "qt", "ev", "cd1", "cm1", "uip", "z"]
+            ),
+            st.text(max_size=30),
+        ),
+    )
+)
+def test_ga_v1_hits_never_crash(text: str) -> None:
+    from footfall.server.protocols import ga_v1
+
+    hit = ga_v1.parse_hit(text)
+    assert isinstance(hit.valid, bool)
+    if hit.valid:
+        incoming = ga_v1.to_incoming(hit, "app", RECEIVED, "ua", None, lambda ip, anonymise: "")
+        assert incoming.time <= RECEIVED and incoming.source == "ga-v1"
+    _, problems = ga_v1.split_batch(text)
+    assert all(isinstance(p.description, str) for p in problems)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.binary(max_size=2000)
+    | json_values.map(lambda v: __import__("json").dumps(v).encode())
+    | st.fixed_dictionaries(
+        {
+            "client_id": st.text(max_size=10),
+            "events": st.lists(
+                st.fixed_dictionaries(
+                    {"name": st.text(max_size=45)},
+                    optional={"params": json_values, "timestamp_micros": json_values},
+                ),
+                max_size=30,
+            ),
+        },
+        optional={"user_properties": json_values, "timestamp_micros": json_values},
+    ).map(lambda v: __import__("json").dumps(v).encode())
+)
+def test_ga4_requests_never_crash(body: bytes) -> None:
+    from footfall.server.protocols import ga4
+
+    parsed = ga4.parse_request(body, firebase=False, received=RECEIVED)
+    assert len(parsed.events) <= ga4.MAX_EVENTS
+    for message in parsed.messages:
+        assert message.code in {
+            "VALUE_INVALID",
+            "VALUE_REQUIRED",
+            "NAME_INVALID",
+            "NAME_RESERVED",
+            "VALUE_OUT_OF_BOUNDS",
+            "EXCEEDED_MAX_ENTITIES",
+            "NAME_DUPLICATED",
+        }
+    for event in parsed.events:
+        ga4.to_incoming(parsed, event, "app", "ua", "")

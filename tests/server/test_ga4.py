@@ -44,8 +44,12 @@ def post(server: InThreadServer, body: Any, debug: bool = False, **query: str) -
 def test_the_ga4mp_client(ga4_server: InThreadServer) -> None:
     from ga4mp import GtagMP
 
-    tracker = GtagMP(api_secret=SECRET, measurement_id=MEASUREMENT_ID, client_id="1234567890.1764300000")
-    tracker._base_domain = ga4_server.url + "/mp/collect"  # re-pointed: GA4 proper is not reachable here
+    tracker = GtagMP(
+        api_secret=SECRET, measurement_id=MEASUREMENT_ID, client_id="1234567890.1764300000"
+    )
+    tracker._base_domain = (
+        ga4_server.url + "/mp/collect"
+    )  # re-pointed: GA4 proper is not reachable here
     tracker._validation_domain = ga4_server.url + "/debug/mp/collect"
     event = tracker.create_new_event(name="level_up")
     event.set_event_param(name="level", value=5)
@@ -59,22 +63,41 @@ def test_the_ga4mp_client(ga4_server: InThreadServer) -> None:
 
 def test_events_user_properties_and_timestamps(ga4_server: InThreadServer) -> None:
     an_hour_ago = int((time.time() - 3600) * 1e6)
-    body = {"client_id": "c1", "timestamp_micros": an_hour_ago,
-            "user_properties": {"plan": {"value": "pro"}},
-            "events": [{"name": "search", "params": {"term_count": 2, "session_id": "123", "items": [{"a": 1}]}},
-                       {"name": "export", "params": {"format": "csv"}}]}  # fmt: skip
+    body = {
+        "client_id": "c1",
+        "timestamp_micros": an_hour_ago,
+        "user_properties": {"plan": {"value": "pro"}},
+        "events": [
+            {
+                "name": "search",
+                "params": {"term_count": 2, "session_id": "123", "items": [{"a": 1}]},
+            },
+            {"name": "export", "params": {"format": "csv"}},
+        ],
+    }
     assert post(ga4_server, body).status_code == 204
     rows = stored(ga4_server)
     assert [r["name"] for r in rows] == ["export", "search"]
     search = rows[1]
-    assert search["props"] == {"term_count": 2, "user_plan": "pro"}, "ids (session_id) and lists never stored"
-    assert abs((dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - search["time"]).total_seconds() - 3600) < 60
+    assert search["props"] == {"term_count": 2, "user_plan": "pro"}, (
+        "ids (session_id) and lists never stored"
+    )
+    assert (
+        abs(
+            (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - search["time"]).total_seconds()
+            - 3600
+        )
+        < 60
+    )
 
 
 def test_firebase_app_instances(ga4_server: InThreadServer) -> None:
     body = {"app_instance_id": "a" * 32, "events": [{"name": "screen_open"}]}
-    response = httpx.post(ga4_server.url + "/mp/collect", params={"firebase_app_id": FIREBASE_ID, "api_secret": SECRET},
-                          content=json.dumps(body))  # fmt: skip
+    response = httpx.post(
+        ga4_server.url + "/mp/collect",
+        params={"firebase_app_id": FIREBASE_ID, "api_secret": SECRET},
+        content=json.dumps(body),
+    )
     assert response.status_code == 204
     assert [r["name"] for r in stored(ga4_server)] == ["screen_open"]
 
@@ -82,13 +105,23 @@ def test_firebase_app_instances(ga4_server: InThreadServer) -> None:
 @pytest.mark.parametrize(
     ("query", "body", "reason"),
     [
-        ({"api_secret": "wrong-secret"}, {"client_id": "c", "events": [{"name": "a"}]}, "wrong_api_secret"),
-        ({"measurement_id": "G-UNKNOWN1"}, {"client_id": "c", "events": [{"name": "a"}]}, "unknown_measurement_id"),
+        (
+            {"api_secret": "wrong-secret"},
+            {"client_id": "c", "events": [{"name": "a"}]},
+            "wrong_api_secret",
+        ),
+        (
+            {"measurement_id": "G-UNKNOWN1"},
+            {"client_id": "c", "events": [{"name": "a"}]},
+            "unknown_measurement_id",
+        ),
         ({}, {"events": [{"name": "a"}]}, "invalid_event"),
         ({}, {"client_id": "c", "events": [{"name": "first_open"}]}, "invalid_event"),
     ],
 )
-def test_dropped_requests_still_get_204(ga4_server: InThreadServer, query: dict[str, str], body: Any, reason: str) -> None:
+def test_dropped_requests_still_get_204(
+    ga4_server: InThreadServer, query: dict[str, str], body: Any, reason: str
+) -> None:
     assert post(ga4_server, body, **query).status_code == 204
     assert stored(ga4_server) == []
     assert ga4_server.metric("footfall_events_rejected_total", protocol="ga4", reason=reason) >= 1
@@ -109,26 +142,64 @@ CODES = [
     ({"client_id": "c", "events": [{"name": "google_thing"}]}, "events[0].name", "NAME_RESERVED"),
     ({"client_id": "c", "events": [{"name": "9lives"}]}, "events[0].name", "NAME_INVALID"),
     ({"client_id": "c", "events": [{"name": "x" * 41}]}, "events[0].name", "NAME_INVALID"),
-    ({"client_id": "c", "events": [{"name": "ok", "params": {"ga_x": 1}}]}, "events[0].params.ga_x", "NAME_RESERVED"),
-    ({"client_id": "c", "events": [{"name": "ok", "params": {"p": "v" * 101}}]}, "events[0].params.p", "VALUE_OUT_OF_BOUNDS"),
-    ({"client_id": "c", "events": [{"name": "ok", "params": {f"p{i}": i for i in range(26)}}]}, "events[0].params", "EXCEEDED_MAX_ENTITIES"),
-    ({"client_id": "c", "timestamp_micros": 1_000_000, "events": [{"name": "ok"}]}, "timestamp_micros", "VALUE_OUT_OF_BOUNDS"),
-    ({"client_id": "c", "user_properties": {"user_id": {"value": "x"}}, "events": [{"name": "ok"}]}, "user_properties.user_id", "NAME_RESERVED"),
-    ({"client_id": "c", "user_properties": {f"u{i}": {"value": 1} for i in range(26)}, "events": [{"name": "ok"}]}, "user_properties", "EXCEEDED_MAX_ENTITIES"),
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"ga_x": 1}}]},
+        "events[0].params.ga_x",
+        "NAME_RESERVED",
+    ),
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"p": "v" * 101}}]},
+        "events[0].params.p",
+        "VALUE_OUT_OF_BOUNDS",
+    ),
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {f"p{i}": i for i in range(26)}}]},
+        "events[0].params",
+        "EXCEEDED_MAX_ENTITIES",
+    ),
+    (
+        {"client_id": "c", "timestamp_micros": 1_000_000, "events": [{"name": "ok"}]},
+        "timestamp_micros",
+        "VALUE_OUT_OF_BOUNDS",
+    ),
+    (
+        {
+            "client_id": "c",
+            "user_properties": {"user_id": {"value": "x"}},
+            "events": [{"name": "ok"}],
+        },
+        "user_properties.user_id",
+        "NAME_RESERVED",
+    ),
+    (
+        {
+            "client_id": "c",
+            "user_properties": {f"u{i}": {"value": 1} for i in range(26)},
+            "events": [{"name": "ok"}],
+        },
+        "user_properties",
+        "EXCEEDED_MAX_ENTITIES",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("body", "path", "code"), CODES, ids=[c[2] + ":" + c[1] for c in CODES])
-def test_debug_validation_codes(ga4_server: InThreadServer, body: Any, path: str, code: str) -> None:
+def test_debug_validation_codes(
+    ga4_server: InThreadServer, body: Any, path: str, code: str
+) -> None:
     answer = post(ga4_server, body, debug=True).json()
     assert {"fieldPath": path, "validationCode": code} in [
-        {"fieldPath": m["fieldPath"], "validationCode": m["validationCode"]} for m in answer["validationMessages"]
+        {"fieldPath": m["fieldPath"], "validationCode": m["validationCode"]}
+        for m in answer["validationMessages"]
     ]
     assert all(m["description"] for m in answer["validationMessages"])
 
 
 def test_debug_shows_the_record_as_stored_and_stores_nothing(ga4_server: InThreadServer) -> None:
-    body = {"client_id": "c1", "events": [{"name": "search", "params": {"term": "ann@example.org", "n": 3}}]}
+    body = {
+        "client_id": "c1",
+        "events": [{"name": "search", "params": {"term": "ann@example.org", "n": 3}}],
+    }
     answer = post(ga4_server, body, debug=True, api_secret="not-checked-as-in-GA").json()
     assert answer["validationMessages"] == []
     (record,) = answer["footfall"]["stored"]

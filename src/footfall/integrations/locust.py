@@ -69,8 +69,9 @@ def install(
     import locust
     from locust import events
 
-    client = footfall.init(app=app, endpoint=endpoint, app_version=locust.__version__,
-                           schema=LOCUST_SCHEMA, **options)  # fmt: skip
+    client = footfall.init(
+        app=app, endpoint=endpoint, app_version=locust.__version__, schema=LOCUST_SCHEMA, **options
+    )
     started = time.monotonic()
     mode = "standalone"
 

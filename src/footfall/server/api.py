@@ -38,14 +38,18 @@ def api_routes(ctx: ServerContext) -> list[Route]:
             raise BadRequest("'ga_tids' must be a list of tracking ids", code="invalid_request")
         ga4 = _pairs(document, "ga4", "measurement_id")
         firebase = _pairs(document, "firebase", "app_id")
-        result = await run_in_threadpool(ctx.operations.add_app, document["name"], ga_tids, ga4, firebase)
+        result = await run_in_threadpool(
+            ctx.operations.add_app, document["name"], ga_tids, ga4, firebase
+        )
         return JSONResponse(result, status_code=201 if result["created"] else 200)
 
     async def put_schema(request: Request) -> Response:
         body = await ctx.read_body(request, ctx.settings.max_body_bytes)
         parse_json(body)  # a clean 400 for bad JSON before the schema's own checks
         app = request.path_params["app"]
-        result = await run_in_threadpool(ctx.operations.set_schema, app, body.decode("utf-8", "replace"))
+        result = await run_in_threadpool(
+            ctx.operations.set_schema, app, body.decode("utf-8", "replace")
+        )
         return JSONResponse(result)
 
     async def app_summary(request: Request) -> Response:
@@ -70,9 +74,12 @@ def api_routes(ctx: ServerContext) -> list[Route]:
 def _pairs(document: dict[str, Any], field: str, key: str) -> list[tuple[str, str]]:
     entries = document.get(field, [])
     if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and isinstance(e.get(key), str) and isinstance(e.get("api_secret"), str) for e in entries
+        isinstance(e, dict) and isinstance(e.get(key), str) and isinstance(e.get("api_secret"), str)
+        for e in entries
     ):
-        raise BadRequest(f"'{field}' must be a list of {{{key}, api_secret}}", code="invalid_request")
+        raise BadRequest(
+            f"'{field}' must be a list of {{{key}, api_secret}}", code="invalid_request"
+        )
     return [(e[key], e["api_secret"]) for e in entries]
 
 
@@ -91,7 +98,10 @@ ERROR = {
 
 def _errors(*statuses: int) -> dict[str, Any]:
     return {
-        str(s): {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        str(s): {
+            "description": "error",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
         for s in statuses
     }
 
@@ -105,40 +115,93 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "Footfall collector", "version": "1"},
         "paths": {
             "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/readyz": {
+                "get": {
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    }
+                }
+            },
             "/v1/batch": {
                 "post": {
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": native_body}}},
-                    "responses": {"202": {"description": "per-event results"}, **_errors(400, 408, 413, 422, 429, 503)},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": native_body}},
+                    },
+                    "responses": {
+                        "202": {"description": "per-event results"},
+                        **_errors(400, 408, 413, 422, 429, 503),
+                    },
                 }
             },
             "/v1/forget": {
                 "post": {
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                        "type": "object", "properties": {"app": {"type": "string"}, "install": {"type": "string"}}}}}},
-                    "responses": {"200": {"description": "deleted"}, **_errors(400, 408, 413, 422, 429)},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "app": {"type": "string"},
+                                        "install": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "deleted"},
+                        **_errors(400, 408, 413, 422, 429),
+                    },
                 }
-            },  # fmt: skip
+            },
             "/collect": {
-                "get": {"parameters": [{"name": p, "in": "query", "schema": {"type": "string"}}
-                                       for p in ("v", "tid", "cid", "t", "ec", "ea", "el", "ev", "an", "av")],
-                        "responses": {"200": {"description": "always, as GA"}}},
-                "post": {"requestBody": {"content": form}, "responses": {"200": {"description": "always, as GA"}}},
-            },  # fmt: skip
-            "/batch": {"post": {"requestBody": {"content": form}, "responses": {"200": {"description": "always"}}}},
-            "/debug/collect": {"post": {"requestBody": {"content": form}, "responses": {"200": {"description": "hitParsingResult"}}}},
+                "get": {
+                    "parameters": [
+                        {"name": p, "in": "query", "schema": {"type": "string"}}
+                        for p in ("v", "tid", "cid", "t", "ec", "ea", "el", "ev", "an", "av")
+                    ],
+                    "responses": {"200": {"description": "always, as GA"}},
+                },
+                "post": {
+                    "requestBody": {"content": form},
+                    "responses": {"200": {"description": "always, as GA"}},
+                },
+            },
+            "/batch": {
+                "post": {
+                    "requestBody": {"content": form},
+                    "responses": {"200": {"description": "always"}},
+                }
+            },
+            "/debug/collect": {
+                "post": {
+                    "requestBody": {"content": form},
+                    "responses": {"200": {"description": "hitParsingResult"}},
+                }
+            },
             "/mp/collect": {
                 "post": {
-                    "parameters": [{"name": p, "in": "query", "schema": {"type": "string"}}
-                                   for p in ("measurement_id", "api_secret", "firebase_app_id")],
-                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                    "parameters": [
+                        {"name": p, "in": "query", "schema": {"type": "string"}}
+                        for p in ("measurement_id", "api_secret", "firebase_app_id")
+                    ],
+                    "requestBody": {
+                        "content": {"application/json": {"schema": {"type": "object"}}}
+                    },
                     "responses": {"204": {"description": "always, as GA4"}},
                 }
-            },  # fmt: skip
+            },
             "/debug/mp/collect": {
                 "post": {
-                    "parameters": [{"name": "measurement_id", "in": "query", "schema": {"type": "string"}}],
-                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                    "parameters": [
+                        {"name": "measurement_id", "in": "query", "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {
+                        "content": {"application/json": {"schema": {"type": "object"}}}
+                    },
                     "responses": {"200": {"description": "validationMessages"}},
                 }
             },
@@ -164,7 +227,8 @@ BATCH_SCHEMA = """{
       "app_version": {"type": "string"},
       "platform": {"type": "object", "additionalProperties": {"type": "string"}},
       "environment": {"type": "object", "additionalProperties": {"type": "string"}}}},
-    "events": {"type": "array", "items": {"type": "object", "required": ["name", "time"], "properties": {
-      "name": {"type": "string"}, "time": {"type": "string"}, "props": {"type": "object"}}}}
+    "events": {"type": "array", "items": {"type": "object", "required": ["name", "time"],
+      "properties": {"name": {"type": "string"}, "time": {"type": "string"},
+                     "props": {"type": "object"}}}}
   }
 }"""

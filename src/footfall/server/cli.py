@@ -87,23 +87,56 @@ def build_parser() -> argparse.ArgumentParser:
         description="Register an app so the collector accepts its events.",
     )
     add.add_argument("name", help="the app id tools send, e.g. mytool")
-    add.add_argument("--ga-tid", action="append", default=[], metavar="UA-XXXX-Y",
-                     help="a Google Analytics v1 tracking id whose hits belong to this app (repeatable)")
-    add.add_argument("--ga4-measurement-id", action="append", default=[], metavar="G-XXXX",
-                     help="a GA4 measurement id whose events belong to this app (repeatable)")
-    add.add_argument("--ga4-api-secret", action="append", default=[], metavar="SECRET",
-                     help="the API secret of each --ga4-measurement-id, in the same order")
-    add.add_argument("--firebase-app-id", action="append", default=[], metavar="ID",
-                     help="a Firebase app id whose GA4 events belong to this app (repeatable)")
-    add.add_argument("--firebase-api-secret", action="append", default=[], metavar="SECRET",
-                     help="the API secret of each --firebase-app-id, in the same order")
-    schema = app_commands.add_parser("schema", parents=[common], help="set an app's schema",
-                                     description="Set which events and properties an app may store.")
+    add.add_argument(
+        "--ga-tid",
+        action="append",
+        default=[],
+        metavar="UA-XXXX-Y",
+        help="a Google Analytics v1 tracking id whose hits belong to this app (repeatable)",
+    )
+    add.add_argument(
+        "--ga4-measurement-id",
+        action="append",
+        default=[],
+        metavar="G-XXXX",
+        help="a GA4 measurement id whose events belong to this app (repeatable)",
+    )
+    add.add_argument(
+        "--ga4-api-secret",
+        action="append",
+        default=[],
+        metavar="SECRET",
+        help="the API secret of each --ga4-measurement-id, in the same order",
+    )
+    add.add_argument(
+        "--firebase-app-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a Firebase app id whose GA4 events belong to this app (repeatable)",
+    )
+    add.add_argument(
+        "--firebase-api-secret",
+        action="append",
+        default=[],
+        metavar="SECRET",
+        help="the API secret of each --firebase-app-id, in the same order",
+    )
+    schema = app_commands.add_parser(
+        "schema",
+        parents=[common],
+        help="set an app's schema",
+        description="Set which events and properties an app may store.",
+    )
     schema.add_argument("name", help="the app id")
     source = schema.add_mutually_exclusive_group(required=True)
     source.add_argument("--file", type=Path, help="a JSON schema document (see docs/collector.md)")
-    source.add_argument("--from", dest="from_options", metavar="FILE.py:NAME",
-                        help="the dict of footfall.init options of a tool, whose schema is used")
+    source.add_argument(
+        "--from",
+        dest="from_options",
+        metavar="FILE.py:NAME",
+        help="the dict of footfall.init options of a tool, whose schema is used",
+    )
     listing = app_commands.add_parser(
         "list",
         parents=[common],
@@ -175,8 +208,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     with open_operations(datadir) as operations:
         if args.command == "app" and args.app_command == "add":
             pairs = []
-            for ids, secrets, flag in ((args.ga4_measurement_id, args.ga4_api_secret, "--ga4"),
-                                       (args.firebase_app_id, args.firebase_api_secret, "--firebase")):  # fmt: skip
+            for ids, secrets, flag in (
+                (args.ga4_measurement_id, args.ga4_api_secret, "--ga4"),
+                (args.firebase_app_id, args.firebase_api_secret, "--firebase"),
+            ):
                 if len(ids) != len(secrets):
                     raise UsageError(f"give one {flag}-api-secret for each id")
                 pairs.append(list(zip(ids, secrets, strict=True)))
@@ -185,8 +220,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.print(f"App {result['name']} {verb}.", markup=False, highlight=False)
         elif args.command == "app" and args.app_command == "schema":
             result = operations.set_schema(args.name, read_schema(args))
-            console.print(f"Schema of {result['name']} set: events {', '.join(result['events'])}.",
-                          markup=False, highlight=False)  # fmt: skip
+            console.print(
+                f"Schema of {result['name']} set: events {', '.join(result['events'])}.",
+                markup=False,
+                highlight=False,
+            )
         elif args.command == "app":
             apps = operations.list_apps()
             if args.format == "json":
@@ -195,7 +233,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 table = Table("app", "registered (UTC)", "GA keys", "schema")
                 for app in apps:
                     keys = ", ".join(k["key"] for k in app["keys"]) or "-"
-                    table.add_row(app["name"], app["created"], keys, "yes" if app["schema"] else "-")
+                    table.add_row(
+                        app["name"], app["created"], keys, "yes" if app["schema"] else "-"
+                    )
                 console.print(table)
         elif args.command == "report":
             summary = operations.summary(args.name, args.days)

@@ -47,12 +47,16 @@ def _sensitive(value: Any) -> str | None:
     if isinstance(value, str):
         return sensitive_kind(value)
     if isinstance(value, list):
-        return next((k for k in (sensitive_kind(v) for v in value if isinstance(v, str)) if k), None)
+        return next(
+            (k for k in (sensitive_kind(v) for v in value if isinstance(v, str)) if k), None
+        )
     return None
 
 
 class Ingestor:
-    def __init__(self, store: EventStore, install_key: bytes, metrics: Metrics, spool: EventSpool) -> None:
+    def __init__(
+        self, store: EventStore, install_key: bytes, metrics: Metrics, spool: EventSpool
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.spool = spool
@@ -70,15 +74,22 @@ class Ingestor:
         return cached[1]
 
     def reject(self, protocol: str, reason: str, count: int = 1) -> None:
-        self.metrics.count("footfall_events_rejected_total", "Events refused, by protocol and reason.",
-                           count, protocol=protocol, reason=reason)  # fmt: skip
+        self.metrics.count(
+            "footfall_events_rejected_total",
+            "Events refused, by protocol and reason.",
+            count,
+            protocol=protocol,
+            reason=reason,
+        )
 
     def preview(self, event: Incoming) -> tuple[EventRecord | None, str, list[str]]:
         """What `record` would give, without counting it: for the debug endpoints."""
         return self.record(event, count=False)
 
-    def record(self, event: Incoming, count: bool = True) -> tuple[EventRecord | None, str, list[str]]:
-        """(the record to store, or None with the reason it was refused), and dropped-property reasons."""
+    def record(
+        self, event: Incoming, count: bool = True
+    ) -> tuple[EventRecord | None, str, list[str]]:
+        """(the record, or None and why it was refused), and why each dropped property went."""
         props = event.props
         dropped: list[str] = []
         schema = self._schema(event.app)
@@ -98,9 +109,17 @@ class Ingestor:
                 kept[key] = value
         if count:
             for reason in dropped:
-                self.metrics.count("footfall_properties_dropped_total", "Properties dropped before storage, by reason.",
-                                   protocol=event.source, reason=reason)  # fmt: skip
-            self.metrics.count("footfall_events_accepted_total", "Events accepted, by protocol.", protocol=event.source)
+                self.metrics.count(
+                    "footfall_properties_dropped_total",
+                    "Properties dropped before storage, by reason.",
+                    protocol=event.source,
+                    reason=reason,
+                )
+            self.metrics.count(
+                "footfall_events_accepted_total",
+                "Events accepted, by protocol.",
+                protocol=event.source,
+            )
         platform, environment = event.platform, event.environment
         record = EventRecord(
             time=event.time,
@@ -132,14 +151,18 @@ class Ingestor:
             await asyncio.wrap_future(self.store.write(records))
         except StoreUnavailable:
             await run_in_threadpool(self.spool.append, records)
-            self.metrics.count("footfall_events_spooled_total", "Events acknowledged into the spool.", len(records))
+            self.metrics.count(
+                "footfall_events_spooled_total", "Events acknowledged into the spool.", len(records)
+            )
             return
         self.metrics.observe_commit(time.perf_counter() - started)
 
     def forget(self, document: Any) -> int:
         """`POST /v1/forget`: delete everything stored for one raw install id."""
         if not isinstance(document, dict):
-            raise BadRequest('send {"app": "<app id>", "install": "<install id>"}', code="invalid_request")
+            raise BadRequest(
+                'send {"app": "<app id>", "install": "<install id>"}', code="invalid_request"
+            )
         app, install = document.get("app"), document.get("install")
         if not isinstance(app, str) or not APP_PATTERN.match(app):
             raise BadRequest("'app' must be an app id", code="invalid_request")

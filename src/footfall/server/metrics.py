@@ -51,10 +51,16 @@ class Metrics:
                     lines.append(f"{name}{_labels(labels)} {amount:g}")
             counts, total = list(self._histogram_counts), self._histogram_sum
         for name in sorted(self._gauges):
-            lines += [f"# HELP {name} {self._help[name]}", f"# TYPE {name} gauge", f"{name} {self._gauges[name]():g}"]
+            lines += [
+                f"# HELP {name} {self._help[name]}",
+                f"# TYPE {name} gauge",
+                f"{name} {self._gauges[name]():g}",
+            ]
         histogram = "footfall_commit_seconds"
-        lines += [f"# HELP {histogram} Time from a request's events reaching the store to their commit.",
-                  f"# TYPE {histogram} histogram"]  # fmt: skip
+        lines += [
+            f"# HELP {histogram} Time from a request's events reaching the store to their commit.",
+            f"# TYPE {histogram} histogram",
+        ]
         running = 0
         for bound, count in zip((*COMMIT_BUCKETS_S, float("inf")), counts, strict=True):
             running += count
@@ -67,5 +73,8 @@ class Metrics:
 def _labels(labels: Labels) -> str:
     if not labels:
         return ""
-    escaped = (f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in labels)
+    escaped = (
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in labels
+    )
     return "{" + ",".join(escaped) + "}"

@@ -33,13 +33,18 @@ def check_keys(
             raise UsageError(f"{tid!r} is not a GA tracking id such as UA-12345-1")
     for pattern, example, pairs in (
         (GA4_MEASUREMENT_ID, "a GA4 measurement id such as G-ABC123XYZ", ga4),
-        (FIREBASE_APP_ID, "a Firebase app id such as 1:1234567890:android:321abc456def7890", firebase),
+        (
+            FIREBASE_APP_ID,
+            "a Firebase app id such as 1:1234567890:android:321abc456def7890",
+            firebase,
+        ),
     ):
         for key, secret in pairs:
             if not re.match(pattern, key):
                 raise UsageError(f"{key!r} is not {example}")
             if not 8 <= len(secret) <= 128:
                 raise UsageError("an API secret has 8 to 128 characters")
+
 
 MAX_REPORT_DAYS = 3660
 

@@ -2,7 +2,8 @@
 
 The socket is bound before Uvicorn starts, so `--port 0` works and DIR/server.json
 names the real port before the first request can arrive. Access logs are off:
-they would record client IPs, which Footfall never keeps.
+they would record client IPs, which Footfall never keeps. Uvicorn's own
+proxy-header handling is off too: it would trust X-Forwarded-For from loopback.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from collections.abc import Callable
 import uvicorn
 
 from footfall.server.datadir import DataDir
-from footfall.server.logs import configure_logging
-from footfall.server.spool import SpoolReplayer
 from footfall.server.errors import UsageError
+from footfall.server.logs import configure_logging
 from footfall.server.settings import Settings
+from footfall.server.spool import SpoolReplayer
 from footfall.server.stores.duckdb import DuckDBStore
 from footfall.server.web import create_app
 
@@ -70,6 +71,7 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
             app,
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # only --trusted-proxies says whose X-Forwarded-For counts
             server_header=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )

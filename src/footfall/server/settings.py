@@ -51,14 +51,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_events_per_batch", int, 500, "Most events in one native batch."),
     Setting("max_event_age_hours", int, 72, "Events older than this (client time) are rejected."),
     Setting("read_timeout_s", float, 10.0, "Seconds a client may take to send its request body."),
-    Setting("rate_per_client", float, 20.0, "Requests per second per client address; 0 is unlimited."),
+    Setting(
+        "rate_per_client", float, 20.0, "Requests per second per client address; 0 is unlimited."
+    ),
     Setting("burst_per_client", float, 200.0, "Requests a client address may send at once."),
     Setting("rate_per_app", float, 5000.0, "Events per second per app; 0 is unlimited."),
     Setting("burst_per_app", float, 50000.0, "Events an app may receive at once."),
     Setting("forget_per_minute", float, 6.0, "Forget requests per minute per client address."),
-    Setting("max_spool_bytes", int, 256 * 1024 * 1024, "Spool size at which the collector stops acknowledging."),
+    Setting(
+        "max_spool_bytes",
+        int,
+        256 * 1024 * 1024,
+        "Spool size at which the collector stops acknowledging.",
+    ),
     Setting("trusted_proxies", str, "", "Comma-separated proxies whose X-Forwarded-For is used."),
-    Setting("geoip_db", str, "", "A MaxMind-format country database instead of the built-in table."),
+    Setting(
+        "geoip_db", str, "", "A MaxMind-format country database instead of the built-in table."
+    ),
 )
 
 

@@ -8,6 +8,7 @@ and deletes each file after its commit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -44,6 +45,7 @@ class EventSpool:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._sequence = 0
+        self._refused = False  # an append was refused for room, and no replay has freed any since
 
     def files(self) -> list[Path]:
         try:
@@ -54,10 +56,8 @@ class EventSpool:
     def size(self) -> int:
         total = 0
         for path in self.files():
-            try:
+            with contextlib.suppress(OSError):  # replayed and deleted meanwhile
                 total += path.stat().st_size
-            except OSError:
-                pass
         return total
 
     def depth(self) -> int:
@@ -73,13 +73,14 @@ class EventSpool:
 
     @property
     def over_limit(self) -> bool:
-        return self.size() >= self.max_bytes
+        return self._refused or self.size() >= self.max_bytes
 
     def append(self, records: Sequence[EventRecord]) -> None:
         """Append and fsync; raises StoreUnavailable when the spool is full or unwritable."""
         data = "".join(_encode(r) + "\n" for r in records).encode()
         with self._lock:
             if self.size() + len(data) > self.max_bytes:
+                self._refused = True
                 raise StoreUnavailable("the store is unavailable and the spool is full")
             self._sequence += 1
             path = self.directory / f"spool-{time.time_ns():020d}-{self._sequence:06d}.jsonl"
@@ -97,20 +98,27 @@ class EventSpool:
                 finally:
                     os.close(directory)
             except OSError as exc:
-                raise StoreUnavailable(f"the store is unavailable and the spool failed: {exc}") from exc
-        log.warning("store unavailable; events spooled", extra={"event": "spooled", "count": len(records)})
+                raise StoreUnavailable(
+                    f"the store is unavailable and the spool failed: {exc}"
+                ) from exc
+        log.warning(
+            "store unavailable; events spooled", extra={"event": "spooled", "count": len(records)}
+        )
 
     def replay(self, store: EventStore) -> int:
         """Write spooled files to the store, oldest first; stop at the first failure."""
         replayed = 0
         for path in self.files():
             try:
-                records = [_decode(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+                records = [
+                    _decode(line) for line in path.read_text(encoding="utf-8").splitlines() if line
+                ]
                 store.write(records).result(timeout=60)
             except (OSError, ValueError, StoreError, TimeoutError):
                 break
             path.unlink(missing_ok=True)
             replayed += len(records)
+            self._refused = False
         if replayed:
             log.info("spooled events stored", extra={"event": "replayed", "count": replayed})
         return replayed

@@ -27,9 +27,12 @@ def parse_user_agent(text: str) -> dict[str, str]:
     arch = _ARCH.search(text)
     if arch:
         found = arch.group(1).lower()
-        platform["arch"] = {"x64": "x86_64", "win64": "x86_64", "wow64": "x86_64", "amd64": "x86_64"}.get(
-            found, found
-        )
+        platform["arch"] = {
+            "x64": "x86_64",
+            "win64": "x86_64",
+            "wow64": "x86_64",
+            "amd64": "x86_64",
+        }.get(found, found)
     python = _PYTHON.search(text)
     if python or "python-requests" in text:
         platform["runtime"] = "cpython"

@@ -17,7 +17,13 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from footfall.server import dashboard
@@ -29,7 +35,6 @@ from footfall.server.errors import (
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
-    Unauthorized,
     error_body,
 )
 from footfall.server.geo import CountryResolver, Network, client_ip, parse_networks
@@ -68,17 +73,23 @@ class ServerContext:
         peer = request.client.host if request.client else None
         return client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
 
-    def limit_client(self, request: Request, ip: str | None, buckets: TokenBuckets | None = None) -> None:
+    def limit_client(
+        self, request: Request, ip: str | None, buckets: TokenBuckets | None = None
+    ) -> None:
         buckets = buckets or self.per_client
         wait = buckets.take(buckets.key_for_address(ip))
         if wait:
-            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="client")
+            self.metrics.count(
+                "footfall_rate_limited_total", "Requests refused by a rate limit.", scope="client"
+            )
             raise RateLimited("too many requests from this address; slow down", wait)
 
     def limit_app(self, app: str, events: int) -> float:
         wait = self.per_app.take(app, cost=events)
         if wait:
-            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="app")
+            self.metrics.count(
+                "footfall_rate_limited_total", "Requests refused by a rate limit.", scope="app"
+            )
         return wait
 
     def authenticated(self, request: Request) -> bool:
@@ -109,10 +120,14 @@ class ServerContext:
         try:
             return await asyncio.wait_for(read(), self.settings.read_timeout_s)
         except asyncio.TimeoutError:
-            raise RequestTimeout(f"the body did not arrive within {self.settings.read_timeout_s:g} s") from None
+            raise RequestTimeout(
+                f"the body did not arrive within {self.settings.read_timeout_s:g} s"
+            ) from None
 
 
-def error_response(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    code: str, message: str, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -121,7 +136,11 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
     secrets = datadir.secrets()
     metrics = Metrics()
     spool = EventSpool(settings.data / "spool", settings.max_spool_bytes)
-    metrics.gauge("footfall_spool_events", "Acknowledged events waiting in the spool.", lambda: float(spool.depth()))
+    metrics.gauge(
+        "footfall_spool_events",
+        "Acknowledged events waiting in the spool.",
+        lambda: float(spool.depth()),
+    )
     return ServerContext(
         settings=settings,
         store=store,
@@ -180,13 +199,21 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
             if token is None:
                 return HTMLResponse(dashboard.render_login())
         else:
-            form = urllib.parse.parse_qs((await ctx.read_body(request, 4096)).decode("utf-8", "replace"))
+            form = urllib.parse.parse_qs(
+                (await ctx.read_body(request, 4096)).decode("utf-8", "replace")
+            )
             token = (form.get("token") or [""])[0]
         if not ctx.auth.check_token(token):
             return HTMLResponse(dashboard.render_login("That token is not right."), status_code=401)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, ctx.auth.new_session(), max_age=SESSION_TTL_S, httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+        response.set_cookie(
+            SESSION_COOKIE,
+            ctx.auth.new_session(),
+            max_age=SESSION_TTL_S,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     async def logout(request: Request) -> Response:

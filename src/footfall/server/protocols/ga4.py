@@ -30,18 +30,53 @@ MAX_USER_PROPERTY_VALUE_CHARS = 36
 MAX_AGE = dt.timedelta(hours=72)
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 RESERVED_PREFIXES = ("google_", "ga_", "firebase_")
-RESERVED_EVENTS = frozenset("""
-    ad_activeview ad_click ad_exposure ad_query ad_reward adunit_exposure app_background
-    app_clear_data app_exception app_install app_remove app_store_refund app_update
-    app_upgrade dynamic_link_app_open dynamic_link_app_update dynamic_link_first_open error
-    firebase_campaign firebase_in_app_message_action firebase_in_app_message_dismiss
-    firebase_in_app_message_impression first_open first_visit in_app_purchase
-    notification_dismiss notification_foreground notification_open notification_receive
-    notification_send os_update session_start session_start_with_rollout user_engagement
-""".split())
+RESERVED_EVENTS = frozenset(
+    [
+        "ad_activeview",
+        "ad_click",
+        "ad_exposure",
+        "ad_query",
+        "ad_reward",
+        "adunit_exposure",
+        "app_background",
+        "app_clear_data",
+        "app_exception",
+        "app_install",
+        "app_remove",
+        "app_store_refund",
+        "app_update",
+        "app_upgrade",
+        "dynamic_link_app_open",
+        "dynamic_link_app_update",
+        "dynamic_link_first_open",
+        "error",
+        "firebase_campaign",
+        "firebase_in_app_message_action",
+        "firebase_in_app_message_dismiss",
+        "firebase_in_app_message_impression",
+        "first_open",
+        "first_visit",
+        "in_app_purchase",
+        "notification_dismiss",
+        "notification_foreground",
+        "notification_open",
+        "notification_receive",
+        "notification_send",
+        "os_update",
+        "session_start",
+        "session_start_with_rollout",
+        "user_engagement",
+    ]
+)
 RESERVED_PARAMS = frozenset({"firebase_conversion"})
 RESERVED_USER_PROPERTIES = frozenset(
-    {"first_open_time", "first_visit_time", "last_deep_link_referrer", "user_id", "first_open_after_install"}
+    {
+        "first_open_time",
+        "first_visit_time",
+        "last_deep_link_referrer",
+        "user_id",
+        "first_open_after_install",
+    }
 )
 
 
@@ -52,7 +87,11 @@ class ValidationMessage:
     code: str  # GA4's validationCode
 
     def as_ga(self) -> dict[str, str]:
-        return {"fieldPath": self.field_path, "description": self.description, "validationCode": self.code}
+        return {
+            "fieldPath": self.field_path,
+            "description": self.description,
+            "validationCode": self.code,
+        }
 
 
 @dataclasses.dataclass
@@ -71,28 +110,42 @@ class Ga4Request:
     dropped_events: int
 
 
-def _name_problem(name: Any, path: str, reserved: frozenset[str], limit: int = 40) -> ValidationMessage | None:
+def _name_problem(
+    name: Any, path: str, reserved: frozenset[str], limit: int = 40
+) -> ValidationMessage | None:
     if not isinstance(name, str) or not NAME.match(name) or len(name) > limit:
-        return ValidationMessage(path, f"Name {str(name)[:50]!r} must be 1 to {limit} letters, digits or"
-                                 " underscores, starting with a letter.", "NAME_INVALID")  # fmt: skip
+        return ValidationMessage(
+            path,
+            f"Name {str(name)[:50]!r} must be 1 to {limit} letters, digits or"
+            " underscores, starting with a letter.",
+            "NAME_INVALID",
+        )
     if name in reserved or name.startswith(RESERVED_PREFIXES):
         return ValidationMessage(path, f"Name {name!r} is reserved.", "NAME_RESERVED")
     return None
 
 
-def _time(micros: Any, path: str, received: dt.datetime) -> tuple[dt.datetime | None, ValidationMessage | None]:
+def _time(
+    micros: Any, path: str, received: dt.datetime
+) -> tuple[dt.datetime | None, ValidationMessage | None]:
     if micros is None:
         return received, None
     if isinstance(micros, str) and micros.isdigit():
         micros = int(micros)
     if not isinstance(micros, int) or isinstance(micros, bool):
-        return None, ValidationMessage(path, "timestamp_micros must be an integer.", "VALUE_INVALID")
+        return None, ValidationMessage(
+            path, "timestamp_micros must be an integer.", "VALUE_INVALID"
+        )
     try:
         moment = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=micros)
     except OverflowError:
-        return None, ValidationMessage(path, "timestamp_micros is out of range.", "VALUE_OUT_OF_BOUNDS")
+        return None, ValidationMessage(
+            path, "timestamp_micros is out of range.", "VALUE_OUT_OF_BOUNDS"
+        )
     if moment < received - MAX_AGE or moment > received + dt.timedelta(minutes=15):
-        return None, ValidationMessage(path, "Timestamps may be at most 72 hours in the past.", "VALUE_OUT_OF_BOUNDS")
+        return None, ValidationMessage(
+            path, "Timestamps may be at most 72 hours in the past.", "VALUE_OUT_OF_BOUNDS"
+        )
     return moment, None
 
 
@@ -100,7 +153,9 @@ def parse_request(body: bytes, firebase: bool, received: dt.datetime) -> Ga4Requ
     messages: list[ValidationMessage] = []
     empty = Ga4Request("", [], {}, messages, 0)
     if len(body) >= MAX_BODY_BYTES:
-        messages.append(ValidationMessage("", "The body must be smaller than 130 kB.", "VALUE_OUT_OF_BOUNDS"))
+        messages.append(
+            ValidationMessage("", "The body must be smaller than 130 kB.", "VALUE_OUT_OF_BOUNDS")
+        )
         return empty
     try:
         document = json.loads(body)
@@ -113,17 +168,25 @@ def parse_request(body: bytes, firebase: bool, received: dt.datetime) -> Ga4Requ
     id_field = "app_instance_id" if firebase else "client_id"
     client_id = document.get(id_field)
     if not isinstance(client_id, str) or not client_id or len(client_id) > 256:
-        messages.append(ValidationMessage(id_field, f"A value is required for {id_field}.", "VALUE_REQUIRED"))
+        messages.append(
+            ValidationMessage(id_field, f"A value is required for {id_field}.", "VALUE_REQUIRED")
+        )
     request_time, problem = _time(document.get("timestamp_micros"), "timestamp_micros", received)
     if problem:
         messages.append(problem)
     user_properties = _user_properties(document.get("user_properties"), messages)
     events = document.get("events")
     if not isinstance(events, list) or not events:
-        messages.append(ValidationMessage("events", "A value is required for events.", "VALUE_REQUIRED"))
+        messages.append(
+            ValidationMessage("events", "A value is required for events.", "VALUE_REQUIRED")
+        )
         return dataclasses.replace(empty, user_properties=user_properties)
     if len(events) > MAX_EVENTS:
-        messages.append(ValidationMessage("events", f"At most {MAX_EVENTS} events per request.", "EXCEEDED_MAX_ENTITIES"))
+        messages.append(
+            ValidationMessage(
+                "events", f"At most {MAX_EVENTS} events per request.", "EXCEEDED_MAX_ENTITIES"
+            )
+        )
         return dataclasses.replace(empty, dropped_events=len(events))
     valid: list[Ga4Event] = []
     for index, event in enumerate(events):
@@ -142,7 +205,9 @@ def parse_request(body: bytes, firebase: bool, received: dt.datetime) -> Ga4Requ
     )
 
 
-def _event(event: Any, path: str, default_time: dt.datetime, received: dt.datetime) -> Ga4Event | list[ValidationMessage]:
+def _event(
+    event: Any, path: str, default_time: dt.datetime, received: dt.datetime
+) -> Ga4Event | list[ValidationMessage]:
     if not isinstance(event, dict):
         return [ValidationMessage(path, "An event must be an object.", "VALUE_INVALID")]
     problems: list[ValidationMessage] = []
@@ -150,37 +215,67 @@ def _event(event: Any, path: str, default_time: dt.datetime, received: dt.dateti
     name_problem = _name_problem(name, f"{path}.name", RESERVED_EVENTS)
     if name_problem:
         problems.append(name_problem)
-    moment, time_problem = _time(event.get("timestamp_micros"), f"{path}.timestamp_micros", received)
+    moment, time_problem = _time(
+        event.get("timestamp_micros"), f"{path}.timestamp_micros", received
+    )
     if time_problem:
         problems.append(time_problem)
     params = event.get("params", {})
     if not isinstance(params, dict):
-        problems.append(ValidationMessage(f"{path}.params", "params must be an object.", "VALUE_INVALID"))
+        problems.append(
+            ValidationMessage(f"{path}.params", "params must be an object.", "VALUE_INVALID")
+        )
         params = {}
     if len(params) > MAX_PARAMS:
-        problems.append(ValidationMessage(f"{path}.params", f"At most {MAX_PARAMS} parameters per event.", "EXCEEDED_MAX_ENTITIES"))
+        problems.append(
+            ValidationMessage(
+                f"{path}.params",
+                f"At most {MAX_PARAMS} parameters per event.",
+                "EXCEEDED_MAX_ENTITIES",
+            )
+        )
     kept: dict[str, Any] = {}
     for key, value in params.items():
         key_problem = _name_problem(key, f"{path}.params.{key}", RESERVED_PARAMS)
         if key_problem:
             problems.append(key_problem)
         elif isinstance(value, str) and len(value) > MAX_PARAM_VALUE_CHARS:
-            problems.append(ValidationMessage(f"{path}.params.{key}", f"Values are limited to {MAX_PARAM_VALUE_CHARS} characters.", "VALUE_OUT_OF_BOUNDS"))
+            problems.append(
+                ValidationMessage(
+                    f"{path}.params.{key}",
+                    f"Values are limited to {MAX_PARAM_VALUE_CHARS} characters.",
+                    "VALUE_OUT_OF_BOUNDS",
+                )
+            )
         elif isinstance(value, (str, bool, int, float)):
             kept[key] = value  # lists and objects (such as items) are not kept
     if problems:
         return problems
-    return Ga4Event(str(name), kept, moment if event.get("timestamp_micros") is not None and moment else default_time)
+    return Ga4Event(
+        str(name),
+        kept,
+        moment if event.get("timestamp_micros") is not None and moment else default_time,
+    )
 
 
 def _user_properties(properties: Any, messages: list[ValidationMessage]) -> dict[str, Any]:
     if properties is None:
         return {}
     if not isinstance(properties, dict):
-        messages.append(ValidationMessage("user_properties", "user_properties must be an object.", "VALUE_INVALID"))
+        messages.append(
+            ValidationMessage(
+                "user_properties", "user_properties must be an object.", "VALUE_INVALID"
+            )
+        )
         return {}
     if len(properties) > MAX_USER_PROPERTIES:
-        messages.append(ValidationMessage("user_properties", f"At most {MAX_USER_PROPERTIES} user properties.", "EXCEEDED_MAX_ENTITIES"))
+        messages.append(
+            ValidationMessage(
+                "user_properties",
+                f"At most {MAX_USER_PROPERTIES} user properties.",
+                "EXCEEDED_MAX_ENTITIES",
+            )
+        )
         return {}
     kept: dict[str, Any] = {}
     for key, entry in properties.items():
@@ -190,7 +285,13 @@ def _user_properties(properties: Any, messages: list[ValidationMessage]) -> dict
         if problem:
             messages.append(problem)
         elif isinstance(value, str) and len(value) > MAX_USER_PROPERTY_VALUE_CHARS:
-            messages.append(ValidationMessage(path, f"Values are limited to {MAX_USER_PROPERTY_VALUE_CHARS} characters.", "VALUE_OUT_OF_BOUNDS"))
+            messages.append(
+                ValidationMessage(
+                    path,
+                    f"Values are limited to {MAX_USER_PROPERTY_VALUE_CHARS} characters.",
+                    "VALUE_OUT_OF_BOUNDS",
+                )
+            )
         elif isinstance(value, (str, bool, int, float)):
             kept[key] = value
     return kept
@@ -207,7 +308,9 @@ def to_incoming(
         name=event.name,
         time=event.time,
         install=request.client_id,
-        session=f"{request.client_id}:{session}" if session else f"{request.client_id}:{event.time.date()}",
+        session=f"{request.client_id}:{session}"
+        if session
+        else f"{request.client_id}:{event.time.date()}",
         app_version="",
         platform=parse_user_agent(user_agent),
         environment={"ci": "", "container": ""},

@@ -27,7 +27,9 @@ MAX_URL_BYTES = 8000  # GET /collect
 MAX_BATCH_HITS = 20
 MAX_BATCH_BYTES = 16 * 1024
 MAX_QUEUE_TIME_MS = 4 * 3600 * 1000
-HIT_TYPES = frozenset({"pageview", "screenview", "event", "transaction", "item", "social", "exception", "timing"})
+HIT_TYPES = frozenset(
+    {"pageview", "screenview", "event", "transaction", "item", "social", "exception", "timing"}
+)
 REQUIRED = {
     "event": ("ec", "ea"),
     "transaction": ("ti",),
@@ -38,14 +40,27 @@ REQUIRED = {
 TID = re.compile(r"^(UA|YT|MO)-\d{1,12}-\d{1,6}$")
 CUSTOM = re.compile(r"^(cd|cm)([1-9]\d{0,2})$")
 PROPS = {
-    "ec": ("category", 150), "ea": ("action", 500), "el": ("label", 500), "cd": ("screen", 2048),
-    "an": ("app_name", 100), "aid": ("app_id", 150), "aiid": ("app_installer_id", 150),
-    "ds": ("data_source", 50), "ul": ("language", 20), "sr": ("screen_resolution", 20),
-    "exd": ("exception", 150), "utc": ("timing_category", 150), "utv": ("timing_var", 500),
-    "utl": ("timing_label", 500), "cm": ("campaign_medium", 50), "cn": ("campaign_name", 100),
-    "cs": ("campaign_source", 100), "sn": ("social_network", 50), "sa": ("social_action", 50),
+    "ec": ("category", 150),
+    "ea": ("action", 500),
+    "el": ("label", 500),
+    "cd": ("screen", 2048),
+    "an": ("app_name", 100),
+    "aid": ("app_id", 150),
+    "aiid": ("app_installer_id", 150),
+    "ds": ("data_source", 50),
+    "ul": ("language", 20),
+    "sr": ("screen_resolution", 20),
+    "exd": ("exception", 150),
+    "utc": ("timing_category", 150),
+    "utv": ("timing_var", 500),
+    "utl": ("timing_label", 500),
+    "cm": ("campaign_medium", 50),
+    "cn": ("campaign_name", 100),
+    "cs": ("campaign_source", 100),
+    "sn": ("social_network", 50),
+    "sa": ("social_action", 50),
     "in": ("item_name", 500),
-}  # fmt: skip
+}
 INTEGERS = {"ev": "value", "utt": "timing_time", "qt": "", "z": ""}
 
 
@@ -57,7 +72,11 @@ class ParserMessage:
     parameter: str = ""
 
     def as_ga(self) -> dict[str, str]:
-        message = {"messageType": self.type, "description": self.description, "messageCode": self.code}
+        message = {
+            "messageType": self.type,
+            "description": self.description,
+            "messageCode": self.code,
+        }
         if self.parameter:
             message["parameter"] = self.parameter
         return message
@@ -86,33 +105,53 @@ def _error(code: str, description: str, parameter: str = "") -> ParserMessage:
 def parse_hit(text: str) -> Hit:
     messages: list[ParserMessage] = []
     if len(text.encode()) > MAX_HIT_BYTES:
-        return Hit(text[:200], {}, [_error("VALUE_INVALID", f"A hit is limited to {MAX_HIT_BYTES} bytes.")])
+        return Hit(
+            text[:200], {}, [_error("VALUE_INVALID", f"A hit is limited to {MAX_HIT_BYTES} bytes.")]
+        )
     params: dict[str, str] = {}
     for key, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
         params.setdefault(key, value)  # the first value of a repeated parameter wins
     if params.get("v") is None:
         messages.append(_error("VALUE_REQUIRED", "A value is required for parameter 'v'.", "v"))
     elif params["v"] != "1":
-        messages.append(_error("VALUE_INVALID", "The value provided for parameter 'v' is invalid.", "v"))
+        messages.append(
+            _error("VALUE_INVALID", "The value provided for parameter 'v' is invalid.", "v")
+        )
     if not params.get("tid"):
         messages.append(_error("VALUE_REQUIRED", "A value is required for parameter 'tid'.", "tid"))
     elif not TID.match(params["tid"]):
-        messages.append(_error("VALUE_INVALID", "The value provided for parameter 'tid' is invalid.", "tid"))
+        messages.append(
+            _error("VALUE_INVALID", "The value provided for parameter 'tid' is invalid.", "tid")
+        )
     if not params.get("cid") and not params.get("uid"):
-        messages.append(_error("VALUE_REQUIRED", "A value is required for parameter 'cid' or 'uid'.", "cid"))
+        messages.append(
+            _error("VALUE_REQUIRED", "A value is required for parameter 'cid' or 'uid'.", "cid")
+        )
     hit_type = params.get("t")
     if not hit_type:
         messages.append(_error("VALUE_REQUIRED", "A value is required for parameter 't'.", "t"))
     elif hit_type not in HIT_TYPES:
-        messages.append(_error("VALUE_INVALID", "The value provided for parameter 't' is invalid.", "t"))
+        messages.append(
+            _error("VALUE_INVALID", "The value provided for parameter 't' is invalid.", "t")
+        )
     for required in REQUIRED.get(hit_type or "", ()):
         if not params.get(required):
             messages.append(
-                _error("VALUE_REQUIRED", f"A value is required for parameter '{required}' on a {hit_type} hit.", required)
+                _error(
+                    "VALUE_REQUIRED",
+                    f"A value is required for parameter '{required}' on a {hit_type} hit.",
+                    required,
+                )
             )
     for key in INTEGERS:
         if key in params and not params[key].isdigit():
-            messages.append(_error("VALUE_INVALID", f"The value provided for parameter '{key}' must be an integer.", key))
+            messages.append(
+                _error(
+                    "VALUE_INVALID",
+                    f"The value provided for parameter '{key}' must be an integer.",
+                    key,
+                )
+            )
     if params.get("qt", "0").isdigit() and int(params.get("qt", "0")) > MAX_QUEUE_TIME_MS:
         messages.append(_error("VALUE_INVALID", "Parameter 'qt' is limited to 4 hours.", "qt"))
     return Hit(text, params, messages)
@@ -153,7 +192,9 @@ def to_incoming(
     for key, value in p.items():
         custom = CUSTOM.match(key)
         if custom and value and len(value) <= 150:
-            props[key] = int(value) if custom.group(1) == "cm" and value.lstrip("-").isdigit() else value
+            props[key] = (
+                int(value) if custom.group(1) == "cm" and value.lstrip("-").isdigit() else value
+            )
     country = p.get("geoid", "") if re.fullmatch(r"[A-Z]{2}", p.get("geoid", "")) else ""
     if not country:
         country = locate(p.get("uip") or client_ip, "aip" in p)
@@ -163,7 +204,7 @@ def to_incoming(
         name=p["t"],
         time=moment,
         install=install,
-        session=f"{install}:{moment.date().isoformat()}",  # v1 has no run id: an install-day is a run
+        session=f"{install}:{moment.date().isoformat()}",  # v1 has no run id: one per install-day
         app_version=p.get("av", "")[:64],
         platform=parse_user_agent(p.get("ua") or user_agent),
         environment={"ci": "", "container": ""},

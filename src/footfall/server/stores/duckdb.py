@@ -143,8 +143,12 @@ class DuckDBStore(EventStore):
         self._con = connect(self.path)
         migrate(self._con)
         self.registry = AppRegistry()
-        self.registry.apps = {row[0] for row in self._con.execute("SELECT name FROM apps").fetchall()}
-        for app, kind, key, secret in self._con.execute("SELECT app, kind, key, secret_hash FROM app_keys").fetchall():
+        self.registry.apps = {
+            row[0] for row in self._con.execute("SELECT name FROM apps").fetchall()
+        }
+        for app, kind, key, secret in self._con.execute(
+            "SELECT app, kind, key, secret_hash FROM app_keys"
+        ).fetchall():
             self.registry.keys[(kind, key)] = (app, secret)
         for app, schema in self._con.execute("SELECT app, schema FROM app_schemas").fetchall():
             self.registry.schemas[app] = schema
@@ -191,11 +195,14 @@ class DuckDBStore(EventStore):
 
     def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
         def insert(con: duckdb.DuckDBPyConnection) -> bool:
-            owner = con.execute("SELECT app FROM app_keys WHERE kind = ? AND key = ?", [kind, key]).fetchall()
+            owner = con.execute(
+                "SELECT app FROM app_keys WHERE kind = ? AND key = ?", [kind, key]
+            ).fetchall()
             if owner and owner[0][0] != app:
                 raise UsageError(f"{key} is already registered to the app {owner[0][0]!r}")
             con.execute(
-                "INSERT INTO app_keys VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET secret_hash = excluded.secret_hash",
+                "INSERT INTO app_keys VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET secret_hash = excluded.secret_hash",
                 [app, kind, key, secret_hash],
             )
             return not owner
