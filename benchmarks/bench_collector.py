@@ -66,19 +66,33 @@ def native_body(events: int) -> bytes:
     now = dt.datetime.now(dt.timezone.utc)
     batch = {
         "app": APP,
-        "context": {"install": "0f8fad5bd9cb469fa16570867728950e", "session": "6ba7b8109dad11d180b400c04fd430c8",
-                    "app_version": "1.4.0", "platform": {"os": "linux", "os_version": "6.1"},
-                    "environment": {"ci": "", "container": ""}},
-        "events": [{"name": "command", "time": (now - dt.timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
-                    "props": {"command": "build", "options": ["--fast"], "jobs": i % 8}} for i in range(events)],
-    }  # fmt: skip
+        "context": {
+            "install": "0f8fad5bd9cb469fa16570867728950e",
+            "session": "6ba7b8109dad11d180b400c04fd430c8",
+            "app_version": "1.4.0",
+            "platform": {"os": "linux", "os_version": "6.1"},
+            "environment": {"ci": "", "container": ""},
+        },
+        "events": [
+            {
+                "name": "command",
+                "time": (now - dt.timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+                "props": {"command": "build", "options": ["--fast"], "jobs": i % 8},
+            }
+            for i in range(events)
+        ],
+    }
     return gzip.compress(json.dumps(batch).encode())
 
 
 def wrk(url: str, script: Path, seconds: int) -> float:
     """Requests per second; every non-2xx answer makes the run fail."""
-    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     if "Non-2xx" in out:
         raise SystemExit(f"{url} answered non-2xx:\n{out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -114,11 +128,16 @@ def main() -> None:
     (work / "nginx.conf").write_text(NGINX_CONF.format(prefix=work, port=nginx_port))
     env = {**os.environ, "FOOTFALL_RATE_PER_CLIENT": "0", "FOOTFALL_RATE_PER_APP": "0"}
     processes = {
-        "nginx": subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)],
-                                  stderr=subprocess.DEVNULL),
-        "footfall": subprocess.Popen([*footfall, "serve", "--data", str(data), "--port", str(ff_port)],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    }  # fmt: skip
+        "nginx": subprocess.Popen(
+            ["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)], stderr=subprocess.DEVNULL
+        ),
+        "footfall": subprocess.Popen(
+            [*footfall, "serve", "--data", str(data), "--port", str(ff_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    }
     try:
         wait_for(f"http://127.0.0.1:{ff_port}/healthz")
         wait_for(f"http://127.0.0.1:{nginx_port}/")
@@ -137,8 +156,11 @@ def main() -> None:
                 extra='wrk.headers["Content-Encoding"] = "gzip"',
             )
         )
-        scripts["ga"].write_text(LUA.format(body=work / "hit.txt", content_type="application/x-www-form-urlencoded",
-                                            extra=""))  # fmt: skip
+        scripts["ga"].write_text(
+            LUA.format(
+                body=work / "hit.txt", content_type="application/x-www-form-urlencoded", extra=""
+            )
+        )
         results: dict[str, float] = {}
         for name, path, script in (("native", "/v1/batch", "native"), ("ga", "/collect", "ga")):
             results[f"{name} nginx"] = wrk(
@@ -178,8 +200,10 @@ def main() -> None:
         f"| native, 100 events/request | {results['native nginx'] * 100:,.0f} events/s"
         f" | {results['native footfall'] * 100:,.0f} events/s | {native_ratio:.3f} |"
     )
-    print(f"| GA v1, one hit/request | {results['ga nginx']:,.0f} hits/s | {results['ga footfall']:,.0f} hits/s"
-          f" | {ga_ratio:.3f} |")  # fmt: skip
+    print(
+        f"| GA v1, one hit/request | {results['ga nginx']:,.0f} hits/s | {results['ga footfall']:,.0f} hits/s"
+        f" | {ga_ratio:.3f} |"
+    )
     print(
         f"\nsustained native load: {sustained * 100:,.0f} events/s for {max(args.seconds * 2, 15)} s;"
         f" collector RSS min {min(samples):.0f} MiB, max {max(samples):.0f} MiB, last {samples[-1]:.0f} MiB"
