@@ -106,12 +106,8 @@ def rss_mib(pid: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--seconds", type=int, default=8, help="seconds per measurement (default 8)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=8, help="seconds per measurement (default 8)")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -157,18 +153,12 @@ def main() -> None:
             )
         )
         scripts["ga"].write_text(
-            LUA.format(
-                body=work / "hit.txt", content_type="application/x-www-form-urlencoded", extra=""
-            )
+            LUA.format(body=work / "hit.txt", content_type="application/x-www-form-urlencoded", extra="")
         )
         results: dict[str, float] = {}
         for name, path, script in (("native", "/v1/batch", "native"), ("ga", "/collect", "ga")):
-            results[f"{name} nginx"] = wrk(
-                f"http://127.0.0.1:{nginx_port}{path}", scripts[script], args.seconds
-            )
-            results[f"{name} footfall"] = wrk(
-                f"http://127.0.0.1:{ff_port}{path}", scripts[script], args.seconds
-            )
+            results[f"{name} nginx"] = wrk(f"http://127.0.0.1:{nginx_port}{path}", scripts[script], args.seconds)
+            results[f"{name} footfall"] = wrk(f"http://127.0.0.1:{ff_port}{path}", scripts[script], args.seconds)
         samples: list[float] = []
         done = threading.Event()
 
@@ -178,9 +168,7 @@ def main() -> None:
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        sustained = wrk(
-            f"http://127.0.0.1:{ff_port}/v1/batch", scripts["native"], max(args.seconds * 2, 15)
-        )
+        sustained = wrk(f"http://127.0.0.1:{ff_port}/v1/batch", scripts["native"], max(args.seconds * 2, 15))
         done.set()
         sampler.join()
     finally:
@@ -191,9 +179,7 @@ def main() -> None:
 
     native_ratio = results["native footfall"] / results["native nginx"]
     ga_ratio = results["ga footfall"] / results["ga nginx"]
-    print(
-        f"collector vs nginx 204, wrk -t2 -c16 {args.seconds}s each, loopback, {os.cpu_count()} cores\n"
-    )
+    print(f"collector vs nginx 204, wrk -t2 -c16 {args.seconds}s each, loopback, {os.cpu_count()} cores\n")
     print("| measure | nginx 204 | footfall | ratio |")
     print("|---|---|---|---|")
     print(

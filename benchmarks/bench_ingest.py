@@ -120,12 +120,8 @@ def rss_mib(pid: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--requests", type=int, default=400, help="requests per server (default 400)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=400, help="requests per server (default 400)")
     parser.add_argument("--batch", type=int, default=100, help="events per request (default 100)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections (default 8)")
     args = parser.parse_args()
@@ -133,9 +129,7 @@ def main() -> None:
     footfall = [sys.executable, "-m", "footfall.cli"]
     body = make_body(args.batch)
     with tempfile.TemporaryDirectory() as data:
-        subprocess.run(
-            [*footfall, "app", "add", APP, "--data", data], check=True, capture_output=True
-        )
+        subprocess.run([*footfall, "app", "add", APP, "--data", data], check=True, capture_output=True)
         ff_port, base_port = free_port(), free_port()
         servers = {
             "footfall": subprocess.Popen(

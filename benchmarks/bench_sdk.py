@@ -135,11 +135,7 @@ def refused_url() -> str:
 
 
 def environment(config_home: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYTHONDONTWRITEBYTECODE", "DO_NOT_TRACK", "CI")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "DO_NOT_TRACK", "CI")}
     env = {k: v for k, v in env.items() if not k.startswith("FOOTFALL_")}
     env["XDG_CONFIG_HOME"] = config_home
     return env
@@ -182,9 +178,7 @@ def script(name: str, url: str, body: str) -> str:
     return f"URL = {url!r}\n{setup}\n{body}"
 
 
-def measure(
-    name: str, bare: float, fast: CountingServer, slow: CountingServer, hole: str
-) -> dict[str, str]:
+def measure(name: str, bare: float, fast: CountingServer, slow: CountingServer, hole: str) -> dict[str, str]:
     imports, _, call = CLIENTS[name]
     row: dict[str, str] = {}
     env = environment(fresh_config())
@@ -201,10 +195,7 @@ def measure(
             {call}
         print((time.perf_counter() - started) / {calls} * 1e6)
     """)
-    costs = [
-        float(run(script(name, fast.url, timing), environment(fresh_config()))[2] or "nan")
-        for _ in range(3)
-    ]
+    costs = [float(run(script(name, fast.url, timing), environment(fresh_config()))[2] or "nan") for _ in range(3)]
     row["track"] = f"{min(costs):,.1f} µs"
 
     for label, url in (("fast", fast.url), ("refused", refused_url()), ("black hole", hole)):
@@ -219,18 +210,14 @@ def measure(
         kept = len(server.markers)
         cell = f"{kept:,}" + ("" if finished else " (killed)")
         if name == "footfall":
-            run(
-                script(name, server.url, "i = 999999\n" + call), environment(config)
-            )  # the next run
+            run(script(name, server.url, "i = 999999\n" + call), environment(config))  # the next run
             cell += f" → {len(server.markers) - 1:,} after the next run"
         row[f"kept, {label}"] = cell
     return row
 
 
 def main() -> None:
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(REPO / "src" / "footfall")], check=True
-    )
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src" / "footfall")], check=True)
     fast, slow = CountingServer(), CountingServer(delay=0.2)
     hole_socket, hole = black_hole()
     bare = best_wall("pass", environment(fresh_config()))
@@ -248,10 +235,7 @@ def main() -> None:
         print(f"measuring {name} ...", file=sys.stderr)
         rows[name] = measure(name, bare, fast, slow, hole)
     hole_socket.close()
-    print(
-        f"bare interpreter: {bare * 1000:.0f} ms;"
-        f" Python {sys.version.split()[0]}; {os.cpu_count()} cores\n"
-    )
+    print(f"bare interpreter: {bare * 1000:.0f} ms; Python {sys.version.split()[0]}; {os.cpu_count()} cores\n")
     print("| client | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for name, row in rows.items():

@@ -39,9 +39,7 @@ def with_fresh_times(batch: Any) -> Any:
         now = dt.datetime.now(dt.timezone.utc)
         count = len(fresh["events"])
         for index, event in enumerate(fresh["events"]):
-            if isinstance(event, dict) and (
-                event.get("time") is None or "2026-11-28T10" in str(event["time"])
-            ):
+            if isinstance(event, dict) and (event.get("time") is None or "2026-11-28T10" in str(event["time"])):
                 event["time"] = iso(now - dt.timedelta(seconds=count - index))
     return fresh
 
@@ -209,9 +207,7 @@ class CollectorStub:
     statuses to answer in turn (then 202), with `retry_after` sent on 429 and 503.
     """
 
-    def __init__(
-        self, mode: Any = "ok", delay: float = 2.0, retry_after: str | None = None
-    ) -> None:
+    def __init__(self, mode: Any = "ok", delay: float = 2.0, retry_after: str | None = None) -> None:
         import http.server
         import socketserver
 
@@ -296,11 +292,7 @@ def collector_stub() -> Iterator[Any]:
 def sdk_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment for a host process: its own config dir, no opt-outs."""
     env = {k: v for k, v in os.environ.items() if k not in ("DO_NOT_TRACK", "FOOTFALL_DEBUG", "CI")}
-    env = {
-        k: v
-        for k, v in env.items()
-        if not k.startswith("FOOTFALL_") and k not in ("GITHUB_ACTIONS",)
-    }
+    env = {k: v for k, v in env.items() if not k.startswith("FOOTFALL_") and k not in ("GITHUB_ACTIONS",)}
     env["XDG_CONFIG_HOME"] = str(home)
     env.update(extra)
     return env
@@ -312,9 +304,7 @@ def seed_notice_shown(config_home: Path, app: str, version: int = 1) -> None:
     (directory / f"{app}.json").write_text(json.dumps({"notice_version": version}))
 
 
-def run_host(
-    script: str, env: dict[str, str], timeout: float = 60
-) -> tuple[subprocess.CompletedProcess[str], float]:
+def run_host(script: str, env: dict[str, str], timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run a host program as a whole process; returns the result and its wall time."""
     started = time.monotonic()
     result = subprocess.run(

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from footfall.server.cli import build_parser, main, sparkline
+from footfall.server.cli import build_parser, main
+from footfall.server.terminal import sparkline
 from tests.conftest import LiveServer, footfall_command
 
 COMMANDS = [["serve"], ["app"], ["app", "add"], ["app", "list"], ["report"], ["demo"]]
@@ -56,9 +57,7 @@ def test_bad_input_is_one_clean_line(tmp_path: Path, args: list[str], message: s
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
-def test_app_add_list_and_report_without_a_server(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_app_add_list_and_report_without_a_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = str(tmp_path / "d")
     assert main(["app", "add", "tool", "--data", data]) == 0
     assert main(["app", "add", "tool", "--data", data]) == 0
@@ -104,9 +103,7 @@ def test_app_and_report_work_while_the_server_runs(live_server: LiveServer) -> N
 def test_a_stale_server_file_is_ignored(tmp_path: Path) -> None:
     data = tmp_path / "d"
     data.mkdir()
-    (data / "server.json").write_text(
-        json.dumps({"pid": 2**22 + 12345, "url": "http://127.0.0.1:9"})
-    )
+    (data / "server.json").write_text(json.dumps({"pid": 2**22 + 12345, "url": "http://127.0.0.1:9"}))
     result = run("app", "add", "tool", "--data", str(data))
     assert result.returncode == 0, result.stderr
     assert not (data / "server.json").exists()
@@ -144,15 +141,11 @@ def test_app_keys_and_schema_from_the_command_line(tmp_path: Path) -> None:
     assert "secret-one" not in run("app", "list", "--data", data).stdout
     example = Path(__file__).resolve().parents[1] / "examples" / "docker-locust" / "launcher.py"
     run("app", "add", "docker-locust", "--data", data)
-    from_code = run(
-        "app", "schema", "docker-locust", "--from", f"{example}:ANALYTICS", "--data", data
-    )
+    from_code = run("app", "schema", "docker-locust", "--from", f"{example}:ANALYTICS", "--data", data)
     assert from_code.returncode == 0, from_code.stderr
     assert "events command, launch" in from_code.stdout
     schema_file = tmp_path / "schema.json"
-    schema_file.write_text(
-        json.dumps({"events": {"start": {"mode": {"type": "enum", "values": ["a"]}}}})
-    )
+    schema_file.write_text(json.dumps({"events": {"start": {"mode": {"type": "enum", "values": ["a"]}}}}))
     assert run("app", "schema", "keyed", "--file", str(schema_file), "--data", data).returncode == 0
 
 
@@ -175,9 +168,7 @@ def test_app_keys_and_schema_from_the_command_line(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_app_key_and_schema_mistakes_are_clean(
-    tmp_path: Path, args: list[str], message: str
-) -> None:
+def test_app_key_and_schema_mistakes_are_clean(tmp_path: Path, args: list[str], message: str) -> None:
     result = run(*args, "--data", str(tmp_path / "d"))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -188,9 +179,7 @@ def test_keys_and_schemas_through_a_running_server(live_server: LiveServer, tmp_
     assert run("app", "add", "remote", "--ga-tid", "UA-321-1", "--data", data).returncode == 0
     schema_file = tmp_path / "schema.json"
     schema_file.write_text('{"events": {"start": {}}}')
-    assert (
-        run("app", "schema", "remote", "--file", str(schema_file), "--data", data).returncode == 0
-    )
+    assert run("app", "schema", "remote", "--file", str(schema_file), "--data", data).returncode == 0
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     result = run("app", "schema", "remote", "--file", str(broken), "--data", data)

@@ -32,18 +32,14 @@ def post(
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source, 0))
     try:
-        connection.request(
-            "POST", path, body=body, headers={"Content-Type": content_type, **(headers or {})}
-        )
+        connection.request("POST", path, body=body, headers={"Content-Type": content_type, **(headers or {})})
         return connection.getresponse().status
     finally:
         connection.close()
 
 
 def now_iso() -> str:
-    return (
-        dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def test_kill_minus_nine_loses_no_acknowledged_event(tmp_path: Path) -> None:
@@ -67,15 +63,11 @@ def test_kill_minus_nine_loses_no_acknowledged_event(tmp_path: Path) -> None:
                 {
                     "app": "durable",
                     "context": {},
-                    "events": [
-                        {"name": "tick", "time": now_iso(), "props": {"marker": m}} for m in markers
-                    ],
+                    "events": [{"name": "tick", "time": now_iso(), "props": {"marker": m}} for m in markers],
                 }
             )
             try:
-                status = post(
-                    server.url, "/v1/batch", body.encode(), "application/json", source="127.0.0.1"
-                )
+                status = post(server.url, "/v1/batch", body.encode(), "application/json", source="127.0.0.1")
             except OSError:
                 return  # the server is gone: this request was never acknowledged
             if status == 202:
@@ -149,10 +141,7 @@ def test_no_protocol_stores_or_logs_the_ip_or_a_raw_id(tmp_path: Path) -> None:
     assert post(server.url, "/collect", hit.encode(), "application/x-www-form-urlencoded") == 200
     ga4 = {"client_id": ids["ga4"], "events": [{"name": "level_up"}]}
     path = "/mp/collect?measurement_id=G-PRIVATE1&api_secret=private-secret"
-    assert (
-        post(server.url, path, json.dumps(ga4).encode(), "application/json", headers=forwarded)
-        == 204
-    )
+    assert post(server.url, path, json.dumps(ga4).encode(), "application/json", headers=forwarded) == 204
     post(server.url, "/v1/batch", b"{broken", "application/json")  # an error path, logged or not
     host, port = server.url.removeprefix("http://").split(":")
     metrics = http.client.HTTPConnection(host, int(port), timeout=30)

@@ -47,12 +47,8 @@ def report(data: Path) -> dict[str, object]:
 
 def post_from(source_ip: str, url: str, batch: dict[str, object]) -> int:
     host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(
-        host, int(port), timeout=30, source_address=(source_ip, 0)
-    )
-    connection.request(
-        "POST", "/v1/batch", body=json.dumps(batch), headers={"Content-Type": "application/json"}
-    )
+    connection = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source_ip, 0))
+    connection.request("POST", "/v1/batch", body=json.dumps(batch), headers={"Content-Type": "application/json"})
     status = connection.getresponse().status
     connection.close()
     return status

@@ -24,25 +24,16 @@ def test_import_footfall_works_with_no_site_packages() -> None:
         "c = footfall.init(app='x', endpoint='http://127.0.0.1:9', identity='none',"
         " transport=footfall.MemoryTransport()); c.track('a'); assert c.flush(5); print('ok')"
     )
-    result = subprocess.run(
-        [sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=60)
     assert result.stdout == "ok\n", result.stderr
 
 
 def test_import_footfall_loads_only_standard_library_modules() -> None:
     script = (
-        "import sys; before = set(sys.modules); import footfall;"
-        "print('\\n'.join(sorted(set(sys.modules) - before)))"
+        "import sys; before = set(sys.modules); import footfall;print('\\n'.join(sorted(set(sys.modules) - before)))"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
-    )
-    third_party = (
-        {name.split(".")[0] for name in loaded.stdout.split()}
-        - set(sys.stdlib_module_names)
-        - {"footfall"}
-    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    third_party = {name.split(".")[0] for name in loaded.stdout.split()} - set(sys.stdlib_module_names) - {"footfall"}
     assert not third_party
 
 
@@ -50,9 +41,7 @@ def test_import_footfall_defers_everything_heavy() -> None:
     # Threads, queues, JSON, regexes, typing and HTTP load when first needed, not on import.
     script = "import sys; before = set(sys.modules); import footfall; print(' '.join(set(sys.modules) - before))"
     loaded = set(
-        subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-        ).stdout.split()
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stdout.split()
     )
     heavy = {
         "threading",
@@ -83,19 +72,13 @@ def imports_of(path: Path) -> set[str]:
 def test_sdk_modules_import_only_the_standard_library_and_the_sdk(path: Path) -> None:
     for name in imports_of(path):
         top = name.split(".")[0]
-        assert top in sys.stdlib_module_names or (
-            top == "footfall" and not name.startswith("footfall.server")
-        ), name
+        assert top in sys.stdlib_module_names or (top == "footfall" and not name.startswith("footfall.server")), name
 
 
-@pytest.mark.parametrize(
-    "path", sorted((PACKAGE / "server" / "stores").glob("*.py")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", sorted((PACKAGE / "server" / "stores").glob("*.py")), ids=lambda p: p.name)
 def test_stores_know_nothing_about_http(path: Path) -> None:
     for name in imports_of(path):
-        assert not name.startswith(
-            ("starlette", "uvicorn", "footfall.server.web", "footfall.server.protocols")
-        )
+        assert not name.startswith(("starlette", "uvicorn", "footfall.server.web", "footfall.server.protocols"))
 
 
 @pytest.mark.parametrize("name", ["web.py", "cli.py", "dashboard.py", "operations.py"])

@@ -35,9 +35,7 @@ def disclose_main(argv: list[str]) -> int:
         prog="footfall disclose",
         description="Write a tool's ANALYTICS.md from the options it gives footfall.init.",
     )
-    parser.add_argument(
-        "target", help="FILE.py:NAME or MODULE:NAME, a dict of footfall.init options"
-    )
+    parser.add_argument("target", help="FILE.py:NAME or MODULE:NAME, a dict of footfall.init options")
     parser.add_argument("--command", help="the tool's analytics command, e.g. 'mytool analytics'")
     parser.add_argument("--out", help="write here instead of stdout")
     args = parser.parse_args(argv)

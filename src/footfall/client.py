@@ -118,17 +118,13 @@ class Client:
             return 0
         if not isinstance(self._transport, HttpTransport):
             raise OSError("this client has no collector to ask")
-        status, body, _ = self._transport.post_json(
-            "/v1/forget", {"app": self.app, "install": install}
-        )
+        status, body, _ = self._transport.post_json("/v1/forget", {"app": self.app, "install": install})
         if status != 200:
             raise OSError(f"the collector answered {status}")
         import json
 
         deleted = json.loads(body).get("deleted", 0)
-        self._state.update(
-            install_id=new_install_id() if self._state.enabled is not False else None
-        )
+        self._state.update(install_id=new_install_id() if self._state.enabled is not False else None)
         return int(deleted)
 
 
@@ -185,9 +181,7 @@ def init(
         text = notice_text or _default_notice(app, opt_out_env, enable_env, link)
         decision = _show_notice(state, text, notice, notice_version, notice_needs_tty, decision)
     elif not decision.enabled and consent == "opt-in" and prompt and decision.layer == "default":
-        decision = _prompt(
-            state, notice_text or _default_notice(app, opt_out_env, enable_env, link)
-        )
+        decision = _prompt(state, notice_text or _default_notice(app, opt_out_env, enable_env, link))
     if not decision.enabled:
         debug(f"analytics off ({decision.layer}: {decision.reason})")
         if decision.layer in (
@@ -223,9 +217,7 @@ def _consent_layers(
     )
 
 
-def _default_notice(
-    app: str, opt_out_env: str | None, enable_env: str | None, link: str | None
-) -> str:
+def _default_notice(app: str, opt_out_env: str | None, enable_env: str | None, link: str | None) -> str:
     hints = [f"{opt_out_env}=1"] if opt_out_env else []
     hints += [f"{enable_env}=false"] if enable_env else []
     return consent.default_notice(app, hints, link)
@@ -247,9 +239,7 @@ def _show_notice(
     shown = consent.print_notice(text) and (not needs_tty or consent.is_tty(sys.stderr))
     if shown:
         state.update(notice_version=version)
-    return consent.Decision(
-        False, "notice", "the notice was shown in this run; sending starts next run"
-    )
+    return consent.Decision(False, "notice", "the notice was shown in this run; sending starts next run")
 
 
 def _prompt(state: ToolState, text: str) -> consent.Decision:

@@ -24,9 +24,7 @@ HELP = {
 COMMAND_HELP = "Anonymous usage statistics: " + ", ".join(ACTIONS) + "."
 
 
-def run_analytics_command(
-    client: Client | NullClient, action: str, out: IO[str] | None = None
-) -> int:
+def run_analytics_command(client: Client | NullClient, action: str, out: IO[str] | None = None) -> int:
     """Carry out one action; returns the exit code for the host command."""
     out = out or sys.stdout
     if not isinstance(client, Client):

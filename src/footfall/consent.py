@@ -81,15 +81,9 @@ def decide(
         if flag is not False:
             votes.append(Decision(False, "DO_NOT_TRACK", f"DO_NOT_TRACK={environ['DO_NOT_TRACK']}"))
     if environ.get(SUPPRESS_ENV):
-        votes.append(
-            Decision(False, "run suppression", f"{SUPPRESS_ENV} is set by a parent process")
-        )
+        votes.append(Decision(False, "run suppression", f"{SUPPRESS_ENV} is set by a parent process"))
     if ci_policy == "suppress" and ci_provider:
-        votes.append(
-            Decision(
-                False, "CI policy", f"running in CI ({ci_provider}) and the tool suppresses CI runs"
-            )
-        )
+        votes.append(Decision(False, "CI policy", f"running in CI ({ci_provider}) and the tool suppresses CI runs"))
     saved = state.enabled
     if saved is not None:
         verb = "on" if saved else "off"

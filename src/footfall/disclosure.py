@@ -27,9 +27,7 @@ def disclose(options: dict[str, Any], command: str | None = None) -> str:
         off.append(f"`{command} off`, which also deletes the install id")
     identity = options.get("identity", "random")
     if notice == "every-run":
-        when = (
-            "A notice on stderr says what is collected, on every run: nothing is kept between runs."
-        )
+        when = "A notice on stderr says what is collected, on every run: nothing is kept between runs."
     else:
         when = "The first run prints a notice on stderr and sends nothing; sending starts next run."
     if identity == "random":
@@ -90,11 +88,7 @@ def disclose(options: dict[str, Any], command: str | None = None) -> str:
         "",
         "The state file is `~/.config/footfall/" + app + ".json` (`%APPDATA%\\footfall` on Windows,"
         " `~/Library/Application Support/footfall` on macOS)."
-        + (
-            f" `{command} forget` asks the collector to delete every event of your install."
-            if command
-            else ""
-        ),
+        + (f" `{command} forget` asks the collector to delete every event of your install." if command else ""),
         "",
     ]
     return "\n".join(lines)

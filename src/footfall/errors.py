@@ -38,9 +38,7 @@ class capture_internal_exceptions:  # used like a function, as in Sentry
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         if isinstance(exc, Exception):
             debug(f"internal error: {type(exc).__name__}: {exc}")
             return True

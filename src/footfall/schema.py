@@ -235,10 +235,7 @@ class Schema:
     def to_json(self) -> dict[str, object]:
         """The schema for the collector: `footfall app schema NAME --from FILE.py:OPTIONS`."""
         return {
-            "events": {
-                name: {prop: kind.spec() for prop, kind in props.items()}
-                for name, props in self.events.items()
-            }
+            "events": {name: {prop: kind.spec() for prop, kind in props.items()} for name, props in self.events.items()}
         }
 
     def clean(self, name: str, props: Mapping[str, object]) -> dict[str, object] | None:

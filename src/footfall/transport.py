@@ -28,18 +28,13 @@ class SendResult:
 
     __slots__ = ("delivered", "retry_after", "retryable")
 
-    def __init__(
-        self, delivered: bool, retryable: bool = False, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, delivered: bool, retryable: bool = False, retry_after: float | None = None) -> None:
         self.delivered = delivered
         self.retryable = retryable
         self.retry_after = retry_after
 
     def __repr__(self) -> str:
-        return (
-            f"SendResult(delivered={self.delivered}, retryable={self.retryable},"
-            f" retry_after={self.retry_after})"
-        )
+        return f"SendResult(delivered={self.delivered}, retryable={self.retryable}, retry_after={self.retry_after})"
 
 
 DELIVERED = SendResult(True)
@@ -93,9 +88,7 @@ class HttpTransport(Transport):
                 context=ssl.create_default_context(),
             )
         elif url.scheme == "http":
-            connection = http.client.HTTPConnection(
-                url.hostname or "", url.port, timeout=remaining()
-            )
+            connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=remaining())
         else:
             raise OSError(f"unsupported endpoint scheme {url.scheme!r}")
         body = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)

@@ -91,9 +91,7 @@ class BackgroundWorker:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="footfall.worker", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="footfall.worker", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:

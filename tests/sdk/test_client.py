@@ -26,33 +26,25 @@ def normalise(batch: dict[str, Any]) -> dict[str, Any]:
     return copy
 
 
-def sdk_client(
-    state: Path, app: str = GOLDEN_APP, **options: Any
-) -> tuple[footfall.Client, footfall.MemoryTransport]:
+def sdk_client(state: Path, app: str = GOLDEN_APP, **options: Any) -> tuple[footfall.Client, footfall.MemoryTransport]:
     """A client whose user has already seen the notice, delivering into memory."""
     state.mkdir(parents=True, exist_ok=True)
     path = state / f"{app}.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
     path.write_text(json.dumps({**saved, "notice_version": 1}))
     transport = footfall.MemoryTransport()
-    client = footfall.init(
-        app=app, endpoint="http://unused.invalid", transport=transport, state_dir=state, **options
-    )
+    client = footfall.init(app=app, endpoint="http://unused.invalid", transport=transport, state_dir=state, **options)
     assert isinstance(client, footfall.Client) and client.enabled, client.decision
     return client, transport
 
 
 def test_sdk_emits_the_golden_command_batch(tmp_path: Path, clean_env: None) -> None:
     golden = load_golden("batch-command.json")
-    (tmp_path / f"{GOLDEN_APP}.json").write_text(
-        json.dumps({"install_id": golden["context"]["install"]})
-    )
+    (tmp_path / f"{GOLDEN_APP}.json").write_text(json.dumps({"install_id": golden["context"]["install"]}))
     client, transport = sdk_client(tmp_path, app_version="1.4.0")
 
     client.track("start", mode="release", jobs=4, cached=True, ratio=0.5)
-    client.track(
-        "command", command="build", options=["--jobs", "--fast"], duration="1-10s", outcome="ok"
-    )
+    client.track("command", command="build", options=["--jobs", "--fast"], duration="1-10s", outcome="ok")
     assert client.flush(timeout=5)
 
     assert len(transport.batches) == 1
@@ -67,9 +59,7 @@ def test_sdk_emits_the_golden_minimal_batch_without_an_id(tmp_path: Path, clean_
     assert "install_id" not in json.loads((tmp_path / f"{GOLDEN_APP}.json").read_text())
 
 
-def test_install_id_is_random_kept_between_runs_and_per_tool(
-    tmp_path: Path, clean_env: None
-) -> None:
+def test_install_id_is_random_kept_between_runs_and_per_tool(tmp_path: Path, clean_env: None) -> None:
     ids = []
     for app in (GOLDEN_APP, GOLDEN_APP, "another-tool"):
         client, transport = sdk_client(tmp_path, app=app)
@@ -93,9 +83,7 @@ def test_session_is_shared_by_a_run_and_new_for_the_next(tmp_path: Path, clean_e
     assert sessions[0] == sessions[1] != transport2.batches[0]["context"]["session"]
 
 
-def test_without_a_schema_free_text_and_identifying_values_stay_home(
-    tmp_path: Path, clean_env: None
-) -> None:
+def test_without_a_schema_free_text_and_identifying_values_stay_home(tmp_path: Path, clean_env: None) -> None:
     client, transport = sdk_client(tmp_path)
     client.track(
         "start",
@@ -118,9 +106,7 @@ def test_without_a_schema_free_text_and_identifying_values_stay_home(
     ]
 
 
-def test_with_a_schema_only_declared_events_and_props_leave(
-    tmp_path: Path, clean_env: None
-) -> None:
+def test_with_a_schema_only_declared_events_and_props_leave(tmp_path: Path, clean_env: None) -> None:
     schema = footfall.Schema(
         {
             "start": {
@@ -133,9 +119,7 @@ def test_with_a_schema_only_declared_events_and_props_leave(
     client.track("start", mode="worker", users=42, secret="x")
     client.track("start", mode="somewhere-else", users="many")
     client.track("undeclared", a=1)
-    client.track(
-        "command", command="run", options=["--users"], duration="<1s", outcome="ok", argv="-u 5"
-    )
+    client.track("command", command="run", options=["--users"], duration="<1s", outcome="ok", argv="-u 5")
     assert client.flush(5)
     assert [(e["name"], e["props"]) for e in transport.events] == [
         ("start", {"mode": "worker", "users": "10-99"}),
@@ -144,9 +128,7 @@ def test_with_a_schema_only_declared_events_and_props_leave(
     ]
 
 
-def test_before_send_can_edit_or_drop_and_its_errors_stay_inside(
-    tmp_path: Path, clean_env: None
-) -> None:
+def test_before_send_can_edit_or_drop_and_its_errors_stay_inside(tmp_path: Path, clean_env: None) -> None:
     def before_send(event: dict[str, Any]) -> dict[str, Any] | None:
         if event["name"] == "drop":
             return None
@@ -183,16 +165,12 @@ class ExplodingTransport(footfall.Transport):
 
 def test_a_failing_transport_never_reaches_the_host(tmp_path: Path, clean_env: None) -> None:
     (tmp_path / "x.json").write_text(json.dumps({"notice_version": 1}))
-    client = footfall.init(
-        app="x", endpoint="http://x", transport=ExplodingTransport(), state_dir=tmp_path
-    )
+    client = footfall.init(app="x", endpoint="http://x", transport=ExplodingTransport(), state_dir=tmp_path)
     client.track("a")
     assert client.flush(timeout=5) is False, "an undelivered event must make flush report False"
 
 
-def test_a_full_queue_drops_counts_and_reports_in_the_next_batch(
-    tmp_path: Path, clean_env: None
-) -> None:
+def test_a_full_queue_drops_counts_and_reports_in_the_next_batch(tmp_path: Path, clean_env: None) -> None:
     release = threading.Event()
 
     class SlowTransport(footfall.MemoryTransport):
@@ -202,9 +180,7 @@ def test_a_full_queue_drops_counts_and_reports_in_the_next_batch(
 
     (tmp_path / "x.json").write_text(json.dumps({"notice_version": 1}))
     transport = SlowTransport()
-    client = footfall.init(
-        app="x", endpoint="http://x", transport=transport, state_dir=tmp_path, queue_size=5
-    )
+    client = footfall.init(app="x", endpoint="http://x", transport=transport, state_dir=tmp_path, queue_size=5)
     for _ in range(50):
         client.track("a")
     release.set()
@@ -216,9 +192,7 @@ def test_a_full_queue_drops_counts_and_reports_in_the_next_batch(
     assert sum(b["dropped"] for b in transport.batches) == 50 - delivered
 
 
-def test_debug_mode_prints_the_payload_and_sends_nothing(
-    tmp_path: Path, collector_stub: Any
-) -> None:
+def test_debug_mode_prints_the_payload_and_sends_nothing(tmp_path: Path, collector_stub: Any) -> None:
     stub = collector_stub()
     seed_notice_shown(tmp_path, "dbg")
     script = textwrap.dedent(f"""
@@ -251,9 +225,7 @@ def test_fork_child_starts_its_own_worker(tmp_path: Path, clean_env: None) -> No
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-def test_ci_send_policy_leaves_the_provider_out(
-    tmp_path: Path, clean_env: None, monkeypatch: Any
-) -> None:
+def test_ci_send_policy_leaves_the_provider_out(tmp_path: Path, clean_env: None, monkeypatch: Any) -> None:
     monkeypatch.setenv("GITLAB_CI", "true")
     tagged, tagged_transport = sdk_client(tmp_path)
     tagged.track("start")

@@ -20,9 +20,7 @@ from footfall.state import ToolState
 from tests.conftest import REPO, run_host, sdk_env, seed_notice_shown
 
 
-def decision(
-    tmp_path: Path, environ: dict[str, str], saved: bool | None = None, **options: Any
-) -> tuple[bool, str]:
+def decision(tmp_path: Path, environ: dict[str, str], saved: bool | None = None, **options: Any) -> tuple[bool, str]:
     state = ToolState(str(tmp_path), "tool")
     if saved is not None:
         state.update(enabled=saved)
@@ -113,9 +111,7 @@ def host(url: str, **options: Any) -> str:
     return textwrap.dedent(HOST.format(url=url, options=rendered))
 
 
-def test_first_run_shows_the_notice_and_sends_nothing_the_second_sends(
-    tmp_path: Path, collector_stub: Any
-) -> None:
+def test_first_run_shows_the_notice_and_sends_nothing_the_second_sends(tmp_path: Path, collector_stub: Any) -> None:
     stub = collector_stub()
     env = sdk_env(tmp_path)
     first, _ = run_host(host(stub.url, link="https://example.org/analytics"), env)
@@ -149,15 +145,11 @@ def test_every_run_notice_prints_each_run_and_sends(tmp_path: Path, collector_st
     stub = collector_stub()
     for _ in range(2):
         result, _ = run_host(host(stub.url, notice="every-run"), sdk_env(tmp_path))
-        assert (
-            result.stdout == "enabled\n" and "collects anonymous usage statistics" in result.stderr
-        )
+        assert result.stdout == "enabled\n" and "collects anonymous usage statistics" in result.stderr
     assert len(stub.events) == 2
 
 
-def test_a_notice_that_needs_a_tty_is_not_counted_without_one(
-    tmp_path: Path, collector_stub: Any
-) -> None:
+def test_a_notice_that_needs_a_tty_is_not_counted_without_one(tmp_path: Path, collector_stub: Any) -> None:
     stub = collector_stub()
     for _ in range(2):
         result, _ = run_host(host(stub.url, notice_needs_tty=True), sdk_env(tmp_path))
@@ -180,16 +172,12 @@ def test_opt_out_variables_stop_all_traffic(
     stub = collector_stub()
     seed_notice_shown(tmp_path, "notice-tool")
     for _ in range(3):
-        result, _ = run_host(
-            host(stub.url, notice="every-run", **options), sdk_env(tmp_path, **{variable: value})
-        )
+        result, _ = run_host(host(stub.url, notice="every-run", **options), sdk_env(tmp_path, **{variable: value}))
         assert result.returncode == 0 and result.stdout == "disabled\n"
         assert result.stderr == "", "an opted-out user sees no notice"
     assert stub.requests == []
     control, _ = run_host(host(stub.url, **options), sdk_env(tmp_path))
-    assert control.stdout == "enabled\n" and len(stub.requests) == 1, (
-        "the same host sends when not opted out"
-    )
+    assert control.stdout == "enabled\n" and len(stub.requests) == 1, "the same host sends when not opted out"
 
 
 def test_opting_out_deletes_the_install_id(tmp_path: Path, clean_env: None) -> None:
@@ -224,9 +212,7 @@ def test_opt_in_sends_nothing_until_enabled(tmp_path: Path, collector_stub: Any)
 
 
 @pytest.mark.parametrize(("answer", "expected"), [(b"y\n", "enabled"), (b"\n", "disabled")])
-def test_opt_in_prompt_on_a_terminal(
-    tmp_path: Path, collector_stub: Any, answer: bytes, expected: str
-) -> None:
+def test_opt_in_prompt_on_a_terminal(tmp_path: Path, collector_stub: Any, answer: bytes, expected: str) -> None:
     stub = collector_stub()
     primary, secondary = pty.openpty()
     script = host(stub.url, consent="opt-in", prompt=True)

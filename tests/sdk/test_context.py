@@ -46,10 +46,7 @@ def test_container_detection(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / ".containerenv").touch()
     assert detect_container({}, root=str(tmp_path)) == "podman"
-    assert (
-        detect_container({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, root=str(tmp_path))
-        == "kubernetes"
-    )
+    assert detect_container({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, root=str(tmp_path)) == "kubernetes"
 
 
 def test_context_holds_nothing_that_identifies_the_machine() -> None:

@@ -38,9 +38,7 @@ BATCH = {
         ("garbage", False, True),
     ],
 )
-def test_http_transport_outcomes(
-    collector_stub: Any, mode: Any, delivered: bool, retryable: bool
-) -> None:
+def test_http_transport_outcomes(collector_stub: Any, mode: Any, delivered: bool, retryable: bool) -> None:
     result = HttpTransport(collector_stub(mode).url).send(BATCH)
     assert (result.delivered, result.retryable) == (delivered, retryable)
 
@@ -233,9 +231,7 @@ def test_https_refuses_a_certificate_it_cannot_verify(tmp_path: Path) -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        result = HttpTransport(f"https://127.0.0.1:{server.server_address[1]}", timeout=5).send(
-            BATCH
-        )
+        result = HttpTransport(f"https://127.0.0.1:{server.server_address[1]}", timeout=5).send(BATCH)
     finally:
         server.shutdown()
         server.server_close()

@@ -33,21 +33,15 @@ def test_analytics_md_is_generated_from_the_code() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (EXAMPLE / "ANALYTICS.md").read_text(), (
-        "regenerate it with `footfall disclose`"
-    )
+    assert result.stdout == (EXAMPLE / "ANALYTICS.md").read_text(), "regenerate it with `footfall disclose`"
 
 
 def test_every_run_shows_the_notice_and_sends(tmp_path: Path, collector_stub: Any) -> None:
     stub = collector_stub()
     for _ in range(2):
-        result = launch(
-            tmp_path, stub.url, ROLE="master", EXPECT_WORKERS="4", RUN_TIME="1m", USERS="250"
-        )
+        result = launch(tmp_path, stub.url, ROLE="master", EXPECT_WORKERS="4", RUN_TIME="1m", USERS="250")
         assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith(
-            "locust -f locustfile.py --host http://127.0.0.1:8089 --master"
-        )
+        assert result.stdout.startswith("locust -f locustfile.py --host http://127.0.0.1:8089 --master")
         assert "docker-locust collects anonymous usage statistics" in result.stderr
         assert "SEND_ANONYMOUS_USAGE_INFO=false" in result.stderr
     props = [e["props"] for e in stub.events]
@@ -67,9 +61,7 @@ def test_every_run_shows_the_notice_and_sends(tmp_path: Path, collector_stub: An
 
 
 @pytest.mark.parametrize("value", ["false", "False", "0", "no"])
-def test_send_anonymous_usage_info_false_sends_nothing(
-    tmp_path: Path, collector_stub: Any, value: str
-) -> None:
+def test_send_anonymous_usage_info_false_sends_nothing(tmp_path: Path, collector_stub: Any, value: str) -> None:
     stub = collector_stub()
     result = launch(tmp_path, stub.url, SEND_ANONYMOUS_USAGE_INFO=value)
     assert result.returncode == 0 and result.stderr == ""
@@ -80,7 +72,5 @@ def test_a_bad_role_is_a_clear_error(tmp_path: Path, collector_stub: Any) -> Non
     stub = collector_stub()
     result = launch(tmp_path, stub.url, ROLE="slave")
     assert result.returncode == 2
-    assert (
-        result.stderr == "launcher: ROLE must be one of standalone, master, worker, not 'slave'\n"
-    )
+    assert result.stderr == "launcher: ROLE must be one of standalone, master, worker, not 'slave'\n"
     assert stub.requests == []

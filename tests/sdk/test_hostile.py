@@ -66,9 +66,7 @@ def test_read_only_home(tmp_path: Path, collector_stub: Any) -> None:
         {"CI": "\x7f", "GITHUB_ACTIONS": "   "},
     ],
 )
-def test_garbage_environment_values(
-    tmp_path: Path, collector_stub: Any, variables: dict[str, str]
-) -> None:
+def test_garbage_environment_values(tmp_path: Path, collector_stub: Any, variables: dict[str, str]) -> None:
     seed_notice_shown(tmp_path, "hostile")
     env = {**sdk_env(tmp_path), **variables}
     result, elapsed = run_host(host(collector_stub().url), env)
@@ -78,9 +76,7 @@ def test_garbage_environment_values(
 
 def test_the_spool_cannot_be_written(tmp_path: Path) -> None:
     seed_notice_shown(tmp_path, "hostile")
-    (tmp_path / "footfall" / "hostile.spool").write_text(
-        "a file where the spool directory should be"
-    )
+    (tmp_path / "footfall" / "hostile.spool").write_text("a file where the spool directory should be")
     assert_unharmed(*run_host(host("http://127.0.0.1:9"), sdk_env(tmp_path)))
 
 

@@ -46,9 +46,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
 def test_argparse_records_path_and_option_names(tmp_path: Path, clean_env: None) -> None:
     client, transport = sdk_client(tmp_path, app="gitlike")
     parser, _ = build_parser()
-    with ff_argparse.track_command(
-        client, parser, ["-vv", "remote", "add", "-f", f"--tags={SECRET}", SECRET]
-    ) as args:
+    with ff_argparse.track_command(client, parser, ["-vv", "remote", "add", "-f", f"--tags={SECRET}", SECRET]) as args:
         assert args.name == SECRET
     with (
         pytest.raises(ZeroDivisionError),
@@ -72,9 +70,7 @@ def test_argparse_records_path_and_option_names(tmp_path: Path, clean_env: None)
     ]
 
 
-def test_argparse_analytics_command(
-    tmp_path: Path, clean_env: None, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_argparse_analytics_command(tmp_path: Path, clean_env: None, capsys: pytest.CaptureFixture[str]) -> None:
     client, _ = sdk_client(tmp_path, app="gitlike")
     parser, sub = build_parser()
     ff_argparse.add_analytics_command(sub, client)
@@ -111,10 +107,7 @@ def test_click_records_path_and_option_names(tmp_path: Path, clean_env: None) ->
     client, transport = sdk_client(tmp_path, app="clicky")
     cli = make_click_app(client)
     runner = CliRunner()
-    assert (
-        runner.invoke(cli, ["--config", SECRET, "run", "-u", "5", "--headless", SECRET]).exit_code
-        == 0
-    )
+    assert runner.invoke(cli, ["--config", SECRET, "run", "-u", "5", "--headless", SECRET]).exit_code == 0
     assert runner.invoke(cli, ["run", "boom"]).exit_code == 1
     assert client.flush(5)
     assert commands(transport) == [
@@ -133,10 +126,7 @@ def test_click_analytics_command(tmp_path: Path, clean_env: None) -> None:
     result = CliRunner().invoke(make_click_app(client), ["analytics", "preview"])
     assert result.exit_code == 0
     preview = json.loads(result.output)
-    assert (
-        preview["app"] == "clicky"
-        and preview["events"][0]["props"]["command"] == "analytics preview"
-    )
+    assert preview["app"] == "clicky" and preview["events"][0]["props"]["command"] == "analytics preview"
     assert CliRunner().invoke(make_click_app(client), ["analytics", "sideways"]).exit_code == 2
 
 
@@ -175,9 +165,7 @@ def test_typer_records_path_and_option_names(tmp_path: Path, clean_env: None) ->
     assert recorded[2]["command"] == "analytics"
 
 
-def test_forget_deletes_on_the_collector_and_starts_a_new_id(
-    tmp_path: Path, live_server: LiveServer
-) -> None:
+def test_forget_deletes_on_the_collector_and_starts_a_new_id(tmp_path: Path, live_server: LiveServer) -> None:
     subprocess.run(
         footfall_command("app", "add", "forgetful", "--data", str(live_server.data)),
         check=True,

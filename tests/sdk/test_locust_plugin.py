@@ -81,17 +81,13 @@ def test_locust_run_is_reported(tmp_path: Path, live_server: LiveServer, target:
         target,
         "--only-summary",
     ]
-    result = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert live_server.stop() == 0
 
     store = DuckDBStore(live_server.data / "footfall.duckdb")
     try:
-        rows = store.query(
-            "SELECT name, app_version, props FROM events WHERE app = 'locust' ORDER BY time"
-        ).rows
+        rows = store.query("SELECT name, app_version, props FROM events WHERE app = 'locust' ORDER BY time").rows
     finally:
         store.close()
     assert [row[0] for row in rows] == ["start", "stop"]
@@ -114,9 +110,5 @@ def test_locust_run_is_reported(tmp_path: Path, live_server: LiveServer, target:
             "--users",
         ],
     }
-    assert (
-        stop["mode"] == "standalone"
-        and stop["outcome"] == "ok"
-        and stop["duration"] in ("1-10s", "10-60s")
-    )
+    assert stop["mode"] == "standalone" and stop["outcome"] == "ok" and stop["duration"] in ("1-10s", "10-60s")
     assert target not in json.dumps([start, stop]), "option values never leave"

@@ -61,9 +61,7 @@ def test_duration_buckets() -> None:
 
 
 def test_declared_values_are_still_checked_by_the_safety_net() -> None:
-    schema = footfall.Schema(
-        {"start": {"plugin": footfall.Identifier(), "where": footfall.Enum("/home/x", "ok")}}
-    )
+    schema = footfall.Schema({"start": {"plugin": footfall.Identifier(), "where": footfall.Enum("/home/x", "ok")}})
     assert schema.clean("start", {"plugin": "cache", "where": "/home/x"}) == {"plugin": "cache"}
     assert schema.clean("start", {"plugin": "ann@example.org"}) == {}
 
@@ -91,9 +89,7 @@ def test_option_names_keep_names_never_values() -> None:
 
 
 def test_without_a_schema_the_command_event_is_still_typed() -> None:
-    assert clean_without_schema(
-        "command", {"command": "build", "argv": "x", "options": ["--a"]}
-    ) == {
+    assert clean_without_schema("command", {"command": "build", "argv": "x", "options": ["--a"]}) == {
         "command": "build",
         "options": ["--a"],
     }

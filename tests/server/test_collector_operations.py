@@ -49,9 +49,7 @@ def test_per_client_rate_limit_answers_429_with_retry_after(app_server_factory: 
 
 def test_per_app_rate_limit(app_server_factory: Any) -> None:
     server: InThreadServer = app_server_factory(rate_per_app=1, burst_per_app=3)
-    many = with_fresh_times(
-        {"app": GOLDEN_APP, "context": {}, "events": [{"name": "a", "time": None}] * 3}
-    )
+    many = with_fresh_times({"app": GOLDEN_APP, "context": {}, "events": [{"name": "a", "time": None}] * 3})
     assert httpx.post(server.url + "/v1/batch", json=many).status_code == 202
     refused = httpx.post(server.url + "/v1/batch", json=many)
     assert refused.status_code == 429 and "retry-after" in refused.headers
@@ -82,13 +80,9 @@ def test_a_slow_client_cannot_hold_a_worker(app_server_factory: Any) -> None:
 
 
 @pytest.mark.parametrize(("trusted", "country"), [("127.0.0.0/8", "US"), ("", "")])
-def test_x_forwarded_for_only_from_trusted_proxies(
-    app_server_factory: Any, trusted: str, country: str
-) -> None:
+def test_x_forwarded_for_only_from_trusted_proxies(app_server_factory: Any, trusted: str, country: str) -> None:
     server: InThreadServer = app_server_factory(trusted_proxies=trusted)
-    response = httpx.post(
-        server.url + "/v1/batch", json=batch(), headers={"X-Forwarded-For": "8.8.8.8"}
-    )
+    response = httpx.post(server.url + "/v1/batch", json=batch(), headers={"X-Forwarded-For": "8.8.8.8"})
     assert response.status_code == 202
     assert server.store.query("SELECT country FROM events").rows == [(country,)]
 
@@ -103,9 +97,7 @@ def test_app_schema_drops_undeclared_events_and_properties(app_server: InThreadS
         }
     }
     headers = {"Authorization": f"Bearer {app_server.token}"}
-    put = httpx.put(
-        f"{app_server.url}/api/v1/apps/{GOLDEN_APP}/schema", json=schema, headers=headers
-    )
+    put = httpx.put(f"{app_server.url}/api/v1/apps/{GOLDEN_APP}/schema", json=schema, headers=headers)
     assert put.status_code == 200 and put.json()["events"] == ["start"]
     body = with_fresh_times(
         {
@@ -125,23 +117,10 @@ def test_app_schema_drops_undeclared_events_and_properties(app_server: InThreadS
     results = httpx.post(app_server.url + "/v1/batch", json=body).json()["results"]
     assert [r["status"] for r in results] == ["accepted", "accepted", "rejected"]
     assert results[2]["code"] == "undeclared_event"
-    props = [
-        json.loads(p)
-        for (p,) in app_server.store.query("SELECT props FROM events ORDER BY time").rows
-    ]
+    props = [json.loads(p) for (p,) in app_server.store.query("SELECT props FROM events ORDER BY time").rows]
     assert props == [{"mode": "fast", "jobs": "10-99"}, {}]
-    assert (
-        app_server.metric(
-            "footfall_properties_dropped_total", protocol="native", reason="undeclared_property"
-        )
-        == 2
-    )
-    assert (
-        app_server.metric(
-            "footfall_properties_dropped_total", protocol="native", reason="wrong_type"
-        )
-        == 1
-    )
+    assert app_server.metric("footfall_properties_dropped_total", protocol="native", reason="undeclared_property") == 2
+    assert app_server.metric("footfall_properties_dropped_total", protocol="native", reason="wrong_type") == 1
     bad = httpx.put(
         f"{app_server.url}/api/v1/apps/{GOLDEN_APP}/schema",
         json={"events": {"a": {"b": {"type": "blob"}}}},
@@ -163,9 +142,7 @@ class FlakyStore(DuckDBStore):
         return super().write(events)
 
 
-def test_when_the_store_fails_events_are_spooled_and_replayed_in_order(
-    app_server_factory: Any, tmp_path: Path
-) -> None:
+def test_when_the_store_fails_events_are_spooled_and_replayed_in_order(app_server_factory: Any, tmp_path: Path) -> None:
     from footfall.server.spool import SpoolReplayer
 
     store = FlakyStore(tmp_path / "flaky.duckdb")

@@ -45,9 +45,9 @@ def test_events_survive_a_reopen(tmp_path: Path) -> None:
     store.close()
     reopened = DuckDBStore(path)
     try:
-        assert reopened.query(
-            "SELECT count(*), sum(CAST(json_extract(props, '$.n') AS INTEGER)) FROM events"
-        ).rows == [(100, 4950)]
+        assert reopened.query("SELECT count(*), sum(CAST(json_extract(props, '$.n') AS INTEGER)) FROM events").rows == [
+            (100, 4950)
+        ]
     finally:
         reopened.close()
 
@@ -117,12 +117,8 @@ def test_a_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
             f"try:\n    DuckDBStore({str(path)!r})\n"
             "except DataDirLocked as exc:\n    print(exc.message)\n"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-        )
-        assert "is in use by another process (process" in result.stdout, (
-            result.stdout + result.stderr
-        )
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert "is in use by another process (process" in result.stdout, result.stdout + result.stderr
     finally:
         store.close()
 

@@ -19,9 +19,7 @@ MAX_AGE = dt.timedelta(hours=72)
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300)
 json_values = st.recursive(
     scalars,
-    lambda inner: (
-        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=20), inner, max_size=5)
-    ),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=20), inner, max_size=5),
     max_leaves=30,
 )
 times = st.one_of(
@@ -36,11 +34,7 @@ events = st.one_of(
     json_values,
     st.fixed_dictionaries(
         {"name": st.one_of(st.just("command"), st.text(max_size=70)), "time": times},
-        optional={
-            "props": st.one_of(
-                json_values, st.dictionaries(st.text(max_size=70), scalars, max_size=40)
-            )
-        },
+        optional={"props": st.one_of(json_values, st.dictionaries(st.text(max_size=70), scalars, max_size=40))},
     ),
 )
 contexts = st.one_of(
@@ -48,14 +42,10 @@ contexts = st.one_of(
     st.fixed_dictionaries(
         {},
         optional={
-            "install": st.one_of(
-                st.none(), st.text(max_size=130), st.just("0f8fad5bd9cb469fa16570867728950e")
-            ),
+            "install": st.one_of(st.none(), st.text(max_size=130), st.just("0f8fad5bd9cb469fa16570867728950e")),
             "session": st.one_of(st.none(), st.text(max_size=130)),
             "app_version": json_values,
-            "platform": st.one_of(
-                json_values, st.dictionaries(st.sampled_from(["os", "arch"]), json_values)
-            ),
+            "platform": st.one_of(json_values, st.dictionaries(st.sampled_from(["os", "arch"]), json_values)),
             "environment": json_values,
         },
     ),
@@ -131,9 +121,7 @@ def test_deeply_nested_json_is_a_clean_error() -> None:
     | st.builds(
         lambda d: "&".join(f"{k}={v}" for k, v in d.items()),
         st.dictionaries(
-            st.sampled_from(
-                ["v", "tid", "cid", "t", "ec", "ea", "qt", "ev", "cd1", "cm1", "uip", "z"]
-            ),
+            st.sampled_from(["v", "tid", "cid", "t", "ec", "ea", "qt", "ev", "cd1", "cm1", "uip", "z"]),
             st.text(max_size=30),
         ),
     )

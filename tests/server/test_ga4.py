@@ -44,12 +44,8 @@ def post(server: InThreadServer, body: Any, debug: bool = False, **query: str) -
 def test_the_ga4mp_client(ga4_server: InThreadServer) -> None:
     from ga4mp import GtagMP
 
-    tracker = GtagMP(
-        api_secret=SECRET, measurement_id=MEASUREMENT_ID, client_id="1234567890.1764300000"
-    )
-    tracker._base_domain = (
-        ga4_server.url + "/mp/collect"
-    )  # re-pointed: GA4 proper is not reachable here
+    tracker = GtagMP(api_secret=SECRET, measurement_id=MEASUREMENT_ID, client_id="1234567890.1764300000")
+    tracker._base_domain = ga4_server.url + "/mp/collect"  # re-pointed: GA4 proper is not reachable here
     tracker._validation_domain = ga4_server.url + "/debug/mp/collect"
     event = tracker.create_new_event(name="level_up")
     event.set_event_param(name="level", value=5)
@@ -79,16 +75,8 @@ def test_events_user_properties_and_timestamps(ga4_server: InThreadServer) -> No
     rows = stored(ga4_server)
     assert [r["name"] for r in rows] == ["export", "search"]
     search = rows[1]
-    assert search["props"] == {"term_count": 2, "user_plan": "pro"}, (
-        "ids (session_id) and lists never stored"
-    )
-    assert (
-        abs(
-            (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - search["time"]).total_seconds()
-            - 3600
-        )
-        < 60
-    )
+    assert search["props"] == {"term_count": 2, "user_plan": "pro"}, "ids (session_id) and lists never stored"
+    assert abs((dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - search["time"]).total_seconds() - 3600) < 60
 
 
 def test_firebase_app_instances(ga4_server: InThreadServer) -> None:
@@ -184,13 +172,10 @@ CODES = [
 
 
 @pytest.mark.parametrize(("body", "path", "code"), CODES, ids=[c[2] + ":" + c[1] for c in CODES])
-def test_debug_validation_codes(
-    ga4_server: InThreadServer, body: Any, path: str, code: str
-) -> None:
+def test_debug_validation_codes(ga4_server: InThreadServer, body: Any, path: str, code: str) -> None:
     answer = post(ga4_server, body, debug=True).json()
     assert {"fieldPath": path, "validationCode": code} in [
-        {"fieldPath": m["fieldPath"], "validationCode": m["validationCode"]}
-        for m in answer["validationMessages"]
+        {"fieldPath": m["fieldPath"], "validationCode": m["validationCode"]} for m in answer["validationMessages"]
     ]
     assert all(m["description"] for m in answer["validationMessages"])
 

@@ -36,19 +36,13 @@ def hit(**params: Any) -> dict[str, Any]:
     return {"v": "1", "tid": TID, "cid": CID, "t": "event", "ec": "cli", "ea": "run", **params}
 
 
-def test_the_google_measurement_protocol_client(
-    ga_server: InThreadServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_google_measurement_protocol_client(ga_server: InThreadServer, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
     from google_measurement_protocol import event, report
 
-    report_module = sys.modules[
-        "google_measurement_protocol.report"
-    ]  # the package's `report` is the function
-    monkeypatch.setattr(
-        report_module, "TRACKING_URI", ga_server.url + "/collect"
-    )  # re-point it, as users would
+    report_module = sys.modules["google_measurement_protocol.report"]  # the package's `report` is the function
+    monkeypatch.setattr(report_module, "TRACKING_URI", ga_server.url + "/collect")  # re-point it, as users would
     responses = report(TID, CID, event("locust", "start", label="master", value=3))
     assert [r.status_code for r in responses] == [200]
     (row,) = stored(ga_server)
@@ -70,9 +64,7 @@ def test_the_exact_docker_locust_hit(ga_server: InThreadServer) -> None:
         "an": "docker-locust",
         "av": "0.8.1",
     }
-    response = requests.post(
-        ga_server.url + "/collect", data=payload
-    )  # form-encoded, as Docker-Locust did
+    response = requests.post(ga_server.url + "/collect", data=payload)  # form-encoded, as Docker-Locust did
     assert response.status_code == 200 and response.headers["content-type"] == "image/gif"
     (row,) = stored(ga_server)
     assert row["app_version"] == "0.8.1"
@@ -82,24 +74,15 @@ def test_the_exact_docker_locust_hit(ga_server: InThreadServer) -> None:
         "label": "master",
         "app_name": "docker-locust",
     }
-    assert "5.15.0-91-generic" not in json.dumps(row, default=str), (
-        "the kernel-version 'id' is only ever hashed"
-    )
+    assert "5.15.0-91-generic" not in json.dumps(row, default=str), "the kernel-version 'id' is only ever hashed"
 
 
 def test_get_collect_and_the_batch_endpoint(ga_server: InThreadServer) -> None:
     assert httpx.get(ga_server.url + "/collect", params=hit(ea="get")).status_code == 200
-    lines = "\n".join(
-        httpx.QueryParams(h).__str__() for h in (hit(ea="b1"), hit(ea="b2"), {"v": "1"})
-    )
+    lines = "\n".join(httpx.QueryParams(h).__str__() for h in (hit(ea="b1"), hit(ea="b2"), {"v": "1"}))
     assert httpx.post(ga_server.url + "/batch", content=lines).status_code == 200
     assert [r["props"]["action"] for r in stored(ga_server)] == ["get", "b1", "b2"]
-    assert (
-        ga_server.metric(
-            "footfall_events_rejected_total", protocol="ga-v1", reason="value_required_tid"
-        )
-        == 1
-    )
+    assert ga_server.metric("footfall_events_rejected_total", protocol="ga-v1", reason="value_required_tid") == 1
 
 
 @pytest.mark.parametrize(
@@ -196,12 +179,7 @@ def test_values_that_identify_are_dropped(ga_server: InThreadServer) -> None:
     httpx.post(ga_server.url + "/collect", data=hit(el="ann@example.org", cd1="/home/ann/secret"))
     (row,) = stored(ga_server)
     assert row["props"] == {"category": "cli", "action": "run"}
-    assert (
-        ga_server.metric(
-            "footfall_properties_dropped_total", protocol="ga-v1", reason="sensitive_email"
-        )
-        == 1
-    )
+    assert ga_server.metric("footfall_properties_dropped_total", protocol="ga-v1", reason="sensitive_email") == 1
 
 
 def test_debug_collect_answers_hit_parsing_result(ga_server: InThreadServer) -> None:
@@ -210,13 +188,9 @@ def test_debug_collect_answers_hit_parsing_result(ga_server: InThreadServer) -> 
     assert result["valid"] is False and result["hit"].startswith("/debug/collect?")
     errors = {(m["messageType"], m["parameter"]) for m in result["parserMessage"]}
     assert {("ERROR", "tid"), ("ERROR", "cid"), ("ERROR", "ec"), ("ERROR", "ea")} <= errors
-    assert bad["parserMessage"] == [
-        {"messageType": "INFO", "description": "Found 1 hit in the request."}
-    ]
+    assert bad["parserMessage"] == [{"messageType": "INFO", "description": "Found 1 hit in the request."}]
 
-    good = httpx.get(
-        ga_server.url + "/debug/collect", params=hit(el="ann@example.org", uip="8.8.8.8")
-    ).json()
+    good = httpx.get(ga_server.url + "/debug/collect", params=hit(el="ann@example.org", uip="8.8.8.8")).json()
     (result,) = good["hitParsingResult"]
     assert result["valid"] is True and result["parserMessage"] == []
     record = result["footfall"]["stored"]
@@ -225,10 +199,6 @@ def test_debug_collect_answers_hit_parsing_result(ga_server: InThreadServer) -> 
     assert CID not in json.dumps(record) and "8.8.8.8" not in json.dumps(record)
     assert stored(ga_server) == [], "the debug endpoint stores nothing"
 
-    unknown = httpx.get(ga_server.url + "/debug/collect", params=hit(tid="UA-1-1")).json()[
-        "hitParsingResult"
-    ][0]
+    unknown = httpx.get(ga_server.url + "/debug/collect", params=hit(tid="UA-1-1")).json()["hitParsingResult"][0]
     assert unknown["valid"] is True
-    assert any(
-        m["messageType"] == "INFO" and m["parameter"] == "tid" for m in unknown["parserMessage"]
-    )
+    assert any(m["messageType"] == "INFO" and m["parameter"] == "tid" for m in unknown["parserMessage"])

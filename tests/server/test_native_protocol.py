@@ -14,9 +14,7 @@ from tests.conftest import GOLDEN_APP, InThreadServer, load_golden, with_fresh_t
 CASES = load_golden("invalid/cases.json")
 
 
-def post(
-    server: InThreadServer, body: Any = None, content: bytes | None = None, **headers: str
-) -> httpx.Response:
+def post(server: InThreadServer, body: Any = None, content: bytes | None = None, **headers: str) -> httpx.Response:
     data = content if content is not None else json.dumps(body).encode()
     return httpx.post(server.url + "/v1/batch", content=data, headers=headers, timeout=30)
 
@@ -78,9 +76,7 @@ def test_each_bad_event_is_rejected_alone(app_server: InThreadServer) -> None:
 
 
 def test_too_many_events(app_server: InThreadServer) -> None:
-    batch = with_fresh_times(
-        {"app": GOLDEN_APP, "context": {}, "events": [{"name": "a", "time": None}] * 501}
-    )
+    batch = with_fresh_times({"app": GOLDEN_APP, "context": {}, "events": [{"name": "a", "time": None}] * 501})
     response = post(app_server, batch)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "too_many_events"
@@ -105,9 +101,7 @@ def test_oversized_and_bomb_bodies_get_413(app_server: InThreadServer) -> None:
         ({"Content-Encoding": "gzip"}, gzip.compress(b'{"app": "x"}')[:-12], "invalid_gzip"),
     ],
 )
-def test_bad_encodings(
-    app_server: InThreadServer, headers: dict[str, str], body: bytes, code: str
-) -> None:
+def test_bad_encodings(app_server: InThreadServer, headers: dict[str, str], body: bytes, code: str) -> None:
     response = post(app_server, content=body, **headers)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == code

@@ -1,85 +1,208 @@
-"""The API and dashboard behind the admin token, on a real server."""
+"""Access control, sessions, CSRF, the report API and public pages, on a real server."""
 
 from __future__ import annotations
 
-import json
+import datetime as dt
+import re
+import sqlite3
+from typing import Any
 
 import httpx
+import pytest
 
+from footfall.server.stores.base import EventRecord
 from tests.conftest import GOLDEN_APP, InThreadServer, load_golden, with_fresh_times
 
-
-def bearer(server: InThreadServer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.token}"}
+PASSWORD = "correct horse battery"
 
 
-def test_api_needs_credentials(app_server: InThreadServer) -> None:
-    for path in ("/api/v1/apps", f"/api/v1/apps/{GOLDEN_APP}/summary"):
-        response = httpx.get(app_server.url + path)
-        assert response.status_code == 401
-        assert response.json()["error"]["code"] == "unauthorized"
-        wrong = httpx.get(app_server.url + path, headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
-def test_apps_api_adds_idempotently(app_server: InThreadServer) -> None:
-    url = app_server.url + "/api/v1/apps"
-    assert httpx.post(url, json={"name": "new-tool"}, headers=bearer(app_server)).status_code == 201
-    assert httpx.post(url, json={"name": "new-tool"}, headers=bearer(app_server)).status_code == 200
-    bad = httpx.post(url, json={"name": "Bad Name"}, headers=bearer(app_server))
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "usage"
-    names = [a["name"] for a in httpx.get(url, headers=bearer(app_server)).json()["apps"]]
-    assert names == [GOLDEN_APP, "new-tool"]
-
-
-def test_summary_api_reports_events_and_installs(app_server: InThreadServer) -> None:
+@pytest.fixture
+def server(app_server: InThreadServer) -> InThreadServer:
+    app_server.store.add_app("other-app")
     batch = with_fresh_times(load_golden("batch-command.json"))
     assert httpx.post(app_server.url + "/v1/batch", json=batch).status_code == 202
-    response = httpx.get(
-        app_server.url + f"/api/v1/apps/{GOLDEN_APP}/summary?days=7", headers=bearer(app_server)
+    accounts = app_server.app.state.context.accounts
+    accounts.add_user("viewer@example.org", PASSWORD, "viewer", GOLDEN_APP)
+    accounts.add_user("owner@example.org", PASSWORD, "owner", GOLDEN_APP)
+    return app_server
+
+
+def accounts(server: InThreadServer) -> Any:
+    return server.app.state.context.accounts
+
+
+def login(client: httpx.Client, email: str, password: str = PASSWORD) -> httpx.Response:
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return client.post("/login", data={"csrf": csrf, "email": email, "password": password})
+
+
+def session_csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+
+def test_the_api_needs_credentials(server: InThreadServer) -> None:
+    for path in ("/api/v1/apps", f"/api/v1/apps/{GOLDEN_APP}/summary", f"/api/v1/apps/{GOLDEN_APP}/reports/overview"):
+        response = httpx.get(server.url + path)
+        assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+        assert httpx.get(server.url + path, headers=bearer("ff_guess")).status_code == 401
+
+
+def test_a_viewer_of_one_app_cannot_read_another(server: InThreadServer) -> None:
+    token = accounts(server).create_token("viewer@example.org")
+    apps = httpx.get(server.url + "/api/v1/apps", headers=bearer(token)).json()["apps"]
+    assert [a["name"] for a in apps] == [GOLDEN_APP]
+    mine = httpx.get(f"{server.url}/api/v1/apps/{GOLDEN_APP}/summary?days=7", headers=bearer(token))
+    assert mine.status_code == 200 and mine.json()["events"] == 2
+    for path in ("/api/v1/apps/other-app/summary", "/api/v1/apps/other-app/reports/overview"):
+        refused = httpx.get(server.url + path, headers=bearer(token))
+        assert refused.status_code == 403 and "events" not in refused.text
+    assert httpx.post(server.url + "/api/v1/apps", json={"name": "x"}, headers=bearer(token)).status_code == 403
+    with httpx.Client(base_url=server.url) as browser:
+        assert login(browser, "viewer@example.org").status_code == 303
+        assert browser.get("/apps/other-app").status_code == 404
+        assert 'data-app="other-app"' not in browser.get("/").text
+
+
+def test_passwords_and_tokens_are_stored_hashed(server: InThreadServer) -> None:
+    token = accounts(server).create_token("owner@example.org")
+    database = (server.data / "accounts.sqlite").read_bytes() + b"".join(
+        p.read_bytes() for p in server.data.glob("accounts.sqlite-*")
     )
-    assert response.status_code == 200
-    summary = response.json()
-    assert (summary["events"], summary["installs"], summary["runs"]) == (2, 1, 1)
-    missing = httpx.get(app_server.url + "/api/v1/apps/nope/summary", headers=bearer(app_server))
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_app"
-    bad_days = httpx.get(
-        app_server.url + f"/api/v1/apps/{GOLDEN_APP}/summary?days=-3", headers=bearer(app_server)
-    )
-    assert bad_days.status_code == 400
+    assert PASSWORD.encode() not in database and token.encode() not in database
+    with sqlite3.connect(server.data / "accounts.sqlite") as db:
+        (stored,) = db.execute("SELECT password FROM users WHERE email = 'owner@example.org'").fetchone()
+    assert stored.startswith("scrypt$16384$8$1$")
 
 
-def test_dashboard_redirects_to_login_then_shows_apps(app_server: InThreadServer) -> None:
-    with httpx.Client(base_url=app_server.url) as browser:
-        first = browser.get("/")
-        assert first.status_code == 303 and first.headers["location"] == "/login"
-        wrong = browser.post("/login", data={"token": "guess"})
-        assert wrong.status_code == 401 and "not right" in wrong.text
-        assert browser.get("/").status_code == 303
-        batch = with_fresh_times(load_golden("batch-command.json"))
-        browser.post("/v1/batch", content=json.dumps(batch))
-        login = browser.post("/login", data={"token": app_server.token})
-        assert login.status_code == 303
-        cookie = login.headers["set-cookie"].lower()
-        assert "httponly" in cookie and "samesite=strict" in cookie
-        page = browser.get("/")
-        assert page.status_code == 200
-        assert f'data-app="{GOLDEN_APP}"' in page.text
-        assert '<b data-figure="events">2</b>' in page.text
-        assert "<svg" in page.text and "cdn" not in page.text.lower()
-        assert browser.post("/logout").status_code == 303
-        assert browser.get("/").status_code == 303
-
-
-def test_login_link_with_token_sets_a_session(app_server: InThreadServer) -> None:
-    with httpx.Client(base_url=app_server.url) as browser:
-        response = browser.get(f"/login?token={app_server.token}")
+def test_login_session_dashboard_and_logout(server: InThreadServer) -> None:
+    with httpx.Client(base_url=server.url) as browser:
+        assert browser.get("/").headers["location"] == "/login"
+        assert browser.get(f"/apps/{GOLDEN_APP}").status_code == 303
+        wrong = login(browser, "owner@example.org", "not the password")
+        assert wrong.status_code == 401 and "do not match" in wrong.text
+        response = login(browser, "owner@example.org")
         assert response.status_code == 303
-        assert browser.get("/").status_code == 200
-        assert browser.get("/api/v1/apps").status_code == 200
+        cookie = response.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        picker = browser.get("/")
+        assert f'data-app="{GOLDEN_APP}"' in picker.text
+        page = browser.get(f"/apps/{GOLDEN_APP}?days=7")
+        assert page.status_code == 200
+        for report in ("overview", "timeseries", "events", "countries"):
+            assert f'data-report="{report}"' in page.text
+        assert "<svg" in page.text and "cdn" not in page.text.lower() and "<script" not in page.text
+        assert browser.post("/logout", data={"csrf": "forged"}).status_code == 403
+        assert browser.post("/logout", data={"csrf": session_csrf(page.text)}).status_code == 303
+        assert browser.get("/").headers["location"] == "/login"
+    log = accounts(server).audit_log()
+    assert {"login", "login_failed", "logout", "role_change"} <= {action for _, _, action, _, _ in log}
 
 
-def test_a_forged_session_cookie_is_refused(app_server: InThreadServer) -> None:
-    forged = {"footfall_session": "99999999999.deadbeef"}
-    assert httpx.get(app_server.url + "/", cookies=forged).status_code == 303
-    assert httpx.get(app_server.url + "/api/v1/apps", cookies=forged).status_code == 401
+def test_login_needs_the_form_csrf_token(server: InThreadServer) -> None:
+    with httpx.Client(base_url=server.url) as browser:
+        browser.get("/login")
+        forged = browser.post("/login", data={"csrf": "forged", "email": "owner@example.org", "password": PASSWORD})
+        assert forged.status_code == 403 and "footfall_session" not in forged.headers.get("set-cookie", "")
+        missing = browser.post("/login", data={"email": "owner@example.org", "password": PASSWORD})
+        assert missing.status_code == 403
+
+
+def test_logins_are_rate_limited(app_server_factory: Any) -> None:
+    server: InThreadServer = app_server_factory(logins_per_minute=3)
+    accounts(server).add_user("owner@example.org", PASSWORD, "owner", GOLDEN_APP)
+    with httpx.Client(base_url=server.url) as browser:
+        statuses = [login(browser, "owner@example.org", "wrong password").status_code for _ in range(5)]
+    assert statuses[:3] == [401, 401, 401] and statuses[-1] == 429
+
+
+def test_the_operators_login_link(server: InThreadServer) -> None:
+    with httpx.Client(base_url=server.url) as browser:
+        assert browser.get("/login?token=wrong").status_code == 401
+        assert browser.get(f"/login?token={server.token}").status_code == 303
+        names = re.findall(r'data-app="([^"]+)"', browser.get("/").text)
+        assert names == [GOLDEN_APP, "other-app"], "the local admin sees every app"
+
+
+def test_reports_as_json_and_csv(server: InThreadServer) -> None:
+    headers = bearer(server.token)
+    url = f"{server.url}/api/v1/apps/{GOLDEN_APP}/reports"
+    overview = httpx.get(f"{url}/overview?days=7", headers=headers).json()
+    assert overview["columns"] == ["measure", "value", "previous", "change"]
+    assert {"measure": "events", "value": 2, "previous": 0, "change": None} in overview["rows"]
+    csv = httpx.get(f"{url}/commands.csv?days=7&ci=only", headers=headers)
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines() == ["command,runs,installs", "build,1,1"]
+    assert httpx.get(f"{url}/commands?days=7&ci=exclude", headers=headers).json()["rows"] == []
+    assert httpx.get(f"{url}/nope", headers=headers).status_code == 404
+    bad = httpx.get(f"{url}/overview?country=Germany", headers=headers)
+    assert bad.status_code == 400 and "two-letter" in bad.json()["error"]["message"]
+    assert ("export", GOLDEN_APP) in {(a, app) for _, _, a, app, _ in accounts(server).audit_log()}
+
+
+def test_only_an_owner_makes_an_app_public(server: InThreadServer) -> None:
+    assert httpx.get(f"{server.url}/public/{GOLDEN_APP}.json").status_code == 404
+    with httpx.Client(base_url=server.url) as viewer:
+        login(viewer, "viewer@example.org")
+        page = viewer.get(f"/apps/{GOLDEN_APP}")
+        assert "Make public" not in page.text
+        refused = viewer.post(f"/apps/{GOLDEN_APP}/public", data={"csrf": session_csrf(page.text), "public": "1"})
+        assert refused.status_code == 403
+    with httpx.Client(base_url=server.url) as owner:
+        login(owner, "owner@example.org")
+        page = owner.get(f"/apps/{GOLDEN_APP}")
+        assert owner.post(f"/apps/{GOLDEN_APP}/public", data={"csrf": "forged", "public": "1"}).status_code == 403
+        assert (
+            owner.post(f"/apps/{GOLDEN_APP}/public", data={"csrf": session_csrf(page.text), "public": "1"}).status_code
+            == 303
+        )
+    public = httpx.get(f"{server.url}/public/{GOLDEN_APP}.json").json()
+    assert [w["days"] for w in public["windows"]] == [30, 90, 365]
+    assert public["windows"][0]["withheld"] is True, "one install is below the minimum of 10"
+    assert httpx.get(f"{server.url}/public/{GOLDEN_APP}").status_code == 200
+
+
+def test_no_published_row_stands_for_fewer_than_k_installs(app_server_factory: Any) -> None:
+    server: InThreadServer = app_server_factory(public_min_installs=5, public_max_events_per_install_day=3)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(hours=1)
+
+    def event(install: str, version: str, os: str) -> EventRecord:
+        return EventRecord(
+            now,
+            now,
+            GOLDEN_APP,
+            version,
+            "command",
+            install,
+            "s",
+            os,
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "DE",
+            '{"command": "build"}',
+            "native",
+        )
+
+    rows = [event(f"a{i}", "1.0", "linux") for i in range(6)]  # 6 installs: published
+    rows += [event(f"b{i}", "2.0", "macos") for i in range(3)]  # 3 installs: folded into "other"
+    rows += [event(f"c{i}", "3.0", "windows") for i in range(3)]  # 3 more: "other" now has 6
+    rows += [event("a0", "1.0", "linux")] * 50  # one install sending a flood
+    server.store.write(rows).result(timeout=30)
+    accounts(server).set_public(GOLDEN_APP, True, "test")
+    data = httpx.get(f"{server.url}/public/{GOLDEN_APP}.json").json()
+    window = data["windows"][0]
+    assert window["installs"] == 12
+    for name, items in window["items"].items():
+        for row in items:
+            assert row["installs"] >= 5, (name, row)
+    assert {r["value"]: r["installs"] for r in window["items"]["versions"]} == {"1.0": 6, "other": 6}
+    linux = next(r for r in window["items"]["os"] if r["value"] == "linux")
+    assert linux["events"] == 6 + 2, "the flooding install adds at most 3 events a day"

@@ -71,15 +71,9 @@ def track_command(
         yield args
 
 
-def add_analytics_command(
-    subparsers: Any, client: Any, name: str = "analytics"
-) -> argparse.ArgumentParser:
+def add_analytics_command(subparsers: Any, client: Any, name: str = "analytics") -> argparse.ArgumentParser:
     """Add `NAME on|off|status|preview|forget`; it sets `args.func` like any subcommand."""
-    command: argparse.ArgumentParser = subparsers.add_parser(
-        name, help=COMMAND_HELP, description=COMMAND_HELP
-    )
-    command.add_argument(
-        "action", choices=ACTIONS, help="; ".join(f"{a}: {HELP[a]}" for a in ACTIONS)
-    )
+    command: argparse.ArgumentParser = subparsers.add_parser(name, help=COMMAND_HELP, description=COMMAND_HELP)
+    command.add_argument("action", choices=ACTIONS, help="; ".join(f"{a}: {HELP[a]}" for a in ACTIONS))
     command.set_defaults(func=lambda args: run_analytics_command(client, args.action))
     return command

@@ -33,9 +33,7 @@ class CommandRecorder:
         self.started = time.perf_counter()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._record(exc)  # never swallows the host's exception
 
     @no_throw()

@@ -62,16 +62,12 @@ def start_props(environment: Any, argv: list[str]) -> dict[str, Any]:
     return props
 
 
-def install(
-    endpoint: str, app: str = "locust", **options: Any
-) -> footfall.Client | footfall.NullClient:
+def install(endpoint: str, app: str = "locust", **options: Any) -> footfall.Client | footfall.NullClient:
     """Start recording this Locust process; `options` go to `footfall.init`."""
     import locust
     from locust import events
 
-    client = footfall.init(
-        app=app, endpoint=endpoint, app_version=locust.__version__, schema=LOCUST_SCHEMA, **options
-    )
+    client = footfall.init(app=app, endpoint=endpoint, app_version=locust.__version__, schema=LOCUST_SCHEMA, **options)
     started = time.monotonic()
     mode = "standalone"
 
@@ -84,9 +80,7 @@ def install(
     def on_quitting(environment: Any, **kwargs: Any) -> None:
         code = getattr(environment, "process_exit_code", None)
         outcome = "ok" if code in (0, None) else "failed"
-        client.track(
-            "stop", mode=mode, duration=duration_bucket(time.monotonic() - started), outcome=outcome
-        )
+        client.track("stop", mode=mode, duration=duration_bucket(time.monotonic() - started), outcome=outcome)
         client.flush(1.0)
 
     events.init.add_listener(on_init)  # type: ignore[no-untyped-call]

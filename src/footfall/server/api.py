@@ -12,24 +12,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from footfall.server.errors import BadRequest, Unauthorized
+from footfall.server.errors import BadRequest, Forbidden
+from footfall.server.filters import Filters
 from footfall.server.protocols.framing import parse_json
-from footfall.server.web import Handler, ServerContext
+from footfall.server.reports import REPORTS
+from footfall.server.web import ServerContext
 
 
 def api_routes(ctx: ServerContext) -> list[Route]:
-    def guarded(handler: Handler) -> Handler:
-        async def check(request: Request) -> Response:
-            if not ctx.authenticated(request):
-                raise Unauthorized("log in, or send 'Authorization: Bearer <token>'")
-            return await handler(request)
-
-        return check
+    def admin_only(request: Request) -> None:
+        if not ctx.require(request).admin:
+            raise Forbidden("only an instance administrator may do this")
 
     async def list_apps(request: Request) -> Response:
-        return JSONResponse({"apps": await run_in_threadpool(ctx.operations.list_apps)})
+        principal = ctx.require(request)
+        apps = await run_in_threadpool(ctx.operations.list_apps)
+        return JSONResponse({"apps": [a for a in apps if principal.can_read(a["name"])]})
 
     async def add_app(request: Request) -> Response:
+        admin_only(request)
         document = parse_json(await ctx.read_body(request, ctx.settings.max_body_bytes))
         if not isinstance(document, dict) or not isinstance(document.get("name"), str):
             raise BadRequest('send {"name": "<app id>"}', code="invalid_request")
@@ -38,35 +39,67 @@ def api_routes(ctx: ServerContext) -> list[Route]:
             raise BadRequest("'ga_tids' must be a list of tracking ids", code="invalid_request")
         ga4 = _pairs(document, "ga4", "measurement_id")
         firebase = _pairs(document, "firebase", "app_id")
-        result = await run_in_threadpool(
-            ctx.operations.add_app, document["name"], ga_tids, ga4, firebase
-        )
+        result = await run_in_threadpool(ctx.operations.add_app, document["name"], ga_tids, ga4, firebase)
         return JSONResponse(result, status_code=201 if result["created"] else 200)
 
     async def put_schema(request: Request) -> Response:
+        app = request.path_params["app"]
+        if not ctx.require(request, app).can_own(app):
+            raise Forbidden("only an owner may change an app's schema")
         body = await ctx.read_body(request, ctx.settings.max_body_bytes)
         parse_json(body)  # a clean 400 for bad JSON before the schema's own checks
-        app = request.path_params["app"]
-        result = await run_in_threadpool(
-            ctx.operations.set_schema, app, body.decode("utf-8", "replace")
-        )
+        result = await run_in_threadpool(ctx.operations.set_schema, app, body.decode("utf-8", "replace"))
         return JSONResponse(result)
 
     async def app_summary(request: Request) -> Response:
+        app = request.path_params["app"]
+        ctx.require(request, app)
         raw_days = request.query_params.get("days", "30")
         if not raw_days.isdigit():
             raise BadRequest("days must be a whole number", code="invalid_request")
-        app = request.path_params["app"]
         return JSONResponse(await run_in_threadpool(ctx.operations.summary, app, int(raw_days)))
+
+    async def app_report(request: Request) -> Response:
+        app = request.path_params["app"]
+        principal = ctx.require(request, app)
+        name = request.path_params["name"]
+        as_csv = name.endswith(".csv") or request.query_params.get("format") == "csv"
+        name = name.removesuffix(".csv")
+        filters = Filters.from_params(request.query_params)
+        result = await run_in_threadpool(ctx.operations.run_report, app, name, filters)
+        if as_csv:
+            await run_in_threadpool(ctx.accounts.audit, principal.email, "export", app, name)
+            filename = f"{app}-{name}-{filters.start}-{filters.end}.csv"
+            return Response(
+                result.as_csv(),
+                media_type="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            )
+        return JSONResponse(result.as_json(app, filters))
+
+    async def public_preview(request: Request) -> Response:
+        app = request.path_params["app"]
+        if not ctx.require(request, app).can_own(app):
+            raise Forbidden("only an owner may publish an app's aggregates")
+        settings = ctx.settings
+        data = await run_in_threadpool(
+            ctx.operations.public_aggregates,
+            app,
+            settings.public_min_installs,
+            settings.public_max_events_per_install_day,
+        )
+        return JSONResponse(data)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document())
 
     return [
-        Route("/api/v1/apps", guarded(list_apps), methods=["GET"]),
-        Route("/api/v1/apps", guarded(add_app), methods=["POST"]),
-        Route("/api/v1/apps/{app}/schema", guarded(put_schema), methods=["PUT"]),
-        Route("/api/v1/apps/{app}/summary", guarded(app_summary), methods=["GET"]),
+        Route("/api/v1/apps", list_apps, methods=["GET"]),
+        Route("/api/v1/apps", add_app, methods=["POST"]),
+        Route("/api/v1/apps/{app}/schema", put_schema, methods=["PUT"]),
+        Route("/api/v1/apps/{app}/summary", app_summary, methods=["GET"]),
+        Route("/api/v1/apps/{app}/reports/{name}", app_report, methods=["GET"]),
+        Route("/api/v1/apps/{app}/public", public_preview, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
 
@@ -74,12 +107,9 @@ def api_routes(ctx: ServerContext) -> list[Route]:
 def _pairs(document: dict[str, Any], field: str, key: str) -> list[tuple[str, str]]:
     entries = document.get(field, [])
     if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and isinstance(e.get(key), str) and isinstance(e.get("api_secret"), str)
-        for e in entries
+        isinstance(e, dict) and isinstance(e.get(key), str) and isinstance(e.get("api_secret"), str) for e in entries
     ):
-        raise BadRequest(
-            f"'{field}' must be a list of {{{key}, api_secret}}", code="invalid_request"
-        )
+        raise BadRequest(f"'{field}' must be a list of {{{key}, api_secret}}", code="invalid_request")
     return [(e[key], e["api_secret"]) for e in entries]
 
 
@@ -188,29 +218,69 @@ def openapi_document() -> dict[str, Any]:
                         {"name": p, "in": "query", "schema": {"type": "string"}}
                         for p in ("measurement_id", "api_secret", "firebase_app_id")
                     ],
-                    "requestBody": {
-                        "content": {"application/json": {"schema": {"type": "object"}}}
-                    },
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
                     "responses": {"204": {"description": "always, as GA4"}},
+                }
+            },
+            "/api/v1/apps": {
+                "get": {
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "apps"}, **_errors(401)},
+                }
+            },
+            "/api/v1/apps/{app}/reports/{name}": {
+                "get": {
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "app",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "enum": sorted(REPORTS) + [f"{r}.csv" for r in sorted(REPORTS)],
+                            },
+                        },
+                        *[
+                            {"name": p, "in": "query", "schema": {"type": "string"}}
+                            for p in (
+                                "days",
+                                "start",
+                                "end",
+                                "version",
+                                "country",
+                                "ci",
+                                "container",
+                                "format",
+                            )
+                        ],
+                    ],
+                    "responses": {
+                        "200": {"description": "the report as JSON, or CSV"},
+                        **_errors(400, 401, 403, 404),
+                    },
                 }
             },
             "/debug/mp/collect": {
                 "post": {
-                    "parameters": [
-                        {"name": "measurement_id", "in": "query", "schema": {"type": "string"}}
-                    ],
-                    "requestBody": {
-                        "content": {"application/json": {"schema": {"type": "object"}}}
-                    },
+                    "parameters": [{"name": "measurement_id", "in": "query", "schema": {"type": "string"}}],
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
                     "responses": {"200": {"description": "validationMessages"}},
                 }
             },
         },
         "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Error": ERROR,
                 "Batch": json.loads(BATCH_SCHEMA),
-            }
+            },
         },
     }
 

@@ -17,25 +17,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from footfall.server.accounts import LOCAL_ADMIN, ROLES, AccountStore
 from footfall.server.control import find_server, open_operations
 from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, UsageError
+from footfall.server.filters import CI_CHOICES, CONTAINERS
+from footfall.server.operations import Operations
+from footfall.server.reports import REPORTS
 from footfall.server.settings import SETTINGS, default_data_dir, resolve_settings
-
-SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+from footfall.server.terminal import print_csv, print_report, print_summary
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-
-
-def sparkline(values: list[int]) -> str:
-    peak = max(values, default=0)
-    if peak == 0:
-        return SPARK_BLOCKS[0] * len(values)
-    return "".join(
-        SPARK_BLOCKS[min(len(SPARK_BLOCKS) - 1, v * len(SPARK_BLOCKS) // (peak + 1))]
-        for v in values
-    )
+PUBLIC_MIN_INSTALLS = 10  # the defaults of the serve settings of the same names
+PUBLIC_MAX_EVENTS = 20
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -48,9 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--data",
         type=Path,
-        default=Path(os.environ["FOOTFALL_DATA"])
-        if os.environ.get("FOOTFALL_DATA")
-        else default_data_dir(),
+        default=Path(os.environ["FOOTFALL_DATA"]) if os.environ.get("FOOTFALL_DATA") else default_data_dir(),
         help="data directory (env FOOTFALL_DATA; default %(default)s)",
     )
     parser = ArgumentParser(
@@ -76,9 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     app = commands.add_parser("app", help="manage apps", description="Register and list apps.")
-    app_commands = app.add_subparsers(
-        dest="app_command", metavar="ACTION", parser_class=ArgumentParser
-    )
+    app_commands = app.add_subparsers(dest="app_command", metavar="ACTION", parser_class=ArgumentParser)
     app_commands.required = True
     add = app_commands.add_parser(
         "add",
@@ -137,27 +128,82 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.py:NAME",
         help="the dict of footfall.init options of a tool, whose schema is used",
     )
+    public = app_commands.add_parser(
+        "public",
+        parents=[common],
+        help="turn an app's public page on or off",
+        description="Turn an app's public aggregate page on or off.",
+    )
+    public.add_argument("name", help="the app id")
+    public.add_argument("state", choices=("on", "off"))
     listing = app_commands.add_parser(
         "list",
         parents=[common],
         help="list registered apps",
         description="List the registered apps.",
     )
-    listing.add_argument(
-        "--format", choices=("table", "json"), default="table", help="output format"
-    )
+    listing.add_argument("--format", choices=("table", "json"), default="table", help="output format")
 
     report = commands.add_parser(
         "report",
         parents=[common],
         help="show an app's usage",
-        description="Show an app's events, installs and top events.",
+        description="Show an app's usage: a summary, or any named report with filters.",
     )
     report.add_argument("name", help="the app id")
-    report.add_argument("--days", type=int, default=30, help="days up to today (default 30)")
     report.add_argument(
-        "--format", choices=("table", "json"), default="table", help="output format"
+        "--report",
+        metavar="REPORT",
+        choices=[*REPORTS, "all"],
+        help=f"a named report: {', '.join(REPORTS)}, or all (default: a summary)",
     )
+    report.add_argument("--days", type=int, default=30, help="days up to --end (default 30)")
+    report.add_argument("--start", help="first day, e.g. 2026-11-01 (instead of --days)")
+    report.add_argument("--end", help="last day (default today, UTC)")
+    report.add_argument("--version", dest="app_version", help="only this app version")
+    report.add_argument("--country", help="only this country (two letters)")
+    report.add_argument("--ci", choices=CI_CHOICES, default="include", help="CI runs: include, exclude or only")
+    report.add_argument("--container", choices=CONTAINERS, help="only this container kind, or none")
+    report.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+
+    user = commands.add_parser("user", help="manage who can read", description="Manage accounts and roles.")
+    user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", parser_class=ArgumentParser)
+    user_commands.required = True
+    user_add = user_commands.add_parser(
+        "add",
+        parents=[common],
+        help="add an account or give it a role",
+        description="Add an account, or give an account a role on an app.",
+    )
+    user_add.add_argument("email")
+    user_add.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", *ROLES],
+        help="admin (every app; no --app), or owner, maintainer or viewer of --app",
+    )
+    user_add.add_argument("--app", help="the app the role is on")
+    user_add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    token = commands.add_parser("token", help="manage API tokens", description="Create API tokens.")
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", parser_class=ArgumentParser)
+    token_commands.required = True
+    token_create = token_commands.add_parser(
+        "create",
+        parents=[common],
+        help="create a bearer token for an account",
+        description="Create a bearer token; it is printed once, as the last line.",
+    )
+    token_create.add_argument("email")
+
+    publish = commands.add_parser(
+        "publish",
+        parents=[common],
+        help="write public aggregates as static files",
+        description="Write an app's public aggregates (JSON and HTML) to a folder, for any static host.",
+    )
+    publish.add_argument("name", help="the app id")
+    publish.add_argument("--out", type=Path, required=True, help="the folder to write to")
 
     disclose = commands.add_parser(
         "disclose",
@@ -173,9 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load realistic synthetic usage of three demo apps.",
     )
     demo.add_argument("--days", type=int, default=90, help="days of history (default 90)")
-    demo.add_argument(
-        "--scale", type=float, default=1.0, help="size; 1.0 is about 200,000 events (default 1.0)"
-    )
+    demo.add_argument("--scale", type=float, default=1.0, help="size; 1.0 is about 200,000 events (default 1.0)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     return parser
 
@@ -205,45 +249,138 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return serve(args, datadir, console)
     if args.command == "demo":
         return demo(args, datadir, console)
+    if args.command in ("user", "token"):
+        return accounts_command(args, datadir, console)
     with open_operations(datadir) as operations:
-        if args.command == "app" and args.app_command == "add":
-            pairs = []
-            for ids, secrets, flag in (
-                (args.ga4_measurement_id, args.ga4_api_secret, "--ga4"),
-                (args.firebase_app_id, args.firebase_api_secret, "--firebase"),
-            ):
-                if len(ids) != len(secrets):
-                    raise UsageError(f"give one {flag}-api-secret for each id")
-                pairs.append(list(zip(ids, secrets, strict=True)))
-            result = operations.add_app(args.name, args.ga_tid, pairs[0], pairs[1])
-            verb = "registered" if result["created"] else "is already registered"
-            console.print(f"App {result['name']} {verb}.", markup=False, highlight=False)
-        elif args.command == "app" and args.app_command == "schema":
-            result = operations.set_schema(args.name, read_schema(args))
-            console.print(
-                f"Schema of {result['name']} set: events {', '.join(result['events'])}.",
-                markup=False,
-                highlight=False,
-            )
-        elif args.command == "app":
-            apps = operations.list_apps()
-            if args.format == "json":
-                print(json.dumps({"apps": apps}))
-            else:
-                table = Table("app", "registered (UTC)", "GA keys", "schema")
-                for app in apps:
-                    keys = ", ".join(k["key"] for k in app["keys"]) or "-"
-                    table.add_row(
-                        app["name"], app["created"], keys, "yes" if app["schema"] else "-"
-                    )
-                console.print(table)
+        if args.command == "app":
+            app_command(args, operations, datadir, console)
         elif args.command == "report":
-            summary = operations.summary(args.name, args.days)
-            if args.format == "json":
-                print(json.dumps(summary))
-            else:
-                print_summary(summary, console)
+            report_command(args, operations, console)
+        elif args.command == "publish":
+            data = operations.public_aggregates(args.name, PUBLIC_MIN_INSTALLS, PUBLIC_MAX_EVENTS)
+            write_public(data, args.out)
+            say(
+                console,
+                f"Wrote {args.out / (args.name + '.json')} and {args.out / (args.name + '.html')}.",
+            )
     return 0
+
+
+def say(console: Console, text: str) -> None:
+    console.print(text, markup=False, highlight=False)
+
+
+def app_command(args: argparse.Namespace, operations: Operations, datadir: DataDir, console: Console) -> None:
+    if args.app_command == "add":
+        pairs = []
+        for ids, secrets, flag in (
+            (args.ga4_measurement_id, args.ga4_api_secret, "--ga4"),
+            (args.firebase_app_id, args.firebase_api_secret, "--firebase"),
+        ):
+            if len(ids) != len(secrets):
+                raise UsageError(f"give one {flag}-api-secret for each id")
+            pairs.append(list(zip(ids, secrets, strict=True)))
+        result = operations.add_app(args.name, args.ga_tid, pairs[0], pairs[1])
+        say(
+            console,
+            f"App {result['name']} {'registered' if result['created'] else 'is already registered'}.",
+        )
+    elif args.app_command == "schema":
+        result = operations.set_schema(args.name, read_schema(args))
+        say(console, f"Schema of {result['name']} set: events {', '.join(result['events'])}.")
+    elif args.app_command == "public":
+        operations.summary(args.name, 1)  # a clear error for an unknown app
+        store = AccountStore(datadir.path / "accounts.sqlite")
+        try:
+            store.set_public(args.name, args.state == "on", LOCAL_ADMIN)
+        finally:
+            store.close()
+        say(console, f"The public page of {args.name} is {args.state}.")
+    else:
+        apps = operations.list_apps()
+        if args.format == "json":
+            print(json.dumps({"apps": apps}))
+            return
+        table = Table("app", "registered (UTC)", "GA keys", "schema")
+        for app in apps:
+            keys = ", ".join(k["key"] for k in app["keys"]) or "-"
+            table.add_row(app["name"], app["created"], keys, "yes" if app["schema"] else "-")
+        console.print(table)
+
+
+def report_command(args: argparse.Namespace, operations: Operations, console: Console) -> None:
+    if args.report is None:
+        summary = operations.summary(args.name, args.days)
+        if args.format == "json":
+            print(json.dumps(summary))
+        elif args.format == "csv":
+            print_csv(["day", "events", "installs"], summary["per_day"])
+        else:
+            print_summary(summary, console)
+        return
+    names = list(REPORTS) if args.report == "all" else [args.report]
+    if args.format == "csv" and len(names) > 1:
+        raise UsageError("CSV holds one report at a time: name it with --report")
+    params = {"days": str(args.days), "ci": args.ci}
+    for key, value in (
+        ("start", args.start),
+        ("end", args.end),
+        ("version", args.app_version),
+        ("country", args.country),
+        ("container", args.container),
+    ):
+        if value:
+            params[key] = value
+    results = [operations.report(args.name, name, params) for name in names]
+    if args.format == "json":
+        print(json.dumps(results[0] if len(results) == 1 else {"reports": results}))
+    elif args.format == "csv":
+        print_csv(results[0]["columns"], results[0]["rows"])
+    else:
+        for result in results:
+            print_report(result, console)
+
+
+def accounts_command(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
+    datadir.create()
+    store = AccountStore(datadir.path / "accounts.sqlite")
+    try:
+        if args.command == "token":
+            token = store.create_token(args.email)
+            say(console, f"Token for {args.email} (shown once; keep it secret):")
+            print(token)
+            return 0
+        store.check_role(args.email, args.role, args.app)  # before asking for a password
+        created = store.add_user(args.email, read_password(args.password_stdin), args.role, args.app)
+        where = "every app" if args.role == "admin" else args.app
+        say(console, f"{'Added' if created else 'Updated'} {args.email}: {args.role} of {where}.")
+    finally:
+        store.close()
+    return 0
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for a password on: use --password-stdin")
+    import getpass
+
+    first = getpass.getpass("Password (leave empty to keep the current one): ")
+    if first and getpass.getpass("Again: ") != first:
+        raise UsageError("the passwords do not match")
+    return first
+
+
+def write_public(data: dict[str, Any], out: Path) -> None:
+    from footfall.server.dashboard import public_page
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{data['app']}.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+        (out / f"{data['app']}.html").write_text(public_page(data), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write to {out}: {exc.strerror}") from None
 
 
 def read_schema(args: argparse.Namespace) -> str:
@@ -264,32 +401,13 @@ def read_schema(args: argparse.Namespace) -> str:
     return json.dumps(schema.to_json())
 
 
-def print_summary(summary: dict[str, Any], console: Console) -> None:
-    console.print(
-        f"[bold]{summary['app']}[/bold]  {summary['start']} to {summary['end']} (UTC)",
-        highlight=False,
-    )
-    totals = Table("events", "installs", "runs")
-    totals.add_row(f"{summary['events']:,}", f"{summary['installs']:,}", f"{summary['runs']:,}")
-    console.print(totals)
-    per_day = [d["events"] for d in summary["per_day"]]
-    console.print(f"events per day  {sparkline(per_day)}  peak {max(per_day, default=0):,}")
-    top = Table("event", "events", "share")
-    for row in summary["top_events"]:
-        share = row["events"] / summary["events"] if summary["events"] else 0
-        top.add_row(row["name"], f"{row['events']:,}", f"{share:.0%}")
-    console.print(top)
-
-
 def serve(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
     from footfall.server.serving import run_server
 
     settings = resolve_settings(args.data, vars(args))
 
     def announce(url: str, login_url: str) -> None:
-        console.print(
-            f"Footfall collector listening on {url} (data in {datadir.path})", highlight=False
-        )
+        console.print(f"Footfall collector listening on {url} (data in {datadir.path})", highlight=False)
         console.print(f"Open the dashboard: {login_url}", highlight=False, soft_wrap=True)
 
     run_server(settings, announce)
@@ -303,9 +421,7 @@ def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
     if not 1 <= args.days <= 400 or not 0 < args.scale <= 50:
         raise UsageError("--days must be 1 to 400 and --scale above 0 and at most 50")
     if find_server(datadir):
-        raise UsageError(
-            f"footfall serve is running on {datadir.path}; stop it before loading demo data"
-        )
+        raise UsageError(f"footfall serve is running on {datadir.path}; stop it before loading demo data")
     datadir.create()
     key = datadir.secrets().install_key
     store = DuckDBStore(datadir.database)

@@ -56,9 +56,7 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         ip = ctx.client_ip(request)
         ctx.limit_client(request, ip)
         body = await ctx.read_body(request, settings.max_body_bytes)
-        data = decompress(
-            body, request.headers.get("content-encoding", ""), settings.max_decompressed_bytes
-        )
+        data = decompress(body, request.headers.get("content-encoding", ""), settings.max_decompressed_bytes)
         received = utc_now()
         batch = decode_batch(
             parse_json(data),
@@ -68,9 +66,7 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         )
         if not ctx.store.has_app(batch.app):
             ctx.ingestor.reject("native", "unknown_app", len(batch.events))
-            raise UnknownApp(
-                f"no app named {batch.app!r} is registered; run `footfall app add {batch.app}`"
-            )
+            raise UnknownApp(f"no app named {batch.app!r} is registered; run `footfall app add {batch.app}`")
         wait = ctx.limit_app(batch.app, len(batch.events))
         if wait:
             raise RateLimited(f"{batch.app} is receiving more events than its limit", wait)
@@ -103,9 +99,7 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
                 results.append({"status": "accepted"})
         await ctx.ingestor.persist(records)
         accepted = len(records)
-        return JSONResponse(
-            {"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 202
-        )
+        return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 202)
 
     async def forget(request: Request) -> Response:
         ctx.limit_client(request, ctx.client_ip(request), ctx.forgets)
@@ -118,45 +112,31 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
 
     # -- Google Analytics v1 ------------------------------------------------------
 
-    async def ga_hits(
-        request: Request, batch: bool
-    ) -> tuple[list[ga_v1.Hit], list[ga_v1.ParserMessage]]:
+    async def ga_hits(request: Request, batch: bool) -> tuple[list[ga_v1.Hit], list[ga_v1.ParserMessage]]:
         """Read the hits of one request; problems with the request itself come back as messages."""
         if request.method == "GET":
             if len(str(request.url.path)) + len(request.url.query) + 1 > ga_v1.MAX_URL_BYTES:
-                return [], [
-                    ga_v1.ParserMessage("ERROR", "VALUE_INVALID", "A URL is limited to 8000 bytes.")
-                ]
+                return [], [ga_v1.ParserMessage("ERROR", "VALUE_INVALID", "A URL is limited to 8000 bytes.")]
             return [ga_v1.parse_hit(request.url.query)], []
         limit = ga_v1.MAX_BATCH_BYTES if batch else ga_v1.MAX_HIT_BYTES
         try:
             text = (await ctx.read_body(request, limit)).decode("utf-8", "replace")
         except PayloadTooLarge:
-            return [], [
-                ga_v1.ParserMessage(
-                    "ERROR", "VALUE_INVALID", f"The body is limited to {limit} bytes."
-                )
-            ]
+            return [], [ga_v1.ParserMessage("ERROR", "VALUE_INVALID", f"The body is limited to {limit} bytes.")]
         except RequestTimeout:
-            return [], [
-                ga_v1.ParserMessage("ERROR", "VALUE_INVALID", "The body arrived too slowly.")
-            ]
+            return [], [ga_v1.ParserMessage("ERROR", "VALUE_INVALID", "The body arrived too slowly.")]
         if not batch:
             return [ga_v1.parse_hit(text)], []
         lines, problems = ga_v1.split_batch(text)
         return ([] if problems else [ga_v1.parse_hit(line) for line in lines]), problems
 
-    def ga_incoming(
-        request: Request, hit: ga_v1.Hit, ip: str | None
-    ) -> tuple[Incoming | None, str]:
+    def ga_incoming(request: Request, hit: ga_v1.Hit, ip: str | None) -> tuple[Incoming | None, str]:
         if not hit.valid:
             return None, hit.reason
         found = ctx.store.app_for_key("ga-tid", hit.params["tid"])
         if found is None:
             return None, "unknown_tid"
-        incoming = ga_v1.to_incoming(
-            hit, found[0], utc_now(), request.headers.get("user-agent", ""), ip, locate
-        )
+        incoming = ga_v1.to_incoming(hit, found[0], utc_now(), request.headers.get("user-agent", ""), ip, locate)
         return incoming, ""
 
     async def ga_collect(request: Request, batch: bool = False) -> Response:
@@ -223,9 +203,7 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         """The parsed request, its (app, secret hash) if registered, and why it would be dropped."""
         firebase_id = request.query_params.get("firebase_app_id")
         kind, key = (
-            ("firebase", firebase_id)
-            if firebase_id
-            else ("ga4", request.query_params.get("measurement_id", ""))
+            ("firebase", firebase_id) if firebase_id else ("ga4", request.query_params.get("measurement_id", ""))
         )
         try:
             body = await ctx.read_body(request, ga4.MAX_BODY_BYTES)
@@ -257,9 +235,7 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         user_agent = request.headers.get("user-agent", "")
         records = []
         for event in parsed.events:
-            record, _, _ = ctx.ingestor.record(
-                ga4.to_incoming(parsed, event, found[0], user_agent, country)
-            )
+            record, _, _ = ctx.ingestor.record(ga4.to_incoming(parsed, event, found[0], user_agent, country))
             if record is not None:
                 records.append(record)
         await ctx.ingestor.persist(records)
@@ -282,12 +258,9 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
             country = ctx.geo.country(ip)
             user_agent = request.headers.get("user-agent", "")
             previews = [
-                ctx.ingestor.preview(ga4.to_incoming(parsed, e, found[0], user_agent, country))
-                for e in parsed.events
+                ctx.ingestor.preview(ga4.to_incoming(parsed, e, found[0], user_agent, country)) for e in parsed.events
             ]
-            answer["footfall"] = {
-                "stored": [stored_view(r) for r, _, _ in previews if r is not None]
-            }
+            answer["footfall"] = {"stored": [stored_view(r) for r, _, _ in previews if r is not None]}
         return JSONResponse(answer)
 
     return [

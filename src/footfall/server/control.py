@@ -50,7 +50,7 @@ class RemoteOperations:
                     code, message = str(error["code"]), str(error["message"])
                 except (ValueError, KeyError, TypeError):
                     code, message = "http_error", f"the server answered {exc.code}"
-            kind = {400: UsageError, 404: NotFound}.get(exc.code, FootfallError)
+            kind = {400: UsageError, 403: UsageError, 404: NotFound}.get(exc.code, FootfallError)
             raise kind(message, code=code) from None
         except (urllib.error.URLError, OSError) as exc:
             raise StoreUnavailable(f"the server at {self.url} does not answer: {exc}") from None
@@ -80,6 +80,18 @@ class RemoteOperations:
     def list_apps(self) -> list[dict[str, Any]]:
         apps: list[dict[str, Any]] = self._call("GET", "/api/v1/apps")["apps"]
         return apps
+
+    def report(self, app: str, name: str, params: dict[str, str]) -> dict[str, Any]:
+        query = urllib.parse.urlencode(params)
+        result: dict[str, Any] = self._call(
+            "GET", f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/reports/{name}?{query}"
+        )
+        return result
+
+    def public_aggregates(self, app: str, min_installs: int, max_events: int) -> dict[str, Any]:
+        # The running server applies its own settings for the minimum count and the cap.
+        result: dict[str, Any] = self._call("GET", f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/public")
+        return result
 
     def summary(self, app: str, days: int) -> dict[str, Any]:
         path = f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/summary?days={days}"
@@ -118,9 +130,7 @@ def find_server(datadir: DataDir) -> str | None:
     deadline = time.monotonic() + SERVER_STARTUP_WAIT_S
     while not _healthy(url):
         if time.monotonic() > deadline:
-            raise StoreUnavailable(
-                f"footfall serve (process {pid}) owns {datadir.path} but does not answer at {url}"
-            )
+            raise StoreUnavailable(f"footfall serve (process {pid}) owns {datadir.path} but does not answer at {url}")
         time.sleep(0.1)
     return url
 

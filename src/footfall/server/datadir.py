@@ -45,9 +45,7 @@ class DataDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(
-                f"cannot create the data directory {self.path}: {exc.strerror}"
-            ) from None
+            raise UsageError(f"cannot create the data directory {self.path}: {exc.strerror}") from None
 
     def secrets(self) -> ServerSecrets:
         """Load the secrets, creating them (mode 0600) on first use."""

@@ -174,10 +174,7 @@ def generate(
             installs = populations[app.name]
             # New installs arrive steadily, with a bump after each release.
             arrivals = (
-                app.installs
-                * scale
-                / days
-                * (1.6 if _version_at(app, day) != _version_at(app, day - 3) else 1.0)
+                app.installs * scale / days * (1.6 if _version_at(app, day) != _version_at(app, day - 3) else 1.0)
             )
             for _ in range(int(arrivals) + (rng.random() < arrivals % 1)):
                 installs.append(_new_install(rng, app, day))
@@ -189,9 +186,7 @@ def generate(
                     install.active = False
                     continue
                 newest = _version_at(app, day)
-                if install.version_index < newest and rng.random() < 1 / (
-                    1 + install.upgrade_after
-                ):
+                if install.version_index < newest and rng.random() < 1 / (1 + install.upgrade_after):
                     install.version_index = newest
                 chance = install.activity * (0.35 if weekend and not install.ci else 1.0)
                 if rng.random() >= chance:
@@ -225,9 +220,7 @@ def _run(
     if started > end:
         started = end - dt.timedelta(minutes=rng.randrange(1, 600))
     session = uuid.UUID(int=rng.getrandbits(128)).hex
-    command, _, options = app.commands[
-        rng.choices(range(len(app.commands)), [c[1] for c in app.commands])[0]
-    ]
+    command, _, options = app.commands[rng.choices(range(len(app.commands)), [c[1] for c in app.commands])[0]]
     used = sorted(o for o in options if rng.random() < 0.35)
     failed = rng.random() < 0.04
     outcome = rng.choice(app.errors) if failed else "ok"

@@ -8,6 +8,7 @@
     │   └── RateLimited         429, with Retry-After
     ├── NotFound            a report or app that does not exist (404)
     ├── Unauthorized        missing or wrong credentials (401)
+    ├── Forbidden           credentials without a role on that app (403)
     ├── StoreError          the store failed
     │   ├── StoreUnavailable    cannot be reached right now (HTTP 503)
     │   └── DataDirLocked       another process holds the embedded database
@@ -69,6 +70,11 @@ class NotFound(FootfallError):
 class Unauthorized(FootfallError):
     status = 401
     code = "unauthorized"
+
+
+class Forbidden(FootfallError):
+    status = 403
+    code = "forbidden"
 
 
 class StoreError(FootfallError):

@@ -39,8 +39,9 @@ class Filters:
 
     def previous(self) -> Filters:
         """The same filters over the period of the same length just before."""
-        return dataclasses.replace(self, start=self.start - dt.timedelta(days=self.days),
-                                   end=self.start - dt.timedelta(days=1))  # fmt: skip
+        return dataclasses.replace(
+            self, start=self.start - dt.timedelta(days=self.days), end=self.start - dt.timedelta(days=1)
+        )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], default_days: int = 30) -> Filters:

@@ -36,9 +36,7 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def client_ip(
-    peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]
-) -> str | None:
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
     """The client's address: the peer, or, behind trusted proxies, the nearest untrusted hop."""
     if peer is None:
         return None
@@ -76,9 +74,7 @@ class CountryResolver:
 
                 self._mmdb = maxminddb.open_database(mmdb_path)
             except ImportError:
-                raise UsageError(
-                    "--geoip-db needs the maxminddb package: pip install maxminddb"
-                ) from None
+                raise UsageError("--geoip-db needs the maxminddb package: pip install maxminddb") from None
             except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
                 raise UsageError(f"cannot read the GeoIP database {mmdb_path}: {exc}") from None
         else:
@@ -92,11 +88,7 @@ class CountryResolver:
             return ""
         if self._mmdb is not None:
             found = self._mmdb.get(str(address))
-            code = (
-                (found or {}).get("country", {}).get("iso_code", "")
-                if isinstance(found, dict)
-                else ""
-            )
+            code = (found or {}).get("country", {}).get("iso_code", "") if isinstance(found, dict) else ""
             return code if isinstance(code, str) and len(code) == 2 else ""
         if isinstance(address, ipaddress.IPv4Address):
             code = self._table.lookupNumeric(int(address))

@@ -47,16 +47,12 @@ def _sensitive(value: Any) -> str | None:
     if isinstance(value, str):
         return sensitive_kind(value)
     if isinstance(value, list):
-        return next(
-            (k for k in (sensitive_kind(v) for v in value if isinstance(v, str)) if k), None
-        )
+        return next((k for k in (sensitive_kind(v) for v in value if isinstance(v, str)) if k), None)
     return None
 
 
 class Ingestor:
-    def __init__(
-        self, store: EventStore, install_key: bytes, metrics: Metrics, spool: EventSpool
-    ) -> None:
+    def __init__(self, store: EventStore, install_key: bytes, metrics: Metrics, spool: EventSpool) -> None:
         self.store = store
         self.metrics = metrics
         self.spool = spool
@@ -86,9 +82,7 @@ class Ingestor:
         """What `record` would give, without counting it: for the debug endpoints."""
         return self.record(event, count=False)
 
-    def record(
-        self, event: Incoming, count: bool = True
-    ) -> tuple[EventRecord | None, str, list[str]]:
+    def record(self, event: Incoming, count: bool = True) -> tuple[EventRecord | None, str, list[str]]:
         """(the record, or None and why it was refused), and why each dropped property went."""
         props = event.props
         dropped: list[str] = []
@@ -151,18 +145,14 @@ class Ingestor:
             await asyncio.wrap_future(self.store.write(records))
         except StoreUnavailable:
             await run_in_threadpool(self.spool.append, records)
-            self.metrics.count(
-                "footfall_events_spooled_total", "Events acknowledged into the spool.", len(records)
-            )
+            self.metrics.count("footfall_events_spooled_total", "Events acknowledged into the spool.", len(records))
             return
         self.metrics.observe_commit(time.perf_counter() - started)
 
     def forget(self, document: Any) -> int:
         """`POST /v1/forget`: delete everything stored for one raw install id."""
         if not isinstance(document, dict):
-            raise BadRequest(
-                'send {"app": "<app id>", "install": "<install id>"}', code="invalid_request"
-            )
+            raise BadRequest('send {"app": "<app id>", "install": "<install id>"}', code="invalid_request")
         app, install = document.get("app"), document.get("install")
         if not isinstance(app, str) or not APP_PATTERN.match(app):
             raise BadRequest("'app' must be an app id", code="invalid_request")

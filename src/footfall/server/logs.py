@@ -21,9 +21,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update(
-            {k: v for k, v in vars(record).items() if k not in STANDARD and not k.startswith("_")}
-        )
+        entry.update({k: v for k, v in vars(record).items() if k not in STANDARD and not k.startswith("_")})
         return json.dumps(entry, default=str)
 
 

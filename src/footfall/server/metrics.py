@@ -73,8 +73,5 @@ class Metrics:
 def _labels(labels: Labels) -> str:
     if not labels:
         return ""
-    escaped = (
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in labels
-    )
+    escaped = (f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in labels)
     return "{" + ",".join(escaped) + "}"

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from footfall.server import reports
 from footfall.server.errors import NotFound, UsageError
+from footfall.server.filters import Filters
 from footfall.server.protocols.native import APP_PATTERN
 from footfall.server.schemas import parse_schema
 from footfall.server.stores.base import EventStore
@@ -68,6 +69,10 @@ class Operations(Protocol):
     def list_apps(self) -> list[dict[str, Any]]: ...
 
     def summary(self, app: str, days: int) -> dict[str, Any]: ...
+
+    def report(self, app: str, name: str, params: dict[str, str]) -> dict[str, Any]: ...
+
+    def public_aggregates(self, app: str, min_installs: int, max_events: int) -> dict[str, Any]: ...
 
 
 def check_app_name(name: str) -> str:
@@ -125,6 +130,21 @@ class StoreOperations:
         ]
 
     def summary(self, app: str, days: int) -> dict[str, Any]:
+        self._known(app)
+        return reports.summary(self.store, app, check_days(days))
+
+    def run_report(self, app: str, name: str, filters: Filters) -> reports.Report:
+        self._known(app)
+        return reports.run_report(self.store, name, app, filters)
+
+    def report(self, app: str, name: str, params: dict[str, str]) -> dict[str, Any]:
+        filters = Filters.from_params(params)
+        return self.run_report(app, name, filters).as_json(app, filters)
+
+    def public_aggregates(self, app: str, min_installs: int, max_events: int) -> dict[str, Any]:
+        self._known(app)
+        return reports.public_aggregates(self.store, app, min_installs, max_events)
+
+    def _known(self, app: str) -> None:
         if not self.store.has_app(app):
             raise NotFound(f"no app named {app!r}", code="unknown_app")
-        return reports.summary(self.store, app, check_days(days))

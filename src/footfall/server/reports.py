@@ -23,9 +23,7 @@ from footfall.server.stores.base import EventStore
 
 TOP_ROWS = 20  # rows in the "top" lists
 INSTALLS = "count(DISTINCT CASE WHEN install <> '' THEN install END)"
-ENVIRONMENT = (
-    "CASE WHEN ci <> '' THEN 'ci:' || ci WHEN container <> '' THEN 'container:' || container ELSE 'local' END"
-)
+ENVIRONMENT = "CASE WHEN ci <> '' THEN 'ci:' || ci WHEN container <> '' THEN 'container:' || container ELSE 'local' END"
 
 
 @dataclasses.dataclass
@@ -112,7 +110,11 @@ def overview(store: EventStore, app: str, filters: Filters) -> Report:
         [name, value, previous, _change(value, previous)]
         for name, value, previous in zip(("events", "runs", "installs"), now, before, strict=True)
     ]
-    for name, days in (("active installs, day", 1), ("active installs, week", 7), ("active installs, 30 days", 30)):
+    for name, days in (
+        ("active installs, day", 1),
+        ("active installs, week", 7),
+        ("active installs, 30 days", 30),
+    ):
         value = _active(store, app, filters, filters.end, days)
         previous = _active(store, app, filters, filters.end - dt.timedelta(days=days), days)
         rows.append([name, value, previous, _change(value, previous)])
@@ -125,9 +127,15 @@ def timeseries(store: EventStore, app: str, filters: Filters) -> Report:
     hourly = filters.days <= 2
     bucket = "date_trunc('hour', time)" if hourly else "CAST(time AS DATE)"
     where, params = filters.where(app)
-    found = {row[0]: row[1:] for row in _rows(store,
-        f"SELECT {bucket} AS period, count(*), count(DISTINCT session), {INSTALLS}"
-        f" FROM events WHERE {where} GROUP BY period ORDER BY period", params)}  # fmt: skip
+    found = {
+        row[0]: row[1:]
+        for row in _rows(
+            store,
+            f"SELECT {bucket} AS period, count(*), count(DISTINCT session), {INSTALLS}"
+            f" FROM events WHERE {where} GROUP BY period ORDER BY period",
+            params,
+        )
+    }
     rows = []
     step = dt.timedelta(hours=1) if hourly else dt.timedelta(days=1)
     moment: Any = dt.datetime.combine(filters.start, dt.time()) if hourly else filters.start
@@ -135,56 +143,118 @@ def timeseries(store: EventStore, app: str, filters: Filters) -> Report:
     while moment <= end - (step if hourly else dt.timedelta(0)):
         rows.append([moment, *found.get(moment, [0, 0, 0])])
         moment += step
-    return Report("timeseries", "Events per hour" if hourly else "Events per day",
-                  ["period", "events", "runs", "installs"], rows, {"interval": "hour" if hourly else "day"})  # fmt: skip
+    return Report(
+        "timeseries",
+        "Events per hour" if hourly else "Events per day",
+        ["period", "events", "runs", "installs"],
+        rows,
+        {"interval": "hour" if hourly else "day"},
+    )
 
 
 @report("heatmap")
 def heatmap(store: EventStore, app: str, filters: Filters) -> Report:
     """Events by weekday (1 = Monday) and hour, in UTC."""
     where, params = filters.where(app)
-    rows = _rows(store, f"SELECT isodow(time) AS weekday, hour(time) AS hour, count(*) AS events"
-                        f" FROM events WHERE {where} GROUP BY weekday, hour ORDER BY weekday, hour", params)  # fmt: skip
+    rows = _rows(
+        store,
+        f"SELECT isodow(time) AS weekday, hour(time) AS hour, count(*) AS events"
+        f" FROM events WHERE {where} GROUP BY weekday, hour ORDER BY weekday, hour",
+        params,
+    )
     return Report("heatmap", "When: weekday and hour (UTC)", ["weekday", "hour", "events"], rows)
 
 
 def _top(name: str, title: str, expression: str, columns: list[str], measures: str, extra: str = "") -> None:
     def run(store: EventStore, app: str, filters: Filters) -> Report:
         where, params = filters.where(app)
-        rows = _rows(store, f"SELECT {expression}, {measures} FROM events WHERE {where} {extra}"
-                            f" GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT {TOP_ROWS}", params)  # fmt: skip
+        rows = _rows(
+            store,
+            f"SELECT {expression}, {measures} FROM events WHERE {where} {extra}"
+            f" GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT {TOP_ROWS}",
+            params,
+        )
         return Report(name, title, columns, rows)
 
     REPORTS[name] = run
 
 
 _top("events", "Top events", "name", ["event", "events", "installs"], f"count(*), {INSTALLS}")
-_top("commands", "Top commands", "json_extract_string(props, '$.command') AS command",
-     ["command", "runs", "installs"], f"count(*), {INSTALLS}", "AND name = 'command'")
-_top("outcomes", "Outcomes and error types", "json_extract_string(props, '$.outcome') AS outcome",
-     ["outcome", "runs"], "count(*)", "AND name = 'command'")
-_top("durations", "Durations", "json_extract_string(props, '$.duration') AS duration",
-     ["duration", "runs"], "count(*)", "AND name = 'command'")
-_top("countries", "Countries", "CASE WHEN country = '' THEN 'unknown' ELSE country END AS country",
-     ["country", "installs", "events"], f"{INSTALLS}, count(*)")
-_top("environments", "Environments", f"{ENVIRONMENT} AS environment",
-     ["environment", "installs", "events"], f"{INSTALLS}, count(*)")
-_top("platforms", "Platforms", "os, os_version, arch", ["os", "os_version", "arch", "installs"], INSTALLS)
-_top("runtimes", "Runtimes", "runtime, runtime_version", ["runtime", "runtime_version", "installs"], INSTALLS)
-_top("ga", "Google Analytics events", "json_extract_string(props, '$.category') AS category,"
-     " json_extract_string(props, '$.action') AS action, json_extract_string(props, '$.label') AS label",
-     ["category", "action", "label", "events"], "count(*)", "AND source = 'ga-v1' AND name = 'event'")  # fmt: skip
+_top(
+    "commands",
+    "Top commands",
+    "json_extract_string(props, '$.command') AS command",
+    ["command", "runs", "installs"],
+    f"count(*), {INSTALLS}",
+    "AND name = 'command'",
+)
+_top(
+    "outcomes",
+    "Outcomes and error types",
+    "json_extract_string(props, '$.outcome') AS outcome",
+    ["outcome", "runs"],
+    "count(*)",
+    "AND name = 'command'",
+)
+_top(
+    "durations",
+    "Durations",
+    "json_extract_string(props, '$.duration') AS duration",
+    ["duration", "runs"],
+    "count(*)",
+    "AND name = 'command'",
+)
+_top(
+    "countries",
+    "Countries",
+    "CASE WHEN country = '' THEN 'unknown' ELSE country END AS country",
+    ["country", "installs", "events"],
+    f"{INSTALLS}, count(*)",
+)
+_top(
+    "environments",
+    "Environments",
+    f"{ENVIRONMENT} AS environment",
+    ["environment", "installs", "events"],
+    f"{INSTALLS}, count(*)",
+)
+_top(
+    "platforms",
+    "Platforms",
+    "os, os_version, arch",
+    ["os", "os_version", "arch", "installs"],
+    INSTALLS,
+)
+_top(
+    "runtimes",
+    "Runtimes",
+    "runtime, runtime_version",
+    ["runtime", "runtime_version", "installs"],
+    INSTALLS,
+)
+_top(
+    "ga",
+    "Google Analytics events",
+    "json_extract_string(props, '$.category') AS category,"
+    " json_extract_string(props, '$.action') AS action, json_extract_string(props, '$.label') AS label",
+    ["category", "action", "label", "events"],
+    "count(*)",
+    "AND source = 'ga-v1' AND name = 'event'",
+)
 
 
 @report("options")
 def options(store: EventStore, app: str, filters: Filters) -> Report:
     """How often each option is used with each command."""
     where, params = filters.where(app)
-    rows = _rows(store,
+    rows = _rows(
+        store,
         "SELECT command, option, count(*) AS uses FROM (SELECT json_extract_string(props, '$.command') AS command,"
         " unnest(from_json(json_extract(props, '$.options'), '[\"VARCHAR\"]')) AS option"
         f" FROM events WHERE {where} AND name = 'command') GROUP BY command, option"
-        f" ORDER BY uses DESC, command, option LIMIT {TOP_ROWS * 5}", params)  # fmt: skip
+        f" ORDER BY uses DESC, command, option LIMIT {TOP_ROWS * 5}",
+        params,
+    )
     return Report("options", "Options per command", ["command", "option", "uses"], rows)
 
 
@@ -192,12 +262,23 @@ def options(store: EventStore, app: str, filters: Filters) -> Report:
 def dimensions(store: EventStore, app: str, filters: Filters) -> Report:
     """GA custom dimensions (cd1 ... cd200) and their values."""
     where, params = filters.where(app)
-    rows = _rows(store,
+    rows = _rows(
+        store,
         "SELECT key AS dimension, value, count(*) AS events FROM (SELECT unnest(json_keys(props)) AS key,"
         " json_extract_string(props, '$.' || unnest(json_keys(props))) AS value"
         f" FROM events WHERE {where}) WHERE regexp_matches(key, '^cd[0-9]+$')"
-        f" GROUP BY ALL ORDER BY events DESC, dimension, value LIMIT {TOP_ROWS * 5}", params)  # fmt: skip
+        f" GROUP BY ALL ORDER BY events DESC, dimension, value LIMIT {TOP_ROWS * 5}",
+        params,
+    )
     return Report("dimensions", "Custom dimensions", ["dimension", "value", "events"], rows)
+
+
+def app_versions(store: EventStore, app: str) -> list[str]:
+    """Every version an app has reported, newest first: for the version filter."""
+    found = [
+        row[0] for row in store.query("SELECT DISTINCT app_version FROM events WHERE app = $app", {"app": app}).rows
+    ]
+    return sorted((v for v in found if v), key=version_key, reverse=True)
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -208,13 +289,15 @@ def version_key(version: str) -> tuple[int, ...]:
 def versions(store: EventStore, app: str, filters: Filters) -> Report:
     """Installs per version, the share of active installs on the latest, and days to upgrade."""
     where, params = filters.where(app)
-    latest_per_install = _rows(store,
-        f"SELECT arg_max(app_version, time) FROM events WHERE {where} AND install <> '' GROUP BY install", params)  # fmt: skip
+    latest_per_install = _rows(
+        store, f"SELECT arg_max(app_version, time) FROM events WHERE {where} AND install <> '' GROUP BY install", params
+    )
     counts: dict[str, int] = {}
     for (version,) in latest_per_install:
         counts[version] = counts.get(version, 0) + 1
-    first_seen = dict(_rows(store, "SELECT app_version, min(time) FROM events WHERE app = $app GROUP BY app_version",
-                            {"app": app}))  # fmt: skip
+    first_seen = dict(
+        _rows(store, "SELECT app_version, min(time) FROM events WHERE app = $app GROUP BY app_version", {"app": app})
+    )
     ordered = sorted(counts, key=version_key, reverse=True)
     total = sum(counts.values())
     latest = max(first_seen, key=version_key) if first_seen else None
@@ -230,8 +313,11 @@ def versions(store: EventStore, app: str, filters: Filters) -> Report:
         {"app": app, "start": params["start"], "end": params["end"]},
     ).rows[0][0]
     rows = [[v, counts[v], counts[v] / total if total else 0, first_seen.get(v)] for v in ordered]
-    meta = {"latest": latest, "latest_share": (counts.get(latest or "", 0) / total) if total else None,
-            "median_upgrade_days": upgrade}  # fmt: skip
+    meta = {
+        "latest": latest,
+        "latest_share": (counts.get(latest or "", 0) / total) if total else None,
+        "median_upgrade_days": upgrade,
+    }
     return Report("versions", "Versions", ["version", "installs", "share", "first_seen"], rows, meta)
 
 
@@ -239,8 +325,12 @@ def versions(store: EventStore, app: str, filters: Filters) -> Report:
 def adoption(store: EventStore, app: str, filters: Filters) -> Report:
     """Active installs per version per day."""
     where, params = filters.where(app)
-    rows = _rows(store, f"SELECT CAST(time AS DATE) AS day, app_version, {INSTALLS} FROM events WHERE {where}"
-                        " GROUP BY day, app_version ORDER BY day, app_version", params)  # fmt: skip
+    rows = _rows(
+        store,
+        f"SELECT CAST(time AS DATE) AS day, app_version, {INSTALLS} FROM events WHERE {where}"
+        " GROUP BY day, app_version ORDER BY day, app_version",
+        params,
+    )
     return Report("adoption", "Version adoption", ["day", "version", "installs"], rows)
 
 
@@ -248,13 +338,17 @@ def adoption(store: EventStore, app: str, filters: Filters) -> Report:
 def retention(store: EventStore, app: str, filters: Filters) -> Report:
     """Weekly cohorts: of the installs first seen in a week, the share active each week after."""
     where, params = filters.where(app)
-    rows = _rows(store,
+    rows = _rows(
+        store,
         "WITH cohorts AS (SELECT install, date_trunc('week', min(time)) AS cohort FROM events"
         "   WHERE app = $app AND install <> '' GROUP BY install),"
-        f" active AS (SELECT DISTINCT install, date_trunc('week', time) AS week FROM events WHERE {where} AND install <> '')"
+        " active AS (SELECT DISTINCT install, date_trunc('week', time) AS week FROM events"
+        f" WHERE {where} AND install <> '')"
         " SELECT CAST(cohort AS DATE), date_diff('week', cohort, week) AS week, count(*) FROM active"
         " JOIN cohorts USING (install) WHERE cohort >= date_trunc('week', CAST($start AS TIMESTAMP))"
-        " GROUP BY ALL ORDER BY 1, 2", params)  # fmt: skip
+        " GROUP BY ALL ORDER BY 1, 2",
+        params,
+    )
     sizes = {cohort: installs for cohort, week, installs in rows if week == 0}
     table = [[c, w, n, n / sizes[c] if sizes.get(c) else None] for c, w, n in rows]
     return Report("retention", "Retention by weekly cohort", ["cohort", "week", "installs", "share"], table)
@@ -289,8 +383,90 @@ def summary(store: EventStore, app: str, days: int = 30, today: dt.date | None =
 
 def _per_day(store: EventStore, app: str, filters: Filters) -> list[dict[str, Any]]:
     where, params = filters.where(app)
-    found = {row[0]: row for row in _rows(store, f"SELECT CAST(time AS DATE) AS day, count(*), {INSTALLS}"
-                                                 f" FROM events WHERE {where} GROUP BY day", params)}  # fmt: skip
+    found = {
+        row[0]: row
+        for row in _rows(
+            store,
+            f"SELECT CAST(time AS DATE) AS day, count(*), {INSTALLS} FROM events WHERE {where} GROUP BY day",
+            params,
+        )
+    }
     days = [filters.start + dt.timedelta(days=i) for i in range(filters.days)]
-    return [{"day": d.isoformat(), "events": found.get(d, [d, 0, 0])[1], "installs": found.get(d, [d, 0, 0])[2]}
-            for d in days]  # fmt: skip
+    return [
+        {"day": d.isoformat(), "events": found.get(d, [d, 0, 0])[1], "installs": found.get(d, [d, 0, 0])[2]}
+        for d in days
+    ]
+
+
+PUBLIC_DIMENSIONS = {  # name: (expression, extra condition)
+    "versions": ("app_version", ""),
+    "os": ("os", ""),
+    "countries": ("CASE WHEN country = '' THEN 'unknown' ELSE country END", ""),
+    "events": ("name", ""),
+    "commands": ("json_extract_string(props, '$.command')", "AND name = 'command'"),
+}
+PUBLIC_WINDOWS = (30, 90, 365)
+
+
+def public_aggregates(
+    store: EventStore,
+    app: str,
+    min_installs: int,
+    max_events_per_install_day: int,
+    today: dt.date | None = None,
+) -> dict[str, Any]:
+    """Homebrew-style public numbers that cannot single anyone out.
+
+    Every published row stands for at least `min_installs` distinct installs; smaller
+    rows fold into "other" (itself dropped when still too small). One install adds at
+    most `max_events_per_install_day` to any event count per day. Events sent without
+    an install id are left out, since their contribution cannot be bounded.
+    """
+    from footfall.server.filters import today as utc_today
+
+    end = today or utc_today()
+    windows = []
+    for days in PUBLIC_WINDOWS:
+        filters = Filters(start=end - dt.timedelta(days=days - 1), end=end)
+        where, params = filters.where(app)
+        params = {**params, "k": min_installs, "cap": max_events_per_install_day}
+        total = store.query(
+            "SELECT count(DISTINCT install), coalesce(sum(n), 0) FROM (SELECT install, least(count(*), $cap) AS n"
+            f" FROM events WHERE {where} AND install <> '' GROUP BY install, CAST(time AS DATE))",
+            {key: value for key, value in params.items() if key != "k"},
+        ).rows[0]
+        window: dict[str, Any] = {
+            "days": days,
+            "start": filters.start.isoformat(),
+            "end": end.isoformat(),
+            "installs": int(total[0]),
+            "events": int(total[1]),
+            "items": {},
+        }
+        if total[0] < min_installs:
+            window.update(installs=None, events=None, withheld=True)
+        else:
+            for name, (expression, condition) in PUBLIC_DIMENSIONS.items():
+                window["items"][name] = _public_rows(store, f"{where} {condition}", params, expression, min_installs)
+        windows.append(window)
+    return {
+        "app": app,
+        "min_installs": min_installs,
+        "max_events_per_install_day": max_events_per_install_day,
+        "windows": windows,
+    }
+
+
+def _public_rows(
+    store: EventStore, where: str, params: dict[str, Any], expression: str, k: int
+) -> list[dict[str, Any]]:
+    rows = store.query(
+        f"WITH capped AS (SELECT install, {expression} AS value, least(count(*), $cap) AS n FROM events"
+        f"  WHERE {where} AND install <> '' GROUP BY install, value, CAST(time AS DATE)),"
+        " kept AS (SELECT value FROM capped GROUP BY value HAVING count(DISTINCT install) >= $k)"
+        " SELECT CASE WHEN value IN (SELECT value FROM kept) THEN value ELSE 'other' END AS shown,"
+        " count(DISTINCT install) AS installs, sum(n) AS events FROM capped GROUP BY shown"
+        " HAVING count(DISTINCT install) >= $k ORDER BY installs DESC, shown",
+        params,
+    ).rows
+    return [{"value": value, "installs": int(installs), "events": int(events)} for value, installs, events in rows]

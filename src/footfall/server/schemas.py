@@ -47,9 +47,7 @@ def _check(kind: str, values: frozenset[str], value: Any) -> bool:
     return isinstance(value, str) and bool(compiled(pattern).match(value))
 
 
-TYPES = frozenset(
-    {"enum", "bool", "number", "bucket", "version", "command", "options", "identifier", "text"}
-)
+TYPES = frozenset({"enum", "bool", "number", "bucket", "version", "command", "options", "identifier", "text"})
 
 
 class AppSchema:
@@ -81,9 +79,7 @@ def parse_schema(text: str) -> AppSchema:
         raise UsageError(f"the schema is not valid JSON: {exc}") from None
     events = document.get("events") if isinstance(document, dict) else None
     if not isinstance(events, dict) or not events:
-        raise UsageError(
-            'the schema must look like {"events": {"<event>": {"<property>": {"type": ...}}}}'
-        )
+        raise UsageError('the schema must look like {"events": {"<event>": {"<property>": {"type": ...}}}}')
     parsed: dict[str, dict[str, tuple[str, frozenset[str]]]] = {}
     for event, props in events.items():
         if not isinstance(props, dict):

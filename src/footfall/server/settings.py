@@ -16,9 +16,7 @@ from footfall.server.errors import UsageError
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "share"
-    )
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "footfall"
 
 
@@ -51,9 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_events_per_batch", int, 500, "Most events in one native batch."),
     Setting("max_event_age_hours", int, 72, "Events older than this (client time) are rejected."),
     Setting("read_timeout_s", float, 10.0, "Seconds a client may take to send its request body."),
-    Setting(
-        "rate_per_client", float, 20.0, "Requests per second per client address; 0 is unlimited."
-    ),
+    Setting("rate_per_client", float, 20.0, "Requests per second per client address; 0 is unlimited."),
     Setting("burst_per_client", float, 200.0, "Requests a client address may send at once."),
     Setting("rate_per_app", float, 5000.0, "Events per second per app; 0 is unlimited."),
     Setting("burst_per_app", float, 50000.0, "Events an app may receive at once."),
@@ -65,8 +61,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Spool size at which the collector stops acknowledging.",
     ),
     Setting("trusted_proxies", str, "", "Comma-separated proxies whose X-Forwarded-For is used."),
+    Setting("geoip_db", str, "", "A MaxMind-format country database instead of the built-in table."),
+    Setting("public_min_installs", int, 10, "Installs a row of a public page must stand for, at least."),
     Setting(
-        "geoip_db", str, "", "A MaxMind-format country database instead of the built-in table."
+        "public_max_events_per_install_day",
+        int,
+        20,
+        "Most events one install adds to a public count per day.",
+    ),
+    Setting(
+        "logins_per_minute",
+        float,
+        10.0,
+        "Login attempts per minute per client address and per email.",
     ),
 )
 
@@ -89,11 +96,12 @@ class Settings:
     max_spool_bytes: int = 256 * 1024 * 1024
     trusted_proxies: str = ""
     geoip_db: str = ""
+    public_min_installs: int = 10
+    public_max_events_per_install_day: int = 20
+    logins_per_minute: float = 10.0
 
 
-def resolve_settings(
-    data: Path, flags: Mapping[str, Any], environ: Mapping[str, str] | None = None
-) -> Settings:
+def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for setting in SETTINGS:
@@ -103,9 +111,7 @@ def resolve_settings(
             try:
                 value = setting.type(raw)
             except ValueError:
-                raise UsageError(
-                    f"{setting.env}={raw!r} is not a valid {setting.type.__name__}"
-                ) from None
+                raise UsageError(f"{setting.env}={raw!r} is not a valid {setting.type.__name__}") from None
         if value is None:
             value = setting.default
         if setting.type in (int, float) and value < 0:

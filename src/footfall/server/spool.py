@@ -98,21 +98,15 @@ class EventSpool:
                 finally:
                     os.close(directory)
             except OSError as exc:
-                raise StoreUnavailable(
-                    f"the store is unavailable and the spool failed: {exc}"
-                ) from exc
-        log.warning(
-            "store unavailable; events spooled", extra={"event": "spooled", "count": len(records)}
-        )
+                raise StoreUnavailable(f"the store is unavailable and the spool failed: {exc}") from exc
+        log.warning("store unavailable; events spooled", extra={"event": "spooled", "count": len(records)})
 
     def replay(self, store: EventStore) -> int:
         """Write spooled files to the store, oldest first; stop at the first failure."""
         replayed = 0
         for path in self.files():
             try:
-                records = [
-                    _decode(line) for line in path.read_text(encoding="utf-8").splitlines() if line
-                ]
+                records = [_decode(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
                 store.write(records).result(timeout=60)
             except (OSError, ValueError, StoreError, TimeoutError):
                 break

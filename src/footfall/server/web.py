@@ -1,40 +1,36 @@
 """The HTTP edge: `create_app(settings, store)` builds the ASGI app.
 
-The collector's endpoints live in `collection`, the maintainers' JSON API in `api`;
-this module holds what they share (`ServerContext`, body reading, errors), the
-health and readiness checks, metrics, and the dashboard's pages. No SQL here.
+The collector's endpoints live in `collection`, the JSON API in `api`, the
+dashboard's and public pages in `pages`. This module holds what they share
+(`ServerContext`: who is asking, body reading, limits), the health and readiness
+checks, metrics and error handling. No SQL here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import (
-    HTMLResponse,
-    JSONResponse,
-    PlainTextResponse,
-    RedirectResponse,
-    Response,
-)
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from footfall.server import dashboard
-from footfall.server.auth import SESSION_COOKIE, SESSION_TTL_S, AdminAuth
+from footfall.server.accounts import LOCAL_ADMIN, AccountStore, Principal
 from footfall.server.datadir import DataDir
 from footfall.server.errors import (
     BadRequest,
     FootfallError,
+    Forbidden,
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
+    Unauthorized,
     error_body,
 )
 from footfall.server.geo import CountryResolver, Network, client_ip, parse_networks
@@ -49,6 +45,7 @@ from footfall.server.stores.base import EventStore
 log = logging.getLogger("footfall.server")
 
 Handler = Callable[[Request], Awaitable[Response]]
+SESSION_COOKIE = "footfall_session"
 
 
 @dataclasses.dataclass
@@ -61,42 +58,52 @@ class ServerContext:
     operations: StoreOperations
     metrics: Metrics
     spool: EventSpool
-    auth: AdminAuth
+    accounts: AccountStore
+    admin_token: str
     geo: CountryResolver
     trusted_proxies: tuple[Network, ...]
     per_client: TokenBuckets
     per_app: TokenBuckets
     forgets: TokenBuckets
+    logins: TokenBuckets
 
     def client_ip(self, request: Request) -> str | None:
         """The client's address, used for the country and rate limits, then forgotten."""
         peer = request.client.host if request.client else None
         return client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
 
-    def limit_client(
-        self, request: Request, ip: str | None, buckets: TokenBuckets | None = None
-    ) -> None:
+    def limit_client(self, request: Request, ip: str | None, buckets: TokenBuckets | None = None) -> None:
         buckets = buckets or self.per_client
         wait = buckets.take(buckets.key_for_address(ip))
         if wait:
-            self.metrics.count(
-                "footfall_rate_limited_total", "Requests refused by a rate limit.", scope="client"
-            )
+            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="client")
             raise RateLimited("too many requests from this address; slow down", wait)
 
     def limit_app(self, app: str, events: int) -> float:
         wait = self.per_app.take(app, cost=events)
         if wait:
-            self.metrics.count(
-                "footfall_rate_limited_total", "Requests refused by a rate limit.", scope="app"
-            )
+            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="app")
         return wait
 
-    def authenticated(self, request: Request) -> bool:
+    def principal(self, request: Request) -> Principal | None:
+        """Who is asking: a bearer token (the local admin's or an API token) or a session cookie."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            token = token.strip()
+            if hmac.compare_digest(token.encode(), self.admin_token.encode()):
+                return Principal(LOCAL_ADMIN, True, {})
+            return self.accounts.principal_for_token(token)
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie and self.auth.check_session(cookie):
-            return True
-        return self.auth.check_bearer(request.headers.get("authorization", ""))
+        return self.accounts.principal_for_session(cookie) if cookie else None
+
+    def require(self, request: Request, app: str | None = None) -> Principal:
+        """The principal, allowed to read `app`: 401 without credentials, 403 without a role."""
+        principal = self.principal(request)
+        if principal is None:
+            raise Unauthorized("log in, or send 'Authorization: Bearer <token>'")
+        if app is not None and not principal.can_read(app):
+            raise Forbidden(f"this account has no role on {app!r}")
+        return principal
 
     async def read_body(self, request: Request, limit: int) -> bytes:
         """The body, refused early when over `limit` bytes or slower than the read timeout."""
@@ -120,14 +127,10 @@ class ServerContext:
         try:
             return await asyncio.wait_for(read(), self.settings.read_timeout_s)
         except asyncio.TimeoutError:
-            raise RequestTimeout(
-                f"the body did not arrive within {self.settings.read_timeout_s:g} s"
-            ) from None
+            raise RequestTimeout(f"the body did not arrive within {self.settings.read_timeout_s:g} s") from None
 
 
-def error_response(
-    code: str, message: str, status: int, headers: dict[str, str] | None = None
-) -> JSONResponse:
+def error_response(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -148,18 +151,21 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
         operations=StoreOperations(store),
         metrics=metrics,
         spool=spool,
-        auth=AdminAuth(secrets.admin_token),
+        accounts=AccountStore(settings.data / "accounts.sqlite"),
+        admin_token=secrets.admin_token,
         geo=CountryResolver(settings.geoip_db or None),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         per_client=TokenBuckets(settings.rate_per_client, settings.burst_per_client),
         per_app=TokenBuckets(settings.rate_per_app, settings.burst_per_app),
         forgets=TokenBuckets(settings.forget_per_minute / 60, max(settings.forget_per_minute, 1)),
+        logins=TokenBuckets(settings.logins_per_minute / 60, max(settings.logins_per_minute, 1)),
     )
 
 
 def create_app(settings: Settings, store: EventStore) -> Starlette:
     from footfall.server.api import api_routes
     from footfall.server.collection import collection_routes
+    from footfall.server.pages import page_routes
 
     ctx = build_context(settings, store)
 
@@ -182,45 +188,6 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         text = await run_in_threadpool(ctx.metrics.render)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
-    async def overview(request: Request) -> Response:
-        if not ctx.authenticated(request):
-            return RedirectResponse("/login", status_code=303)
-
-        def build() -> list[dict[str, Any]]:
-            return [ctx.operations.summary(a["name"], 30) for a in ctx.operations.list_apps()]
-
-        return HTMLResponse(dashboard.render_overview(await run_in_threadpool(build)))
-
-    async def login(request: Request) -> Response:
-        import urllib.parse
-
-        if request.method == "GET":
-            token = request.query_params.get("token")
-            if token is None:
-                return HTMLResponse(dashboard.render_login())
-        else:
-            form = urllib.parse.parse_qs(
-                (await ctx.read_body(request, 4096)).decode("utf-8", "replace")
-            )
-            token = (form.get("token") or [""])[0]
-        if not ctx.auth.check_token(token):
-            return HTMLResponse(dashboard.render_login("That token is not right."), status_code=401)
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            ctx.auth.new_session(),
-            max_age=SESSION_TTL_S,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
-        return response
-
-    async def logout(request: Request) -> Response:
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE)
-        return response
-
     async def footfall_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FootfallError)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
@@ -241,9 +208,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         Route("/metrics", metrics),
         *collection_routes(ctx),
         *api_routes(ctx),
-        Route("/", overview),
-        Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["POST"]),
+        *page_routes(ctx),
     ]
     app = Starlette(
         routes=routes,

@@ -110,14 +110,11 @@ class Ga4Request:
     dropped_events: int
 
 
-def _name_problem(
-    name: Any, path: str, reserved: frozenset[str], limit: int = 40
-) -> ValidationMessage | None:
+def _name_problem(name: Any, path: str, reserved: frozenset[str], limit: int = 40) -> ValidationMessage | None:
     if not isinstance(name, str) or not NAME.match(name) or len(name) > limit:
         return ValidationMessage(
             path,
-            f"Name {str(name)[:50]!r} must be 1 to {limit} letters, digits or"
-            " underscores, starting with a letter.",
+            f"Name {str(name)[:50]!r} must be 1 to {limit} letters, digits or underscores, starting with a letter.",
             "NAME_INVALID",
         )
     if name in reserved or name.startswith(RESERVED_PREFIXES):
@@ -125,27 +122,19 @@ def _name_problem(
     return None
 
 
-def _time(
-    micros: Any, path: str, received: dt.datetime
-) -> tuple[dt.datetime | None, ValidationMessage | None]:
+def _time(micros: Any, path: str, received: dt.datetime) -> tuple[dt.datetime | None, ValidationMessage | None]:
     if micros is None:
         return received, None
     if isinstance(micros, str) and micros.isdigit():
         micros = int(micros)
     if not isinstance(micros, int) or isinstance(micros, bool):
-        return None, ValidationMessage(
-            path, "timestamp_micros must be an integer.", "VALUE_INVALID"
-        )
+        return None, ValidationMessage(path, "timestamp_micros must be an integer.", "VALUE_INVALID")
     try:
         moment = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=micros)
     except OverflowError:
-        return None, ValidationMessage(
-            path, "timestamp_micros is out of range.", "VALUE_OUT_OF_BOUNDS"
-        )
+        return None, ValidationMessage(path, "timestamp_micros is out of range.", "VALUE_OUT_OF_BOUNDS")
     if moment < received - MAX_AGE or moment > received + dt.timedelta(minutes=15):
-        return None, ValidationMessage(
-            path, "Timestamps may be at most 72 hours in the past.", "VALUE_OUT_OF_BOUNDS"
-        )
+        return None, ValidationMessage(path, "Timestamps may be at most 72 hours in the past.", "VALUE_OUT_OF_BOUNDS")
     return moment, None
 
 
@@ -153,9 +142,7 @@ def parse_request(body: bytes, firebase: bool, received: dt.datetime) -> Ga4Requ
     messages: list[ValidationMessage] = []
     empty = Ga4Request("", [], {}, messages, 0)
     if len(body) >= MAX_BODY_BYTES:
-        messages.append(
-            ValidationMessage("", "The body must be smaller than 130 kB.", "VALUE_OUT_OF_BOUNDS")
-        )
+        messages.append(ValidationMessage("", "The body must be smaller than 130 kB.", "VALUE_OUT_OF_BOUNDS"))
         return empty
     try:
         document = json.loads(body)
@@ -168,24 +155,18 @@ def parse_request(body: bytes, firebase: bool, received: dt.datetime) -> Ga4Requ
     id_field = "app_instance_id" if firebase else "client_id"
     client_id = document.get(id_field)
     if not isinstance(client_id, str) or not client_id or len(client_id) > 256:
-        messages.append(
-            ValidationMessage(id_field, f"A value is required for {id_field}.", "VALUE_REQUIRED")
-        )
+        messages.append(ValidationMessage(id_field, f"A value is required for {id_field}.", "VALUE_REQUIRED"))
     request_time, problem = _time(document.get("timestamp_micros"), "timestamp_micros", received)
     if problem:
         messages.append(problem)
     user_properties = _user_properties(document.get("user_properties"), messages)
     events = document.get("events")
     if not isinstance(events, list) or not events:
-        messages.append(
-            ValidationMessage("events", "A value is required for events.", "VALUE_REQUIRED")
-        )
+        messages.append(ValidationMessage("events", "A value is required for events.", "VALUE_REQUIRED"))
         return dataclasses.replace(empty, user_properties=user_properties)
     if len(events) > MAX_EVENTS:
         messages.append(
-            ValidationMessage(
-                "events", f"At most {MAX_EVENTS} events per request.", "EXCEEDED_MAX_ENTITIES"
-            )
+            ValidationMessage("events", f"At most {MAX_EVENTS} events per request.", "EXCEEDED_MAX_ENTITIES")
         )
         return dataclasses.replace(empty, dropped_events=len(events))
     valid: list[Ga4Event] = []
@@ -215,16 +196,12 @@ def _event(
     name_problem = _name_problem(name, f"{path}.name", RESERVED_EVENTS)
     if name_problem:
         problems.append(name_problem)
-    moment, time_problem = _time(
-        event.get("timestamp_micros"), f"{path}.timestamp_micros", received
-    )
+    moment, time_problem = _time(event.get("timestamp_micros"), f"{path}.timestamp_micros", received)
     if time_problem:
         problems.append(time_problem)
     params = event.get("params", {})
     if not isinstance(params, dict):
-        problems.append(
-            ValidationMessage(f"{path}.params", "params must be an object.", "VALUE_INVALID")
-        )
+        problems.append(ValidationMessage(f"{path}.params", "params must be an object.", "VALUE_INVALID"))
         params = {}
     if len(params) > MAX_PARAMS:
         problems.append(
@@ -262,11 +239,7 @@ def _user_properties(properties: Any, messages: list[ValidationMessage]) -> dict
     if properties is None:
         return {}
     if not isinstance(properties, dict):
-        messages.append(
-            ValidationMessage(
-                "user_properties", "user_properties must be an object.", "VALUE_INVALID"
-            )
-        )
+        messages.append(ValidationMessage("user_properties", "user_properties must be an object.", "VALUE_INVALID"))
         return {}
     if len(properties) > MAX_USER_PROPERTIES:
         messages.append(
@@ -297,9 +270,7 @@ def _user_properties(properties: Any, messages: list[ValidationMessage]) -> dict
     return kept
 
 
-def to_incoming(
-    request: Ga4Request, event: Ga4Event, app: str, user_agent: str, country: str
-) -> Incoming:
+def to_incoming(request: Ga4Request, event: Ga4Event, app: str, user_agent: str, country: str) -> Incoming:
     session = event.params.get("session_id")  # keys the run; an id, so never a property
     params = {k: v for k, v in event.params.items() if k != "session_id"}
     props = {**{f"user_{k}": v for k, v in request.user_properties.items()}, **params}
@@ -308,9 +279,7 @@ def to_incoming(
         name=event.name,
         time=event.time,
         install=request.client_id,
-        session=f"{request.client_id}:{session}"
-        if session
-        else f"{request.client_id}:{event.time.date()}",
+        session=f"{request.client_id}:{session}" if session else f"{request.client_id}:{event.time.date()}",
         app_version="",
         platform=parse_user_agent(user_agent),
         environment={"ci": "", "container": ""},

@@ -27,9 +27,7 @@ MAX_URL_BYTES = 8000  # GET /collect
 MAX_BATCH_HITS = 20
 MAX_BATCH_BYTES = 16 * 1024
 MAX_QUEUE_TIME_MS = 4 * 3600 * 1000
-HIT_TYPES = frozenset(
-    {"pageview", "screenview", "event", "transaction", "item", "social", "exception", "timing"}
-)
+HIT_TYPES = frozenset({"pageview", "screenview", "event", "transaction", "item", "social", "exception", "timing"})
 REQUIRED = {
     "event": ("ec", "ea"),
     "transaction": ("ti",),
@@ -105,35 +103,25 @@ def _error(code: str, description: str, parameter: str = "") -> ParserMessage:
 def parse_hit(text: str) -> Hit:
     messages: list[ParserMessage] = []
     if len(text.encode()) > MAX_HIT_BYTES:
-        return Hit(
-            text[:200], {}, [_error("VALUE_INVALID", f"A hit is limited to {MAX_HIT_BYTES} bytes.")]
-        )
+        return Hit(text[:200], {}, [_error("VALUE_INVALID", f"A hit is limited to {MAX_HIT_BYTES} bytes.")])
     params: dict[str, str] = {}
     for key, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
         params.setdefault(key, value)  # the first value of a repeated parameter wins
     if params.get("v") is None:
         messages.append(_error("VALUE_REQUIRED", "A value is required for parameter 'v'.", "v"))
     elif params["v"] != "1":
-        messages.append(
-            _error("VALUE_INVALID", "The value provided for parameter 'v' is invalid.", "v")
-        )
+        messages.append(_error("VALUE_INVALID", "The value provided for parameter 'v' is invalid.", "v"))
     if not params.get("tid"):
         messages.append(_error("VALUE_REQUIRED", "A value is required for parameter 'tid'.", "tid"))
     elif not TID.match(params["tid"]):
-        messages.append(
-            _error("VALUE_INVALID", "The value provided for parameter 'tid' is invalid.", "tid")
-        )
+        messages.append(_error("VALUE_INVALID", "The value provided for parameter 'tid' is invalid.", "tid"))
     if not params.get("cid") and not params.get("uid"):
-        messages.append(
-            _error("VALUE_REQUIRED", "A value is required for parameter 'cid' or 'uid'.", "cid")
-        )
+        messages.append(_error("VALUE_REQUIRED", "A value is required for parameter 'cid' or 'uid'.", "cid"))
     hit_type = params.get("t")
     if not hit_type:
         messages.append(_error("VALUE_REQUIRED", "A value is required for parameter 't'.", "t"))
     elif hit_type not in HIT_TYPES:
-        messages.append(
-            _error("VALUE_INVALID", "The value provided for parameter 't' is invalid.", "t")
-        )
+        messages.append(_error("VALUE_INVALID", "The value provided for parameter 't' is invalid.", "t"))
     for required in REQUIRED.get(hit_type or "", ()):
         if not params.get(required):
             messages.append(
@@ -192,9 +180,7 @@ def to_incoming(
     for key, value in p.items():
         custom = CUSTOM.match(key)
         if custom and value and len(value) <= 150:
-            props[key] = (
-                int(value) if custom.group(1) == "cm" and value.lstrip("-").isdigit() else value
-            )
+            props[key] = int(value) if custom.group(1) == "cm" and value.lstrip("-").isdigit() else value
     country = p.get("geoid", "") if re.fullmatch(r"[A-Z]{2}", p.get("geoid", "")) else ""
     if not country:
         country = locate(p.get("uip") or client_ip, "aip" in p)

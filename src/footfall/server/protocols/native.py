@@ -60,9 +60,7 @@ class NativeBatch:
     dropped: int
 
 
-def decode_batch(
-    document: Any, *, received: dt.datetime, max_events: int, max_age: dt.timedelta
-) -> NativeBatch:
+def decode_batch(document: Any, *, received: dt.datetime, max_events: int, max_age: dt.timedelta) -> NativeBatch:
     if not isinstance(document, dict):
         raise BadRequest("the batch must be a JSON object", code="invalid_batch")
     app = document.get("app")
@@ -146,16 +144,12 @@ def parse_time(value: Any) -> dt.datetime | None:
     return moment
 
 
-def _decode_event(
-    event: Any, received: dt.datetime, max_age: dt.timedelta
-) -> NativeEvent | Rejection:
+def _decode_event(event: Any, received: dt.datetime, max_age: dt.timedelta) -> NativeEvent | Rejection:
     if not isinstance(event, dict):
         return Rejection("invalid_event", "an event must be a JSON object")
     name = event.get("name")
     if not isinstance(name, str) or not EVENT_NAME_PATTERN.match(name):
-        return Rejection(
-            "invalid_name", "'name' must be a lowercase identifier of 1 to 64 characters"
-        )
+        return Rejection("invalid_name", "'name' must be a lowercase identifier of 1 to 64 characters")
     moment = parse_time(event.get("time"))
     if moment is None:
         return Rejection("invalid_time", "'time' must be an ISO 8601 time")

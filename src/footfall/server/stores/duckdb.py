@@ -86,10 +86,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 _COLUMN_TYPES = {"time": "TIMESTAMP", "received": "TIMESTAMP"}
 _INSERT_SQL = "INSERT INTO events SELECT {} FROM (SELECT {})".format(
     ", ".join(EVENT_COLUMNS),
-    ", ".join(
-        f"unnest(${i + 1}::{_COLUMN_TYPES.get(c, 'VARCHAR')}[]) AS {c}"
-        for i, c in enumerate(EVENT_COLUMNS)
-    ),
+    ", ".join(f"unnest(${i + 1}::{_COLUMN_TYPES.get(c, 'VARCHAR')}[]) AS {c}" for i, c in enumerate(EVENT_COLUMNS)),
 )
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 
@@ -143,12 +140,8 @@ class DuckDBStore(EventStore):
         self._con = connect(self.path)
         migrate(self._con)
         self.registry = AppRegistry()
-        self.registry.apps = {
-            row[0] for row in self._con.execute("SELECT name FROM apps").fetchall()
-        }
-        for app, kind, key, secret in self._con.execute(
-            "SELECT app, kind, key, secret_hash FROM app_keys"
-        ).fetchall():
+        self.registry.apps = {row[0] for row in self._con.execute("SELECT name FROM apps").fetchall()}
+        for app, kind, key, secret in self._con.execute("SELECT app, kind, key, secret_hash FROM app_keys").fetchall():
             self.registry.keys[(kind, key)] = (app, secret)
         for app, schema in self._con.execute("SELECT app, schema FROM app_schemas").fetchall():
             self.registry.schemas[app] = schema
@@ -156,9 +149,7 @@ class DuckDBStore(EventStore):
         self._closed = False
         self._cursor_lock = threading.Lock()
         self.commits = 0  # group commits of events so far, for tests and metrics
-        self._writer = threading.Thread(
-            target=self._run, args=(self._cursor(),), name="footfall.writer", daemon=True
-        )
+        self._writer = threading.Thread(target=self._run, args=(self._cursor(),), name="footfall.writer", daemon=True)
         self._writer.start()
 
     # -- writes -------------------------------------------------------------------
@@ -195,14 +186,11 @@ class DuckDBStore(EventStore):
 
     def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
         def insert(con: duckdb.DuckDBPyConnection) -> bool:
-            owner = con.execute(
-                "SELECT app FROM app_keys WHERE kind = ? AND key = ?", [kind, key]
-            ).fetchall()
+            owner = con.execute("SELECT app FROM app_keys WHERE kind = ? AND key = ?", [kind, key]).fetchall()
             if owner and owner[0][0] != app:
                 raise UsageError(f"{key} is already registered to the app {owner[0][0]!r}")
             con.execute(
-                "INSERT INTO app_keys VALUES (?, ?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET secret_hash = excluded.secret_hash",
+                "INSERT INTO app_keys VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET secret_hash = excluded.secret_hash",
                 [app, kind, key, secret_hash],
             )
             return not owner

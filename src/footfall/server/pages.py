@@ -1,0 +1,176 @@
+"""The dashboard's routes (login, app picker, report pages) and the public pages.
+
+Forms are protected against CSRF: a logged-in form carries the session's token; the
+login form carries a token that must match a cookie set with it. Logins are
+rate-limited per client address and per email, and logins, logouts, exports and
+sharing changes go to the audit log.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import urllib.parse
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from footfall.server import dashboard
+from footfall.server.accounts import LOCAL_ADMIN, Principal
+from footfall.server.errors import NotFound, UsageError
+from footfall.server.filters import Filters
+from footfall.server.reports import app_versions, public_aggregates, run_report
+from footfall.server.web import SESSION_COOKIE, ServerContext
+
+LOGIN_CSRF_COOKIE = "footfall_login_csrf"
+SESSION_TTL_S = 7 * 24 * 3600
+
+
+def page_routes(ctx: ServerContext) -> list[Route]:
+    async def form(request: Request) -> dict[str, str]:
+        body = await ctx.read_body(request, 8192)
+        return {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+
+    def secure(request: Request) -> bool:
+        return request.url.scheme == "https"
+
+    def start_session(request: Request, email: str) -> Response:
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            ctx.accounts.create_session(email),
+            max_age=SESSION_TTL_S,
+            httponly=True,
+            samesite="strict",
+            secure=secure(request),
+        )
+        response.delete_cookie(LOGIN_CSRF_COOKIE)
+        ctx.accounts.audit(email, "login")
+        return response
+
+    def login_form(request: Request, error: str = "", email: str = "", status: int = 200) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = HTMLResponse(dashboard.login_page(token, error, email), status_code=status)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure(request))
+        return response
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            token = request.query_params.get("token")
+            if token is not None and hmac.compare_digest(token.encode(), ctx.admin_token.encode()):
+                return await run_in_threadpool(start_session, request, LOCAL_ADMIN)
+            if token is not None:
+                return login_form(request, "That login link is not right.", status=401)
+            return login_form(request)
+        fields = await form(request)
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not cookie or not hmac.compare_digest(cookie.encode(), fields.get("csrf", "").encode()):
+            return login_form(request, "The form expired; please try again.", status=403)
+        email = fields.get("email", "").strip().lower()
+        ip = ctx.client_ip(request)
+        if ctx.logins.take(ctx.logins.key_for_address(ip)) or ctx.logins.take("email:" + email):
+            return login_form(request, "Too many attempts; wait a minute and try again.", email, status=429)
+        principal = await run_in_threadpool(ctx.accounts.authenticate, email, fields.get("password", ""))
+        if principal is None:
+            await run_in_threadpool(ctx.accounts.audit, email, "login_failed")
+            return login_form(request, "That email and password do not match.", email, status=401)
+        return await run_in_threadpool(start_session, request, principal.email)
+
+    async def logout(request: Request) -> Response:
+        principal = ctx.principal(request)
+        fields = await form(request)
+        if principal is not None:
+            if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
+                return HTMLResponse(dashboard.page("Refused", "<p>That form expired.</p>"), status_code=403)
+            await run_in_threadpool(ctx.accounts.end_session, principal)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    def visible_apps(principal: Principal) -> list[str]:
+        names = [a["name"] for a in ctx.operations.list_apps()]
+        return [n for n in names if principal.can_read(n)]
+
+    async def picker(request: Request) -> Response:
+        principal = ctx.principal(request)
+        if principal is None:
+            return RedirectResponse("/login", status_code=303)
+
+        def build() -> list[dict[str, Any]]:
+            return [ctx.operations.summary(name, 30) for name in visible_apps(principal)]
+
+        cards = [
+            {"name": s["app"], "events": s["events"], "installs": s["installs"]} for s in await run_in_threadpool(build)
+        ]
+        return HTMLResponse(dashboard.app_picker(cards, principal.email, principal.csrf))
+
+    async def app_page(request: Request) -> Response:
+        principal = ctx.principal(request)
+        if principal is None:
+            return RedirectResponse("/login?" + urllib.parse.urlencode({"next": request.url.path}), status_code=303)
+        app = request.path_params["app"]
+        if not ctx.store.has_app(app) or not principal.can_read(app):
+            body = "<h1>Not found</h1><p>There is no such app, or this account has no role on it.</p>"
+            return HTMLResponse(dashboard.page("Not found", body, principal.email, principal.csrf), status_code=404)
+        tab = request.query_params.get("tab", "overview")
+        tab = tab if tab in dashboard.TABS else "overview"
+        try:
+            filters = Filters.from_params(request.query_params)
+        except UsageError as exc:
+            body = (
+                f'<h1>{app}</h1><p class="error" role="alert">{exc.message}</p><p><a href="?">Reset the filters</a></p>'
+            )
+            return HTMLResponse(dashboard.page(app, body, principal.email, principal.csrf), status_code=400)
+
+        def build() -> tuple[list[Any], list[str], list[str], bool]:
+            reports = [run_report(ctx.store, name, app, filters) for name in dashboard.TABS[tab]]
+            return (
+                reports,
+                app_versions(ctx.store, app),
+                visible_apps(principal),
+                ctx.accounts.is_public(app),
+            )
+
+        reports, versions, apps, public = await run_in_threadpool(build)
+        html = dashboard.app_page(
+            app, tab, filters, reports, versions, apps, principal.email, principal.csrf, principal.can_own(app), public
+        )
+        return HTMLResponse(html)
+
+    async def sharing(request: Request) -> Response:
+        principal = ctx.require(request)
+        app = request.path_params["app"]
+        fields = await form(request)
+        if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
+            return HTMLResponse(dashboard.page("Refused", "<p>That form expired.</p>"), status_code=403)
+        if not principal.can_own(app):
+            return HTMLResponse(dashboard.page("Refused", "<p>Only an owner can share an app.</p>"), status_code=403)
+        await run_in_threadpool(ctx.accounts.set_public, app, fields.get("public") == "1", principal.email)
+        return RedirectResponse(f"/apps/{urllib.parse.quote(app)}", status_code=303)
+
+    async def public(request: Request) -> Response:
+        name = request.path_params["app"]
+        as_json = name.endswith(".json")
+        app = name.removesuffix(".json")
+        if not ctx.store.has_app(app) or not await run_in_threadpool(ctx.accounts.is_public, app):
+            raise NotFound(f"{app!r} has no public page", code="not_public")
+        data = await run_in_threadpool(
+            public_aggregates,
+            ctx.store,
+            app,
+            ctx.settings.public_min_installs,
+            ctx.settings.public_max_events_per_install_day,
+        )
+        return JSONResponse(data) if as_json else HTMLResponse(dashboard.public_page(data))
+
+    return [
+        Route("/", picker),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/apps/{app}", app_page),
+        Route("/apps/{app}/public", sharing, methods=["POST"]),
+        Route("/public/{app}", public),
+    ]

@@ -1,0 +1,81 @@
+"""How reports look in a terminal: rich tables, sparklines, CSV. Used by the CLI."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int]) -> str:
+    peak = max(values, default=0)
+    if peak == 0:
+        return SPARK_BLOCKS[0] * len(values)
+    return "".join(SPARK_BLOCKS[min(len(SPARK_BLOCKS) - 1, v * len(SPARK_BLOCKS) // (peak + 1))] for v in values)
+
+
+def format_cell(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if column == "change":
+            return f"{value:+.0%}"
+        return f"{value:.0%}" if column.endswith("share") else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_csv(columns: list[str], rows: list[dict[str, Any]]) -> None:
+    writer = csv.writer(sys.stdout)
+    writer.writerow(columns)
+    writer.writerows([[row.get(c) for c in columns] for row in rows])
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    console.print(
+        f"[bold]{summary['app']}[/bold]  {summary['start']} to {summary['end']} (UTC)",
+        highlight=False,
+    )
+    totals = Table("events", "installs", "runs")
+    totals.add_row(f"{summary['events']:,}", f"{summary['installs']:,}", f"{summary['runs']:,}")
+    console.print(totals)
+    per_day = [d["events"] for d in summary["per_day"]]
+    console.print(f"events per day  {sparkline(per_day)}  peak {max(per_day, default=0):,}")
+    top = Table("event", "events", "share")
+    for row in summary["top_events"]:
+        share = row["events"] / summary["events"] if summary["events"] else 0
+        top.add_row(row["name"], f"{row['events']:,}", f"{share:.0%}")
+    console.print(top)
+
+
+def print_report(result: dict[str, Any], console: Console, max_rows: int = 40) -> None:
+    console.print(
+        f"[bold]{result['title']}[/bold]  {result['app']}, {result['start']} to {result['end']} (UTC)",
+        highlight=False,
+    )
+    if result["report"] == "timeseries" and result["rows"]:
+        events = [row["events"] for row in result["rows"]]
+        console.print(f"events per {result['interval']}  {sparkline(events)}  peak {max(events):,}")
+    table = Table(*result["columns"])
+    for row in result["rows"][:max_rows]:
+        table.add_row(*[format_cell(column, row[column]) for column in result["columns"]])
+    console.print(table)
+    if len(result["rows"]) > max_rows:
+        console.print(
+            f"... {len(result['rows']) - max_rows} more rows: use --format csv or json",
+            highlight=False,
+        )
+    facts = {
+        k: v for k, v in result.items() if k in ("latest", "latest_share", "median_upgrade_days") and v is not None
+    }
+    if facts:
+        console.print(
+            "  ".join(f"{k.replace('_', ' ')}: {format_cell(k, v)}" for k, v in facts.items()),
+            highlight=False,
+        )
