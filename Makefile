@@ -6,7 +6,8 @@ DATA   ?= .footfall-data
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean system-deps
+CHROMIUM ?= /usr/bin/chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +26,14 @@ run: $(VENV)/.server-installed
 	@test -f $(DATA)/footfall.duckdb || $(BIN)/footfall demo --data $(DATA)
 	$(BIN)/footfall serve --data $(DATA) --host $(HOST) --port $(PORT)
 
+## system-deps: Debian's Chromium for the browser tests, installed when missing
+system-deps:
+	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "Chromium could not be installed: browser tests skip here (and fail under CI=true)."
+
 ## test: install, lint, type-check and run the whole suite
-test: $(VENV)/.test-installed lint
+test: $(VENV)/.test-installed system-deps lint
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test-installed

@@ -120,17 +120,17 @@ def app_picker(apps: list[dict[str, Any]], who: str, csrf: str) -> str:
 
 
 def _filters_form(app: str, tab: str, filters: Filters, versions: list[str]) -> str:
-    def options(choices: Any, chosen: Any, blank: str = "") -> str:
+    def options(choices: Any, chosen: Any, blank: str = "", unit: str = "") -> str:
         items = [f'<option value="">{escape(blank)}</option>'] if blank else []
         for value in choices:
             selected = " selected" if str(value) == str(chosen) else ""
-            items.append(f'<option value="{escape(str(value))}"{selected}>{escape(str(value))}</option>')
+            items.append(f'<option value="{escape(str(value))}"{selected}>{escape(str(value))}{unit}</option>')
         return "".join(items)
 
     days = filters.days if filters.days in DAY_PRESETS else ""
     return f"""<form class="filters" method="get" action="/apps/{urllib.parse.quote(app)}" aria-label="Filters">
 <input type="hidden" name="tab" value="{escape(tab)}">
-<label>Range<select name="days">{options(DAY_PRESETS, days, "custom")}</select></label>
+<label>Range<select name="days">{options(DAY_PRESETS, days, "custom", " days")}</select></label>
 <label>From<input type="date" name="start" value="{filters.start.isoformat() if not days else ""}"></label>
 <label>To<input type="date" name="end" value="{filters.end.isoformat() if not days else ""}"></label>
 <label>Version<select name="version">{options(versions, filters.version or "", "all")}</select></label>

@@ -1,0 +1,119 @@
+"""The dashboard in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import LiveServer, footfall_command, start_server
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is required under CI: make test installs it with apt-get")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("browser")
+    data = root / "data"
+    subprocess.run(footfall_command("demo", "--data", str(data), "--scale", "0.05", "--days", "40"),
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(footfall_command("user", "add", "owner@example.org", "--role", "owner", "--app", "mdlint",
+                                    "--password-stdin", "--data", str(data)),
+                   input=PASSWORD + "\n", text=True, check=True, capture_output=True, timeout=60)  # fmt: skip
+    server = start_server(data, root / "server.log")
+    yield server
+    server.stop()
+
+
+def log_in(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/apps/mdlint")
+    assert page.url.startswith(server.url + "/login"), "an unauthenticated visit leads to the login"
+    page.fill("#email", "owner@example.org")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/")
+
+
+def test_log_in_see_every_panel_filter_export_and_log_out(browser: Any, demo_server: LiveServer, tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    for path in ("/", "/apps/mdlint?tab=when"):
+        page.goto(demo_server.url + path)
+        assert "/login" in page.url
+    log_in(page, demo_server)
+    assert page.locator("[data-app]").all_inner_texts()[0].startswith("mdlint"), "the owner sees their app"
+    page.click("[data-app=mdlint]")
+    page.wait_for_selector("section[data-report=overview]")
+
+    events = page.locator("[data-measure=events] b").inner_text()
+    assert int(events.replace(",", "")) > 0
+    from footfall.server.dashboard import TABS
+
+    for tab, reports in TABS.items():
+        page.click(f"nav.tabs >> text={tab.title()}")
+        page.wait_for_url(re.compile(rf".*tab={tab}.*"))
+        for report in reports:
+            panel = page.locator(f"section[data-report={report}]")
+            assert panel.is_visible(), (tab, report)
+            if report in ("ga", "dimensions"):
+                continue  # the demo apps send no GA hits
+            assert panel.locator("svg, tbody tr, .figure").count() > 0, f"{report} has no data"
+    page.screenshot(path=str(tmp_path / "tab.png"))
+
+    page.click("nav.tabs >> text=Overview")
+    page.select_option("select[name=days]", "7")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(r".*days=7.*"))
+    first_day = page.locator("main > p .muted").inner_text().split(" to ")[0]
+    page.click("nav.tabs >> text=Where")
+    page.select_option("select[name=ci]", "exclude")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(r".*ci=exclude.*"))
+    environments = page.locator("section[data-report=environments] tbody").inner_text()
+    assert "local" in environments and "ci:" not in environments
+    assert page.locator("main > p .muted").inner_text().split(" to ")[0] == first_day, "the range is kept"
+
+    with page.expect_download() as download:
+        page.click("section[data-report=countries] >> text=Export CSV")
+    csv_path = tmp_path / "countries.csv"
+    download.value.save_as(csv_path)
+    assert csv_path.read_text().splitlines()[0] == "country,installs,events"
+
+    page.click("header button:has-text('Log out')")
+    page.wait_for_url(re.compile(r".*/login"))
+    page.goto(demo_server.url + "/apps/mdlint")
+    assert "/login" in page.url
+    context.close()
+
+
+def test_the_dashboard_fits_a_phone(browser: Any, demo_server: LiveServer) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    log_in(page, demo_server)
+    page.goto(demo_server.url + "/apps/mdlint")
+    page.wait_for_selector("section[data-report=timeseries] svg")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the page scrolls sideways by {overflow}px on a phone"
+    context.close()
