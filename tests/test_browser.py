@@ -56,7 +56,9 @@ def log_in(page: Any, server: LiveServer) -> None:
     page.wait_for_url(server.url + "/")
 
 
-def test_log_in_see_every_panel_filter_export_and_log_out(browser: Any, demo_server: LiveServer, tmp_path: Path) -> None:
+def test_log_in_see_every_panel_filter_export_and_log_out(
+    browser: Any, demo_server: LiveServer, tmp_path: Path
+) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     for path in ("/", "/apps/mdlint?tab=when"):

@@ -186,3 +186,118 @@ def test_keys_and_schemas_through_a_running_server(live_server: LiveServer, tmp_
     assert result.returncode == 2 and "not valid JSON" in result.stderr
     (app,) = json.loads(run("app", "list", "--format", "json", "--data", data).stdout)["apps"]
     assert app["schema"] is True and app["keys"] == [{"kind": "ga-tid", "key": "UA-321-1"}]
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> str:
+    data = str(tmp_path_factory.mktemp("reports") / "d")
+    assert run("demo", "--data", data, "--scale", "0.03", "--days", "30").returncode == 0
+    return data
+
+
+def test_every_named_report_in_every_format(demo_data: str) -> None:
+    from footfall.server.reports import REPORTS
+
+    combined = json.loads(run("report", "mdlint", "--report", "all", "--format", "json", "--data", demo_data).stdout)
+    assert [r["report"] for r in combined["reports"]] == list(REPORTS)
+    overview = json.loads(
+        run("report", "mdlint", "--report", "overview", "--days", "7", "--format", "json", "--data", demo_data).stdout
+    )
+    assert overview["rows"][0]["measure"] == "events" and overview["rows"][0]["value"] > 0
+    table = run("report", "mdlint", "--report", "timeseries", "--data", demo_data)
+    assert table.returncode == 0 and "events per day" in table.stdout and "▁" not in table.stderr
+    csv = run("report", "mdlint", "--report", "environments", "--ci", "exclude", "--format", "csv", "--data", demo_data)
+    lines = csv.stdout.splitlines()
+    assert lines[0] == "environment,installs,events" and not any(line.startswith("ci:") for line in lines)
+    only_ci = run(
+        "report", "mdlint", "--report", "environments", "--ci", "only", "--format", "csv", "--data", demo_data
+    )
+    assert all(line.startswith("ci:") for line in only_ci.stdout.splitlines()[1:])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--report", "nonsense"], "invalid choice"),
+        (["--report", "all", "--format", "csv"], "CSV holds one report at a time"),
+        (["--report", "overview", "--country", "Germany"], "two-letter code"),
+        (["--report", "overview", "--start", "yesterday"], "must be a date"),
+        (["--report", "overview", "--start", "2026-12-01", "--end", "2026-11-01"], "start must not be after end"),
+    ],
+)
+def test_report_mistakes_are_clean(demo_data: str, args: list[str], message: str) -> None:
+    result = run("report", "mdlint", *args, "--data", demo_data)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_users_tokens_and_roles(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    add = subprocess.run(
+        footfall_command(
+            "user", "add", "ann@example.org", "--role", "viewer", "--app", "tool", "--password-stdin", "--data", data
+        ),
+        input="long enough password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert add.returncode == 0 and "Added ann@example.org: viewer of tool." in add.stdout
+    token = run("token", "create", "ann@example.org", "--data", data)
+    assert token.returncode == 0 and token.stdout.splitlines()[-1].startswith("ff_")
+    assert token.stdout.splitlines()[-1].encode() not in (tmp_path / "d" / "accounts.sqlite").read_bytes()
+    for args, message in (
+        (["user", "add", "ann@example.org", "--role", "viewer"], "with --app NAME"),
+        (["user", "add", "ann@example.org", "--role", "admin", "--app", "tool"], "leave out --app"),
+        (["user", "add", "not-an-email", "--role", "admin"], "is not an email address"),
+        (["user", "add", "bob@example.org", "--role", "admin"], "use --password-stdin"),
+        (["token", "create", "nobody@example.org"], "no account"),
+    ):
+        result = run(*args, "--data", data)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    short = subprocess.run(
+        footfall_command("user", "add", "bob@example.org", "--role", "admin", "--password-stdin", "--data", data),
+        input="short\n",
+        capture_output=True,
+        text=True,
+    )
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+
+
+def test_publish_and_the_public_switch(demo_data: str, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    result = run("publish", "mdlint", "--out", str(out), "--data", demo_data)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "mdlint.json").read_text())
+    assert [w["days"] for w in data["windows"]] == [30, 90, 365]
+    for window in data["windows"]:
+        for rows in window["items"].values():
+            assert all(row["installs"] >= 10 and isinstance(row["events"], int) for row in rows)
+    assert "<html" in (out / "mdlint.html").read_text()
+    assert run("app", "public", "mdlint", "on", "--data", demo_data).returncode == 0
+    missing = run("app", "public", "ghost", "on", "--data", demo_data)
+    assert missing.returncode == 1 and "no app named 'ghost'" in missing.stderr
+
+
+def test_reports_and_accounts_while_the_server_runs(live_server: LiveServer, tmp_path: Path) -> None:
+    data = str(live_server.data)
+    assert run("app", "add", "served", "--data", data).returncode == 0
+    report = run("report", "served", "--report", "overview", "--format", "json", "--data", data)
+    assert report.returncode == 0 and json.loads(report.stdout)["report"] == "overview"
+    assert run("publish", "served", "--out", str(tmp_path / "site"), "--data", data).returncode == 0
+    add = subprocess.run(
+        footfall_command(
+            "user", "add", "ann@example.org", "--role", "owner", "--app", "served", "--password-stdin", "--data", data
+        ),
+        input="long enough password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert add.returncode == 0, add.stderr
+    token = run("token", "create", "ann@example.org", "--data", data).stdout.splitlines()[-1]
+    import httpx
+
+    answer = httpx.get(
+        f"{live_server.url}/api/v1/apps/served/reports/overview", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200, "an account added while the server runs can read at once"

@@ -22,7 +22,8 @@ from footfall.server.filters import Filters
 from footfall.server.stores.base import EventStore
 
 TOP_ROWS = 20  # rows in the "top" lists
-INSTALLS = "count(DISTINCT CASE WHEN install <> '' THEN install END)"
+INSTALLS = "count(DISTINCT install_key)"  # the 64-bit keys of the install hashes; NULL when no id
+RUNS = "count(DISTINCT session_key)"
 ENVIRONMENT = "CASE WHEN ci <> '' THEN 'ci:' || ci WHEN container <> '' THEN 'container:' || container ELSE 'local' END"
 
 
@@ -92,32 +93,35 @@ def _change(now: float, before: float) -> float | None:
 
 def _totals(store: EventStore, app: str, filters: Filters) -> tuple[int, int, int]:
     where, params = filters.where(app)
-    row = store.query(f"SELECT count(*), count(DISTINCT session), {INSTALLS} FROM events WHERE {where}", params).rows
+    row = store.query(f"SELECT count(*), {RUNS}, {INSTALLS} FROM events WHERE {where}", params).rows
     events, runs, installs = row[0]
     return int(events), int(runs), int(installs)
 
 
-def _active(store: EventStore, app: str, filters: Filters, end: dt.date, days: int) -> int:
-    window = dataclasses.replace(filters, start=end - dt.timedelta(days=days - 1), end=end)
-    return _totals(store, app, window)[2]
-
-
 @report("overview")
 def overview(store: EventStore, app: str, filters: Filters) -> Report:
-    """Events, runs, installs and active installs, each against the previous period."""
-    now, before = _totals(store, app, filters), _totals(store, app, filters.previous())
+    """Events, runs, installs and active installs, each against the period just before."""
+    day = dt.timedelta(days=1)
+
+    def window(end: dt.date, days: int) -> Filters:
+        return dataclasses.replace(filters, start=end - (days - 1) * day, end=end)
+
+    totals: dict[tuple[dt.date, dt.date], tuple[int, int, int]] = {}
+
+    def measure(span: Filters) -> tuple[int, int, int]:
+        key = (span.start, span.end)  # the 30-day windows often equal the range: count them once
+        if key not in totals:
+            totals[key] = _totals(store, app, span)
+        return totals[key]
+
+    now, before = measure(filters), measure(filters.previous())
     rows: list[list[Any]] = [
-        [name, value, previous, _change(value, previous)]
-        for name, value, previous in zip(("events", "runs", "installs"), now, before, strict=True)
+        [name, now[i], before[i], _change(now[i], before[i])] for i, name in enumerate(("events", "runs", "installs"))
     ]
-    for name, days in (
-        ("active installs, day", 1),
-        ("active installs, week", 7),
-        ("active installs, 30 days", 30),
-    ):
-        value = _active(store, app, filters, filters.end, days)
-        previous = _active(store, app, filters, filters.end - dt.timedelta(days=days), days)
-        rows.append([name, value, previous, _change(value, previous)])
+    for name, days in (("active installs, day", 1), ("active installs, week", 7), ("active installs, 30 days", 30)):
+        current = measure(window(filters.end, days))[2]
+        previous = measure(window(filters.end - days * day, days))[2]
+        rows.append([name, current, previous, _change(current, previous)])
     return Report("overview", "Overview", ["measure", "value", "previous", "change"], rows)
 
 
@@ -131,7 +135,7 @@ def timeseries(store: EventStore, app: str, filters: Filters) -> Report:
         row[0]: row[1:]
         for row in _rows(
             store,
-            f"SELECT {bucket} AS period, count(*), count(DISTINCT session), {INSTALLS}"
+            f"SELECT {bucket} AS period, count(*), {RUNS}, {INSTALLS}"
             f" FROM events WHERE {where} GROUP BY period ORDER BY period",
             params,
         )

@@ -38,6 +38,22 @@ class EventRecord:
 
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EventRecord))
+KEY_COLUMNS = ("install_key", "session_key")  # derived at insert: 64-bit keys for fast distinct counts
+
+
+def record_key(value: str) -> int | None:
+    """A 64-bit key for an install or session hash: its first 16 hex digits (None when empty).
+
+    Stores keep it beside the hash so that reports count distinct integers, not strings.
+    """
+    if not value:
+        return None
+    head = value[:16]
+    if len(head) == 16 and all(c in "0123456789abcdef" for c in head):
+        return int(head, 16)
+    import hashlib
+
+    return int(hashlib.sha256(value.encode()).hexdigest()[:16], 16)
 
 
 @dataclasses.dataclass(frozen=True)

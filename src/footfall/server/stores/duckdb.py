@@ -25,11 +25,13 @@ import duckdb
 from footfall.server.errors import DataDirLocked, FootfallError, StoreUnavailable, UsageError
 from footfall.server.stores.base import (
     EVENT_COLUMNS,
+    KEY_COLUMNS,
     App,
     AppRegistry,
     EventRecord,
     EventStore,
     QueryResult,
+    record_key,
 )
 
 MAX_GROUP_ROWS = 50_000  # events in one group commit
@@ -81,12 +83,23 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        3,
+        (
+            "ALTER TABLE events ADD COLUMN install_key UBIGINT",
+            "ALTER TABLE events ADD COLUMN session_key UBIGINT",
+            "UPDATE events SET"
+            " install_key = CASE WHEN install = '' THEN NULL ELSE ('0x' || substr(install, 1, 16))::UBIGINT END,"
+            " session_key = CASE WHEN session = '' THEN NULL ELSE ('0x' || substr(session, 1, 16))::UBIGINT END",
+        ),
+    ),
 )
 
-_COLUMN_TYPES = {"time": "TIMESTAMP", "received": "TIMESTAMP"}
-_INSERT_SQL = "INSERT INTO events SELECT {} FROM (SELECT {})".format(
-    ", ".join(EVENT_COLUMNS),
-    ", ".join(f"unnest(${i + 1}::{_COLUMN_TYPES.get(c, 'VARCHAR')}[]) AS {c}" for i, c in enumerate(EVENT_COLUMNS)),
+_COLUMN_TYPES = {"time": "TIMESTAMP", "received": "TIMESTAMP", "install_key": "UBIGINT", "session_key": "UBIGINT"}
+_INSERT_COLUMNS = (*EVENT_COLUMNS, *KEY_COLUMNS)
+_INSERT_SQL = "INSERT INTO events ({0}) SELECT {0} FROM (SELECT {1})".format(
+    ", ".join(_INSERT_COLUMNS),
+    ", ".join(f"unnest(${i + 1}::{_COLUMN_TYPES.get(c, 'VARCHAR')}[]) AS {c}" for i, c in enumerate(_INSERT_COLUMNS)),
 )
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 
@@ -263,11 +276,13 @@ class DuckDBStore(EventStore):
     def _commit_events(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
         if not jobs:
             return
-        columns: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
+        columns: list[list[Any]] = [[] for _ in _INSERT_COLUMNS]
         for job in jobs:
             for event in job.events:
                 for index, column in enumerate(EVENT_COLUMNS):
                     columns[index].append(getattr(event, column))
+                columns[-2].append(record_key(event.install))
+                columns[-1].append(record_key(event.session))
         try:
             con.execute("BEGIN")
             con.execute(_INSERT_SQL, columns)
