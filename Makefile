@@ -37,8 +37,8 @@ test: $(VENV)/.test-installed system-deps lint
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples scripts
+	$(BIN)/ruff format --check src tests benchmarks examples scripts
 	$(BIN)/mypy
 
 $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python

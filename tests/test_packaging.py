@@ -81,7 +81,20 @@ def test_stores_know_nothing_about_http(path: Path) -> None:
         assert not name.startswith(("starlette", "uvicorn", "footfall.server.web", "footfall.server.protocols"))
 
 
-@pytest.mark.parametrize("name", ["web.py", "cli.py", "dashboard.py", "operations.py"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "web.py",
+        "cli.py",
+        "dashboard.py",
+        "operations.py",
+        "pages.py",
+        "api.py",
+        "collection.py",
+        "charts.py",
+        "terminal.py",
+    ],
+)
 def test_edges_use_the_query_layer_not_sql_drivers(name: str) -> None:
     for imported in imports_of(PACKAGE / "server" / name):
         assert not imported.startswith("duckdb"), imported
