@@ -18,14 +18,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
+
+from common import free_port, rss_mib, wait_for
 
 APP = "bench-tool"
 TID = "UA-424242-1"
@@ -41,25 +40,6 @@ local f = io.open("{body}", "rb"); wrk.body = f:read("*all"); f:close()
 wrk.headers["Content-Type"] = "{content_type}"
 {extra}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not start")
 
 
 def native_body(events: int) -> bytes:
@@ -96,13 +76,6 @@ def wrk(url: str, script: Path, seconds: int) -> float:
     if "Non-2xx" in out:
         raise SystemExit(f"{url} answered non-2xx:\n{out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

@@ -17,36 +17,17 @@ import gzip
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+from common import free_port, rss_mib, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 APP = "bench-tool"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(url: str, path: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + path, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return  # answering at all is enough for the baseline
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not start")
 
 
 def make_body(batch: int) -> bytes:
@@ -112,13 +93,6 @@ def load(port: int, body: bytes, requests: int, clients: int) -> float:
     return elapsed
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400, help="requests per server (default 400)")
@@ -153,8 +127,8 @@ def main() -> None:
             ),
         }
         try:
-            wait_healthy(f"http://127.0.0.1:{ff_port}", "/healthz")
-            wait_healthy(f"http://127.0.0.1:{base_port}", "/")
+            wait_for(f"http://127.0.0.1:{ff_port}/healthz")
+            wait_for(f"http://127.0.0.1:{base_port}/")
             results = {}
             for port in (base_port, ff_port):
                 load(port, body, max(args.requests // 10, 10), args.clients)  # warm-up

@@ -19,6 +19,7 @@ from typing import Any
 
 from footfall.server.errors import NotFound
 from footfall.server.filters import Filters
+from footfall.server.filters import today as utc_today
 from footfall.server.stores.base import EventStore
 
 TOP_ROWS = 20  # rows in the "top" lists
@@ -360,17 +361,10 @@ def retention(store: EventStore, app: str, filters: Filters) -> Report:
 
 def summary(store: EventStore, app: str, days: int = 30, today: dt.date | None = None) -> dict[str, Any]:
     """Totals, events and installs per day, and top events: the CLI's and API's quick look."""
-    from footfall.server.filters import today as utc_today
-
     end = today or utc_today()
     filters = Filters(start=end - dt.timedelta(days=days - 1), end=end)
     events, runs, installs = _totals(store, app, filters)
-    series = timeseries(store, app, filters) if days > 2 else None
-    per_day = (
-        [{"day": row[0].isoformat(), "events": row[1], "installs": row[3]} for row in series.rows]
-        if series is not None
-        else _per_day(store, app, filters)
-    )
+    per_day = _per_day(store, app, filters)
     top = REPORTS["events"](store, app, filters).rows[:10]
     return {
         "app": app,
@@ -426,8 +420,6 @@ def public_aggregates(
     most `max_events_per_install_day` to any event count per day. Events sent without
     an install id are left out, since their contribution cannot be bounded.
     """
-    from footfall.server.filters import today as utc_today
-
     end = today or utc_today()
     windows = []
     for days in PUBLIC_WINDOWS:
