@@ -87,19 +87,16 @@ class BatchBuilder:
             cleaned = self.clean(name, props)
             if cleaned is None:
                 continue
-            event: dict[str, Any] | None = {
-                "name": name,
-                "time": format_time(moment),
-                "props": cleaned,
-            }
+            event: dict[str, Any] = {"name": name, "time": format_time(moment), "props": cleaned}
+            kept: dict[str, Any] | None = event
             if self._before_send is not None:
                 try:
-                    event = self._before_send(event)  # type: ignore[arg-type]
+                    kept = self._before_send(event)
                 except Exception as exc:
                     debug(f"before_send raised {type(exc).__name__}; the event was dropped")
-                    event = None
-            if event is not None:
-                events.append(event)
+                    kept = None
+            if kept is not None:
+                events.append(kept)
         if not events:
             return None
         return {"app": self.app, "context": self.context(), "dropped": dropped, "events": events}

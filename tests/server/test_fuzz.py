@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 from typing import Any
 
 from hypothesis import given, settings
@@ -141,7 +142,7 @@ def test_ga_v1_hits_never_crash(text: str) -> None:
 @settings(max_examples=400, deadline=None)
 @given(
     st.binary(max_size=2000)
-    | json_values.map(lambda v: __import__("json").dumps(v).encode())
+    | json_values.map(lambda v: json.dumps(v).encode())
     | st.fixed_dictionaries(
         {
             "client_id": st.text(max_size=10),
@@ -154,7 +155,7 @@ def test_ga_v1_hits_never_crash(text: str) -> None:
             ),
         },
         optional={"user_properties": json_values, "timestamp_micros": json_values},
-    ).map(lambda v: __import__("json").dumps(v).encode())
+    ).map(lambda v: json.dumps(v).encode())
 )
 def test_ga4_requests_never_crash(body: bytes) -> None:
     from footfall.server.protocols import ga4
