@@ -25,7 +25,8 @@ APP = "big-tool"
 
 FILL = """
 INSERT INTO events
-SELECT *, ('0x' || substr(install, 1, 16))::UBIGINT, ('0x' || substr(session, 1, 16))::UBIGINT FROM (SELECT
+SELECT * EXCLUDE (i), ('0x' || substr(install, 1, 16))::UBIGINT, ('0x' || substr(session, 1, 16))::UBIGINT,
+       i % 3 = 0 AS run_start FROM (SELECT i,
     now()::TIMESTAMP - to_seconds(CAST(floor(random() * 90 * 86400) AS BIGINT)) AS time,
     now()::TIMESTAMP AS received,
     '{app}' AS app,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import subprocess
 import sys
@@ -128,3 +129,42 @@ def test_closed_store_refuses_writes() -> None:
     store.close()
     with pytest.raises(Exception, match="closed"):
         store.write([record(1)])
+
+
+def runs(store: DuckDBStore) -> int:
+    return int(store.query("SELECT count(*) FROM events WHERE run_start").rows[0][0])
+
+
+def recent(index: int) -> EventRecord:
+    """An event received a minute ago (runs are remembered for 73 hours)."""
+    moment = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=1)
+    return dataclasses.replace(record(index), time=moment, received=moment)
+
+
+def test_a_run_starts_once_across_writes_and_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "f.duckdb"
+    store = DuckDBStore(path)
+    store.write([recent(0), recent(7)]).result(timeout=30)  # both of session s0: one run
+    store.write([recent(14), recent(1)]).result(timeout=30)  # s0 again, and s1 new
+    assert runs(store) == 2
+    store.close()
+    reopened = DuckDBStore(path)
+    try:
+        reopened.write([recent(21), recent(2)]).result(timeout=30)  # s0 remembered over the restart; s2 new
+        assert runs(reopened) == 3
+        flagged = reopened.query("SELECT session FROM events WHERE run_start ORDER BY session").rows
+        assert flagged == [("s0",), ("s1",), ("s2",)]
+    finally:
+        reopened.close()
+
+
+def test_the_migration_backfills_run_starts(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "f.duckdb")
+    try:
+        store.write([record(i) for i in range(30)]).result(timeout=30)  # sessions s0 ... s6
+        store._act(lambda con: con.execute("UPDATE events SET run_start = false"))
+        backfill = dict(MIGRATIONS)[4][1]
+        store._act(lambda con: con.execute(backfill))
+        assert runs(store) == 7
+    finally:
+        store.close()

@@ -24,7 +24,7 @@ from footfall.server.stores.base import EventStore
 
 TOP_ROWS = 20  # rows in the "top" lists
 INSTALLS = "count(DISTINCT install_key)"  # the 64-bit keys of the install hashes; NULL when no id
-RUNS = "count(DISTINCT session_key)"
+RUNS = "count(*) FILTER (WHERE run_start)"  # a run counts where it starts (see stores.duckdb)
 ENVIRONMENT = "CASE WHEN ci <> '' THEN 'ci:' || ci WHEN container <> '' THEN 'container:' || container ELSE 'local' END"
 
 

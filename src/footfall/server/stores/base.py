@@ -38,7 +38,9 @@ class EventRecord:
 
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EventRecord))
-KEY_COLUMNS = ("install_key", "session_key")  # derived at insert: 64-bit keys for fast distinct counts
+# Derived by the store at insert: 64-bit keys for fast distinct counts of installs, and
+# `run_start`, true on the first stored event of each run, so runs are counted without a distinct.
+DERIVED_COLUMNS = ("install_key", "session_key", "run_start")
 
 
 def record_key(value: str) -> int | None:

@@ -24,8 +24,8 @@ import duckdb
 
 from footfall.server.errors import DataDirLocked, FootfallError, StoreUnavailable, UsageError
 from footfall.server.stores.base import (
+    DERIVED_COLUMNS,
     EVENT_COLUMNS,
-    KEY_COLUMNS,
     App,
     AppRegistry,
     EventRecord,
@@ -93,10 +93,25 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             " session_key = CASE WHEN session = '' THEN NULL ELSE ('0x' || substr(session, 1, 16))::UBIGINT END",
         ),
     ),
+    (
+        4,
+        (
+            "ALTER TABLE events ADD COLUMN run_start BOOLEAN DEFAULT false",
+            "UPDATE events SET run_start = true WHERE rowid IN (SELECT arg_min(rowid, time) FROM events"
+            " WHERE session_key IS NOT NULL GROUP BY app, session_key)",
+        ),
+    ),
 )
+RUN_MEMORY = dt.timedelta(hours=73)  # a run idle this long counts again: longer than any event may lag
 
-_COLUMN_TYPES = {"time": "TIMESTAMP", "received": "TIMESTAMP", "install_key": "UBIGINT", "session_key": "UBIGINT"}
-_INSERT_COLUMNS = (*EVENT_COLUMNS, *KEY_COLUMNS)
+_COLUMN_TYPES = {
+    "time": "TIMESTAMP",
+    "received": "TIMESTAMP",
+    "install_key": "UBIGINT",
+    "session_key": "UBIGINT",
+    "run_start": "BOOLEAN",
+}
+_INSERT_COLUMNS = (*EVENT_COLUMNS, *DERIVED_COLUMNS)
 _INSERT_SQL = "INSERT INTO events ({0}) SELECT {0} FROM (SELECT {1})".format(
     ", ".join(_INSERT_COLUMNS),
     ", ".join(f"unnest(${i + 1}::{_COLUMN_TYPES.get(c, 'VARCHAR')}[]) AS {c}" for i, c in enumerate(_INSERT_COLUMNS)),
@@ -158,6 +173,17 @@ class DuckDBStore(EventStore):
             self.registry.keys[(kind, key)] = (app, secret)
         for app, schema in self._con.execute("SELECT app, schema FROM app_schemas").fetchall():
             self.registry.schemas[app] = schema
+        # The runs seen lately, (app, session key) -> last received: the writer flags the first
+        # stored event of every other run as its start.
+        since = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - RUN_MEMORY
+        self._runs: dict[tuple[str, int], dt.datetime] = {
+            (app, key): last
+            for app, key, last in self._con.execute(
+                "SELECT app, session_key, max(received) FROM events WHERE received >= ? AND session_key IS NOT NULL"
+                " GROUP BY app, session_key",
+                [since],
+            ).fetchall()
+        }
         self._queue: queue.Queue[_Job | object] = queue.Queue()
         self._closed = False
         self._cursor_lock = threading.Lock()
@@ -277,12 +303,18 @@ class DuckDBStore(EventStore):
         if not jobs:
             return
         columns: list[list[Any]] = [[] for _ in _INSERT_COLUMNS]
+        seen: dict[tuple[str, int], dt.datetime] = {}  # runs in this commit; remembered once it succeeds
         for job in jobs:
             for event in job.events:
                 for index, column in enumerate(EVENT_COLUMNS):
                     columns[index].append(getattr(event, column))
-                columns[-2].append(record_key(event.install))
-                columns[-1].append(record_key(event.session))
+                session = record_key(event.session)
+                run = (event.app, session) if session is not None else None
+                columns[-3].append(record_key(event.install))
+                columns[-2].append(session)
+                columns[-1].append(run is not None and run not in self._runs and run not in seen)
+                if run is not None:
+                    seen[run] = event.received
         try:
             con.execute("BEGIN")
             con.execute(_INSERT_SQL, columns)
@@ -295,6 +327,10 @@ class DuckDBStore(EventStore):
                 job.future.set_exception(failure)
             return
         self.commits += 1
+        self._runs.update(seen)
+        if self.commits % 1000 == 0:
+            cutoff = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - RUN_MEMORY
+            self._runs = {run: last for run, last in self._runs.items() if last >= cutoff}
         for job in jobs:
             job.future.set_result(None)
 
