@@ -206,3 +206,15 @@ def test_no_published_row_stands_for_fewer_than_k_installs(app_server_factory: A
     assert {r["value"]: r["installs"] for r in window["items"]["versions"]} == {"1.0": 6, "other": 6}
     linux = next(r for r in window["items"]["os"] if r["value"] == "linux")
     assert linux["events"] == 6 + 2, "the flooding install adds at most 3 events a day"
+
+
+def test_the_versions_tab_of_an_app_without_install_ids(server: InThreadServer) -> None:
+    batch = with_fresh_times(load_golden("batch-minimal.json"))  # no-id mode: no installs to share
+    server.store.add_app("counts-only")
+    batch["app"] = "counts-only"
+    batch["context"]["app_version"] = "1.0"
+    assert httpx.post(server.url + "/v1/batch", json=batch).status_code == 202
+    with httpx.Client(base_url=server.url) as browser:
+        browser.get(f"/login?token={server.token}")
+        page = browser.get("/apps/counts-only?tab=versions")
+    assert page.status_code == 200 and 'data-report="versions"' in page.text

@@ -191,7 +191,7 @@ def _panel_body(report: Report) -> str:
         upgrade = report.meta.get("median_upgrade_days")
         facts = (
             f'<p data-latest="{escape(report.meta["latest"])}">Latest: <b>{escape(report.meta["latest"])}</b>'
-            f" on {share:.0%} of active installs."
+            + (f" on {share:.0%} of active installs." if share is not None else ".")
             + (f" Installs upgrade after a median of {upgrade:.1f} days." if upgrade is not None else "")
             + "</p>"
         )
