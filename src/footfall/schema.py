@@ -25,7 +25,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-MAX_STRING_CHARS = 64  # for undeclared-schema strings and declared identifiers
 MAX_LIST_ITEMS = 32
 
 _SENSITIVE = (

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -44,7 +43,6 @@ from footfall.server.stores.base import EventStore
 
 log = logging.getLogger("footfall.server")
 
-Handler = Callable[[Request], Awaitable[Response]]
 SESSION_COOKIE = "footfall_session"
 
 

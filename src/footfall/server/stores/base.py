@@ -66,9 +66,6 @@ class App:
     has_schema: bool = False
 
 
-KEY_KINDS = ("ga-tid", "ga4", "firebase")
-
-
 class AppRegistry:
     """The apps, their wire-protocol keys and schemas, held in memory for the hot path.
 
@@ -95,9 +92,7 @@ class QueryResult:
 
 
 class EventStore:
-    """Base class of every store. `dialect` names the SQL the report layer must speak."""
-
-    dialect = "duckdb"
+    """Base class of every store."""
 
     def write(self, events: Sequence[EventRecord]) -> Future[None]:
         """Queue events; the future resolves once they are durable, or fails."""

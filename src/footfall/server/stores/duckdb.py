@@ -161,8 +161,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
 
 
 class DuckDBStore(EventStore):
-    dialect = "duckdb"
-
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._con = connect(self.path)
