@@ -44,6 +44,44 @@ def with_fresh_times(batch: Any) -> Any:
     return fresh
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test may touch the real home: HOME and every XDG directory point into a temporary folder.
+
+    Subprocesses inherit these. A test that still writes footfall state under the real home
+    fails the session at the end.
+    """
+    real_home = Path(os.environ.get("HOME") or Path.home())
+    started = time.time()
+    home = tmp_path_factory.mktemp("home")
+    names = {
+        "HOME": home,
+        "XDG_CONFIG_HOME": home / ".config",
+        "XDG_DATA_HOME": home / ".local" / "share",
+        "XDG_CACHE_HOME": home / ".cache",
+        "XDG_STATE_HOME": home / ".local" / "state",
+    }
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: str(path) for name, path in names.items()})
+    try:
+        yield home
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    escaped = [
+        path
+        for folder in (real_home / ".config" / "footfall", real_home / ".local" / "share" / "footfall")
+        if folder.is_dir()
+        for path in folder.rglob("*")
+        if path.is_file() and path.stat().st_mtime >= started
+    ]
+    if escaped:
+        pytest.fail(f"tests wrote to the real home: {escaped[:5]}")
+
+
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
