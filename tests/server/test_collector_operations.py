@@ -29,7 +29,7 @@ def batch(**props: Any) -> dict[str, Any]:
 
 
 def test_readyz_and_metrics(app_server: InThreadServer) -> None:
-    assert httpx.get(app_server.url + "/readyz").json() == {"status": "ready"}
+    assert httpx.get(app_server.url + "/readyz").json() == {"status": "ready", "warnings": []}
     httpx.post(app_server.url + "/v1/batch", json=batch())
     httpx.post(app_server.url + "/v1/batch", json={**batch(), "app": "nope"})
     text = httpx.get(app_server.url + "/metrics").text

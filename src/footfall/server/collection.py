@@ -14,13 +14,14 @@ import datetime as dt
 import hmac
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from footfall.server.errors import PayloadTooLarge, RateLimited, RequestTimeout, UnknownApp
 from footfall.server.geo import truncate
-from footfall.server.ingest import utc_now
+from footfall.server.ingest import REFUSALS, utc_now
 from footfall.server.operations import secret_hash
 from footfall.server.protocols import Incoming, ga4, ga_v1
 from footfall.server.protocols.framing import decompress, parse_json
@@ -52,15 +53,16 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
 
     # -- native v1 ----------------------------------------------------------------
 
-    async def native_batch(request: Request) -> Response:
-        ip = ctx.client_ip(request)
-        ctx.limit_client(request, ip)
-        body = await ctx.read_body(request, settings.max_body_bytes)
-        data = decompress(body, request.headers.get("content-encoding", ""), settings.max_decompressed_bytes)
-        received = utc_now()
+    def native_records(body: bytes, encoding: str, country: str) -> tuple[list[dict[str, str]], list[EventRecord]]:
+        """Decode, check and anonymise one batch: CPU-bound, so it runs off the event loop.
+
+        Returns each event's result and the records to store, in the same order as the
+        accepted results.
+        """
+        data = decompress(body, encoding, settings.max_decompressed_bytes)
         batch = decode_batch(
             parse_json(data),
-            received=received,
+            received=utc_now(),
             max_events=settings.max_events_per_batch,
             max_age=max_age,
         )
@@ -77,7 +79,6 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
                 batch.dropped,
                 app=batch.app,
             )
-        country = ctx.geo.country(ip)
         results: list[dict[str, str]] = []
         records: list[EventRecord] = []
         for event in batch.events:
@@ -87,26 +88,31 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
                 continue
             record, reason, _ = ctx.ingestor.record(to_incoming(batch, event, country))
             if record is None:
-                results.append(
-                    {
-                        "status": "rejected",
-                        "code": reason,
-                        "message": f"{event.name!r} is not in the app's schema",
-                    }
-                )
+                results.append({"status": "rejected", "code": reason, "message": f"{event.name!r}: {REFUSALS[reason]}"})
             else:
                 records.append(record)
                 results.append({"status": "accepted"})
-        await ctx.ingestor.persist(records)
-        accepted = len(records)
+        return results, records
+
+    async def native_batch(request: Request) -> Response:
+        ip = ctx.client_ip(request)
+        ctx.limit_client(request, ip)
+        body = await ctx.read_body(request, settings.max_body_bytes)
+        encoding = request.headers.get("content-encoding", "")
+        results, records = await run_in_threadpool(native_records, body, encoding, ctx.geo.country(ip))
+        refused = set(await ctx.ingestor.persist(records))
+        if refused:  # the store would not take these: never acknowledged
+            accepted_results = (r for r in results if r["status"] == "accepted")
+            for index, result in enumerate(accepted_results):
+                if index in refused:
+                    result.update(status="rejected", code="unstorable", message=REFUSALS["unstorable"])
+        accepted = len(records) - len(refused)
         return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 202)
 
     async def forget(request: Request) -> Response:
         ctx.limit_client(request, ctx.client_ip(request), ctx.forgets)
         body = await ctx.read_body(request, settings.max_body_bytes)
         document = parse_json(decompress(body, request.headers.get("content-encoding", ""), 4096))
-        from starlette.concurrency import run_in_threadpool
-
         deleted = await run_in_threadpool(ctx.ingestor.forget, document)
         return JSONResponse({"deleted": deleted})
 

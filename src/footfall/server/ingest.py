@@ -24,6 +24,7 @@ from footfall.schema import sensitive_kind
 from footfall.server.errors import BadRequest, StoreUnavailable, UnknownApp
 from footfall.server.metrics import Metrics
 from footfall.server.protocols import Incoming
+from footfall.server.protocols.framing import storable
 from footfall.server.protocols.native import APP_PATTERN, ID_PATTERN
 from footfall.server.schemas import AppSchema, parse_schema
 from footfall.server.spool import EventSpool
@@ -43,12 +44,41 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-def _sensitive(value: Any) -> str | None:
+# Why the pipeline refuses an event, in words, for the native protocol's per-event results.
+REFUSALS = {
+    "undeclared_event": "the event is not in the app's schema",
+    "invalid_text": "a text field holds a control character or a lone surrogate",
+    "sensitive_name": "the event name looks like something that identifies a person or a machine",
+    "unstorable": "the store could not take this event",
+}
+
+
+def text_problem(text: str) -> str | None:
+    """Why a string may not be stored as it is: "invalid_text", or "sensitive_<kind>"; None when it may."""
+    if not storable(text):
+        return "invalid_text"
+    kind = sensitive_kind(text)
+    return "sensitive_" + kind.replace(" ", "_") if kind else None
+
+
+def value_problem(value: Any) -> str | None:
+    """`text_problem` for a property value: a string, or a list of strings checked item by item and whole."""
     if isinstance(value, str):
-        return sensitive_kind(value)
+        return text_problem(value)
     if isinstance(value, list):
-        return next((k for k in (sensitive_kind(v) for v in value if isinstance(v, str)) if k), None)
+        for item in value:
+            if isinstance(item, str) and (problem := text_problem(item)):
+                return problem
     return None
+
+
+def refusal_of(event: Incoming) -> str | None:
+    """Why the whole event is refused before any property is looked at, if it is."""
+    name = text_problem(event.name)
+    if name is not None:
+        return name if name == "invalid_text" else "sensitive_name"
+    context = (event.app_version, *event.platform.values(), *event.environment.values())
+    return None if all(storable(text) for text in context) else "invalid_text"
 
 
 class Ingestor:
@@ -83,29 +113,49 @@ class Ingestor:
         return self.record(event, count=False)
 
     def record(self, event: Incoming, count: bool = True) -> tuple[EventRecord | None, str, list[str]]:
-        """(the record, or None and why it was refused), and why each dropped property went."""
+        """(the record, or None and why it was refused), and why each dropped value went.
+
+        Every string that would be stored passes one check (`text_problem`): an event
+        whose name or context text is not clean Unicode is refused; a context field that
+        looks sensitive is stored empty; a property whose key or value fails is dropped.
+        """
+        refusal = refusal_of(event)
         props = event.props
         dropped: list[str] = []
         schema = self._schema(event.app)
-        if schema is not None:
+        if refusal is None and schema is not None:
             filtered = schema.filter(event.name, props)
             if filtered is None:
-                if count:
-                    self.reject(event.source, "undeclared_event")
-                return None, "undeclared_event", []
-            props, dropped = filtered
+                refusal = "undeclared_event"
+            else:
+                props, dropped = filtered
+        if refusal is not None:
+            if count:
+                self.reject(event.source, refusal)
+            return None, refusal, []
+
+        def clean(field: str, text: str) -> str:
+            problem = text_problem(text) if text else None
+            if problem is None:
+                return text
+            dropped.append(f"{field}:{problem}")
+            return ""
+
+        app_version = clean("app_version", event.app_version)
+        platform = {key: clean(key, value) for key, value in event.platform.items()}
+        environment = {key: clean(key, value) for key, value in event.environment.items()}
         kept: dict[str, Any] = {}
         for key, value in props.items():
-            kind = _sensitive(value)
-            if kind:
-                dropped.append("sensitive_" + kind.replace(" ", "_"))
+            problem = text_problem(key) or value_problem(value)
+            if problem:
+                dropped.append(problem)
             else:
                 kept[key] = value
         if count:
             for reason in dropped:
                 self.metrics.count(
                     "footfall_properties_dropped_total",
-                    "Properties dropped before storage, by reason.",
+                    "Properties (and context fields, as 'field:reason') not stored, by reason.",
                     protocol=event.source,
                     reason=reason,
                 )
@@ -114,12 +164,11 @@ class Ingestor:
                 "Events accepted, by protocol.",
                 protocol=event.source,
             )
-        platform, environment = event.platform, event.environment
         record = EventRecord(
             time=event.time,
             received=utc_now(),
             app=event.app,
-            app_version=event.app_version,
+            app_version=app_version,
             name=event.name,
             install=keyed_hash(self._key, "install", event.app, event.install),
             session=keyed_hash(self._key, "session", event.app, event.session),
@@ -136,18 +185,25 @@ class Ingestor:
         )
         return record, "", dropped
 
-    async def persist(self, records: list[EventRecord]) -> None:
-        """Return once the records are committed, or fsynced to the spool; raise if neither."""
+    async def persist(self, records: list[EventRecord]) -> tuple[int, ...]:
+        """Return once the records are committed, or fsynced to the spool; raise if neither.
+
+        The result is the indexes of records the store refused as data it cannot hold (the
+        pipeline's checks should leave none): they are counted, and not acknowledged.
+        """
         if not records:
-            return
+            return ()
         started = time.perf_counter()
         try:
-            await asyncio.wrap_future(self.store.write(records))
+            refused = await asyncio.wrap_future(self.store.write(records))
         except StoreUnavailable:
             await run_in_threadpool(self.spool.append, records)
             self.metrics.count("footfall_events_spooled_total", "Events acknowledged into the spool.", len(records))
-            return
+            return ()
         self.metrics.observe_commit(time.perf_counter() - started)
+        for index in refused:
+            self.reject(records[index].source, "unstorable")
+        return refused
 
     def forget(self, document: Any) -> int:
         """`POST /v1/forget`: delete everything stored for one raw install id."""

@@ -4,6 +4,10 @@ An event is acknowledged only once it is committed to the store or appended here
 and fsynced. Each append is one file (`spool-<time>-<seq>.jsonl`, one record per
 line); a background replayer writes them to the store in order once it is back,
 and deletes each file after its commit.
+
+A line that cannot be replayed (it does not decode, or the store refuses it as data)
+is moved to `quarantine/`, counted, and reported by /readyz and /metrics: it is never
+retried ahead of good data, and never silently deleted.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def _decode(line: str) -> EventRecord:
 class EventSpool:
     def __init__(self, directory: Path, max_bytes: int) -> None:
         self.directory = directory
+        self.quarantine = directory / "quarantine"
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._sequence = 0
@@ -102,20 +107,59 @@ class EventSpool:
         log.warning("store unavailable; events spooled", extra={"event": "spooled", "count": len(records)})
 
     def replay(self, store: EventStore) -> int:
-        """Write spooled files to the store, oldest first; stop at the first failure."""
+        """Write spooled files to the store, oldest first; stop at the first unavailability.
+
+        Lines that cannot be stored go to quarantine. Returns how many events were stored.
+        """
         replayed = 0
         for path in self.files():
             try:
-                records = [_decode(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-                store.write(records).result(timeout=60)
-            except (OSError, ValueError, StoreError, TimeoutError):
+                lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line]
+            except OSError:
                 break
+            records, bad = [], []
+            for line in lines:
+                try:
+                    records.append(_decode(line))
+                except (ValueError, TypeError, KeyError):
+                    bad.append(line)
+            try:
+                refused = store.write(records).result(timeout=60)
+            except (StoreError, TimeoutError):
+                break
+            refused_lines = [_encode(records[index]) for index in refused]
+            try:
+                self._quarantine(path.name, bad + refused_lines)
+            except OSError:
+                break  # kept in place, and tried again: nothing is dropped unrecorded
             path.unlink(missing_ok=True)
-            replayed += len(records)
+            replayed += len(records) - len(refused)
             self._refused = False
         if replayed:
             log.info("spooled events stored", extra={"event": "replayed", "count": replayed})
         return replayed
+
+    def _quarantine(self, name: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        self.quarantine.mkdir(parents=True, exist_ok=True)
+        path = self.quarantine / name
+        with path.open("a", encoding="utf-8", errors="backslashreplace") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        log.error(
+            "spooled events could not be stored and were quarantined",
+            extra={"event": "quarantined", "count": len(lines), "file": str(path)},
+        )
+
+    def quarantined(self) -> int:
+        """Events in quarantine (counted by lines), for /readyz and /metrics."""
+        count = 0
+        for path in sorted(self.quarantine.glob("*.jsonl")) if self.quarantine.is_dir() else ():
+            with contextlib.suppress(OSError), path.open("rb") as handle:
+                count += sum(1 for _ in handle)
+        return count
 
 
 class SpoolReplayer:

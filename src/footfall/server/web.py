@@ -142,6 +142,11 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
         "Acknowledged events waiting in the spool.",
         lambda: float(spool.depth()),
     )
+    metrics.gauge(
+        "footfall_spool_quarantined_events",
+        "Spooled events the store would not take, kept in DIR/spool/quarantine for an operator.",
+        lambda: float(spool.quarantined()),
+    )
     return ServerContext(
         settings=settings,
         store=store,
@@ -180,7 +185,10 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
             problems.append("the spool is over its limit")
         if problems:
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        # Quarantined events do not stop collection, so the server stays ready; an operator is told.
+        quarantined = await run_in_threadpool(ctx.spool.quarantined)
+        warnings = [f"{quarantined} spooled events are in quarantine in {ctx.spool.quarantine}"] if quarantined else []
+        return JSONResponse({"status": "ready", "warnings": warnings})
 
     async def metrics(request: Request) -> Response:
         text = await run_in_threadpool(ctx.metrics.render)

@@ -1,4 +1,5 @@
-"""Request bodies before any protocol sees them: size caps and gzip, bounded.
+"""Request bodies before any protocol sees them: size caps and gzip, bounded; and
+the one rule for text that may be stored.
 
 A gzip bomb fails cheaply: decompression stops at the cap instead of inflating
 the whole body first.
@@ -7,6 +8,7 @@ the whole body first.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from typing import Any
 
@@ -39,3 +41,14 @@ def parse_json(data: bytes) -> Any:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+# Control characters (C0, DEL, C1), lone surrogates (valid JSON escapes, but not Unicode text:
+# no database can store them) and the bidirectional overrides that make text display other
+# than it reads. One character class: linear in the length, whatever the input.
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+
+
+def storable(text: str) -> bool:
+    """True when `text` is clean Unicode that every store and every page can hold as it is."""
+    return _UNSTORABLE.search(text) is None

@@ -15,6 +15,7 @@ from typing import Any
 
 from footfall.server.errors import BadRequest
 from footfall.server.protocols import Incoming
+from footfall.server.protocols.framing import storable
 
 APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -97,6 +98,8 @@ def _short_string(value: Any, where: str) -> str:
             f"'{where}' must be a string of at most {MAX_CONTEXT_CHARS} characters",
             code="invalid_context",
         )
+    if not storable(value):
+        raise BadRequest(f"'{where}' holds a control character or a lone surrogate", code="invalid_context")
     return value
 
 
@@ -181,11 +184,15 @@ def _props_problem(props: Any) -> str | None:
         elif isinstance(value, str):
             if len(value) > MAX_PROP_STRING_CHARS:
                 return f"property {key!r} is longer than {MAX_PROP_STRING_CHARS} characters"
+            if not storable(value):
+                return f"property {key!r} holds a control character or a lone surrogate"
         elif isinstance(value, list):
             if len(value) > MAX_PROP_LIST_ITEMS or not all(
                 isinstance(v, str) and len(v) <= MAX_PROP_STRING_CHARS for v in value
             ):
                 return f"property {key!r} must be a list of at most {MAX_PROP_LIST_ITEMS} strings"
+            if not all(storable(v) for v in value):
+                return f"property {key!r} holds a control character or a lone surrogate"
         else:
             return f"property {key!r} must be a string, number, boolean, null or list of strings"
     return None

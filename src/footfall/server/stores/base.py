@@ -94,8 +94,12 @@ class QueryResult:
 class EventStore:
     """Base class of every store."""
 
-    def write(self, events: Sequence[EventRecord]) -> Future[None]:
-        """Queue events; the future resolves once they are durable, or fails."""
+    def write(self, events: Sequence[EventRecord]) -> Future[tuple[int, ...]]:
+        """Queue events; the future resolves once they are durable, or fails with StoreUnavailable.
+
+        Its result is the indexes of the events the engine refused as data it cannot hold; every
+        other event is durable. One refused event never fails another.
+        """
         raise NotImplementedError
 
     registry: AppRegistry

@@ -117,6 +117,16 @@ _INSERT_SQL = "INSERT INTO events ({0}) SELECT {0} FROM (SELECT {1})".format(
     ", ".join(f"unnest(${i + 1}::{_COLUMN_TYPES.get(c, 'VARCHAR')}[]) AS {c}" for i, c in enumerate(_INSERT_COLUMNS)),
 )
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
+# What the engine raises for data it will not take (not for being unavailable): these records are
+# refused alone; any other failure leaves the whole group unacknowledged, to be spooled and retried.
+_REFUSED_DATA = (
+    duckdb.InvalidInputException,
+    duckdb.ConversionException,
+    duckdb.ConstraintException,
+    duckdb.OutOfRangeException,
+    duckdb.TypeMismatchException,
+    UnicodeError,
+)
 
 
 class _Job:
@@ -191,10 +201,10 @@ class DuckDBStore(EventStore):
 
     # -- writes -------------------------------------------------------------------
 
-    def write(self, events: Sequence[EventRecord]) -> Future[None]:
-        future: Future[None] = Future()
+    def write(self, events: Sequence[EventRecord]) -> Future[tuple[int, ...]]:
+        future: Future[tuple[int, ...]] = Future()
         if not events:
-            future.set_result(None)
+            future.set_result(())
             return future
         self._submit(_Job(future, events=events))
         return future
@@ -298,39 +308,73 @@ class DuckDBStore(EventStore):
                 job.future.set_result(result)
 
     def _commit_events(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
+        """Commit the group in one transaction. When the engine refuses the data (not when it is
+        unavailable), retry job by job, then record by record within a failing job, so one bad
+        record fails no one else's: each job's future gets the indexes of its refused records."""
         if not jobs:
             return
-        columns: list[list[Any]] = [[] for _ in _INSERT_COLUMNS]
-        seen: dict[tuple[str, int], dt.datetime] = {}  # runs in this commit; remembered once it succeeds
-        for job in jobs:
-            for event in job.events:
-                for index, column in enumerate(EVENT_COLUMNS):
-                    columns[index].append(getattr(event, column))
-                session = record_key(event.session)
-                run = (event.app, session) if session is not None else None
-                columns[-3].append(record_key(event.install))
-                columns[-2].append(session)
-                columns[-1].append(run is not None and run not in self._runs and run not in seen)
-                if run is not None:
-                    seen[run] = event.received
         try:
-            con.execute("BEGIN")
-            con.execute(_INSERT_SQL, columns)
-            con.execute("COMMIT")
+            self._insert(con, [event for job in jobs for event in job.events])
+        except _REFUSED_DATA:
+            for job in jobs:
+                self._commit_alone(con, job)
+            return
         except Exception as exc:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
             failure = StoreUnavailable(f"commit failed: {exc}")
             for job in jobs:
                 job.future.set_exception(failure)
             return
+        for job in jobs:
+            job.future.set_result(())
+
+    def _commit_alone(self, con: duckdb.DuckDBPyConnection, job: _Job) -> None:
+        try:
+            self._insert(con, job.events)
+            job.future.set_result(())
+            return
+        except _REFUSED_DATA:
+            pass
+        except Exception as exc:
+            job.future.set_exception(StoreUnavailable(f"commit failed: {exc}"))
+            return
+        refused: list[int] = []
+        for index, event in enumerate(job.events):
+            try:
+                self._insert(con, [event])
+            except _REFUSED_DATA:
+                refused.append(index)
+            except Exception as exc:  # unavailable midway: what is committed stays, the rest is not acknowledged
+                job.future.set_exception(StoreUnavailable(f"commit failed: {exc}"))
+                return
+        job.future.set_result(tuple(refused))
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, events: Sequence[EventRecord]) -> None:
+        """Insert in one transaction, flagging each run's first event; rolled back and raised on failure."""
+        columns: list[list[Any]] = [[] for _ in _INSERT_COLUMNS]
+        seen: dict[tuple[str, int], dt.datetime] = {}  # runs in this commit; remembered once it succeeds
+        for event in events:
+            for index, column in enumerate(EVENT_COLUMNS):
+                columns[index].append(getattr(event, column))
+            session = record_key(event.session)
+            run = (event.app, session) if session is not None else None
+            columns[-3].append(record_key(event.install))
+            columns[-2].append(session)
+            columns[-1].append(run is not None and run not in self._runs and run not in seen)
+            if run is not None:
+                seen[run] = event.received
+        try:
+            con.execute("BEGIN")
+            con.execute(_INSERT_SQL, columns)
+            con.execute("COMMIT")
+        except Exception:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
         self.commits += 1
         self._runs.update(seen)
         if self.commits % 1000 == 0:
             cutoff = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - RUN_MEMORY
             self._runs = {run: last for run, last in self._runs.items() if last >= cutoff}
-        for job in jobs:
-            job.future.set_result(None)
 
     # -- reads --------------------------------------------------------------------
 
