@@ -59,11 +59,12 @@ class TokenBuckets:
     def key_for_address(self, address: str | None) -> bytes:
         return hashlib.blake2b(client_network(address).encode(), key=self._salt, digest_size=12).digest()
 
-    def __len__(self) -> int:
+    def size(self) -> int:
+        """Buckets held now (not `__len__`: an empty table must still be truthy)."""
         with self._lock:
             return len(self._buckets)
 
-    def __contains__(self, key: object) -> bool:
+    def holds(self, key: bytes | str) -> bool:
         with self._lock:
             return key in self._buckets
 

@@ -82,7 +82,7 @@ class ServerContext:
 
         The GA endpoints use this directly: GA's semantics are always 2xx, so they drop instead of raising.
         """
-        buckets = buckets or self.per_client
+        buckets = self.per_client if buckets is None else buckets
         wait = buckets.take(buckets.key_for_address(ip))
         if wait:
             self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="client")
