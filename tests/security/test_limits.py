@@ -215,7 +215,7 @@ def test_idle_and_half_sent_connections_are_closed_and_others_are_served(slow_se
         started = time.monotonic()
         answer = httpx.get(slow_server.url + "/healthz", timeout=10)
         assert answer.status_code == 200
-        assert time.monotonic() - started < 2.0  # generous: 2 cores shared with other agents
+        assert time.monotonic() - started < 3.0  # generous: 2 cores shared with other agents
         deadline = time.monotonic() + 20  # the timeout is 2 s; the rest is slack for a loaded machine
         still_open = list(held)
         while still_open and time.monotonic() < deadline:
