@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import urllib.parse
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from footfall.server.errors import BadRequest
@@ -174,3 +175,97 @@ def test_ga4_requests_never_crash(body: bytes) -> None:
         }
     for event in parsed.events:
         ga4.to_incoming(parsed, event, "app", "ua", "")
+
+
+# -- report filters and the /api/v1 handlers, with credentials -----------------------------
+
+# ASCII digits and others for which str.isdigit() is True but int() refuses them (²) or accepts them (٣).
+digit_strings = st.text(
+    alphabet="0123456789\u00b2\u00b3\u00b9\u0663\u06f5\u07c5\u0967", min_size=1, max_size=8
+) | st.integers(0, 10**6).map(str)
+day_counts = st.one_of(st.none(), digit_strings, st.just("9" * 5000), st.text(max_size=12))
+dates = st.one_of(
+    st.none(),
+    st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)).map(lambda d: d.isoformat()),
+    st.sampled_from(["0001-01-01", "9999-12-31", "1970-01-01", "2999-12-31", "3000-01-01"]),
+    st.text(max_size=12),
+)
+filter_params = st.fixed_dictionaries(
+    {},
+    optional={
+        "days": day_counts,
+        "start": dates,
+        "end": dates,
+        "version": st.text(max_size=70),
+        "country": st.text(max_size=3),
+        "ci": st.sampled_from(["include", "exclude", "only", "", "x"]),
+        "container": st.text(max_size=10),
+    },
+).map(lambda d: {k: v for k, v in d.items() if v is not None})
+
+
+@settings(max_examples=500, deadline=None)
+@given(filter_params)
+def test_filters_accept_or_refuse_cleanly(params: dict[str, str]) -> None:
+    from footfall.server.errors import UsageError
+    from footfall.server.filters import Filters
+
+    try:
+        filters = Filters.from_params(params)
+    except UsageError as exc:
+        assert exc.status == 400 and exc.message
+        return
+    filters.where("app")  # a day past the end, as SQL bounds
+    previous = filters.previous()  # a whole range before the start
+    assert previous.days == filters.days
+
+
+def test_the_api_handlers_never_fail_on_odd_filters(app_server_factory: Any) -> None:
+    import httpx
+
+    from tests.conftest import GOLDEN_APP, InThreadServer
+
+    server: InThreadServer = app_server_factory(rate_per_client=0)
+    seen: set[int] = set()
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}) as client:
+
+        @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(filter_params, st.sampled_from(["overview", "timeseries", "versions", "dimensions", "retention"]))
+        def check(params: dict[str, str], report: str) -> None:
+            for path in (
+                f"/api/v1/apps/{GOLDEN_APP}/summary",
+                f"/api/v1/apps/{GOLDEN_APP}/reports/{report}",
+                f"/apps/{GOLDEN_APP}",
+            ):
+                answer = client.get(path, params=params)
+                seen.add(answer.status_code)
+                assert answer.status_code < 500, (path, params, answer.text[:300])
+                if answer.status_code == 400 and path.startswith("/api/"):
+                    assert answer.json()["error"]["message"]
+
+        check()
+    assert 200 in seen and 400 in seen and 401 not in seen  # the handlers ran, with credentials
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["ev", "qt", "utt", "cm1", "z"]), digit_strings | st.just("9" * 5000))
+def test_ga_v1_integers_never_crash(field: str, value: str) -> None:
+    from footfall.server.protocols import ga_v1
+
+    params = {"v": "1", "tid": "UA-1-1", "cid": "c", "t": "timing", "utc": "c", "utv": "v", "utt": "1", field: value}
+    hit = ga_v1.parse_hit(urllib.parse.urlencode(params))
+    if hit.valid:
+        incoming = ga_v1.to_incoming(hit, "app", RECEIVED, "ua", None, lambda ip, anonymise: "")
+        assert incoming.time <= RECEIVED
+    else:
+        assert hit.reason.startswith("value_invalid_")
+
+
+@settings(max_examples=300, deadline=None)
+@given(digit_strings | st.just("9" * 5000) | st.integers(-(2**70), 2**70) | st.floats())
+def test_ga4_timestamps_never_crash(micros: Any) -> None:
+    from footfall.server.protocols import ga4
+
+    body = {"client_id": "c.1", "timestamp_micros": micros, "events": [{"name": "run", "timestamp_micros": micros}]}
+    parsed = ga4.parse_request(json.dumps(body).encode(), firebase=False, received=RECEIVED)
+    assert parsed.events or parsed.messages

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from footfall.server.errors import BadRequest, Forbidden
-from footfall.server.filters import Filters
+from footfall.server.errors import BadRequest, Forbidden, UsageError
+from footfall.server.filters import Filters, parse_days
 from footfall.server.protocols.framing import parse_json
 from footfall.server.reports import REPORTS
 from footfall.server.web import ServerContext
@@ -54,10 +54,11 @@ def api_routes(ctx: ServerContext) -> list[Route]:
     async def app_summary(request: Request) -> Response:
         app = request.path_params["app"]
         ctx.require(request, app)
-        raw_days = request.query_params.get("days", "30")
-        if not raw_days.isdigit():
-            raise BadRequest("days must be a whole number", code="invalid_request")
-        return JSONResponse(await run_in_threadpool(ctx.operations.summary, app, int(raw_days)))
+        try:
+            days = parse_days(request.query_params.get("days"), 30)
+        except UsageError as exc:
+            raise BadRequest(exc.message, code="invalid_request") from None
+        return JSONResponse(await run_in_threadpool(ctx.operations.summary, app, days))
 
     async def app_report(request: Request) -> Response:
         app = request.path_params["app"]

@@ -72,6 +72,9 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         wait = ctx.limit_app(batch.app, len(batch.events))
         if wait:
             raise RateLimited(f"{batch.app} is receiving more events than its limit", wait)
+        wait = ctx.limit_app_bytes(batch.app, len(data))
+        if wait:
+            raise RateLimited(f"{batch.app} is receiving more bytes than its budget", wait)
         if batch.dropped:
             ctx.metrics.count(
                 "footfall_client_dropped_total",
@@ -147,8 +150,12 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
 
     async def ga_collect(request: Request, batch: bool = False) -> Response:
         ip = ctx.client_ip(request)
+        client_refused = ctx.limit_client_wait(ip) > 0  # GA semantics: drop and count, still answer 2xx
         hits, problems = await ga_hits(request, batch)
-        if problems:
+        if client_refused:
+            ctx.ingestor.reject("ga-v1", "rate_limited", max(len(hits), 1))
+            hits = []
+        elif problems:
             ctx.ingestor.reject("ga-v1", "request_too_large")
         records = []
         for hit in hits:
@@ -158,6 +165,9 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
                 continue
             if ctx.limit_app(incoming.app, 1):
                 ctx.ingestor.reject("ga-v1", "rate_limited")
+                continue
+            if ctx.limit_app_bytes(incoming.app, len(hit.text.encode())):
+                ctx.ingestor.reject("ga-v1", "byte_budget")
                 continue
             record, _, _ = ctx.ingestor.record(incoming)
             if record is not None:
@@ -227,8 +237,12 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
 
     async def ga4_collect(request: Request) -> Response:
         ip = ctx.client_ip(request)
+        client_refused = ctx.limit_client_wait(ip) > 0  # GA4 semantics: drop and count, still answer 204
         parsed, found, reason = await ga4_request(request)
         total = len(parsed.events) + parsed.dropped_events
+        if client_refused:
+            ctx.ingestor.reject("ga4", "rate_limited", max(total, 1))
+            return Response(status_code=204)
         if reason or found is None:
             ctx.ingestor.reject("ga4", reason or "invalid_request", max(total, 1))
             return Response(status_code=204)
@@ -236,6 +250,9 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
             ctx.ingestor.reject("ga4", "invalid_event", parsed.dropped_events)
         if parsed.events and ctx.limit_app(found[0], len(parsed.events)):
             ctx.ingestor.reject("ga4", "rate_limited", len(parsed.events))
+            return Response(status_code=204)
+        if parsed.events and ctx.limit_app_bytes(found[0], parsed.size):
+            ctx.ingestor.reject("ga4", "byte_budget", len(parsed.events))
             return Response(status_code=204)
         country = ctx.geo.country(ip)
         user_agent = request.headers.get("user-agent", "")

@@ -16,6 +16,9 @@ from typing import Any
 from footfall.server.errors import UsageError
 
 MAX_DAYS = 3660
+MAX_DAYS_DIGITS = 6  # longer digit strings are out of range without being parsed
+EARLIEST = dt.date(1970, 1, 1)  # dates a filter may name: far from datetime's limits either way
+LATEST = dt.date(2999, 12, 31)
 CI_CHOICES = ("include", "exclude", "only")
 CONTAINERS = ("docker", "podman", "kubernetes", "none")
 
@@ -53,12 +56,10 @@ class Filters:
         days = text("days")
         start = _date(text("start"), "start")
         if start is None:
-            if days is not None and not days.isdigit():
-                raise UsageError("days must be a whole number")
-            count = int(days) if days else default_days
-            if not 1 <= count <= MAX_DAYS:
-                raise UsageError(f"days must be between 1 and {MAX_DAYS}")
+            count = parse_days(days, default_days)
             start = end - dt.timedelta(days=count - 1)
+            if start < EARLIEST:
+                raise UsageError(f"the range must start on or after {EARLIEST.isoformat()}")
         if start > end:
             raise UsageError("start must not be after end")
         if (end - start).days >= MAX_DAYS:
@@ -110,10 +111,34 @@ class Filters:
         return params
 
 
+def parse_days(value: str | None, default: int) -> int:
+    """A day count from a query parameter: ASCII digits only, 1 to MAX_DAYS.
+
+    `str.isdigit()` alone is not enough: it is True for "²", which `int()` refuses, and
+    `int()` of thousands of digits is refused too; the length check comes first.
+    """
+    if value is None or value == "":
+        count = default
+    elif value.isascii() and value.isdigit() and len(value) <= MAX_DAYS_DIGITS:
+        count = int(value)
+    elif value.isascii() and value.isdigit():
+        count = MAX_DAYS + 1  # a long run of digits: out of range, without parsing it
+    else:
+        raise UsageError("days must be a whole number")
+    if not 1 <= count <= MAX_DAYS:
+        raise UsageError(f"days must be between 1 and {MAX_DAYS}")
+    return count
+
+
 def _date(value: str | None, name: str) -> dt.date | None:
     if value is None:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        moment = dt.date.fromisoformat(value)
     except ValueError:
         raise UsageError(f"{name} must be a date such as 2026-11-28") from None
+    if not EARLIEST <= moment <= LATEST:
+        # Reports step a day past the end and a whole range before the start; dates near
+        # 0001-01-01 or 9999-12-31 would overflow there.
+        raise UsageError(f"{name} must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+    return moment

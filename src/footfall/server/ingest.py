@@ -21,6 +21,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from footfall.schema import sensitive_kind
+from footfall.server.cardinality import CardinalityGuard
 from footfall.server.errors import BadRequest, StoreUnavailable, UnknownApp
 from footfall.server.metrics import Metrics
 from footfall.server.protocols import Incoming
@@ -82,8 +83,16 @@ def refusal_of(event: Incoming) -> str | None:
 
 
 class Ingestor:
-    def __init__(self, store: EventStore, install_key: bytes, metrics: Metrics, spool: EventSpool) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        install_key: bytes,
+        metrics: Metrics,
+        spool: EventSpool,
+        cardinality: CardinalityGuard | None = None,
+    ) -> None:
         self.store = store
+        self.cardinality = cardinality or CardinalityGuard(None, 0)  # the default caps nothing
         self.metrics = metrics
         self.spool = spool
         self._key = install_key
@@ -183,6 +192,7 @@ class Ingestor:
             props=json.dumps(kept, separators=(",", ":"), sort_keys=True),
             source=event.source,
         )
+        record = self.cardinality.fold(record, learn=count)
         return record, "", dropped
 
     async def persist(self, records: list[EventRecord]) -> tuple[int, ...]:

@@ -6,11 +6,14 @@ Labels are protocols, reasons and app ids: never an address, an id or a value.
 from __future__ import annotations
 
 import bisect
+import math
+import sys
 import threading
 from collections.abc import Callable
 
 COMMIT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 Labels = tuple[tuple[str, str], ...]
+MAX_COUNTER = sys.float_info.max  # a counter saturates here instead of overflowing to inf
 
 
 class Metrics:
@@ -23,11 +26,12 @@ class Metrics:
         self._histogram_sum = 0.0
 
     def count(self, name: str, help_text: str, amount: float = 1, **labels: str) -> None:
+        amount = _finite(amount)
         key = tuple(sorted(labels.items()))
         with self._lock:
             self._help[name] = help_text
             series = self._counters.setdefault(name, {})
-            series[key] = series.get(key, 0) + amount
+            series[key] = min(series.get(key, 0) + amount, MAX_COUNTER)
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         self._help[name] = help_text
@@ -48,13 +52,13 @@ class Metrics:
             for name in sorted(self._counters):
                 lines += [f"# HELP {name} {self._help[name]}", f"# TYPE {name} counter"]
                 for labels, amount in sorted(self._counters[name].items()):
-                    lines.append(f"{name}{_labels(labels)} {amount:g}")
+                    lines.append(f"{name}{_labels(labels)} {_number(amount)}")
             counts, total = list(self._histogram_counts), self._histogram_sum
         for name in sorted(self._gauges):
             lines += [
                 f"# HELP {name} {self._help[name]}",
                 f"# TYPE {name} gauge",
-                f"{name} {self._gauges[name]():g}",
+                f"{name} {_number(self._gauges[name]())}",
             ]
         histogram = "footfall_commit_seconds"
         lines += [
@@ -66,8 +70,38 @@ class Metrics:
             running += count
             le = "+Inf" if bound == float("inf") else f"{bound:g}"
             lines.append(f'{histogram}_bucket{{le="{le}"}} {running}')
-        lines += [f"{histogram}_sum {total:g}", f"{histogram}_count {running}"]
+        lines += [f"{histogram}_sum {_number(total)}", f"{histogram}_count {running}"]
         return "\n".join(lines) + "\n"
+
+
+def _finite(amount: float) -> float:
+    """A counter increment as a float that arithmetic and rendering can always handle.
+
+    An int too large for a float (a client's 400-digit number) becomes the largest
+    float, NaN becomes 0, and negative amounts (a counter never falls) become 0.
+    """
+    try:
+        value = float(amount)
+    except (OverflowError, ValueError, TypeError):
+        return MAX_COUNTER
+    if math.isnan(value) or value < 0:
+        return 0.0
+    return min(value, MAX_COUNTER)
+
+
+def _number(value: float) -> str:
+    """A sample value in the Prometheus text format: exact for whole numbers up to 2**53."""
+    try:
+        value = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return "+Inf"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
 
 
 def _labels(labels: Labels) -> str:

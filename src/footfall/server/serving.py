@@ -8,13 +8,19 @@ proxy-header handling is off too: it would trust X-Forwarded-For from loopback.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import math
 import os
 import signal
 import socket
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from footfall.server.datadir import DataDir
 from footfall.server.errors import UsageError
@@ -25,6 +31,69 @@ from footfall.server.stores.duckdb import DuckDBStore
 from footfall.server.web import create_app
 
 GRACEFUL_SHUTDOWN_S = 10
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """Uvicorn's httptools protocol, closing a connection whose request headers do not
+    arrive in time.
+
+    Uvicorn times out idle keep-alive connections but not a request that is being sent
+    slowly: a client could open hundreds of connections and trickle a header byte now and
+    then (slowloris), holding them for ever. A timer is armed when a connection opens and
+    when a request begins, and disarmed when that request's headers are complete; if it
+    fires first, the connection is closed. The body has its own limit (`read_timeout_s`).
+    """
+
+    def __init__(self, *args: Any, header_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = header_timeout_s
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def _arm_header_timer(self) -> None:
+        if self.header_timeout_s > 0 and self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_timed_out)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timed_out(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_timer()  # a keep-alive connection's next request
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+
+def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """Uvicorn's configuration with Footfall's connection limits: header and keep-alive
+    timeouts, and a cap on connections beyond which requests are answered 503."""
+    return uvicorn.Config(
+        app,
+        http=functools.partial(HeaderTimeoutProtocol, header_timeout_s=settings.header_timeout_s),  # type: ignore[arg-type]
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # only --trusted-proxies says whose X-Forwarded-For counts
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_keep_alive=max(1, math.ceil(settings.keep_alive_s)) if settings.keep_alive_s else 0,
+        limit_concurrency=settings.max_connections or None,
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -67,15 +136,7 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
         app = create_app(settings, store)
         replayer = SpoolReplayer(app.state.context.spool, store)
         replayer.start()
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            proxy_headers=False,  # only --trusted-proxies says whose X-Forwarded-For counts
-            server_header=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        )
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(server_config(app, settings))
         datadir.write_server_file(os.getpid(), url)
         announce(url, f"{url}/login?token={secrets.admin_token}")
         sys.stdout.flush()

@@ -7,6 +7,7 @@ Precedence, resolved once in `resolve_settings`: command-line flag, then the
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,6 +56,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("burst_per_app", float, 50000.0, "Events an app may receive at once."),
     Setting("forget_per_minute", float, 6.0, "Forget requests per minute per client address."),
     Setting(
+        "bytes_per_app",
+        float,
+        1024.0 * 1024,
+        "Request bytes (after decompression) per second per app; 0 is unlimited.",
+    ),
+    Setting("burst_bytes_per_app", float, 32.0 * 1024 * 1024, "Request bytes an app may receive at once."),
+    Setting(
+        "max_distinct_values",
+        int,
+        1000,
+        "Distinct values kept per app and field (version, OS, event name...), the rest stored as 'other'; 0: no cap.",
+    ),
+    Setting("header_timeout_s", float, 10.0, "Seconds a client may take to send a request's headers; 0 is unlimited."),
+    Setting("keep_alive_s", float, 5.0, "Seconds an idle keep-alive connection stays open."),
+    Setting(
+        "max_connections",
+        int,
+        1000,
+        "Open connections (or requests in progress) beyond which requests get 503; 0 is unlimited.",
+    ),
+    Setting(
         "max_spool_bytes",
         int,
         256 * 1024 * 1024,
@@ -93,6 +115,12 @@ class Settings:
     rate_per_app: float = 5000.0
     burst_per_app: float = 50000.0
     forget_per_minute: float = 6.0
+    bytes_per_app: float = 1024.0 * 1024
+    burst_bytes_per_app: float = 32.0 * 1024 * 1024
+    max_distinct_values: int = 1000
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1000
     max_spool_bytes: int = 256 * 1024 * 1024
     trusted_proxies: str = ""
     geoip_db: str = ""
@@ -114,6 +142,8 @@ def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str,
                 raise UsageError(f"{setting.env}={raw!r} is not a valid {setting.type.__name__}") from None
         if value is None:
             value = setting.default
+        if setting.type is float and not math.isfinite(value):
+            raise UsageError(f"{setting.flag} must be a finite number")
         if setting.type in (int, float) and value < 0:
             raise UsageError(f"{setting.flag} must not be negative")
         values[setting.name] = value

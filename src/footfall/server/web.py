@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from footfall.server.accounts import LOCAL_ADMIN, AccountStore, Principal
+from footfall.server.cardinality import CardinalityGuard
 from footfall.server.datadir import DataDir
 from footfall.server.errors import (
     BadRequest,
@@ -62,6 +63,7 @@ class ServerContext:
     trusted_proxies: tuple[Network, ...]
     per_client: TokenBuckets
     per_app: TokenBuckets
+    per_app_bytes: TokenBuckets
     forgets: TokenBuckets
     logins: TokenBuckets
 
@@ -71,16 +73,32 @@ class ServerContext:
         return client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
 
     def limit_client(self, request: Request, ip: str | None, buckets: TokenBuckets | None = None) -> None:
-        buckets = buckets or self.per_client
+        wait = self.limit_client_wait(ip, buckets)
+        if wait:
+            raise RateLimited("too many requests from this address; slow down", wait)
+
+    def limit_client_wait(self, ip: str | None, buckets: TokenBuckets | None = None) -> float:
+        """0 when the client may go on; otherwise the seconds to wait, with the refusal counted.
+
+        The GA endpoints use this directly: GA's semantics are always 2xx, so they drop instead of raising.
+        """
+        buckets = self.per_client if buckets is None else buckets
         wait = buckets.take(buckets.key_for_address(ip))
         if wait:
             self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="client")
-            raise RateLimited("too many requests from this address; slow down", wait)
+        return wait
 
     def limit_app(self, app: str, events: int) -> float:
         wait = self.per_app.take(app, cost=events)
         if wait:
             self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="app")
+        return wait
+
+    def limit_app_bytes(self, app: str, size: int) -> float:
+        """Charge `size` request bytes (as decompressed) to the app's byte budget; as `limit_app`."""
+        wait = self.per_app_bytes.take(app, cost=size)
+        if wait:
+            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="app_bytes")
         return wait
 
     def principal(self, request: Request) -> Principal | None:
@@ -150,7 +168,9 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
     return ServerContext(
         settings=settings,
         store=store,
-        ingestor=Ingestor(store, secrets.install_key, metrics, spool),
+        ingestor=Ingestor(
+            store, secrets.install_key, metrics, spool, CardinalityGuard(store, settings.max_distinct_values, metrics)
+        ),
         operations=StoreOperations(store),
         metrics=metrics,
         spool=spool,
@@ -160,6 +180,7 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
         trusted_proxies=parse_networks(settings.trusted_proxies),
         per_client=TokenBuckets(settings.rate_per_client, settings.burst_per_client),
         per_app=TokenBuckets(settings.rate_per_app, settings.burst_per_app),
+        per_app_bytes=TokenBuckets(settings.bytes_per_app, settings.burst_bytes_per_app),
         forgets=TokenBuckets(settings.forget_per_minute / 60, max(settings.forget_per_minute, 1)),
         logins=TokenBuckets(settings.logins_per_minute / 60, max(settings.logins_per_minute, 1)),
     )

@@ -28,6 +28,9 @@ MAX_PARAM_VALUE_CHARS = 100
 MAX_USER_PROPERTY_NAME_CHARS = 24
 MAX_USER_PROPERTY_VALUE_CHARS = 36
 MAX_AGE = dt.timedelta(hours=72)
+MAX_MICROS_DIGITS = 20  # more digits than any int64; longer strings are not parsed at all
+MAX_MICROS = 2**63 - 1  # timestamp_micros is an int64 in GA4
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 RESERVED_PREFIXES = ("google_", "ga_", "firebase_")
 RESERVED_EVENTS = frozenset(
@@ -80,6 +83,16 @@ RESERVED_USER_PROPERTIES = frozenset(
 )
 
 
+def clean_text(value: str) -> bool:
+    """True for text that can be stored: valid UTF-8 (no lone surrogate, which JSON can
+    carry as an escape) and no control characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not CONTROL.search(value)
+
+
 @dataclasses.dataclass
 class ValidationMessage:
     field_path: str
@@ -108,6 +121,7 @@ class Ga4Request:
     user_properties: dict[str, Any]
     messages: list[ValidationMessage]
     dropped_events: int
+    size: int = 0  # the body's length in bytes, charged to the app's byte budget
 
 
 def _name_problem(name: Any, path: str, reserved: frozenset[str], limit: int = 40) -> ValidationMessage | None:
@@ -125,10 +139,12 @@ def _name_problem(name: Any, path: str, reserved: frozenset[str], limit: int = 4
 def _time(micros: Any, path: str, received: dt.datetime) -> tuple[dt.datetime | None, ValidationMessage | None]:
     if micros is None:
         return received, None
-    if isinstance(micros, str) and micros.isdigit():
-        micros = int(micros)
+    if isinstance(micros, str) and micros.isascii() and micros.isdigit() and len(micros) <= MAX_MICROS_DIGITS:
+        micros = int(micros)  # only ASCII digits: "²".isdigit() is True, and int() refuses it
     if not isinstance(micros, int) or isinstance(micros, bool):
         return None, ValidationMessage(path, "timestamp_micros must be an integer.", "VALUE_INVALID")
+    if abs(micros) > MAX_MICROS:
+        return None, ValidationMessage(path, "timestamp_micros is out of range.", "VALUE_OUT_OF_BOUNDS")
     try:
         moment = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=micros)
     except OverflowError:
@@ -140,7 +156,7 @@ def _time(micros: Any, path: str, received: dt.datetime) -> tuple[dt.datetime | 
 
 def parse_request(body: bytes, firebase: bool, received: dt.datetime) -> Ga4Request:
     messages: list[ValidationMessage] = []
-    empty = Ga4Request("", [], {}, messages, 0)
+    empty = Ga4Request("", [], {}, messages, 0, len(body))
     if len(body) >= MAX_BODY_BYTES:
         messages.append(ValidationMessage("", "The body must be smaller than 130 kB.", "VALUE_OUT_OF_BOUNDS"))
         return empty
@@ -156,6 +172,8 @@ def parse_request(body: bytes, firebase: bool, received: dt.datetime) -> Ga4Requ
     client_id = document.get(id_field)
     if not isinstance(client_id, str) or not client_id or len(client_id) > 256:
         messages.append(ValidationMessage(id_field, f"A value is required for {id_field}.", "VALUE_REQUIRED"))
+    elif not clean_text(client_id):
+        messages.append(ValidationMessage(id_field, f"{id_field} must be printable UTF-8 text.", "VALUE_INVALID"))
     request_time, problem = _time(document.get("timestamp_micros"), "timestamp_micros", received)
     if problem:
         messages.append(problem)
@@ -183,6 +201,7 @@ def parse_request(body: bytes, firebase: bool, received: dt.datetime) -> Ga4Requ
         user_properties=user_properties,
         messages=messages,
         dropped_events=len(events) - (len(valid) if request_ok else 0),
+        size=len(body),
     )
 
 
@@ -223,6 +242,10 @@ def _event(
                     f"Values are limited to {MAX_PARAM_VALUE_CHARS} characters.",
                     "VALUE_OUT_OF_BOUNDS",
                 )
+            )
+        elif isinstance(value, str) and not clean_text(value):
+            problems.append(
+                ValidationMessage(f"{path}.params.{key}", "Values must be printable UTF-8 text.", "VALUE_INVALID")
             )
         elif isinstance(value, (str, bool, int, float)):
             kept[key] = value  # lists and objects (such as items) are not kept
@@ -265,6 +288,8 @@ def _user_properties(properties: Any, messages: list[ValidationMessage]) -> dict
                     "VALUE_OUT_OF_BOUNDS",
                 )
             )
+        elif isinstance(value, str) and not clean_text(value):
+            messages.append(ValidationMessage(path, "Values must be printable UTF-8 text.", "VALUE_INVALID"))
         elif isinstance(value, (str, bool, int, float)):
             kept[key] = value
     return kept

@@ -60,6 +60,17 @@ PROPS = {
     "in": ("item_name", 500),
 }
 INTEGERS = {"ev": "value", "utt": "timing_time", "qt": "", "z": ""}
+MAX_INTEGER_DIGITS = 18  # fits an int64; GA's integers are far smaller
+
+
+def is_integer(value: str) -> bool:
+    """ASCII digits only, and few of them: "²".isdigit() is True and int() refuses it,
+    and int() of thousands of digits is slow or refused."""
+    return value.isascii() and value.isdigit() and len(value) <= MAX_INTEGER_DIGITS
+
+
+def _signed_integer(value: str) -> bool:
+    return is_integer(value[1:] if value.startswith("-") else value)
 
 
 @dataclasses.dataclass
@@ -132,7 +143,7 @@ def parse_hit(text: str) -> Hit:
                 )
             )
     for key in INTEGERS:
-        if key in params and not params[key].isdigit():
+        if key in params and not is_integer(params[key]):
             messages.append(
                 _error(
                     "VALUE_INVALID",
@@ -140,7 +151,7 @@ def parse_hit(text: str) -> Hit:
                     key,
                 )
             )
-    if params.get("qt", "0").isdigit() and int(params.get("qt", "0")) > MAX_QUEUE_TIME_MS:
+    if is_integer(params.get("qt", "0")) and int(params.get("qt", "0")) > MAX_QUEUE_TIME_MS:
         messages.append(_error("VALUE_INVALID", "Parameter 'qt' is limited to 4 hours.", "qt"))
     return Hit(text, params, messages)
 
@@ -167,20 +178,21 @@ def to_incoming(
     custom dimensions and metrics become properties. `locate(ip, truncate)` gives the country.
     """
     p = hit.params
-    moment = received - dt.timedelta(milliseconds=int(p.get("qt", "0") or 0))
+    queue_time = p.get("qt", "0")
+    moment = received - dt.timedelta(milliseconds=int(queue_time) if is_integer(queue_time) else 0)
     props: dict[str, Any] = {}
     for key, (name, limit) in PROPS.items():
         if p.get(key) and len(p[key]) <= limit:
             props[name] = p[key]
     for key, name in INTEGERS.items():
-        if name and p.get(key, "").isdigit():
+        if name and is_integer(p.get(key, "")):
             props[name] = int(p[key])
     if "exf" in p:
         props["fatal"] = p["exf"] == "1"
     for key, value in p.items():
         custom = CUSTOM.match(key)
         if custom and value and len(value) <= 150:
-            props[key] = int(value) if custom.group(1) == "cm" and value.lstrip("-").isdigit() else value
+            props[key] = int(value) if custom.group(1) == "cm" and _signed_integer(value) else value
     country = p.get("geoid", "") if re.fullmatch(r"[A-Z]{2}", p.get("geoid", "")) else ""
     if not country:
         country = locate(p.get("uip") or client_ip, "aip" in p)

@@ -26,6 +26,7 @@ MAX_PROP_STRING_CHARS = 200
 MAX_PROP_LIST_ITEMS = 32
 MAX_CONTEXT_CHARS = 64  # per context string
 MAX_FUTURE_SKEW = dt.timedelta(minutes=5)
+MAX_DROPPED = 1_000_000  # events a client may report dropped in one batch; far above any real queue
 
 PLATFORM_FIELDS = ("os", "os_version", "arch", "runtime", "runtime_version")
 ENVIRONMENT_FIELDS = ("ci", "container")
@@ -79,8 +80,8 @@ def decode_batch(document: Any, *, received: dt.datetime, max_events: int, max_a
             code="too_many_events",
         )
     dropped = document.get("dropped", 0)
-    if not _is_int(dropped) or dropped < 0:
-        raise BadRequest("'dropped' must be a non-negative integer", code="invalid_batch")
+    if not _is_int(dropped) or not 0 <= dropped <= MAX_DROPPED:
+        raise BadRequest(f"'dropped' must be a whole number from 0 to {MAX_DROPPED:,}", code="invalid_batch")
     context = _decode_context(document.get("context"))
     decoded = [_decode_event(event, received, max_age) for event in events]
     return NativeBatch(app=app, context=context, events=decoded, dropped=dropped)
