@@ -192,18 +192,30 @@ def bounded_counts(
     return {str(value): (int(installs), int(events)) for value, installs, events in rows}
 
 
-def compute_release(store: EventStore, app: str, policy: PublicPolicy, release_day: dt.date) -> dict[str, Any]:
-    """One fresh release; `daily_snapshot` makes sure it is drawn once per app and day."""
+BoundedCounts = dict[int, dict[str, dict[str, tuple[int, int]]]]  # window days -> dimension -> value -> counts
+
+
+def release_windows(through: dt.date) -> dict[int, Filters]:
+    return {days: Filters(start=through - dt.timedelta(days=days - 1), end=through) for days in PUBLIC_WINDOWS_DAYS}
+
+
+def gather_counts(store: EventStore, app: str, policy: PublicPolicy, through: dt.date) -> BoundedCounts:
+    """Every exact, contribution-bounded count one release noises."""
+    return {
+        days: {name: bounded_counts(store, app, filters, name, policy) for name in PUBLIC_DIMENSIONS}
+        for days, filters in release_windows(through).items()
+    }
+
+
+def noised_release(app: str, counts: BoundedCounts, policy: PublicPolicy, release_day: dt.date) -> dict[str, Any]:
+    """One draw of the release from its exact counts; everything after the noise is post-processing."""
     policy.check()
     epsilon, delta = privacy_budget(policy)
     through = release_day - dt.timedelta(days=1)
     windows = []
-    for days in PUBLIC_WINDOWS_DAYS:
+    for days, filters in release_windows(through).items():
         plan = noise_plan(policy, days)
-        filters = Filters(start=through - dt.timedelta(days=days - 1), end=through)
-        items = {
-            name: noised_rows(bounded_counts(store, app, filters, name, policy), plan) for name in PUBLIC_DIMENSIONS
-        }
+        items = {name: noised_rows(counts[days][name], plan) for name in PUBLIC_DIMENSIONS}
         totals = items[TOTALS_DIMENSION]
         windows.append(
             {
@@ -237,6 +249,13 @@ def compute_release(store: EventStore, app: str, policy: PublicPolicy, release_d
         },
         "windows": windows,
     }
+
+
+def compute_release(store: EventStore, app: str, policy: PublicPolicy, release_day: dt.date) -> dict[str, Any]:
+    """One fresh release; `daily_snapshot` makes sure it is drawn once per app and day."""
+    policy.check()
+    counts = gather_counts(store, app, policy, release_day - dt.timedelta(days=1))
+    return noised_release(app, counts, policy, release_day)
 
 
 def snapshot_path(folder: Path, app: str, release_day: dt.date) -> Path:
