@@ -197,15 +197,17 @@ def test_a_restart_and_the_publish_command_reuse_the_stored_snapshot(store: Duck
 
 
 def test_the_stated_budget_is_the_composed_budget_of_the_settings() -> None:
-    for policy in (DEFAULTS, PublicPolicy(0.5, 1e-7, 2, 5), PublicPolicy(4.0, 1e-5, 3, 50)):
+    for policy in (DEFAULTS, PublicPolicy(0.5, 1e-7, 2, 5, 1000), PublicPolicy(4.0, 1e-5, 3, 50, 40)):
         epsilon, delta = privacy_budget(policy)
         composed_epsilon = 0.0
         composed_delta = 0.0
         for days in PUBLIC_WINDOWS_DAYS:
             plan = noise_plan(policy, days)
             values = policy.max_values_per_install
-            # Laplace: sensitivity / scale; installs move `values` counts by one, events by the daily cap.
-            per_dimension = values / plan.installs_scale + policy.max_events_per_install_day * days / plan.events_scale
+            # Laplace: sensitivity / scale. Installs move `values` counts by one; events move by the
+            # daily cap over the window's days, or the window's cap when that is smaller.
+            events = min(policy.max_events_per_install_day * days, policy.max_events_per_install_window)
+            per_dimension = values / plan.installs_scale + events / plan.events_scale
             composed_epsilon += per_dimension * len(PUBLIC_DIMENSIONS)
             composed_delta += plan.delta * len(PUBLIC_DIMENSIONS)
             assert plan.installs.map((values, values, 1))[1] == plan.delta
@@ -219,16 +221,17 @@ def test_the_release_states_its_budget_in_json_and_on_the_page(app_server_factor
     server: InThreadServer = app_server_factory(public_epsilon=2.0, public_delta=1e-7)
     server.app.state.context.accounts.set_public(APP, True, "test")
     released = httpx.get(f"{server.url}/public/{APP}.json").json()
-    epsilon, delta = privacy_budget(PublicPolicy(2.0, 1e-7, 1, 20))
+    epsilon, delta = privacy_budget(PublicPolicy(2.0, 1e-7, 1, 20, 100))
     assert released["privacy"]["epsilon"] == epsilon and released["privacy"]["delta"] == delta
     assert released["privacy"]["max_values_per_install"] == 1
     assert released["privacy"]["max_events_per_install_day"] == 20
+    assert released["privacy"]["max_events_per_install_window"] == 100
     page = httpx.get(f"{server.url}/public/{APP}").text
     assert "ε = 2</b>" in page and f"δ = {delta:.2g}</b>" in page and delta <= 1e-7
 
 
 def test_contributions_are_bounded_before_any_noise(store: DuckDBStore) -> None:
-    policy = PublicPolicy(1.0, 1e-6, 1, 3)
+    policy = PublicPolicy(1.0, 1e-6, 1, 3, 10)
     flood = [event("flooder", os_name="linux", hour=h % 24) for h in range(50)]
     spread = [event("spread", os_name=name) for name in ("linux", "linux", "macos")]  # keeps only linux
     write(store, flood + spread + [event("a", os_name="windows")])
@@ -237,8 +240,16 @@ def test_contributions_are_bounded_before_any_noise(store: DuckDBStore) -> None:
     # Events without an install id cannot be bounded: they never count.
     write(store, [event("", os_name="plan9")])
     assert "plan9" not in bounded_counts(store, APP, window, "os", policy)
-    two = PublicPolicy(1.0, 1e-6, 2, 3)
+    two = PublicPolicy(1.0, 1e-6, 2, 3, 10)
     assert bounded_counts(store, APP, window, "os", two)["macos"] == (1, 1)
+    # Every day at the daily cap still adds at most the window's cap: 10, not 20 days x 3.
+    daily = [
+        event("daily", os_name="beos", day=YESTERDAY - dt.timedelta(days=d), hour=h)
+        for d in range(20)
+        for h in range(5)
+    ]
+    write(store, daily)
+    assert bounded_counts(store, APP, window, "os", policy)["beos"] == (1, 10)
 
 
 def test_noised_counts_are_close_to_the_truth_on_a_large_app(store: DuckDBStore) -> None:
@@ -279,6 +290,7 @@ def test_public_settings_are_checked() -> None:
         ({"public_delta": 0.5}, "--public-delta"),
         ({"public_max_values_per_install": 0}, "--public-max-values-per-install"),
         ({"public_max_events_per_install_day": 0}, "--public-max-events-per-install-day"),
+        ({"public_max_events_per_install_window": 0}, "--public-max-events-per-install-window"),
     ):
         with pytest.raises(UsageError, match=message):
             resolve_settings(Path("unused"), flags, {})

@@ -283,8 +283,10 @@ def public_page(data: dict[str, Any]) -> str:
         f" {escape(data['through'])}; it changes once a day. The numbers carry random noise: this release is"
         f" differentially private for every install with <b>ε = {privacy['epsilon']:.4g}</b> and"
         f" <b>δ = {privacy['delta']:.2g}</b>. Each install counts towards at most {values:,}"
-        f" value{'s' if values != 1 else ''} per table and at most {privacy['max_events_per_install_day']:,}"
-        " events a day; events sent without an install id are left out.</p>"
+        f" value{'s' if values != 1 else ''} per table, and adds at most"
+        f" {privacy['max_events_per_install_day']:,} events a day and"
+        f" {privacy['max_events_per_install_window']:,} in a window to any count; events sent without an"
+        " install id are left out.</p>"
     )
     return page(
         f"{data['app']} usage",

@@ -10,7 +10,9 @@ The unit of privacy is one install (every event stored under one install hash):
 
 - Contribution bounds, applied in SQL before any noise: per window and dimension an
   install counts towards at most `max_values_per_install` values (its most used),
-  and adds at most `max_events_per_install_day` events per UTC day across them.
+  and adds at most `max_events_per_install_day` events per UTC day across them and
+  at most `max_events_per_install_window` in the whole window (without that, a year's
+  window would need noise for 365 full days of one install).
   Events without an install id are left out: their contribution cannot be bounded.
 - Install counts per value go through OpenDP's Laplace threshold mechanism (a
   stability-based histogram): a value appears only when its noised count clears a
@@ -73,6 +75,7 @@ class PublicPolicy:
     delta: float
     max_values_per_install: int  # per window and dimension
     max_events_per_install_day: int
+    max_events_per_install_window: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PublicPolicy:
@@ -81,10 +84,17 @@ class PublicPolicy:
             settings.public_delta,
             settings.public_max_values_per_install,
             settings.public_max_events_per_install_day,
+            settings.public_max_events_per_install_window,
         )
 
     def check(self) -> PublicPolicy:
-        check_public_settings(self.epsilon, self.delta, self.max_values_per_install, self.max_events_per_install_day)
+        check_public_settings(
+            self.epsilon,
+            self.delta,
+            self.max_values_per_install,
+            self.max_events_per_install_day,
+            self.max_events_per_install_window,
+        )
         return self
 
 
@@ -120,7 +130,7 @@ def noise_plan(policy: PublicPolicy, days: int) -> NoisePlan:
     # One install changes at most `values` counts, each by one: (l0, l1, l-infinity).
     installs_distance = (values, values, 1)
     # Its capped events, over its kept values and every day of the window.
-    events_distance = policy.max_events_per_install_day * days
+    events_distance = events_bound(policy, days)
 
     installs_scale = values / epsilon_installs * SCALE_MARGIN
     histogram = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=int))
@@ -149,6 +159,11 @@ def noise_plan(policy: PublicPolicy, days: int) -> NoisePlan:
     )
 
 
+def events_bound(policy: PublicPolicy, days: int) -> int:
+    """The most events one install adds to the counts of one window and dimension."""
+    return min(policy.max_events_per_install_day * days, policy.max_events_per_install_window)
+
+
 def privacy_budget(policy: PublicPolicy) -> tuple[float, float]:
     """(epsilon, delta) of one release: the sum over every window and dimension (basic composition)."""
     plans = [noise_plan(policy, days) for days in PUBLIC_WINDOWS_DAYS]
@@ -174,7 +189,12 @@ def bounded_counts(
     """Installs and events per value after the contribution bounds: the exact input to the noise."""
     expression, condition = PUBLIC_DIMENSIONS[dimension]
     where, params = filters.where(app)
-    params = {**params, "values": policy.max_values_per_install, "cap": policy.max_events_per_install_day}
+    params = {
+        **params,
+        "values": policy.max_values_per_install,
+        "cap": policy.max_events_per_install_day,
+        "window_cap": events_bound(policy, filters.days),
+    }
     rows = store.query(
         "WITH daily AS (SELECT install, CAST(time AS DATE) AS day,"
         f"   coalesce(nullif({expression}, ''), '{UNKNOWN_VALUE}') AS value, count(*) AS n"
@@ -185,8 +205,12 @@ def bounded_counts(
         " kept AS (SELECT daily.* FROM daily JOIN ranked USING (install, value) WHERE place <= $values),"
         # an install's day over the cap is scaled down across its values, so the day adds at most $cap
         " capped AS (SELECT install, value, CASE WHEN sum(n) OVER (PARTITION BY install, day) > $cap"
-        "   THEN floor(n * $cap / sum(n) OVER (PARTITION BY install, day)) ELSE n END AS n FROM kept)"
-        " SELECT value, count(DISTINCT install), CAST(sum(n) AS BIGINT) FROM capped GROUP BY value",
+        "   THEN floor(n * $cap / sum(n) OVER (PARTITION BY install, day)) ELSE n END AS n FROM kept),"
+        " per_value AS (SELECT install, value, sum(n) AS n FROM capped GROUP BY install, value),"
+        # and an install over the window's bound likewise, so the window adds at most $window_cap
+        " clipped AS (SELECT install, value, CASE WHEN sum(n) OVER (PARTITION BY install) > $window_cap"
+        "   THEN floor(n * $window_cap / sum(n) OVER (PARTITION BY install)) ELSE n END AS n FROM per_value)"
+        " SELECT value, count(DISTINCT install), CAST(sum(n) AS BIGINT) FROM clipped GROUP BY value",
         params,
     ).rows
     return {str(value): (int(installs), int(events)) for value, installs, events in rows}
@@ -245,6 +269,7 @@ def noised_release(app: str, counts: BoundedCounts, policy: PublicPolicy, releas
             "composition": "basic",
             "max_values_per_install": policy.max_values_per_install,
             "max_events_per_install_day": policy.max_events_per_install_day,
+            "max_events_per_install_window": policy.max_events_per_install_window,
             "totals_from": TOTALS_DIMENSION,
         },
         "windows": windows,

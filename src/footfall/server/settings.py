@@ -82,6 +82,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Most events one install adds to a public count per day.",
     ),
     Setting(
+        "public_max_events_per_install_window",
+        int,
+        100,
+        "Most events one install adds to a public count per window (30, 90 or 365 days).",
+    ),
+    Setting(
         "logins_per_minute",
         float,
         10.0,
@@ -112,6 +118,7 @@ class Settings:
     public_delta: float = 1e-6
     public_max_values_per_install: int = 1
     public_max_events_per_install_day: int = 20
+    public_max_events_per_install_window: int = 100
     logins_per_minute: float = 10.0
 
 
@@ -136,11 +143,14 @@ def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str,
         values["public_delta"],
         values["public_max_values_per_install"],
         values["public_max_events_per_install_day"],
+        values["public_max_events_per_install_window"],
     )
     return Settings(data=data, **values)
 
 
-def check_public_settings(epsilon: float, delta: float, max_values: int, max_events_per_day: int) -> None:
+def check_public_settings(
+    epsilon: float, delta: float, max_values: int, max_events_per_day: int, max_events_per_window: int
+) -> None:
     """Differential privacy needs a positive budget and a bounded contribution (docs/privacy.md)."""
     if not 0 < epsilon <= 100:
         raise UsageError(f"--public-epsilon must be above 0 and at most 100, not {epsilon:g}")
@@ -150,6 +160,10 @@ def check_public_settings(epsilon: float, delta: float, max_values: int, max_eve
         raise UsageError(f"--public-max-values-per-install must be between 1 and 100, not {max_values}")
     if not 1 <= max_events_per_day <= 100_000:
         raise UsageError(f"--public-max-events-per-install-day must be between 1 and 100000, not {max_events_per_day}")
+    if not 1 <= max_events_per_window <= 10_000_000:
+        raise UsageError(
+            f"--public-max-events-per-install-window must be between 1 and 10000000, not {max_events_per_window}"
+        )
 
 
 def settings_markdown() -> str:
