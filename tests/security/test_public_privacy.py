@@ -295,3 +295,17 @@ def test_public_settings_are_checked() -> None:
         with pytest.raises(UsageError, match=message):
             resolve_settings(Path("unused"), flags, {})
     assert resolve_settings(Path("unused"), {}, {"FOOTFALL_PUBLIC_EPSILON": "0.25"}).public_epsilon == 0.25
+
+
+def test_a_visitor_never_waits_on_a_release_being_drawn(store: DuckDBStore, tmp_path: Path) -> None:
+    from footfall.server.errors import StoreUnavailable
+    from footfall.server.public import _lock_for
+
+    folder = snapshot_folder(tmp_path)
+    drawing = _lock_for(APP)
+    with drawing, pytest.raises(StoreUnavailable, match="being computed"):  # another request is drawing
+        daily_snapshot(store, APP, DEFAULTS, folder)
+    yesterdays = daily_snapshot(store, APP, DEFAULTS, folder, today=YESTERDAY)
+    with drawing:
+        assert daily_snapshot(store, APP, DEFAULTS, folder) == yesterdays, "the last published release is shown"
+    assert daily_snapshot(store, APP, DEFAULTS, folder)["release"] == TODAY.isoformat()

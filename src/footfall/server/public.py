@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from footfall.server.errors import StoreUnavailable
 from footfall.server.filters import Filters
 from footfall.server.filters import today as utc_today
 from footfall.server.settings import Settings, check_public_settings
@@ -301,11 +302,29 @@ def daily_snapshot(
     stored = _read_snapshot(path)
     if stored is not None:
         return stored
-    with _lock_for(app):
+    lock = _lock_for(app)
+    if not lock.acquire(blocking=False):
+        # Another request is drawing today's release (seconds on a large app). Rather than hold a
+        # worker thread per waiting visitor, show the latest release already published.
+        previous = _latest_snapshot(path.parent, before=release_day)
+        if previous is not None:
+            return previous
+        raise StoreUnavailable(
+            f"the public release of {app} for {release_day} is being computed; try again shortly",
+            code="release_pending",
+        )
+    try:
         stored = _read_snapshot(path)
         if stored is not None:
             return stored
         return _store_once(path, compute_release(store, app, policy, release_day))
+    finally:
+        lock.release()
+
+
+def _latest_snapshot(folder: Path, before: dt.date) -> dict[str, Any] | None:
+    names = sorted((p.name for p in folder.glob("????-??-??.json") if p.stem < before.isoformat()), reverse=True)
+    return _read_snapshot(folder / names[0]) if names else None
 
 
 def _lock_for(app: str) -> threading.Lock:
