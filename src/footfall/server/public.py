@@ -353,7 +353,7 @@ def _store_once(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(data, sort_keys=True).encode())
+            handle.write(json.dumps(data).encode())
             handle.flush()
             os.fsync(handle.fileno())
         with contextlib.suppress(FileExistsError):  # another process stored today's release first: keep it
