@@ -309,3 +309,12 @@ def test_a_visitor_never_waits_on_a_release_being_drawn(store: DuckDBStore, tmp_
     with drawing:
         assert daily_snapshot(store, APP, DEFAULTS, folder) == yesterdays, "the last published release is shown"
     assert daily_snapshot(store, APP, DEFAULTS, folder)["release"] == TODAY.isoformat()
+
+
+def test_a_snapshot_path_stays_inside_the_public_folder(store: DuckDBStore, tmp_path: Path) -> None:
+    from footfall.server.errors import NotFound
+
+    for name in ("../escape", "a/b", ".hidden"):
+        with pytest.raises(NotFound):
+            daily_snapshot(store, name, DEFAULTS, snapshot_folder(tmp_path))
+    assert not (tmp_path / "escape").exists()

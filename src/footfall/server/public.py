@@ -41,9 +41,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from footfall.server.errors import StoreUnavailable
+from footfall.server.errors import NotFound, StoreUnavailable
 from footfall.server.filters import Filters
 from footfall.server.filters import today as utc_today
+from footfall.server.protocols.native import APP_PATTERN
 from footfall.server.settings import Settings, check_public_settings
 from footfall.server.stores.base import EventStore
 
@@ -285,6 +286,8 @@ def compute_release(store: EventStore, app: str, policy: PublicPolicy, release_d
 
 
 def snapshot_path(folder: Path, app: str, release_day: dt.date) -> Path:
+    if not APP_PATTERN.match(app):  # callers check the app exists; this keeps the name inside `folder`
+        raise NotFound(f"no app named {app!r}", code="unknown_app")
     return folder / app / f"{release_day.isoformat()}.json"
 
 
