@@ -269,10 +269,13 @@ def test_publish_and_the_public_switch(demo_data: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads((out / "mdlint.json").read_text())
     assert [w["days"] for w in data["windows"]] == [30, 90, 365]
+    assert data["privacy"]["epsilon"] == pytest.approx(1.0) and data["privacy"]["delta"] <= 1e-6
     for window in data["windows"]:
         for rows in window["items"].values():
-            assert all(row["installs"] >= 10 and isinstance(row["events"], int) for row in rows)
+            assert all(row["installs"] >= window["noise"]["threshold_installs"] for row in rows)
     assert "<html" in (out / "mdlint.html").read_text()
+    stored = Path(demo_data) / "public" / "mdlint" / f"{data['release']}.json"
+    assert json.loads(stored.read_text()) == data, "publish exports the stored snapshot"
     assert run("app", "public", "mdlint", "on", "--data", demo_data).returncode == 0
     missing = run("app", "public", "ghost", "on", "--data", demo_data)
     assert missing.returncode == 1 and "no app named 'ghost'" in missing.stderr

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from footfall.server.errors import BadRequest, Forbidden, UsageError
 from footfall.server.filters import Filters, parse_days
 from footfall.server.protocols.framing import parse_json
+from footfall.server.public import PublicPolicy, snapshot_folder
 from footfall.server.reports import REPORTS
 from footfall.server.web import ServerContext
 
@@ -82,12 +83,12 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         app = request.path_params["app"]
         if not ctx.require(request, app).can_own(app):
             raise Forbidden("only an owner may publish an app's aggregates")
-        settings = ctx.settings
+        # The very snapshot the public page serves today (stored on first use), not a fresh draw.
         data = await run_in_threadpool(
-            ctx.operations.public_aggregates,
+            ctx.operations.public_snapshot,
             app,
-            settings.public_min_installs,
-            settings.public_max_events_per_install_day,
+            PublicPolicy.from_settings(ctx.settings),
+            snapshot_folder(ctx.settings.data),
         )
         return JSONResponse(data)
 

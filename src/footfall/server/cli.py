@@ -23,14 +23,13 @@ from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, UsageError
 from footfall.server.filters import CI_CHOICES, CONTAINERS
 from footfall.server.operations import Operations
+from footfall.server.public import PublicPolicy, snapshot_folder
 from footfall.server.reports import REPORTS
 from footfall.server.settings import SETTINGS, default_data_dir, resolve_settings
 from footfall.server.terminal import print_csv, print_report, print_summary
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-PUBLIC_MIN_INSTALLS = 10  # the defaults of the serve settings of the same names
-PUBLIC_MAX_EVENTS = 20
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -200,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         "publish",
         parents=[common],
         help="write public aggregates as static files",
-        description="Write an app's public aggregates (JSON and HTML) to a folder, for any static host.",
+        description="Write today's public snapshot of an app (JSON and HTML, differentially private; see"
+        " docs/privacy.md) to a folder, for any static host. The settings --public-* come from the"
+        " FOOTFALL_PUBLIC_* environment variables, or from the running server.",
     )
     publish.add_argument("name", help="the app id")
     publish.add_argument("--out", type=Path, required=True, help="the folder to write to")
@@ -257,7 +258,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
         elif args.command == "report":
             report_command(args, operations, console)
         elif args.command == "publish":
-            data = operations.public_aggregates(args.name, PUBLIC_MIN_INSTALLS, PUBLIC_MAX_EVENTS)
+            # Today's stored snapshot (drawn now if there is none yet), under the serve settings
+            # from the environment; a running server answers with its own.
+            settings = resolve_settings(datadir.path, {})
+            data = operations.public_snapshot(
+                args.name, PublicPolicy.from_settings(settings), snapshot_folder(datadir.path)
+            )
             write_public(data, args.out)
             say(
                 console,

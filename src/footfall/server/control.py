@@ -17,11 +17,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, NotFound, StoreUnavailable, UsageError
 from footfall.server.operations import Operations, StoreOperations
+from footfall.server.public import PublicPolicy
 from footfall.server.schemas import parse_schema
 
 SERVER_STARTUP_WAIT_S = 5.0  # how long to wait for a server that is still starting
@@ -88,8 +90,8 @@ class RemoteOperations:
         )
         return result
 
-    def public_aggregates(self, app: str, min_installs: int, max_events: int) -> dict[str, Any]:
-        # The running server applies its own settings for the minimum count and the cap.
+    def public_snapshot(self, app: str, policy: PublicPolicy, folder: Path) -> dict[str, Any]:
+        # The running server serves today's snapshot under its own settings and data directory.
         result: dict[str, Any] = self._call("GET", f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/public")
         return result
 

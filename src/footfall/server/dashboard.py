@@ -249,32 +249,44 @@ def app_page(
 
 
 def public_page(data: dict[str, Any]) -> str:
+    """A stored public release (see `footfall.server.public`) as one static page; every value escaped."""
+    privacy = data["privacy"]
+    values = privacy["max_values_per_install"]
     sections = []
     for window in data["windows"]:
-        if window.get("withheld"):
-            sections.append(
-                f'<section class="panel" data-window="{window["days"]}"><h2>Last {window["days"]} days</h2>'
-                f'<p class="muted">Fewer than {data["min_installs"]} installs: nothing is published.</p></section>'
-            )
-            continue
+        noise = window["noise"]
         tables = "".join(
             f"<h3>{escape(name.title())}</h3>"
-            + charts.bar_table(
-                list(rows[0].keys()) if rows else ["value", "installs"],
-                [list(r.values()) for r in rows],
-                1,
-                f"{name}, last {window['days']} days",
+            + (
+                charts.bar_table(
+                    ["value", "installs", "events"],
+                    [[r["value"], r["installs"], r["events"]] for r in rows],
+                    1,
+                    f"{name}, last {window['days']} days",
+                )
+                if rows
+                else f'<p class="empty">No value reached {noise["threshold_installs"]:,} installs.</p>'
             )
             for name, rows in window["items"].items()
         )
         sections.append(
-            f'<section class="panel" data-window="{window["days"]}"><h2>Last {window["days"]} days'
-            f' <span class="muted">{window["start"]} to {window["end"]}</span></h2>'
-            f"<p>{window['installs']:,} installs, {window['events']:,} events</p>{tables}</section>"
+            f'<section class="panel" data-window="{int(window["days"])}"><h2>Last {int(window["days"])} days'
+            f' <span class="muted">{escape(window["start"])} to {escape(window["end"])}</span></h2>'
+            f"<p>About {window['installs']:,} installs and {window['events']:,} events"
+            f' <span class="muted">(the sums of the {escape(privacy["totals_from"])} rows)</span>.</p>'
+            f'<p class="muted">A row appears from about {noise["threshold_installs"]:,} installs. In 95% of'
+            f" cases an install count is within ±{noise['installs_error_95']:,} and an event count within"
+            f" ±{noise['events_error_95']:,} of the true figure.</p>{tables}</section>"
         )
     note = (
-        f'<p class="muted">Every row stands for at least {data["min_installs"]} installs; smaller rows are'
-        f' folded into "other". No install counts for more than {data["max_events_per_install_day"]} events a day.</p>'
+        f'<p class="privacy">Released {escape(data["release"])} (UTC), covering complete days through'
+        f" {escape(data['through'])}; it changes once a day. The numbers carry random noise: this release is"
+        f" differentially private for every install with <b>ε = {privacy['epsilon']:.4g}</b> and"
+        f" <b>δ = {privacy['delta']:.2g}</b>. Each install counts towards at most {values:,}"
+        f" value{'s' if values != 1 else ''} per table, and adds at most"
+        f" {privacy['max_events_per_install_day']:,} events a day and"
+        f" {privacy['max_events_per_install_window']:,} in a window to any count; events sent without an"
+        " install id are left out.</p>"
     )
     return page(
         f"{data['app']} usage",

@@ -11,12 +11,14 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from footfall.server import reports
 from footfall.server.errors import NotFound, UsageError
 from footfall.server.filters import Filters
 from footfall.server.protocols.native import APP_PATTERN
+from footfall.server.public import PublicPolicy, daily_snapshot
 from footfall.server.schemas import parse_schema
 from footfall.server.stores.base import EventStore
 
@@ -72,7 +74,7 @@ class Operations(Protocol):
 
     def report(self, app: str, name: str, params: dict[str, str]) -> dict[str, Any]: ...
 
-    def public_aggregates(self, app: str, min_installs: int, max_events: int) -> dict[str, Any]: ...
+    def public_snapshot(self, app: str, policy: PublicPolicy, folder: Path) -> dict[str, Any]: ...
 
 
 def check_app_name(name: str) -> str:
@@ -141,9 +143,10 @@ class StoreOperations:
         filters = Filters.from_params(params)
         return self.run_report(app, name, filters).as_json(app, filters)
 
-    def public_aggregates(self, app: str, min_installs: int, max_events: int) -> dict[str, Any]:
+    def public_snapshot(self, app: str, policy: PublicPolicy, folder: Path) -> dict[str, Any]:
+        """Today's differentially private release of `app`, stored in `folder` on first use."""
         self._known(app)
-        return reports.public_aggregates(self.store, app, min_installs, max_events)
+        return daily_snapshot(self.store, app, policy, folder)
 
     def _known(self, app: str) -> None:
         if not self.store.has_app(app):

@@ -22,7 +22,8 @@ from footfall.server import dashboard
 from footfall.server.accounts import LOCAL_ADMIN, Principal
 from footfall.server.errors import NotFound, UsageError
 from footfall.server.filters import Filters
-from footfall.server.reports import app_versions, public_aggregates, run_report
+from footfall.server.public import PublicPolicy, daily_snapshot, snapshot_folder
+from footfall.server.reports import app_versions, run_report
 from footfall.server.web import SESSION_COOKIE, ServerContext
 
 LOGIN_CSRF_COOKIE = "footfall_login_csrf"
@@ -157,12 +158,13 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         app = name.removesuffix(".json")
         if not ctx.store.has_app(app) or not await run_in_threadpool(ctx.accounts.is_public, app):
             raise NotFound(f"{app!r} has no public page", code="not_public")
+        # Today's stored snapshot, never live numbers: polling shows nothing new until tomorrow.
         data = await run_in_threadpool(
-            public_aggregates,
+            daily_snapshot,
             ctx.store,
             app,
-            ctx.settings.public_min_installs,
-            ctx.settings.public_max_events_per_install_day,
+            PublicPolicy.from_settings(ctx.settings),
+            snapshot_folder(ctx.settings.data),
         )
         return JSONResponse(data) if as_json else HTMLResponse(dashboard.public_page(data))
 

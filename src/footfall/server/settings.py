@@ -84,12 +84,30 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("trusted_proxies", str, "", "Comma-separated proxies whose X-Forwarded-For is used."),
     Setting("geoip_db", str, "", "A MaxMind-format country database instead of the built-in table."),
-    Setting("public_min_installs", int, 10, "Installs a row of a public page must stand for, at least."),
+    Setting(
+        "public_epsilon",
+        float,
+        1.0,
+        "Differential-privacy epsilon of one public release (one app, one day); see docs/privacy.md.",
+    ),
+    Setting("public_delta", float, 1e-6, "Differential-privacy delta of one public release."),
+    Setting(
+        "public_max_values_per_install",
+        int,
+        1,
+        "Most values (versions, countries, ...) one install counts towards per public table.",
+    ),
     Setting(
         "public_max_events_per_install_day",
         int,
         20,
         "Most events one install adds to a public count per day.",
+    ),
+    Setting(
+        "public_max_events_per_install_window",
+        int,
+        100,
+        "Most events one install adds to a public count per window (30, 90 or 365 days).",
     ),
     Setting(
         "logins_per_minute",
@@ -124,8 +142,11 @@ class Settings:
     max_spool_bytes: int = 256 * 1024 * 1024
     trusted_proxies: str = ""
     geoip_db: str = ""
-    public_min_installs: int = 10
+    public_epsilon: float = 1.0
+    public_delta: float = 1e-6
+    public_max_values_per_install: int = 1
     public_max_events_per_install_day: int = 20
+    public_max_events_per_install_window: int = 100
     logins_per_minute: float = 10.0
 
 
@@ -147,7 +168,32 @@ def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str,
         if setting.type in (int, float) and value < 0:
             raise UsageError(f"{setting.flag} must not be negative")
         values[setting.name] = value
+    check_public_settings(
+        values["public_epsilon"],
+        values["public_delta"],
+        values["public_max_values_per_install"],
+        values["public_max_events_per_install_day"],
+        values["public_max_events_per_install_window"],
+    )
     return Settings(data=data, **values)
+
+
+def check_public_settings(
+    epsilon: float, delta: float, max_values: int, max_events_per_day: int, max_events_per_window: int
+) -> None:
+    """Differential privacy needs a positive budget and a bounded contribution (docs/privacy.md)."""
+    if not 0 < epsilon <= 100:
+        raise UsageError(f"--public-epsilon must be above 0 and at most 100, not {epsilon:g}")
+    if not 0 < delta < 0.01:
+        raise UsageError(f"--public-delta must be above 0 and below 0.01, not {delta:g}")
+    if not 1 <= max_values <= 100:
+        raise UsageError(f"--public-max-values-per-install must be between 1 and 100, not {max_values}")
+    if not 1 <= max_events_per_day <= 100_000:
+        raise UsageError(f"--public-max-events-per-install-day must be between 1 and 100000, not {max_events_per_day}")
+    if not 1 <= max_events_per_window <= 10_000_000:
+        raise UsageError(
+            f"--public-max-events-per-install-window must be between 1 and 10000000, not {max_events_per_window}"
+        )
 
 
 def settings_markdown() -> str:
