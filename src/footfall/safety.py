@@ -40,6 +40,7 @@ TOO_LONG = "too long"
 _CARD_MIN_DIGITS = 13
 _CARD_MAX_DIGITS = 19
 _CARD_FIRST_DIGITS = "23456"  # Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard, Discover/UnionPay
+_LUHN_DOUBLED = {str(digit): digit * 2 - 9 if digit > 4 else digit * 2 for digit in range(10)}
 _PHONE_MIN_DIGITS = 7
 _MIXED_TOKEN_MIN_CHARS = 24
 _BARE_TOKEN_MIN_CHARS = 32  # hex or lowercase letters and digits: an md5 is 32
@@ -82,8 +83,9 @@ def _is_card_number(candidate: str) -> bool:
     groups = candidate.replace("-", " ").split(" ")
     for first in range(len(groups)):
         digits = ""
-        for group in groups[first:]:
-            digits += group
+        # Groups have 3 digits or more, so at most 6 of them fit in 19 digits: linear overall.
+        for index in range(first, len(groups)):
+            digits += groups[index]
             if len(digits) > _CARD_MAX_DIGITS:
                 break
             if len(digits) >= _CARD_MIN_DIGITS and digits[0] in _CARD_FIRST_DIGITS and _luhn_valid(digits):
@@ -92,26 +94,25 @@ def _is_card_number(candidate: str) -> bool:
 
 
 def _luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
+    undoubled = sum(map(int, digits[-1::-2]))
+    doubled = sum(_LUHN_DOUBLED[digit] for digit in digits[-2::-2])
+    return (undoubled + doubled) % 10 == 0
 
 
-def _is_bare_token(run: str) -> bool:
-    letters = run.strip("0123456789")
-    if not letters:
-        return False  # only digits: a number, not a token
-    hex_only = not run.lower().strip("0123456789abcdef")
-    return hex_only or (run.islower() and _digit_count(run) > 0)
+def _is_hex_token(run: str) -> bool:
+    # Needs a letter and a digit, as any md5 or sha1 has: a long number or "aaaa..." is not a token.
+    return not run.lower().strip("0123456789abcdef") and bool(run.strip("0123456789")) and _digit_count(run) > 0
+
+
+def _is_lowercase_token(run: str) -> bool:
+    return run.islower() and _digit_count(run) > 0
 
 
 def _is_mixed_case_token(run: str) -> bool:
     return _digit_count(run) > 0 and run.lower() != run and run.upper() != run
 
+
+_BARE_RUN = rf"(?<![A-Za-z0-9])[A-Za-z0-9]{{{_BARE_TOKEN_MIN_CHARS},}}+(?![A-Za-z0-9])"
 
 _Rule = tuple[str, "Callable[[str], bool]", str, "Callable[[str], bool] | None"]
 
@@ -149,16 +150,12 @@ _RULES: tuple[_Rule, ...] = (
         r"(?i)(?<![0-9a-z])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![0-9a-z])",
         None,
     ),
-    (
-        "token",
-        lambda t: len(t) >= _BARE_TOKEN_MIN_CHARS,
-        rf"(?<![A-Za-z0-9])[A-Za-z0-9]{{{_BARE_TOKEN_MIN_CHARS},}}+(?![A-Za-z0-9])",
-        _is_bare_token,
-    ),
+    ("token", lambda t: len(t) >= _BARE_TOKEN_MIN_CHARS, _BARE_RUN, _is_hex_token),
+    ("token", lambda t: len(t) >= _BARE_TOKEN_MIN_CHARS, _BARE_RUN, _is_lowercase_token),
     (
         "token",
         lambda t: len(t) >= _MIXED_TOKEN_MIN_CHARS,
-        rf"(?<![\w+/=-])[\w+/=-]{{{_MIXED_TOKEN_MIN_CHARS},}}+",
+        rf"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{{{_MIXED_TOKEN_MIN_CHARS},}}+",
         _is_mixed_case_token,
     ),
     (
@@ -176,9 +173,10 @@ _RULES: tuple[_Rule, ...] = (
     ),
 )
 
-# Joining list items makes long runs of ordinary words ("ValueError" + "Http2Error" + ...);
-# the run-based token rules would refuse those, so the joined text skips them.
-_JOINED_RULES = tuple(rule for rule in _RULES if rule[3] not in (_is_bare_token, _is_mixed_case_token))
+# Joining list items makes long runs of ordinary words ("ValueError" + "Http2Error" + ...,
+# "python3" + "setuptools" + ...); the word-like token rules would refuse those, so the
+# joined text skips them. Prefixed keys, hex, UUIDs and the rest still count.
+_JOINED_RULES = tuple(rule for rule in _RULES if rule[3] not in (_is_lowercase_token, _is_mixed_case_token))
 
 
 def _first_kind(text: str, rules: Sequence[_Rule]) -> str | None:
