@@ -62,7 +62,7 @@ _FOLD = {
 
 
 def _digit_count(text: str) -> int:
-    return sum(text.count(digit) for digit in "0123456789")
+    return sum(map(text.count, "0123456789"))
 
 
 def _is_ipv6(candidate: str) -> bool:
@@ -114,24 +114,25 @@ def _is_mixed_case_token(run: str) -> bool:
 
 _BARE_RUN = rf"(?<![A-Za-z0-9])[A-Za-z0-9]{{{_BARE_TOKEN_MIN_CHARS},}}+(?![A-Za-z0-9])"
 
-_Rule = tuple[str, "Callable[[str], bool]", str, "Callable[[str], bool] | None"]
+_Rule = tuple[str, "Callable[[str, int], bool]", str, "Callable[[str], bool] | None"]
 
-# (kind, pre-check, pattern, judge of each match or None for "any match"), first match wins.
+# (kind, pre-check of the text and its digit count, pattern, judge of each match or None
+# for "any match"); the first rule that matches names the kind.
 _RULES: tuple[_Rule, ...] = (
-    ("url with credentials", lambda t: "://" in t and "@" in t, r"://[^/\s@]++@", None),
-    ("email", lambda t: "@" in t, r"[^\s@]@[^\s@]*\.[A-Za-z]{2}", None),
-    ("ip address", lambda t: t.count(".") >= 3, r"(?<!\d)(?<!\d\.)(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)", None),
+    ("url with credentials", lambda t, d: "://" in t and "@" in t, r"://[^/\s@]++@", None),
+    ("email", lambda t, d: "@" in t, r"[^\s@]@[^\s@]*\.[A-Za-z]{2}", None),
+    ("ip address", lambda t, d: t.count(".") >= 3, r"(?<!\d)(?<!\d\.)(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)", None),
     (
         "mac address",
-        lambda t: t.count(":") >= 5 or t.count("-") >= 5,
+        lambda t, d: t.count(":") >= 5 or t.count("-") >= 5,
         r"(?i)(?<![\w:-])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![\w:-])",
         None,
     ),
     # 45 characters is the longest IPv6 text ("ffff:...:255.255.255.255").
-    ("ip address", lambda t: t.count(":") >= 2, r"(?<![\w:.])[0-9A-Fa-f:.]{2,45}+(?![\w:.])", _is_ipv6),
+    ("ip address", lambda t, d: t.count(":") >= 2, r"(?<![\w:.])[0-9A-Fa-f:.]{2,45}+(?![\w:.])", _is_ipv6),
     (
         "file path",
-        lambda t: "/" in t or "\\" in t or "~" in t,
+        lambda t, d: "/" in t or "\\" in t or "~" in t,
         r"^[~/]|^[A-Za-z]:/|(?<![A-Za-z0-9])[A-Za-z]:\\|\\\\"
         r"|(?<![\w.-])(?:home|Users|root)[\\/][\w.-]|[\\/](?:home|Users|root)[\\/]"
         r"|(?:^|[\s=:,;'\"(\[])[/~][\w.-]+[\\/]",
@@ -139,34 +140,34 @@ _RULES: tuple[_Rule, ...] = (
     ),
     (
         "token",
-        lambda t: len(t) >= 11,
+        lambda t, d: len(t) >= 11,
         r"(?<![A-Za-z0-9])(?:gh[oprsu]_|github_pat_|[sr]k-|[prs]k_(?:live|test)_|xox[abeprs]-|AKIA|ASIA|glpat-"
         r"|eyJ|npm_|pypi-|hf_|AIza|SG\.)[A-Za-z0-9_-]{8}",
         None,
     ),
     (
         "token",
-        lambda t: t.count("-") >= 4,
+        lambda t, d: t.count("-") >= 4,
         r"(?i)(?<![0-9a-z])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![0-9a-z])",
         None,
     ),
-    ("token", lambda t: len(t) >= _BARE_TOKEN_MIN_CHARS, _BARE_RUN, _is_hex_token),
-    ("token", lambda t: len(t) >= _BARE_TOKEN_MIN_CHARS, _BARE_RUN, _is_lowercase_token),
+    ("token", lambda t, d: len(t) >= _BARE_TOKEN_MIN_CHARS, _BARE_RUN, _is_hex_token),
+    ("token", lambda t, d: len(t) >= _BARE_TOKEN_MIN_CHARS, _BARE_RUN, _is_lowercase_token),
     (
         "token",
-        lambda t: len(t) >= _MIXED_TOKEN_MIN_CHARS,
+        lambda t, d: len(t) >= _MIXED_TOKEN_MIN_CHARS,
         rf"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{{{_MIXED_TOKEN_MIN_CHARS},}}+",
         _is_mixed_case_token,
     ),
     (
         "card number",
-        lambda t: _digit_count(t) >= _CARD_MIN_DIGITS,
+        lambda t, d: d >= _CARD_MIN_DIGITS,
         r"(?<![\d.,])\d{3,}+(?:[ -]\d{3,}+)*+",
         _is_card_number,
     ),
     (
         "phone number",
-        lambda t: _digit_count(t) >= _PHONE_MIN_DIGITS,
+        lambda t, d: d >= _PHONE_MIN_DIGITS,
         r"(?<![\w+])\+[1-9](?:[ .-]?\(?\d\)?){6,14}(?!\d)"
         r"|(?<![\w.+-])(?:1[ .-])?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)",
         None,
@@ -180,8 +181,9 @@ _JOINED_RULES = tuple(rule for rule in _RULES if rule[3] not in (_is_lowercase_t
 
 
 def _first_kind(text: str, rules: Sequence[_Rule]) -> str | None:
+    digits = _digit_count(text)
     for kind, worth_checking, pattern, judge in rules:
-        if not worth_checking(text):
+        if not worth_checking(text, digits):
             continue
         regex: re.Pattern[str] = compiled(pattern)
         if judge is None:
