@@ -40,7 +40,7 @@ TOO_LONG = "too long"
 _CARD_MIN_DIGITS = 13
 _CARD_MAX_DIGITS = 19
 _CARD_FIRST_DIGITS = "23456"  # Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard, Discover/UnionPay
-_LUHN_DOUBLED = {str(digit): digit * 2 - 9 if digit > 4 else digit * 2 for digit in range(10)}
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")  # the digit sum of twice each digit
 _PHONE_MIN_DIGITS = 7
 _MIXED_TOKEN_MIN_CHARS = 24
 _BARE_TOKEN_MIN_CHARS = 32  # hex or lowercase letters and digits: an md5 is 32
@@ -81,22 +81,25 @@ def _is_card_number(candidate: str) -> bool:
     # Digit groups of a card as written ("4111 1111 1111 1111"); any run of consecutive
     # groups with 13 to 19 digits, a card's first digit and a valid Luhn sum is a card.
     groups = candidate.replace("-", " ").split(" ")
-    for first in range(len(groups)):
-        digits = ""
+    for first, group in enumerate(groups):
+        if group[0] not in _CARD_FIRST_DIGITS:
+            continue
+        digit_count = 0
         # Groups have 3 digits or more, so at most 6 of them fit in 19 digits: linear overall.
-        for index in range(first, len(groups)):
-            digits += groups[index]
-            if len(digits) > _CARD_MAX_DIGITS:
+        for last in range(first, len(groups)):
+            digit_count += len(groups[last])
+            if digit_count > _CARD_MAX_DIGITS:
                 break
-            if len(digits) >= _CARD_MIN_DIGITS and digits[0] in _CARD_FIRST_DIGITS and _luhn_valid(digits):
+            if digit_count >= _CARD_MIN_DIGITS and _luhn_valid("".join(groups[first : last + 1])):
                 return True
     return False
 
 
 def _luhn_valid(digits: str) -> bool:
-    undoubled = sum(map(int, digits[-1::-2]))
-    doubled = sum(_LUHN_DOUBLED[digit] for digit in digits[-2::-2])
-    return (undoubled + doubled) % 10 == 0
+    # Sums of code points, in C: every other digit from the right doubled (digit sum), minus "0"s.
+    undoubled = digits[-1::-2].encode()
+    doubled = digits[-2::-2].translate(_LUHN_DOUBLED).encode()
+    return (sum(undoubled) + sum(doubled) - ord("0") * len(digits)) % 10 == 0
 
 
 def _is_hex_token(run: str) -> bool:
@@ -121,7 +124,7 @@ _Rule = tuple[str, "Callable[[str, int], bool]", str, "Callable[[str], bool] | N
 _RULES: tuple[_Rule, ...] = (
     ("url with credentials", lambda t, d: "://" in t and "@" in t, r"://[^/\s@]++@", None),
     ("email", lambda t, d: "@" in t, r"[^\s@]@[^\s@]*\.[A-Za-z]{2}", None),
-    ("ip address", lambda t, d: t.count(".") >= 3, r"(?<!\d)(?<!\d\.)(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)", None),
+    ("ip address", lambda t, d: t.count(".") >= 3, r"(?a)(?<!\d)(?<!\d\.)(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)", None),
     (
         "mac address",
         lambda t, d: t.count(":") >= 5 or t.count("-") >= 5,
@@ -162,13 +165,13 @@ _RULES: tuple[_Rule, ...] = (
     (
         "card number",
         lambda t, d: d >= _CARD_MIN_DIGITS,
-        r"(?<![\d.,])\d{3,}+(?:[ -]\d{3,}+)*+",
+        r"(?a)(?<![\d.,])\d{3,}+(?:[ -]\d{3,}+)*+",  # (?a): ASCII digits only
         _is_card_number,
     ),
     (
         "phone number",
         lambda t, d: d >= _PHONE_MIN_DIGITS,
-        r"(?<![\w+])\+[1-9](?:[ .-]?\(?\d\)?){6,14}(?!\d)"
+        r"(?a)(?<![\w+])\+[1-9](?:[ .-]?\(?\d\)?){6,14}(?!\d)"
         r"|(?<![\w.+-])(?:1[ .-])?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)",
         None,
     ),
