@@ -16,7 +16,7 @@ linear in the length of its input:
   and open-ended shapes (tokens, IPv6) are found as maximal runs and judged in Python.
 
 Look-alikes are folded by one normalising step (NFKC, a few confusables and
-invisible characters, then percent-decoding up to PERCENT_DECODE_ROUNDS times), and
+invisible characters, other scripts' digits, then percent-decoding up to PERCENT_DECODE_ROUNDS times), and
 the rules run on both the original and the normalised text.
 
 A UUID is refused as a "token": it is an id, and an id links events to one install
@@ -201,16 +201,25 @@ def normalised(text: str) -> str:
     """The text with look-alikes folded: NFKC, confusables, then percent-decoding."""
     if text.isascii() and "%" not in text:
         return text
-    import unicodedata
     from urllib.parse import unquote
 
-    folded = unicodedata.normalize("NFKC", text).translate(_FOLD)
+    folded = _folded(text)
     for _ in range(PERCENT_DECODE_ROUNDS):
         if "%" not in folded:
             break
         # Decoding can reveal more look-alikes ("%EF%BC%A0" is a fullwidth "@").
-        folded = unicodedata.normalize("NFKC", unquote(folded)).translate(_FOLD)
+        folded = _folded(unquote(folded))
     return folded
+
+
+def _folded(text: str) -> str:
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", text).translate(_FOLD)
+    if folded.isascii():
+        return folded
+    # Other scripts' digits ("٨١" is 81) are digits to a reader; NFKC keeps them.
+    return "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char for char in folded)
 
 
 def _kind_unbounded(text: str, rules: Sequence[_Rule] = _RULES) -> str | None:

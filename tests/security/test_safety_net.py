@@ -33,6 +33,7 @@ CAUGHT = [
     ("81．2．69．142", "ip address"),
     ("81。2。69。142", "ip address"),
     ("81%2E2%2E69%2E142", "ip address"),
+    ("٨١.٢.٦٩.١٤٢", "ip address"),
     ("81.2\u200b.69.142", "ip address"),
     ("from 10.0.0.1.", "ip address"),
     ("::1", "ip address"),
@@ -98,6 +99,7 @@ CAUGHT = [
     ("6011111111111117", "card number"),
     ("4222222222222", "card number"),
     ("４１１１１１１１１１１１１１１１", "card number"),
+    ("४१११ ११११ ११११ ११११", "card number"),
     ("paid with 4111 1111 1111 1111 in 2026", "card number"),
     # length
     ("a" * (MAX_CHECKED_CHARS + 1), "too long"),
@@ -269,7 +271,7 @@ def test_a_huge_string_is_refused_before_any_pattern_runs() -> None:
 
 
 ARBITRARY_TEXT = st.text(
-    alphabet=st.sampled_from("aAfF019:.@/\\%-+_~() ＠．") | st.characters(),
+    alphabet=st.sampled_from("aAfF019:.@/\\%-+_~() ＠．٤\ud800\u200b") | st.characters(),
     max_size=MAX_CHECKED_CHARS,
 )
 
