@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import re
     from collections.abc import Callable, Sequence
 
+    _Rule = tuple[str, Callable[[str, int], bool], str, Callable[[str], bool] | None]
+
 MAX_CHECKED_CHARS = 512  # per string; a longer one is refused as "too long"
 MAX_CHECKED_LIST_CHARS = 16 * 1024  # all items of one list together
 PERCENT_DECODE_ROUNDS = 2  # "%2540" is "%40" is "@"
@@ -116,8 +118,6 @@ def _is_mixed_case_token(run: str) -> bool:
 
 
 _BARE_RUN = rf"(?<![A-Za-z0-9])[A-Za-z0-9]{{{_BARE_TOKEN_MIN_CHARS},}}+(?![A-Za-z0-9])"
-
-_Rule = tuple[str, "Callable[[str, int], bool]", str, "Callable[[str], bool] | None"]
 
 # (kind, pre-check of the text and its digit count, pattern, judge of each match or None
 # for "any match"); the first rule that matches names the kind.
