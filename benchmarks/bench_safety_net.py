@@ -42,6 +42,7 @@ FAMILIES: dict[str, Callable[[int], str]] = {
     "mixed run": lambda n: "aB1-" * (n // 4),
     "percent escapes": lambda n: "%25" * (n // 3),
     "fullwidth": lambda n: "＠１．" * (n // 3),
+    "nfkc expansion": lambda n: "\ufdfa" * (n // 18),
 }
 
 # The rules as they were before issue 11 (src/footfall/schema.py at e4d1717), for the "before" column.

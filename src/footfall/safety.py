@@ -9,7 +9,8 @@ The SDK runs it on outgoing properties; the collector runs it on every stored
 string, on the event loop, for strings a hostile client chose. So it is built to be
 linear in the length of its input:
 
-- a string longer than MAX_CHECKED_CHARS is refused before any pattern runs;
+- a string longer than MAX_CHECKED_CHARS is refused before any pattern runs, and
+  one that NFKC expands past MAX_NORMALISED_CHARS before the second pass;
 - every rule has a cheap pre-check (no "@", no email pattern);
 - no pattern has nested or overlapping quantifiers or an unbounded lookaround:
   repeats are bounded, possessive, or separated by a character the repeat excludes,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     _Rule = tuple[str, Callable[[str, int], bool], str, Callable[[str], bool] | None]
 
 MAX_CHECKED_CHARS = 512  # per string; a longer one is refused as "too long"
+MAX_NORMALISED_CHARS = 2 * MAX_CHECKED_CHARS  # after NFKC, which can expand a character 18-fold
 MAX_CHECKED_LIST_CHARS = 16 * 1024  # all items of one list together
 PERCENT_DECODE_ROUNDS = 2  # "%2540" is "%40" is "@"
 TOO_LONG = "too long"
@@ -219,7 +221,7 @@ def _folded(text: str) -> str:
     if folded.isascii():
         return folded
     # Other scripts' digits ("٨١" is 81) are digits to a reader; NFKC keeps them.
-    return "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char for char in folded)
+    return compiled(r"(?![0-9])\d").sub(lambda digit: str(unicodedata.decimal(digit.group())), folded)
 
 
 def _kind_unbounded(text: str, rules: Sequence[_Rule] = _RULES) -> str | None:
@@ -236,7 +238,14 @@ def sensitive_kind(text: str) -> str | None:
     """Name what a string looks like, if it looks like something that identifies."""
     if len(text) > MAX_CHECKED_CHARS:
         return TOO_LONG
-    return _kind_unbounded(text)
+    kind = _first_kind(text, _RULES)
+    if kind is None:
+        folded = normalised(text)
+        if len(folded) > MAX_NORMALISED_CHARS:
+            return TOO_LONG  # "ﷺ" alone is 18 characters under NFKC
+        if folded != text:
+            kind = _first_kind(folded, _RULES)
+    return kind
 
 
 def sensitive_kind_in(values: Sequence[str]) -> str | None:

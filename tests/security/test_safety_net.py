@@ -103,6 +103,7 @@ CAUGHT = [
     ("paid with 4111 1111 1111 1111 in 2026", "card number"),
     # length
     ("a" * (MAX_CHECKED_CHARS + 1), "too long"),
+    ("\ufdfa" * 64, "too long"),  # 64 characters, 1,152 under NFKC
 ]
 
 ALLOWED = [
@@ -236,6 +237,7 @@ ADVERSARIAL = {
     "mixed run": lambda n: "aB1-" * (n // 4),
     "percent escapes": lambda n: "%25" * (n // 3),
     "fullwidth": lambda n: "＠１．" * (n // 3),
+    "nfkc expansion": lambda n: "\ufdfa" * (n // 18),
 }
 
 
