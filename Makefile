@@ -49,6 +49,7 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_sdk.py
+	$(BIN)/python benchmarks/bench_safety_net.py
 
 clean:
 	rm -rf $(VENV) $(DATA) build src/*.egg-info
