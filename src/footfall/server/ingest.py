@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from footfall.schema import sensitive_kind
+from footfall.schema import sensitive_kind, sensitive_kind_in
 from footfall.server.cardinality import CardinalityGuard
 from footfall.server.errors import BadRequest, StoreUnavailable, UnknownApp
 from footfall.server.metrics import Metrics
@@ -63,13 +63,15 @@ def text_problem(text: str) -> str | None:
 
 
 def value_problem(value: Any) -> str | None:
-    """`text_problem` for a property value: a string, or a list of strings checked item by item and whole."""
+    """`text_problem` for a property value: a string, or a list of strings (item by item, and joined)."""
     if isinstance(value, str):
         return text_problem(value)
     if isinstance(value, list):
-        for item in value:
-            if isinstance(item, str) and (problem := text_problem(item)):
-                return problem
+        texts = [item for item in value if isinstance(item, str)]
+        if not all(storable(text) for text in texts):
+            return "invalid_text"
+        kind = sensitive_kind_in(texts)
+        return "sensitive_" + kind.replace(" ", "_") if kind else None
     return None
 
 
