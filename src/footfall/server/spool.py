@@ -117,6 +117,72 @@ class EventSpool:
             log.info("spooled events stored", extra={"event": "replayed", "count": replayed})
         return replayed
 
+    def forget(self, app: str, install_hash: str) -> int:
+        """Rewrite every spool file without the events of one (hashed) install; returns how many went.
+
+        Each file is rewritten atomically (a fsynced temporary file, then `os.replace`), under the
+        spool's lock so no append interleaves; a file left empty is deleted. A replay that read a
+        file before this ran may still write its old lines to the store: the caller deletes from the
+        store after this returns, and a replay must hold this lock from reading a file to unlinking
+        it for that order to be safe (see `Ingestor.forget`).
+        """
+        if not install_hash:
+            return 0
+        # Every line starts with the same key order (EVENT_COLUMNS), so a substring test finds the
+        # candidates cheaply; each candidate is then decoded and compared exactly.
+        marker = f'"install":{json.dumps(install_hash)}'
+        removed = 0
+        with self._lock:
+            for path in self.files():
+                try:
+                    lines = path.read_text(encoding="utf-8").splitlines()
+                except OSError:
+                    continue  # replayed and deleted meanwhile
+                kept: list[str] = []
+                for line in lines:
+                    if marker in line and self._forgotten(line, app, install_hash):
+                        removed += 1
+                    elif line:
+                        kept.append(line)
+                if len(kept) == len([line for line in lines if line]):
+                    continue
+                try:
+                    if kept:
+                        self._rewrite(path, "".join(line + "\n" for line in kept).encode())
+                    else:
+                        path.unlink(missing_ok=True)
+                    self._sync_directory()
+                except OSError as exc:
+                    raise StoreUnavailable(f"the spool could not be rewritten: {exc}") from exc
+        if removed:
+            log.info("forgotten events removed from the spool", extra={"event": "spool_forget", "count": removed})
+        return removed
+
+    def _rewrite(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".forget-{path.name}.tmp")  # outside the `spool-*.jsonl` glob
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    def _sync_directory(self) -> None:
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    @staticmethod
+    def _forgotten(line: str, app: str, install_hash: str) -> bool:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return False  # not ours to judge: replay deals with a damaged line
+        return isinstance(row, dict) and row.get("app") == app and row.get("install") == install_hash
+
 
 class SpoolReplayer:
     """A daemon thread that replays the spool every `interval` seconds while it holds anything."""
