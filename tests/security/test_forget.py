@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,66 @@ def test_ga4_debug_hides_the_stored_hash_whatever_the_secret(app_server: InThrea
     assert record["install"] == "<keyed hash>" and record["name"] == "search"
     assert stored_hash not in answer.text
     assert installs(server) == [stored_hash], "the debug endpoint stored nothing"
+
+
+# -- the data directory is private ---------------------------------------------------------
+
+
+def loose_modes(data: Path) -> dict[str, str]:
+    """Every path under `data` (and `data` itself) whose mode is not 0700 (folders) or 0600 (files)."""
+    found = {}
+    for path in [data, *data.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        wanted = 0o700 if path.is_dir() else 0o600
+        if mode != wanted:
+            found[str(path.relative_to(data))] = oct(mode)
+    return found
+
+
+def test_a_serving_data_directory_is_private(tmp_path: Path) -> None:
+    from tests.conftest import footfall_command, start_server
+
+    data = tmp_path / "data"
+    subprocess.run(footfall_command("app", "add", GOLDEN_APP, "--data", str(data)), check=True, capture_output=True)
+    server = start_server(data, tmp_path / "server.log")
+    try:
+        for n in range(3):
+            response = httpx.post(server.url + "/v1/batch", json=native_batch(NATIVE_ID, n), timeout=30)
+            assert response.status_code == 202
+        login = httpx.get(server.url + "/api/v1/apps", headers={"Authorization": f"Bearer {server.token}"})
+        assert login.status_code == 200
+        names = {p.name for p in data.iterdir()}
+        wanted = {"footfall.duckdb", "footfall.duckdb.wal", "secrets.json", "server.json", "accounts.sqlite"}
+        assert wanted | {"accounts.sqlite-wal", "accounts.sqlite-shm"} <= names, names
+        assert loose_modes(data) == {}, "while serving"
+    finally:
+        assert server.stop() == 0
+    assert loose_modes(data) == {}, "after serving"
+
+
+def test_a_demo_data_directory_is_private(tmp_path: Path) -> None:
+    from tests.conftest import footfall_command
+
+    data = tmp_path / "demo"
+    result = subprocess.run(
+        footfall_command("demo", "--data", str(data), "--scale", "0.05", "--days", "3"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (data / "footfall.duckdb").exists() and loose_modes(data) == {}
+
+
+def test_a_readable_data_directory_from_an_older_version_is_tightened(tmp_path: Path) -> None:
+    from tests.conftest import footfall_command
+
+    data = tmp_path / "old"
+    (data / "spool").mkdir(parents=True)
+    for name in ("accounts.sqlite", "spool/spool-00000000000000000001-000001.jsonl"):
+        (data / name).write_text("")
+        os.chmod(data / name, 0o644)
+    os.chmod(data, 0o755)
+    os.chmod(data / "spool", 0o755)
+    result = subprocess.run(footfall_command("app", "list", "--data", str(data)), capture_output=True, text=True)
+    assert loose_modes(data) == {}, result.stderr
