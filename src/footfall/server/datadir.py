@@ -28,9 +28,24 @@ from footfall.server.errors import UsageError
 DATABASE_FILE = "footfall.duckdb"
 SECRETS_FILE = "secrets.json"
 SERVER_FILE = "server.json"
+ACCOUNTS_FILE = "accounts.sqlite"
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_UMASK = 0o077  # no group or other bits on anything this process creates
+
+
+# What Footfall keeps in the folder, by name: each database with its journal, WAL and
+# shared-memory files, the secrets, the server file (and its temporary), and the spool.
+OWN_FILE_PREFIXES = (DATABASE_FILE, ACCOUNTS_FILE, SECRETS_FILE, "server.")
+OWN_FOLDERS = frozenset({"spool"})
+
+
+def _chmod(path: str, mode: int) -> None:
+    try:
+        if not os.path.islink(path):
+            os.chmod(path, mode)
+    except OSError:
+        pass  # deleted meanwhile (a replayed spool file, a checkpointed .wal)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +72,9 @@ class DataDir:
         Every command that writes to the folder (serve, demo, app, user, token) starts here.
         """
         os.umask(PRIVATE_UMASK)  # process-wide on purpose: this process writes into the folder
+        self._make()
+
+    def _make(self) -> None:
         try:
             self.path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         except OSError as exc:
@@ -64,19 +82,27 @@ class DataDir:
         self.make_private()
 
     def make_private(self) -> None:
-        """Chmod the folder 0700 and everything in it 0600 (folders 0700); links are left alone."""
+        """Chmod the folder 0700, and Footfall's own files in it 0600 (its folders 0700).
+
+        Only what Footfall keeps is touched (by name), never anything else a user keeps
+        in a folder they chose as `--data`; links are left alone.
+        """
         try:
             os.chmod(self.path, PRIVATE_DIR_MODE)
+            names = os.listdir(self.path)
         except OSError as exc:
             raise UsageError(f"cannot make the data directory {self.path} private: {exc.strerror}") from None
-        for root, folders, files in os.walk(self.path):
-            for name, mode in [(f, PRIVATE_DIR_MODE) for f in folders] + [(f, PRIVATE_FILE_MODE) for f in files]:
-                path = os.path.join(root, name)
-                try:
-                    if not os.path.islink(path):
-                        os.chmod(path, mode)
-                except OSError:
-                    pass  # deleted meanwhile (a replayed spool file, a checkpointed .wal)
+        for name in names:
+            path = os.path.join(self.path, name)
+            if name in OWN_FOLDERS:
+                _chmod(path, PRIVATE_DIR_MODE)
+                for root, folders, files in os.walk(path):
+                    for folder in folders:
+                        _chmod(os.path.join(root, folder), PRIVATE_DIR_MODE)
+                    for file in files:
+                        _chmod(os.path.join(root, file), PRIVATE_FILE_MODE)
+            elif name.startswith(OWN_FILE_PREFIXES):
+                _chmod(path, PRIVATE_FILE_MODE)
 
     def secrets(self) -> ServerSecrets:
         """Load the secrets, creating them (mode 0600) on first use."""
@@ -88,7 +114,7 @@ class DataDir:
             pass
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"{path} is unreadable or damaged: {exc}") from None
-        self.create()
+        self._make()  # not `create`: an embedding process (`create_app`) keeps its own umask
         fresh = ServerSecrets(secrets.token_bytes(32), secrets.token_urlsafe(32))
         data = {"install_key": fresh.install_key.hex(), "admin_token": fresh.admin_token}
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
