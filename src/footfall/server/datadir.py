@@ -1,6 +1,6 @@
 """The data directory: everything one Footfall instance keeps, in one folder.
 
-    DIR/                  mode 0700, and every file in it 0600, every folder 0700
+    DIR/                  mode 0700; each file below 0600, each folder below 0700
     DIR/footfall.duckdb   the embedded store (events and apps), and its .wal
     DIR/accounts.sqlite   users, tokens and sessions, and its -wal and -shm
     DIR/secrets.json      the install-hash key and the local admin token

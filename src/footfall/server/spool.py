@@ -128,8 +128,8 @@ class EventSpool:
         """
         if not install_hash:
             return 0
-        # Every line starts with the same key order (EVENT_COLUMNS), so a substring test finds the
-        # candidates cheaply; each candidate is then decoded and compared exactly.
+        # Lines are compact JSON (`_encode`), so a substring test finds the candidates cheaply;
+        # each candidate is then decoded and compared exactly.
         marker = f'"install":{json.dumps(install_hash)}'
         removed = 0
         with self._lock:
