@@ -120,32 +120,39 @@ class EventSpool:
     def forget(self, app: str, install_hash: str) -> int:
         """Rewrite every spool file without the events of one (hashed) install; returns how many went.
 
-        Each file is rewritten atomically (a fsynced temporary file, then `os.replace`), under the
-        spool's lock so no append interleaves; a file left empty is deleted. A replay that read a
-        file before this ran may still write its old lines to the store: the caller deletes from the
-        store after this returns, and a replay must hold this lock from reading a file to unlinking
-        it for that order to be safe (see `Ingestor.forget`).
+        A first pass reads without the lock: appends only ever add new files, so the usual
+        answer, no file holds that install, blocks nobody. Each file that does is then read
+        again and rewritten atomically (a fsynced temporary file, then `os.replace`) under
+        the spool's lock; a file left empty is deleted. A replay that read a file before
+        this ran may still write its old lines to the store: the caller deletes from the
+        store after this returns, and a replay must hold this lock from reading a file to
+        deleting it for that order to be safe (see `Ingestor.forget`).
         """
         if not install_hash:
             return 0
         # Lines are compact JSON (`_encode`), so a substring test finds the candidates cheaply;
         # each candidate is then decoded and compared exactly.
         marker = f'"install":{json.dumps(install_hash)}'
+
+        def split(path: Path) -> tuple[list[str], int] | None:
+            """The lines to keep and how many go, or None when the file is gone."""
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError:
+                return None  # replayed and deleted meanwhile
+            kept = [
+                line for line in lines if line and not (marker in line and self._forgotten(line, app, install_hash))
+            ]
+            return kept, sum(1 for line in lines if line) - len(kept)
+
+        candidates = [path for path in self.files() if (found := split(path)) is not None and found[1]]
         removed = 0
         with self._lock:
-            for path in self.files():
-                try:
-                    lines = path.read_text(encoding="utf-8").splitlines()
-                except OSError:
-                    continue  # replayed and deleted meanwhile
-                kept: list[str] = []
-                for line in lines:
-                    if marker in line and self._forgotten(line, app, install_hash):
-                        removed += 1
-                    elif line:
-                        kept.append(line)
-                if len(kept) == len([line for line in lines if line]):
+            for path in candidates:
+                found = split(path)
+                if found is None or not found[1]:
                     continue
+                kept, gone = found
                 try:
                     if kept:
                         self._rewrite(path, "".join(line + "\n" for line in kept).encode())
@@ -154,6 +161,7 @@ class EventSpool:
                     self._sync_directory()
                 except OSError as exc:
                     raise StoreUnavailable(f"the spool could not be rewritten: {exc}") from exc
+                removed += gone
         if removed:
             log.info("forgotten events removed from the spool", extra={"event": "spool_forget", "count": removed})
         return removed
