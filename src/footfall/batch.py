@@ -67,6 +67,11 @@ class BatchBuilder:
             }
         return self._context
 
+    def new_identity(self) -> None:
+        """After a forget: later batches carry the state's new install id (or none) and a new run id."""
+        self.session = os.urandom(16).hex()
+        self._context = None
+
     def clean(self, name: str, props: dict[str, object]) -> dict[str, Any] | None:
         if not isinstance(name, str) or not compiled(EVENT_NAME_PATTERN).match(name):
             debug(f"dropped event {name!r}: names are lowercase identifiers")

@@ -27,9 +27,11 @@ if TYPE_CHECKING:
     from footfall.batch import BeforeSend
     from footfall.delivery import Recorder
     from footfall.schema import Schema
+    from footfall.spool import Spool
 
 DEFAULT_QUEUE_SIZE = 1000  # events waiting for the worker; more are dropped and counted
 DEFAULT_EXIT_TIMEOUT_S = 0.25  # the most a process exit may wait for delivery
+FORGET_WAIT_S = 2.0  # the most `forget` waits for a batch in flight before asking the collector
 APP_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 CHOICES = {
@@ -107,25 +109,43 @@ class Client:
         """The exact batch this event would be sent as, now."""
         return self._builder.build([(name, time.time(), props)])
 
-    def forget(self) -> int:
-        """Ask the collector to delete this install's events, then start a new id.
+    @no_throw(default="failed")
+    def forget(self) -> str:
+        """Forget this install: here at once, on the collector as soon as it can be reached.
 
-        Returns how many events the collector deleted. Raises OSError when the
-        collector cannot be reached or refuses; the id is kept so it can be retried.
+        In this order: a new random id (none when the user turned analytics off) and a new
+        run id for everything built from now on; batches that still carry the old id are
+        dropped, in memory and in the spool; then the collector is asked to delete the old
+        id's events (`POST /v1/forget`). Returns "sent" when it took the request, "queued"
+        when the request waits in the spool for the next delivery (or the next forget),
+        "refused" when the collector refused it for good, and "none" when there was no id.
         """
-        install = self._state.install_id(create=False)
-        if install is None:
-            return 0
-        if not isinstance(self._transport, HttpTransport):
-            raise OSError("this client has no collector to ask")
-        status, body, _ = self._transport.post_json("/v1/forget", {"app": self.app, "install": install})
-        if status != 200:
-            raise OSError(f"the collector answered {status}")
-        import json
+        from footfall.delivery import post_forget
+        from footfall.spool import Spool
 
-        deleted = json.loads(body).get("deleted", 0)
+        spool = Spool(self._state.spool_dir)
+        old = self._state.install_id(create=False)
+        if old is None:
+            self._send_waiting_forgets(spool)
+            return "none"
         self._state.update(install_id=new_install_id() if self._state.enabled is not False else None)
-        return int(deleted)
+        self._builder.new_identity()
+        idle = self._recorder.forget(old, FORGET_WAIT_S) if self._recorder is not None else True
+        spool.purge_install(old)
+        request = {"app": self.app, "install": old}
+        if idle and self._send_waiting_forgets(spool):
+            outcome = post_forget(self._transport, request)
+            if outcome != "retry":
+                return outcome
+        # Not now: the worker was still sending, or the collector is out of reach.
+        return "queued" if spool.save_forget(request) else "failed"
+
+    def _send_waiting_forgets(self, spool: Spool) -> bool:
+        """Send forget requests an earlier run could not; True when none is left waiting."""
+        from footfall.delivery import post_forget
+
+        spool.replay_forgets(lambda request: post_forget(self._transport, request) != "retry")
+        return not spool.pending_forgets()
 
 
 def _check(name: str, value: Any) -> None:

@@ -21,6 +21,16 @@ HELP = {
     "preview": "print the exact JSON that would be sent",
     "forget": "ask the collector to delete this install's data, then start a new id",
 }
+FORGET_MESSAGES = {
+    "sent": "The collector will delete every event of this install; {app} now uses a new id.",
+    "queued": (
+        "The collector could not be reached: the request to delete this install's events is saved"
+        " and will be sent on a later run. {app} already uses a new id."
+    ),
+    "none": "This install of {app} has no id, so there is nothing to forget.",
+    "refused": "The collector refused the request; nothing was deleted there. {app} now uses a new id.",
+    "failed": "The request could not be sent or saved; nothing was deleted. Try again later.",
+}
 COMMAND_HELP = "Anonymous usage statistics: " + ", ".join(ACTIONS) + "."
 
 
@@ -58,18 +68,9 @@ def run_analytics_command(client: Client | NullClient, action: str, out: IO[str]
         print(json.dumps(batch, indent=2), file=out)
         return 0
     if action == "forget":
-        try:
-            deleted = client.forget()
-        except (OSError, ValueError) as exc:
-            print(
-                f"Could not reach the collector ({exc}); nothing was deleted. Try again later.",
-                file=out,
-            )
-            return 1
-        print(
-            f"The collector deleted {deleted} events of this install; a new id will be used.",
-            file=out,
-        )
-        return 0
+        outcome = client.forget()
+        message = FORGET_MESSAGES.get(outcome, FORGET_MESSAGES["failed"])
+        print(message.format(app=client.app), file=out)
+        return 0 if outcome in ("sent", "queued", "none") else 1
     print(f"Unknown action {action!r}; use one of: {', '.join(ACTIONS)}.", file=out)
     return 2

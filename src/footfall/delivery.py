@@ -4,6 +4,10 @@
 retries for 408, 429 and 5xx (honouring Retry-After), spools what cannot be
 delivered, replays the spool once the collector answers again, and at exit waits a
 bounded time before spooling the rest. Imported only when a client is enabled.
+
+After a forget, a batch that still carries the forgotten install id (built before the
+forget, waiting for a retry) is dropped instead of sent or spooled, and forget requests
+that waited in the spool go out after the next batch the collector takes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,28 @@ from footfall.worker import BackgroundWorker, Item
 MAX_ATTEMPTS = 3  # per batch, while the process runs
 BACKOFF_S = (0.5, 1.0)  # before the second and third attempt
 MAX_RETRY_WAIT_S = 5.0  # a longer Retry-After spools the batch for a later run instead
+FORGET_PATH = "/v1/forget"
+
+
+def post_forget(transport: Transport, request: dict[str, Any]) -> str:
+    """Send one forget request: "sent", "retry" (keep it for later) or "refused" (final)."""
+    from http.client import HTTPException
+
+    from footfall.transport import RETRY_STATUSES, HttpTransport
+
+    if not isinstance(transport, HttpTransport):
+        return "retry"  # FOOTFALL_DEBUG or a test transport: nothing may leave; keep it
+    try:
+        status, _, _ = transport.post_json(FORGET_PATH, request)
+    except (OSError, ValueError, HTTPException) as exc:
+        debug(f"could not reach the collector to forget: {type(exc).__name__}: {exc}")
+        return "retry"
+    if 200 <= status < 300:
+        return "sent"
+    if status in RETRY_STATUSES or status >= 500:
+        return "retry"
+    debug(f"the collector refused a forget request ({status}); it was dropped")
+    return "refused"
 
 
 class Recorder:
@@ -38,6 +64,7 @@ class Recorder:
         self._spool_may_hold = True  # a previous run may have left batches
         self._exit_timeout = exit_timeout
         self._reported_drops = 0
+        self._forgotten: set[str] = set()  # install ids forgotten in this process
         self.worker = BackgroundWorker(self._deliver, queue_size=queue_size)
         atexit.register(self._at_exit)
 
@@ -52,6 +79,9 @@ class Recorder:
     def send(self, batch: dict[str, Any], attempts: int = MAX_ATTEMPTS) -> str:
         """ "delivered", "rejected" (final; dropped) or "failed" (worth trying later)."""
         for attempt in range(attempts):
+            if self._carries_forgotten(batch):
+                debug("a batch with a forgotten install id was dropped")
+                return "rejected"
             result = self._transport.send(batch)
             if result.delivered:
                 return "delivered"
@@ -81,12 +111,27 @@ class Recorder:
                     return ok
 
                 self._spool.replay(send_once)
-                self._spool_may_hold = not replayed_all
+                self._spool.replay_forgets(lambda request: post_forget(self._transport, request) != "retry")
+                self._spool_may_hold = not replayed_all or bool(self._spool.pending_forgets())
             return True
-        if outcome == "failed":
+        if outcome == "failed" and not self._carries_forgotten(batch):
             self._spool.save(batch)
             self._spool_may_hold = True
         return False
+
+    def _carries_forgotten(self, batch: dict[str, Any]) -> bool:
+        context = batch.get("context")
+        return isinstance(context, dict) and context.get("install") in self._forgotten
+
+    def forget(self, install: str, timeout: float) -> bool:
+        """Stop sending `install`, then wait up to `timeout` s for the batch in flight.
+
+        True when the worker went idle: nothing with that id can reach the collector after
+        this returns, so a forget request sent now covers everything sent before it.
+        """
+        self._forgotten.add(install)
+        self._spool_may_hold = True  # a forget request may be left waiting in the spool
+        return self.worker.flush(timeout)
 
     def flush(self, timeout: float) -> bool:
         return self.worker.flush(timeout)

@@ -4,6 +4,10 @@ One JSON file per batch in `<config dir>/footfall/<app>.spool/`, capped by file
 count, total size and age; the oldest files go first when a cap is reached. A
 process claims a file by renaming it before sending, so two runs never send the
 same file. Every disk error is swallowed: a full disk loses the batch, never the host.
+
+Forget requests the collector could not take wait beside them (`forget-*.json`), with
+no age limit: a forget that expired would leave the user's events on the collector.
+`purge_install` deletes every batch that carries a forgotten install id.
 """
 
 from __future__ import annotations
@@ -19,20 +23,23 @@ MAX_FILES = 200
 MAX_TOTAL_BYTES = 2 * 1024 * 1024
 MAX_AGE_S = 7 * 24 * 3600
 STALE_CLAIM_S = 600  # a claim older than this was left by a process that died
+MAX_FORGET_FILES = 100  # forget requests waiting; each is one small file
+BATCH_PREFIX = "batch-"
+FORGET_PREFIX = "forget-"
 
 
 class Spool:
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
-    def _entries(self) -> list[tuple[str, float, int]]:
+    def _entries(self, prefix: str = BATCH_PREFIX) -> list[tuple[str, float, int]]:
         try:
             names = os.listdir(self.directory)
         except OSError:
             return []
         entries = []
         for name in names:
-            if not name.startswith("batch-"):
+            if not name.startswith(prefix):
                 continue
             path = os.path.join(self.directory, name)
             try:
@@ -50,14 +57,17 @@ class Spool:
         try:
             os.makedirs(self.directory, exist_ok=True)
             self._make_room(len(data))
-            name = f"batch-{time.time_ns():020d}-{os.getpid()}-{os.urandom(3).hex()}.json"
-            tmp = os.path.join(self.directory, "." + name)
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, os.path.join(self.directory, name))
+            self._write(BATCH_PREFIX, data)
         except OSError:
             return False
         return True
+
+    def _write(self, prefix: str, data: bytes) -> None:
+        name = f"{prefix}{time.time_ns():020d}-{os.getpid()}-{os.urandom(3).hex()}.json"
+        tmp = os.path.join(self.directory, "." + name)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, os.path.join(self.directory, name))
 
     def _make_room(self, incoming: int) -> None:
         entries = self._entries()
@@ -73,12 +83,15 @@ class Spool:
             entries.remove((path, mtime, size))
             total -= size
 
-    def replay(self, send: Callable[[dict[str, Any]], bool]) -> int:
-        """Send spooled batches oldest first; stop at the first failure. Returns how many went."""
+    def replay(self, send: Callable[[dict[str, Any]], bool], prefix: str = BATCH_PREFIX) -> int:
+        """Send spooled batches (or forget requests) oldest first; stop at the first failure.
+
+        Returns how many went.
+        """
         sent = 0
         now = time.time()
-        for path, mtime, _ in self._entries():
-            if now - mtime > MAX_AGE_S:
+        for path, mtime, _ in self._entries(prefix):
+            if prefix == BATCH_PREFIX and now - mtime > MAX_AGE_S:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
                 continue
@@ -105,3 +118,39 @@ class Spool:
 
     def __len__(self) -> int:
         return len(self._entries())
+
+    # -- forgetting ---------------------------------------------------------------------
+
+    def purge_install(self, install: str) -> int:
+        """Delete every spooled batch that carries `install`, claimed ones too; returns how many."""
+        purged = 0
+        for path, _, _ in self._entries():
+            try:
+                with open(path, "rb") as handle:
+                    batch = json.loads(handle.read())
+            except (OSError, ValueError):
+                continue  # claimed and sent meanwhile, or damaged (replay drops it)
+            context = batch.get("context") if isinstance(batch, dict) else None
+            if isinstance(context, dict) and context.get("install") == install:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                    purged += 1
+        return purged
+
+    def save_forget(self, request: dict[str, Any]) -> bool:
+        """Keep a forget request for a later try; False when it cannot be kept."""
+        if len(self.pending_forgets()) >= MAX_FORGET_FILES:
+            return False
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            self._write(FORGET_PREFIX, json.dumps(request, separators=(",", ":")).encode())
+        except OSError:
+            return False
+        return True
+
+    def pending_forgets(self) -> list[str]:
+        return [path for path, _, _ in self._entries(FORGET_PREFIX)]
+
+    def replay_forgets(self, send: Callable[[dict[str, Any]], bool]) -> int:
+        """Send waiting forget requests oldest first; stop at the first failure."""
+        return self.replay(send, FORGET_PREFIX)

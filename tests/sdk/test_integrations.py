@@ -185,16 +185,31 @@ else:
     raise SystemExit(run_analytics_command(c, "forget"))
 """
     env = sdk_env(tmp_path)
-    assert run_host(script.replace("sys.argv[1:]", '["send"]'), env)[0].returncode == 0
+    send = script.replace("sys.argv[1:]", '["send"]')
+    assert run_host(send, env)[0].returncode == 0
     state = tmp_path / "footfall" / "forgetful.json"
     before = json.loads(state.read_text())["install_id"]
     result, _ = run_host(script, env)
     assert result.returncode == 0, result.stderr
-    assert "The collector deleted 7 events" in result.stdout
-    assert json.loads(state.read_text())["install_id"] != before
+    assert "The collector will delete every event of this install" in result.stdout
+    after = json.loads(state.read_text())["install_id"]
+    assert after != before
+    assert run_host(send, env)[0].returncode == 0
+    live_server.stop()
+
+    from footfall.server.ingest import keyed_hash
+    from footfall.server.stores.duckdb import DuckDBStore
+
+    key = bytes.fromhex(json.loads((live_server.data / "secrets.json").read_text())["install_key"])
+    store = DuckDBStore(live_server.data / "footfall.duckdb")
+    try:
+        rows = store.query("SELECT install, count(*) FROM events WHERE app = 'forgetful' GROUP BY install").rows
+    finally:
+        store.close()
+    assert rows == [(keyed_hash(key, "install", "forgetful", after), 7)], "only the second run's events are left"
 
 
-def test_forget_without_a_collector_keeps_the_id(tmp_path: Path, clean_env: None) -> None:
+def test_forget_without_a_collector_starts_a_new_id_and_keeps_the_request(tmp_path: Path, clean_env: None) -> None:
     (tmp_path / "t.json").write_text(json.dumps({"notice_version": 1, "install_id": "a" * 32}))
     client = footfall.init(app="t", endpoint="http://127.0.0.1:9", state_dir=tmp_path)
     from footfall.commands import run_analytics_command
@@ -205,6 +220,8 @@ def test_forget_without_a_collector_keeps_the_id(tmp_path: Path, clean_env: None
         def write(self, text: str) -> None:
             output.append(text)
 
-    assert run_analytics_command(client, "forget", out=Out()) == 1  # type: ignore[arg-type]
-    assert "nothing was deleted" in "".join(output)
-    assert json.loads((tmp_path / "t.json").read_text())["install_id"] == "a" * 32
+    assert run_analytics_command(client, "forget", out=Out()) == 0  # type: ignore[arg-type]
+    assert "could not be reached" in "".join(output) and "saved" in "".join(output)
+    assert json.loads((tmp_path / "t.json").read_text())["install_id"] != "a" * 32
+    (waiting,) = (tmp_path / "t.spool").glob("forget-*.json")
+    assert json.loads(waiting.read_text()) == {"app": "t", "install": "a" * 32}

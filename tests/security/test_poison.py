@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from footfall.server.ingest import keyed_hash
 from footfall.server.operations import secret_hash
 from footfall.server.spool import EventSpool
 from footfall.server.stores.base import EventRecord
@@ -168,6 +169,23 @@ def test_an_unreplayable_spool_file_is_quarantined_not_retried_ahead_of_good_dat
     metrics = httpx.get(app_server.url + "/metrics").text
     assert "footfall_spool_quarantined_events 2" in metrics
     assert spool.replay(app_server.store) == 0  # nothing is retried forever
+
+
+def test_forget_reaches_quarantined_events(app_server: InThreadServer) -> None:
+    """Quarantine keeps what could not be stored for an operator, but not past a user's forget."""
+    spool: EventSpool = app_server.app.state.context.spool
+    spool.directory.mkdir(parents=True, exist_ok=True)
+    ingestor = app_server.app.state.context.ingestor
+    raw = "quarantined-install-01"
+    hashed = keyed_hash(ingestor._key, "install", GOLDEN_APP, raw)
+    lines = [spool_line(record(version="x\ud800", install=hashed)), spool_line(record(version="y\ud800"))]
+    (spool.directory / "spool-00000000000000000001-000001.jsonl").write_text("\n".join(lines) + "\n")
+    assert spool.replay(app_server.store) == 0
+    assert spool.quarantined() == 2
+    response = httpx.post(app_server.url + "/v1/forget", json={"app": GOLDEN_APP, "install": raw})
+    assert response.status_code == 202
+    assert spool.quarantined() == 1
+    assert hashed not in "".join(path.read_text() for path in spool.quarantine.iterdir())
 
 
 GA_CONTROL_CASES = [

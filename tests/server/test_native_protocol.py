@@ -137,19 +137,19 @@ def test_forget_deletes_every_event_of_one_install(app_server: InThreadServer) -
         assert post(app_server, batch).status_code == 202
     forget = {"app": GOLDEN_APP, "install": mine["context"]["install"]}
     response = httpx.post(app_server.url + "/v1/forget", json=forget)
-    assert response.status_code == 200 and response.json() == {"deleted": 4}
+    assert response.status_code == 202 and response.json() == {"status": "accepted"}
     assert app_server.store.query("SELECT count(*) FROM events").rows == [(2,)]
     again = httpx.post(app_server.url + "/v1/forget", json=forget)
-    assert again.json() == {"deleted": 0}
+    assert (again.status_code, again.json()) == (202, {"status": "accepted"}), "the same answer: no oracle"
 
 
 @pytest.mark.parametrize(
     ("body", "status"),
     [
         ({"app": GOLDEN_APP}, 400),
-        ({"app": GOLDEN_APP, "install": "x y"}, 400),
+        ({"app": GOLDEN_APP, "install": ""}, 400),
         ([], 400),
-        ({"app": "unregistered", "install": "a" * 32}, 422),
+        ({"app": "Not An App", "install": "a" * 32}, 400),
     ],
 )
 def test_forget_refuses_bad_input(app_server: InThreadServer, body: Any, status: int) -> None:

@@ -184,8 +184,8 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": {"description": "deleted"},
-                        **_errors(400, 408, 413, 422, 429),
+                        "202": {"description": "accepted: the same answer whether anything was kept"},
+                        **_errors(400, 408, 413, 429, 503),
                     },
                 }
             },

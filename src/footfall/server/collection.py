@@ -31,16 +31,26 @@ from footfall.server.web import ServerContext
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 1x1 GIF
 NO_CACHE = {"Cache-Control": "no-cache, no-store, must-revalidate"}
+FORGET_ACCEPTED = {"status": "accepted"}  # the only success answer of /v1/forget
+MAX_FORGET_DECOMPRESSED_BYTES = 16 * 1024  # room for the longest GA v1 id (8 KB) and the app
+HIDDEN_HASH = "<keyed hash>"  # what the debug endpoints show instead of an install or run hash
 
 
 def stored_view(record: EventRecord) -> dict[str, Any]:
-    """A record exactly as it would be stored, for the debug endpoints."""
+    """A record as it would be stored, for the debug endpoints, without its install and run hashes.
+
+    The hashes stay hidden: anyone may call a debug endpoint with a chosen id, and the stored
+    hash it answered would let them find that id's events in any export or report that shows
+    hashes. Whether there is one is still shown.
+    """
     import json
 
     view = dataclasses.asdict(record)
     view["time"] = record.time.isoformat(timespec="milliseconds")
     view["received"] = record.received.isoformat(timespec="milliseconds")
     view["props"] = json.loads(record.props)
+    for field in ("install", "session"):
+        view[field] = HIDDEN_HASH if view[field] else ""
     return view
 
 
@@ -113,11 +123,17 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 202)
 
     async def forget(request: Request) -> Response:
+        """One answer, 202 `{"status": "accepted"}`, whether anything was kept and whether the app
+        exists: a count would tell anyone who guesses a GA `uid` whether that user is here.
+        Only a malformed request (4xx), the rate limit (429) or a store that is down (503) differ.
+        """
         ctx.limit_client(request, ctx.client_ip(request), ctx.forgets)
         body = await ctx.read_body(request, settings.max_body_bytes)
-        document = parse_json(decompress(body, request.headers.get("content-encoding", ""), 4096))
-        deleted = await run_in_threadpool(ctx.ingestor.forget, document)
-        return JSONResponse({"deleted": deleted})
+        document = parse_json(
+            decompress(body, request.headers.get("content-encoding", ""), MAX_FORGET_DECOMPRESSED_BYTES)
+        )
+        await run_in_threadpool(ctx.ingestor.forget, document)
+        return JSONResponse(FORGET_ACCEPTED, 202)
 
     # -- Google Analytics v1 ------------------------------------------------------
 

@@ -1,10 +1,17 @@
 """The data directory: everything one Footfall instance keeps, in one folder.
 
-    DIR/footfall.duckdb   the embedded store (events and apps)
-    DIR/secrets.json      mode 0600: the install-hash key and the local admin token
+    DIR/                  mode 0700; each file below 0600, each folder below 0700
+    DIR/footfall.duckdb   the embedded store (events and apps), and its .wal
+    DIR/accounts.sqlite   users, tokens and sessions, and its -wal and -shm
+    DIR/secrets.json      the install-hash key and the local admin token
     DIR/server.json       while `footfall serve` runs: its pid and URL
+    DIR/spool/            acknowledged events waiting for the store
 
-Several instances live side by side by using different folders.
+Nothing in it is for other users of the machine: the store holds the keyed hashes and the
+account database holds password hashes and session tokens. `create` makes the folder private,
+tightens what an older version left readable, and sets the process umask to 0077, so that the
+files the databases create on their own later (DuckDB's .wal, SQLite's -wal and -shm, the spool)
+are private from their first byte. Several instances live side by side in different folders.
 """
 
 from __future__ import annotations
@@ -21,6 +28,24 @@ from footfall.server.errors import UsageError
 DATABASE_FILE = "footfall.duckdb"
 SECRETS_FILE = "secrets.json"
 SERVER_FILE = "server.json"
+ACCOUNTS_FILE = "accounts.sqlite"
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_UMASK = 0o077  # no group or other bits on anything this process creates
+
+
+# What Footfall keeps in the folder, by name: each database with its journal, WAL and
+# shared-memory files, the secrets, the server file (and its temporary), and the spool.
+OWN_FILE_PREFIXES = (DATABASE_FILE, ACCOUNTS_FILE, SECRETS_FILE, "server.")
+OWN_FOLDERS = frozenset({"spool"})
+
+
+def _chmod(path: str, mode: int) -> None:
+    try:
+        if not os.path.islink(path):
+            os.chmod(path, mode)
+    except OSError:
+        pass  # deleted meanwhile (a replayed spool file, a checkpointed .wal)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +67,42 @@ class DataDir:
         return self.path / SERVER_FILE
 
     def create(self) -> None:
+        """Create the folder (mode 0700) if needed, make what is in it private, and set the umask.
+
+        Every command that writes to the folder (serve, demo, app, user, token) starts here.
+        """
+        os.umask(PRIVATE_UMASK)  # process-wide on purpose: this process writes into the folder
+        self._make()
+
+    def _make(self) -> None:
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot create the data directory {self.path}: {exc.strerror}") from None
+        self.make_private()
+
+    def make_private(self) -> None:
+        """Chmod the folder 0700, and Footfall's own files in it 0600 (its folders 0700).
+
+        Only what Footfall keeps is touched (by name), never anything else a user keeps
+        in a folder they chose as `--data`; links are left alone.
+        """
+        try:
+            os.chmod(self.path, PRIVATE_DIR_MODE)
+            names = os.listdir(self.path)
+        except OSError as exc:
+            raise UsageError(f"cannot make the data directory {self.path} private: {exc.strerror}") from None
+        for name in names:
+            path = os.path.join(self.path, name)
+            if name in OWN_FOLDERS:
+                _chmod(path, PRIVATE_DIR_MODE)
+                for root, folders, files in os.walk(path):
+                    for folder in folders:
+                        _chmod(os.path.join(root, folder), PRIVATE_DIR_MODE)
+                    for file in files:
+                        _chmod(os.path.join(root, file), PRIVATE_FILE_MODE)
+            elif name.startswith(OWN_FILE_PREFIXES):
+                _chmod(path, PRIVATE_FILE_MODE)
 
     def secrets(self) -> ServerSecrets:
         """Load the secrets, creating them (mode 0600) on first use."""
@@ -57,17 +114,19 @@ class DataDir:
             pass
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"{path} is unreadable or damaged: {exc}") from None
-        self.create()
+        self._make()  # not `create`: an embedding process (`create_app`) keeps its own umask
         fresh = ServerSecrets(secrets.token_bytes(32), secrets.token_urlsafe(32))
         data = {"install_key": fresh.install_key.hex(), "admin_token": fresh.admin_token}
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle)
         return fresh
 
     def write_server_file(self, pid: int, url: str) -> None:
         tmp = self.server_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": pid, "url": url}), encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"pid": pid, "url": url}, handle)
         os.replace(tmp, self.server_file)
 
     def read_server_file(self) -> dict[str, Any] | None:

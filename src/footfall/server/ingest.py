@@ -22,11 +22,11 @@ from starlette.concurrency import run_in_threadpool
 
 from footfall.schema import sensitive_kind, sensitive_kind_in
 from footfall.server.cardinality import CardinalityGuard
-from footfall.server.errors import BadRequest, StoreUnavailable, UnknownApp
+from footfall.server.errors import BadRequest, StoreUnavailable
 from footfall.server.metrics import Metrics
 from footfall.server.protocols import Incoming
 from footfall.server.protocols.framing import storable
-from footfall.server.protocols.native import APP_PATTERN, ID_PATTERN
+from footfall.server.protocols.native import APP_PATTERN
 from footfall.server.schemas import AppSchema, parse_schema
 from footfall.server.spool import EventSpool
 from footfall.server.stores.base import EventRecord, EventStore
@@ -218,14 +218,36 @@ class Ingestor:
         return refused
 
     def forget(self, document: Any) -> int:
-        """`POST /v1/forget`: delete everything stored for one raw install id."""
+        """`POST /v1/forget`: delete everything kept for one raw install id; returns how many went.
+
+        The id may be any string a protocol stores as an install (a native id, a GA v1 `cid` such
+        as `1234567.89012345` or a `uid`, a GA4 `client_id`, a Firebase `app_instance_id`): it is
+        hashed exactly as `record` hashes it. The caller answers the same whatever this returns,
+        and whether the app exists, so the endpoint is no oracle for guessable ids.
+
+        Order: the spool first, then the store. An acknowledged event waits in exactly one of the
+        two, and a replay moves it from the spool to the store. Provided a replay holds the spool's
+        lock from reading a file to deleting it (see `EventSpool.forget`), either it ran first and
+        the store delete that follows removes what it wrote, or it runs after and reads the
+        rewritten file. Deleting from the store first would let a replay bring events back.
+        """
+        from footfall.server.protocols.ga_v1 import MAX_HIT_BYTES  # no stored id can be longer
+
+        usage = 'send {"app": "<app id>", "install": "<install id>"}'
         if not isinstance(document, dict):
-            raise BadRequest('send {"app": "<app id>", "install": "<install id>"}', code="invalid_request")
+            raise BadRequest(usage, code="invalid_request")
         app, install = document.get("app"), document.get("install")
         if not isinstance(app, str) or not APP_PATTERN.match(app):
-            raise BadRequest("'app' must be an app id", code="invalid_request")
-        if not isinstance(install, str) or not ID_PATTERN.match(install):
-            raise BadRequest("'install' must be an install id", code="invalid_request")
-        if not self.store.has_app(app):
-            raise UnknownApp(f"no app named {app!r} is registered")
-        return self.store.delete_install(app, keyed_hash(self._key, "install", app, install))
+            raise BadRequest("'app' must be an app id; " + usage, code="invalid_request")
+        if not isinstance(install, str) or not install or len(install) > MAX_HIT_BYTES:
+            raise BadRequest(f"'install' must be an id of 1 to {MAX_HIT_BYTES} characters", code="invalid_request")
+        try:
+            install.encode()
+        except UnicodeEncodeError:  # a lone surrogate: no protocol stores one
+            raise BadRequest("'install' must be valid Unicode text", code="invalid_request") from None
+        install_hash = keyed_hash(self._key, "install", app, install)
+        removed = self.spool.forget(app, install_hash)
+        # An unknown app is deleted from too (nothing matches): the same work, the same answer.
+        removed += self.store.delete_install(app, install_hash)
+        self.metrics.count("footfall_forget_requests_total", "Forget requests carried out.")
+        return removed

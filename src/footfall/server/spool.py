@@ -97,11 +97,7 @@ class EventSpool:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                directory = os.open(self.directory, os.O_RDONLY)
-                try:
-                    os.fsync(directory)  # the new file's name is durable too
-                finally:
-                    os.close(directory)
+                self._sync_directory(self.directory)  # the new file's name is durable too
             except OSError as exc:
                 raise StoreUnavailable(f"the store is unavailable and the spool failed: {exc}") from exc
         log.warning("store unavailable; events spooled", extra={"event": "spooled", "count": len(records)})
@@ -110,34 +106,45 @@ class EventSpool:
         """Write spooled files to the store, oldest first; stop at the first unavailability.
 
         Lines that cannot be stored go to quarantine. Returns how many events were stored.
+        Each file is read, stored and deleted under the spool's lock, so a forget (which
+        rewrites files under the same lock) never races a replay of the lines it removes.
         """
         replayed = 0
         for path in self.files():
-            try:
-                lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line]
-            except OSError:
+            with self._lock:
+                stored = self._replay_file(path, store)
+            if stored is None:
                 break
-            records, bad = [], []
-            for line in lines:
-                try:
-                    records.append(_decode(line))
-                except (ValueError, TypeError, KeyError):
-                    bad.append(line)
-            try:
-                refused = store.write(records).result(timeout=60)
-            except (StoreError, TimeoutError):
-                break
-            refused_lines = [_encode(records[index]) for index in refused]
-            try:
-                self._quarantine(path.name, bad + refused_lines)
-            except OSError:
-                break  # kept in place, and tried again: nothing is dropped unrecorded
-            path.unlink(missing_ok=True)
-            replayed += len(records) - len(refused)
-            self._refused = False
+            replayed += stored
         if replayed:
             log.info("spooled events stored", extra={"event": "replayed", "count": replayed})
         return replayed
+
+    def _replay_file(self, path: Path, store: EventStore) -> int | None:
+        """How many of the file's events were stored; None when the store or the disk failed."""
+        try:
+            lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line]
+        except FileNotFoundError:
+            return 0  # forgotten meanwhile
+        except OSError:
+            return None
+        records, bad = [], []
+        for line in lines:
+            try:
+                records.append(_decode(line))
+            except (ValueError, TypeError, KeyError):
+                bad.append(line)
+        try:
+            refused = store.write(records).result(timeout=60)
+        except (StoreError, TimeoutError):
+            return None
+        try:
+            self._quarantine(path.name, bad + [_encode(records[index]) for index in refused])
+        except OSError:
+            return None  # kept in place, and tried again: nothing is dropped unrecorded
+        path.unlink(missing_ok=True)
+        self._refused = False
+        return len(records) - len(refused)
 
     def _quarantine(self, name: str, lines: list[str]) -> None:
         if not lines:
@@ -160,6 +167,82 @@ class EventSpool:
             with contextlib.suppress(OSError), path.open("rb") as handle:
                 count += sum(1 for _ in handle)
         return count
+
+    def forget(self, app: str, install_hash: str) -> int:
+        """Rewrite every spool file without the events of one (hashed) install; returns how many went.
+
+        A first pass reads without the lock: appends only ever add new files, so the usual
+        answer, no file holds that install, blocks nobody. Each file that does is then read
+        again and rewritten atomically (a fsynced temporary file, then `os.replace`) under
+        the spool's lock; a file left empty is deleted. A replay that read a file before
+        this ran may still write its old lines to the store: the caller deletes from the
+        store after this returns, and a replay must hold this lock from reading a file to
+        deleting it for that order to be safe (see `Ingestor.forget`).
+        """
+        if not install_hash:
+            return 0
+        # Lines are compact JSON (`_encode`), so a substring test finds the candidates cheaply;
+        # each candidate is then decoded and compared exactly.
+        marker = f'"install":{json.dumps(install_hash)}'
+
+        def split(path: Path) -> tuple[list[str], int] | None:
+            """The lines to keep and how many go, or None when the file is gone."""
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError:
+                return None  # replayed and deleted meanwhile
+            kept = [
+                line for line in lines if line and not (marker in line and self._forgotten(line, app, install_hash))
+            ]
+            return kept, sum(1 for line in lines if line) - len(kept)
+
+        quarantined = sorted(self.quarantine.glob("*.jsonl")) if self.quarantine.is_dir() else []
+        candidates = [path for path in self.files() + quarantined if (found := split(path)) is not None and found[1]]
+        removed = 0
+        with self._lock:
+            for path in candidates:
+                found = split(path)
+                if found is None or not found[1]:
+                    continue
+                kept, gone = found
+                try:
+                    if kept:
+                        self._rewrite(path, "".join(line + "\n" for line in kept).encode())
+                    else:
+                        path.unlink(missing_ok=True)
+                    self._sync_directory(path.parent)
+                except OSError as exc:
+                    raise StoreUnavailable(f"the spool could not be rewritten: {exc}") from exc
+                removed += gone
+        if removed:
+            log.info("forgotten events removed from the spool", extra={"event": "spool_forget", "count": removed})
+        return removed
+
+    def _rewrite(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".forget-{path.name}.tmp")  # outside the `spool-*.jsonl` glob
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def _sync_directory(folder: Path) -> None:
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    @staticmethod
+    def _forgotten(line: str, app: str, install_hash: str) -> bool:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return False  # not ours to judge: replay deals with a damaged line
+        return isinstance(row, dict) and row.get("app") == app and row.get("install") == install_hash
 
 
 class SpoolReplayer:

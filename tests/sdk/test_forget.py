@@ -1,0 +1,146 @@
+"""`client.forget()` and `analytics forget`: after a forget, nothing carries the old id.
+
+A new id and a new run id in the running process, no spooled batch with the old id, and the
+forget request itself either taken by the collector or kept in the spool until it can be.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import footfall
+from footfall.server.ingest import keyed_hash
+from tests.conftest import GOLDEN_APP, InThreadServer, wait_until
+
+OLD_ID = "a" * 32
+
+
+def client_for(state: Path, endpoint: str, install: str | None = OLD_ID) -> footfall.Client:
+    """A client whose user has seen the notice, with a known install id."""
+    state.mkdir(parents=True, exist_ok=True)
+    saved: dict[str, Any] = {"notice_version": 1}
+    if install:
+        saved["install_id"] = install
+    (state / f"{GOLDEN_APP}.json").write_text(json.dumps(saved))
+    client = footfall.init(app=GOLDEN_APP, endpoint=endpoint, state_dir=state)
+    assert isinstance(client, footfall.Client) and client.enabled, client.decision
+    return client
+
+
+def saved_id(state: Path) -> Any:
+    return json.loads((state / f"{GOLDEN_APP}.json").read_text()).get("install_id")
+
+
+def spool_files(state: Path, prefix: str) -> list[Path]:
+    directory = state / f"{GOLDEN_APP}.spool"
+    return sorted(p for p in directory.iterdir() if p.name.startswith(prefix)) if directory.exists() else []
+
+
+def stored(server: InThreadServer) -> list[tuple[str, str]]:
+    rows = server.store.query("SELECT install, session FROM events WHERE app = $app", {"app": GOLDEN_APP}).rows
+    return [(str(install), str(session)) for install, session in rows]
+
+
+def install_hash(server: InThreadServer, raw: str) -> str:
+    key = bytes.fromhex(json.loads((server.data / "secrets.json").read_text())["install_key"])
+    return keyed_hash(key, "install", GOLDEN_APP, raw)
+
+
+def test_a_running_client_stops_sending_the_forgotten_id(
+    tmp_path: Path, clean_env: None, app_server: InThreadServer
+) -> None:
+    client = client_for(tmp_path, app_server.url)
+    for _ in range(3):
+        client.track("start")
+    assert client.flush(10)
+    before = stored(app_server)
+    assert {install for install, _ in before} == {install_hash(app_server, OLD_ID)}
+
+    assert client.forget() == "sent"
+    assert stored(app_server) == [], "the collector deleted the old id's events"
+    new_id = saved_id(tmp_path)
+    assert new_id and new_id != OLD_ID
+
+    client.track("start")  # the same process, its context built before the forget
+    assert client.flush(10)
+    ((install, session),) = stored(app_server)
+    assert install == install_hash(app_server, new_id), "the cached context was refreshed"
+    assert session not in {s for _, s in before}, "a new run id too: nothing links the two ids"
+
+
+def test_the_spool_is_purged_and_the_forget_waits_until_the_collector_is_back(
+    tmp_path: Path, clean_env: None, collector_stub: Any
+) -> None:
+    stub = collector_stub(mode="error")
+    client = client_for(tmp_path, stub.url)
+    client.track("start")
+    assert not client.flush(15), "the collector fails: the batch is spooled"
+    (other := tmp_path / f"{GOLDEN_APP}.spool" / "batch-00000000000000000001-1-abcdef.json").write_text(
+        json.dumps({"app": GOLDEN_APP, "context": {"install": "b" * 32}, "events": []})
+    )
+    assert len(spool_files(tmp_path, "batch-")) == 2
+
+    assert client.forget() == "queued", "the collector answers 500: the request waits"
+    assert spool_files(tmp_path, "batch-") == [other], "only the old id's batch went"
+    (waiting,) = spool_files(tmp_path, "forget-")
+    assert json.loads(waiting.read_text()) == {"app": GOLDEN_APP, "install": OLD_ID}
+
+    stub.mode = "ok"
+    client.track("start")
+    assert client.flush(15)
+    sent = [(path, json.loads(gzip.decompress(body))) for path, body, _ in stub.requests]
+    ids = [(path, b["install"] if path == "/v1/forget" else b["context"]["install"]) for path, b in sent]
+    first_forget = ids.index(("/v1/forget", OLD_ID))  # answered 500 by the stub, then kept
+    assert ("/v1/batch", OLD_ID) not in ids[first_forget:], "no batch with the old id after the forget"
+    assert ids[first_forget + 1 :] == [
+        ("/v1/batch", saved_id(tmp_path)),  # the new event, with the new id
+        ("/v1/batch", "b" * 32),  # the other install's spooled batch
+        ("/v1/forget", OLD_ID),  # the waiting forget request, taken this time
+    ]
+    assert spool_files(tmp_path, "forget-") == []
+
+
+def test_a_batch_in_flight_with_the_old_id_is_dropped_not_spooled(
+    tmp_path: Path, clean_env: None, collector_stub: Any
+) -> None:
+    stub = collector_stub(mode="hang")  # accepts and never answers: the SDK's 3 s deadline ends it
+    client = client_for(tmp_path, stub.url)
+    client.track("start")
+    wait_until(lambda: len(stub.requests) == 1, 10, "the batch to be on the wire")
+
+    assert client.forget() == "queued", "the worker is still sending: the forget waits behind it"
+    client.flush(15)
+    assert len(stub.requests) == 1, "no retry of a batch that carries the forgotten id"
+    assert spool_files(tmp_path, "batch-") == [], "and it is not spooled for a later run"
+    assert len(spool_files(tmp_path, "forget-")) == 1
+
+
+def test_forget_requests_left_by_an_earlier_run_are_sent_by_the_next_forget(
+    tmp_path: Path, clean_env: None, collector_stub: Any
+) -> None:
+    down = collector_stub(mode="error")
+    assert client_for(tmp_path / "s", down.url).forget() == "queued"
+    up = collector_stub(mode="ok")
+    client = client_for(tmp_path / "s", up.url, install=saved_id(tmp_path / "s"))
+    assert client.forget() == "sent"
+    forgets = [json.loads(gzip.decompress(body))["install"] for path, body, _ in up.requests if path == "/v1/forget"]
+    assert forgets[0] == OLD_ID and len(forgets) == 2
+    assert spool_files(tmp_path / "s", "forget-") == []
+
+
+def test_forget_without_an_id_has_nothing_to_ask(tmp_path: Path, clean_env: None, collector_stub: Any) -> None:
+    stub = collector_stub(mode="ok")
+    client = client_for(tmp_path, stub.url, install=None)
+    assert client.forget() == "none"
+    assert stub.requests == []
+
+
+def test_a_forget_refused_for_good_is_not_kept(tmp_path: Path, clean_env: None, collector_stub: Any) -> None:
+    stub = collector_stub(mode=[400])
+    assert client_for(tmp_path, stub.url).forget() == "refused"
+    assert spool_files(tmp_path, "forget-") == [] and saved_id(tmp_path) != OLD_ID
+    assert os.path.exists(tmp_path / f"{GOLDEN_APP}.json")
