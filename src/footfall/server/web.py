@@ -44,6 +44,8 @@ from footfall.server.stores.base import EventStore
 log = logging.getLogger("footfall.server")
 
 SESSION_COOKIE = "footfall_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclasses.dataclass
@@ -92,7 +94,14 @@ class ServerContext:
                 return Principal(LOCAL_ADMIN, True, {})
             return self.accounts.principal_for_token(token)
         cookie = request.cookies.get(SESSION_COOKIE)
-        return self.accounts.principal_for_session(cookie) if cookie else None
+        principal = self.accounts.principal_for_session(cookie) if cookie else None
+        if principal is not None and request.method not in SAFE_METHODS and request.url.path.startswith("/api/"):
+            # A browser sends the cookie with any cross-site form or text/plain POST (a sibling subdomain is
+            # even same-site); only our own pages know the session's CSRF token to put in this header.
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not (sent and hmac.compare_digest(sent.encode(), principal.csrf.encode())):
+                raise Forbidden(f"a change made with a session cookie needs its X-CSRF-Token header", code="csrf")
+        return principal
 
     def require(self, request: Request, app: str | None = None) -> Principal:
         """The principal, allowed to read `app`: 401 without credentials, 403 without a role."""
