@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +32,7 @@ def admin_server(app_server: InThreadServer) -> InThreadServer:
 
 def test_a_cross_site_text_plain_post_with_the_session_cookie_is_refused(admin_server: InThreadServer) -> None:
     """The red team re-keyed an app with a text/plain POST from a sibling subdomain."""
-    rekey = '{"name": "%s", "ga4": [{"measurement_id": "G-EVIL", "api_secret": "attacker"}]}' % GOLDEN_APP
+    rekey = json.dumps({"name": GOLDEN_APP, "ga4": [{"measurement_id": "G-EVIL", "api_secret": "attacker"}]})
     with httpx.Client(base_url=admin_server.url) as browser:
         csrf = log_in(browser, ADMIN)
         forged = browser.post(

@@ -35,7 +35,8 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         return {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
 
     def secure(request: Request) -> bool:
-        return request.url.scheme == "https"
+        # Behind a TLS proxy the app sees http; --public-url https://... says what the browser sees.
+        return request.url.scheme == "https" or ctx.settings.public_url.startswith("https://")
 
     def start_session(request: Request, email: str) -> Response:
         response = RedirectResponse("/", status_code=303)
@@ -105,7 +106,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         cards = [
             {"name": s["app"], "events": s["events"], "installs": s["installs"]} for s in await run_in_threadpool(build)
         ]
-        return HTMLResponse(dashboard.app_picker(cards, principal.email, principal.csrf))
+        return HTMLResponse(dashboard.app_picker(cards, principal.email, principal.csrf, principal.admin))
 
     async def app_page(request: Request) -> Response:
         principal = ctx.principal(request)
@@ -113,30 +114,41 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             return RedirectResponse("/login?" + urllib.parse.urlencode({"next": request.url.path}), status_code=303)
         app = request.path_params["app"]
         if not ctx.store.has_app(app) or not principal.can_read(app):
-            body = "<h1>Not found</h1><p>There is no such app, or this account has no role on it.</p>"
-            return HTMLResponse(dashboard.page("Not found", body, principal.email, principal.csrf), status_code=404)
+            message = "There is no such app, or this account has no role on it."
+            html = dashboard.message_page("Not found", message, principal.email, principal.csrf)
+            return HTMLResponse(html, status_code=404)
         tab = request.query_params.get("tab", "overview")
         tab = tab if tab in dashboard.TABS else "overview"
         try:
             filters = Filters.from_params(request.query_params)
         except UsageError as exc:
-            body = (
-                f'<h1>{app}</h1><p class="error" role="alert">{exc.message}</p><p><a href="?">Reset the filters</a></p>'
+            html = dashboard.message_page(
+                app, exc.message, principal.email, principal.csrf, alert=True, link="?", link_text="Reset the filters"
             )
-            return HTMLResponse(dashboard.page(app, body, principal.email, principal.csrf), status_code=400)
+            return HTMLResponse(html, status_code=400)
 
         def build() -> tuple[list[Any], list[str], list[str], bool]:
             reports = [run_report(ctx.store, name, app, filters) for name in dashboard.TABS[tab]]
             return (
                 reports,
-                app_versions(ctx.store, app),
+                app_versions(ctx.store, app, limit=dashboard.MAX_VERSION_CHOICES),
                 visible_apps(principal),
                 ctx.accounts.is_public(app),
             )
 
         reports, versions, apps, public = await run_in_threadpool(build)
         html = dashboard.app_page(
-            app, tab, filters, reports, versions, apps, principal.email, principal.csrf, principal.can_own(app), public
+            app,
+            tab,
+            filters,
+            reports,
+            versions,
+            apps,
+            principal.email,
+            principal.csrf,
+            principal.can_own(app),
+            public,
+            principal.admin,
         )
         return HTMLResponse(html)
 
@@ -145,9 +157,9 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         app = request.path_params["app"]
         fields = await form(request)
         if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
-            return HTMLResponse(dashboard.page("Refused", "<p>That form expired.</p>"), status_code=403)
+            return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
         if not principal.can_own(app):
-            return HTMLResponse(dashboard.page("Refused", "<p>Only an owner can share an app.</p>"), status_code=403)
+            return HTMLResponse(dashboard.message_page("Refused", "Only an owner can share an app."), status_code=403)
         await run_in_threadpool(ctx.accounts.set_public, app, fields.get("public") == "1", principal.email)
         return RedirectResponse(f"/apps/{urllib.parse.quote(app)}", status_code=303)
 
@@ -166,7 +178,16 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         )
         return JSONResponse(data) if as_json else HTMLResponse(dashboard.public_page(data))
 
+    async def static(request: Request) -> Response:
+        asset = dashboard.static_assets().get(request.path_params["name"])
+        if asset is None:
+            raise NotFound("no such file")
+        versioned = request.query_params.get("v") == asset.digest
+        cache = "public, max-age=31536000, immutable" if versioned else "public, max-age=300"
+        return Response(asset.body, media_type=asset.media_type, headers={"Cache-Control": cache})
+
     return [
+        Route("/static/{name}", static),
         Route("/", picker),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),

@@ -278,12 +278,19 @@ def dimensions(store: EventStore, app: str, filters: Filters) -> Report:
     return Report("dimensions", "Custom dimensions", ["dimension", "value", "events"], rows)
 
 
-def app_versions(store: EventStore, app: str) -> list[str]:
-    """Every version an app has reported, newest first: for the version filter."""
-    found = [
-        row[0] for row in store.query("SELECT DISTINCT app_version FROM events WHERE app = $app", {"app": app}).rows
-    ]
-    return sorted((v for v in found if v), key=version_key, reverse=True)
+def app_versions(store: EventStore, app: str, limit: int | None = None) -> list[str]:
+    """The versions an app has reported, newest first: for the version filter.
+
+    With `limit`, only that many: those with the most events, so the filter stays small
+    however many versions were sent.
+    """
+    sql = "SELECT app_version FROM events WHERE app = $app AND app_version <> '' GROUP BY 1"
+    params: dict[str, Any] = {"app": app}
+    if limit is not None:
+        sql += " ORDER BY count(*) DESC, 1 LIMIT $limit"
+        params["limit"] = limit
+    found = [row[0] for row in store.query(sql, params).rows]
+    return sorted(found, key=version_key, reverse=True)
 
 
 def version_key(version: str) -> tuple[int, ...]:

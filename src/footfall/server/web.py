@@ -16,6 +16,7 @@ import logging
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -33,6 +34,7 @@ from footfall.server.errors import (
     error_body,
 )
 from footfall.server.geo import CountryResolver, Network, client_ip, parse_networks
+from footfall.server.headers import SecurityHeadersMiddleware
 from footfall.server.ingest import Ingestor
 from footfall.server.metrics import Metrics
 from footfall.server.operations import StoreOperations
@@ -100,7 +102,7 @@ class ServerContext:
             # even same-site); only our own pages know the session's CSRF token to put in this header.
             sent = request.headers.get(CSRF_HEADER, "")
             if not (sent and hmac.compare_digest(sent.encode(), principal.csrf.encode())):
-                raise Forbidden(f"a change made with a session cookie needs its X-CSRF-Token header", code="csrf")
+                raise Forbidden("a change made with a session cookie needs its X-CSRF-Token header", code="csrf")
         return principal
 
     def require(self, request: Request, app: str | None = None) -> Principal:
@@ -219,6 +221,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(SecurityHeadersMiddleware, hsts=settings.public_url.startswith("https://"))],
         exception_handlers={
             FootfallError: footfall_error,
             HTTPException: http_error,
