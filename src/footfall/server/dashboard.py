@@ -122,6 +122,13 @@ def audit_page(entries: list[Any], who: str, csrf: str) -> str:
     return render("audit.html", title="Audit log", entries=entries, who=who, csrf=csrf, admin=True)
 
 
+def account_page(tokens: list[Any], who: str, csrf: str, admin: bool) -> str:
+    """The API tokens `who` may revoke: their own, or every account's for an admin."""
+    return render(
+        "account.html", title="API tokens", tokens=tokens, all_accounts=admin, who=who, csrf=csrf, admin=admin
+    )
+
+
 def _panel(report: Report) -> dict[str, Any]:
     panel: dict[str, Any] = {
         "name": report.name,

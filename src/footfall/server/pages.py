@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from footfall.server import dashboard
-from footfall.server.accounts import LOCAL_ADMIN, Principal
+from footfall.server.accounts import LOCAL_ADMIN, Principal, TokenInfo
 from footfall.server.errors import NotFound, UsageError
 from footfall.server.filters import Filters
 from footfall.server.reports import app_versions, public_aggregates, run_report
@@ -27,6 +27,7 @@ from footfall.server.web import SESSION_COOKIE, ServerContext
 
 LOGIN_CSRF_COOKIE = "footfall_login_csrf"
 SESSION_TTL_S = 7 * 24 * 3600
+AUDIT_PAGE_ENTRIES = 500  # the newest, on one page
 
 
 def page_routes(ctx: ServerContext) -> list[Route]:
@@ -163,6 +164,52 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         await run_in_threadpool(ctx.accounts.set_public, app, fields.get("public") == "1", principal.email)
         return RedirectResponse(f"/apps/{urllib.parse.quote(app)}", status_code=303)
 
+    def session_page(request: Request) -> Principal | Response:
+        principal = ctx.principal(request)
+        if principal is None:
+            return RedirectResponse("/login?" + urllib.parse.urlencode({"next": request.url.path}), status_code=303)
+        return principal
+
+    async def audit(request: Request) -> Response:
+        principal = session_page(request)
+        if isinstance(principal, Response):
+            return principal
+        if not principal.admin:
+            html = dashboard.message_page(
+                "Refused", "Only an administrator sees the audit log.", principal.email, principal.csrf
+            )
+            return HTMLResponse(html, status_code=403)
+        entries = await run_in_threadpool(ctx.accounts.audit_log, AUDIT_PAGE_ENTRIES)
+        return HTMLResponse(dashboard.audit_page(entries, principal.email, principal.csrf))
+
+    def revocable_tokens(principal: Principal) -> list[TokenInfo]:
+        return ctx.accounts.list_tokens(None if principal.admin else principal.email)
+
+    async def account(request: Request) -> Response:
+        principal = session_page(request)
+        if isinstance(principal, Response):
+            return principal
+        tokens = await run_in_threadpool(revocable_tokens, principal)
+        return HTMLResponse(dashboard.account_page(tokens, principal.email, principal.csrf, principal.admin))
+
+    async def revoke(request: Request) -> Response:
+        principal = ctx.require(request)
+        fields = await form(request)
+        if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
+            return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
+        token_id = request.path_params["token"]
+
+        def revoke_own() -> bool:
+            # Only a token this account may see: an id alone must not reach another account's token.
+            if token_id not in {t.id for t in revocable_tokens(principal)}:
+                return False
+            return ctx.accounts.revoke_token(token_id, principal.email)
+
+        if not await run_in_threadpool(revoke_own):
+            html = dashboard.message_page("Not found", "There is no such token.", principal.email, principal.csrf)
+            return HTMLResponse(html, status_code=404)
+        return RedirectResponse("/account", status_code=303)
+
     async def public(request: Request) -> Response:
         name = request.path_params["app"]
         as_json = name.endswith(".json")
@@ -194,4 +241,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         Route("/apps/{app}", app_page),
         Route("/apps/{app}/public", sharing, methods=["POST"]),
         Route("/public/{app}", public),
+        Route("/admin/audit", audit),
+        Route("/account", account),
+        Route("/account/tokens/{token}/revoke", revoke, methods=["POST"]),
     ]

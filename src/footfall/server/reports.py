@@ -53,8 +53,18 @@ class Report:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(self.columns)
-        writer.writerows([[_plain(v) for v in row] for row in self.rows])
+        writer.writerows([[csv_cell(_plain(v)) for v in row] for row in self.rows])
         return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet may run a cell starting so as a formula
+
+
+def csv_cell(value: Any) -> Any:
+    """A text value that a spreadsheet would read as a formula gets a leading ' (OWASP's advice); others as is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _plain(value: Any) -> Any:
