@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import re
+import urllib.parse
+from html.parser import HTMLParser
+from typing import Any
 
 import httpx
 import pytest
 
+from footfall.server.stores.base import EventRecord
 from tests.conftest import GOLDEN_APP, InThreadServer
 
 PASSWORD = "correct horse battery"
@@ -61,3 +67,176 @@ def test_bearer_tokens_need_no_csrf_token(admin_server: InThreadServer) -> None:
         headers={"Authorization": f"Bearer {admin_server.token}"},
     )
     assert response.status_code == 201
+
+
+# -- security headers and --public-url -------------------------------------------------------------
+
+HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+}
+
+
+def test_every_response_carries_the_security_headers(admin_server: InThreadServer) -> None:
+    with httpx.Client(base_url=admin_server.url) as browser:
+        responses = [
+            browser.get("/healthz"),
+            browser.get("/login"),
+            browser.get("/api/v1/apps"),  # 401 JSON
+            browser.get("/nowhere"),  # 404
+            browser.post("/v1/batch", content=b"not json"),  # 400 from the collector
+        ]
+        log_in(browser, ADMIN)
+        page = browser.get(f"/apps/{GOLDEN_APP}")
+        stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        responses += [page, browser.get(stylesheet)]
+    for response in responses:
+        for name, value in HEADERS.items():
+            assert response.headers.get(name) == value, (response.request.url, name)
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy, response.request.url
+        assert "unsafe-inline" not in policy and "http" not in policy, "no inline code, no other origin"
+        assert "strict-transport-security" not in response.headers, "no HSTS without an https public URL"
+    assert responses[-1].headers["content-type"].startswith("text/css")
+    assert "immutable" in responses[-1].headers["cache-control"]
+    # The page itself needs nothing the policy forbids: no inline script, style element or style attribute.
+    assert "<script" not in page.text and "<style" not in page.text and "style=" not in page.text
+    assert re.search(r"\son[a-z]+=", page.text) is None, "no inline event handler"
+
+
+def test_an_https_public_url_makes_cookies_secure_and_adds_hsts(app_server_factory: Any) -> None:
+    server: InThreadServer = app_server_factory(public_url="https://footfall.example.org")
+    server.app.state.context.accounts.add_user(ADMIN, PASSWORD, "admin", None)
+    with httpx.Client(base_url=server.url) as browser:
+        form = browser.get("/login")  # plain http here, as behind a TLS-terminating proxy
+        assert "secure" in form.headers["set-cookie"].lower()
+        assert form.headers["strict-transport-security"].startswith("max-age=")
+        form_token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        # httpx keeps Secure cookies off plain http, as a browser would: send the form cookie by hand.
+        logged_in = browser.post(
+            "/login",
+            data={"csrf": form_token, "email": ADMIN, "password": PASSWORD},
+            headers={"Cookie": f"footfall_login_csrf={form_token}"},
+        )
+        assert logged_in.status_code == 303, logged_in.text
+        session_cookie = next(c for c in logged_in.headers.get_list("set-cookie") if c.startswith("footfall_session="))
+        assert "secure" in session_cookie.lower() and "httponly" in session_cookie.lower()
+
+
+def test_the_public_url_is_checked_and_makes_links_absolute(tmp_path: Any) -> None:
+    from footfall.server.errors import UsageError
+    from footfall.server.settings import absolute_url, resolve_settings
+
+    settings = resolve_settings(tmp_path, {"public_url": "https://footfall.example.org/stats/"})
+    assert absolute_url(settings, "/login?code=x") == "https://footfall.example.org/stats/login?code=x"
+    local = resolve_settings(tmp_path, {"host": "0.0.0.0", "port": 8123})
+    assert absolute_url(local, "/login") == "http://127.0.0.1:8123/login"
+    for bad in ("footfall.example.org", "ftp://x.org", "https://x.org/?a=1", "https://user:pw@x.org", "https://"):
+        with pytest.raises(UsageError):
+            resolve_settings(tmp_path, {"public_url": bad})
+
+
+# -- escaping on every page ---------------------------------------------------------------------------
+
+HOSTILE = "<script>alert(1)</script>\"onmouseover=alert(2) x='"
+
+
+class TagCollector(HTMLParser):
+    """Every element and attribute a browser would build from the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+def assert_inert(html: str, where: str) -> None:
+    parser = TagCollector()
+    parser.feed(html)
+    assert not [t for t, _ in parser.tags if t == "script"], f"a script element on {where}"
+    handlers = [(t, n) for t, attrs in parser.tags for n, v in attrs if n.startswith("on") and "alert" in (v or "")]
+    assert not handlers, f"event handler attributes {handlers} on {where}"
+    assert "<script>alert(1)" not in html, where
+
+
+def hostile_event(app: str, when: dt.datetime, install: str) -> EventRecord:
+    props = {
+        "command": HOSTILE,
+        "options": [HOSTILE],
+        "outcome": HOSTILE,
+        "duration": HOSTILE,
+        "category": HOSTILE,
+        "action": HOSTILE,
+        "label": HOSTILE,
+        HOSTILE: HOSTILE,
+    }
+    return EventRecord(
+        when, when, app, HOSTILE, "command", install, install, HOSTILE, HOSTILE, HOSTILE, HOSTILE, HOSTILE,
+        HOSTILE, HOSTILE, "DE", json.dumps(props), "native",
+    )  # fmt: skip
+
+
+def test_hostile_names_versions_and_values_are_inert_on_every_tab(admin_server: InThreadServer) -> None:
+    from footfall.server.dashboard import TABS
+
+    # Added past the name check on purpose: the pages must not rely on it. No "/": an app's name is a path segment.
+    app = "evil<img src=x onerror=alert(3)>\"onmouseover=alert(4) x='"
+    admin_server.store.add_app(app)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(hours=1)
+    records = [hostile_event(app, now - dt.timedelta(days=d), f"i{d}") for d in range(3)]
+    admin_server.store.write(records).result(timeout=30)
+    quoted = urllib.parse.quote(app, safe="")
+    with httpx.Client(base_url=admin_server.url) as browser:
+        log_in(browser, ADMIN)
+        admin_server.app.state.context.accounts.audit(HOSTILE, HOSTILE, app, HOSTILE)
+        picker = browser.get("/")
+        assert_inert(picker.text, "the app picker")
+        assert "evil&lt;img src=x onerror=alert(3)&gt;" in picker.text
+        shown = 0
+        for tab in TABS:
+            page = browser.get(f"/apps/{quoted}?tab={tab}&days=30")
+            assert page.status_code == 200, (tab, page.text[:500])
+            assert_inert(page.text, f"the {tab} tab")
+            shown += page.text.count("&lt;script&gt;alert(1)&lt;/script&gt;")
+        assert shown > 10, "the hostile values were rendered (escaped) on the tabs"
+        refused_filter = browser.get(f"/apps/{quoted}?country=" + urllib.parse.quote(HOSTILE))
+        assert refused_filter.status_code == 400
+        assert_inert(refused_filter.text, "the filter error page")
+        audit = browser.get("/admin/audit")
+        assert audit.status_code == 200
+        assert_inert(audit.text, "the audit log")
+        assert audit.text.count("&lt;script&gt;alert(1)") >= 3
+
+
+# -- a bounded version picker ---------------------------------------------------------------------------
+
+
+def test_five_thousand_versions_keep_every_tab_small(admin_server: InThreadServer) -> None:
+    from footfall.server.dashboard import TABS
+
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(hours=1)
+    records = []
+    for index in range(5000):
+        record = hostile_event(GOLDEN_APP, now, f"install{index}")
+        props = json.dumps({"command": "build"})
+        # Version 1.0.<n> sends n % 7 + 1 events: the most used versions are the ones suggested.
+        for _ in range(index % 7 + 1):
+            records.append(dataclasses.replace(record, app_version=f"1.0.{index}", os="linux", props=props))
+    admin_server.store.write(records).result(timeout=120)
+    rare = "1.0.7"  # one event: not among the suggested versions, still accepted as a filter
+    with httpx.Client(base_url=admin_server.url, timeout=60) as browser:
+        log_in(browser, ADMIN)
+        for tab in TABS:
+            page = browser.get(f"/apps/{GOLDEN_APP}?tab={tab}")
+            assert page.status_code == 200
+            assert len(page.content) < 100 * 1024, f"the {tab} tab is {len(page.content):,} bytes"
+            suggested = re.findall(r'<datalist id="versions">(.*?)</datalist>', page.text, re.S)[0]
+            values = re.findall(r'<option value="([^"]+)">', suggested)
+            assert len(values) == 200
+            assert all(int(v.rsplit(".", 1)[1]) % 7 == 6 for v in values), "the versions with the most events"
+        filtered = browser.get(f"/apps/{GOLDEN_APP}?tab=versions&version={rare}")
+        assert filtered.status_code == 200 and f'value="{rare}"' in filtered.text
+        assert "more rows: export the CSV" in browser.get(f"/apps/{GOLDEN_APP}?tab=versions").text
