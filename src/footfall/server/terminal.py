@@ -66,7 +66,7 @@ def print_csv(columns: list[str], rows: list[dict[str, Any]]) -> None:
 
 
 def _csv_value(value: Any) -> Any:
-    return csv_cell(visible_controls(value)) if isinstance(value, str) else value
+    return visible_controls(csv_cell(value)) if isinstance(value, str) else value
 
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:
