@@ -4,8 +4,10 @@ Each chart carries a text alternative (`aria-label` and `<title>`s on its marks)
 and the top lists are real tables with a bar in each row, so the numbers stay
 readable to screen readers and in a text browser.
 
-Every chart is `Markup` built with `Markup.format`, which escapes each value it
-inserts: a label, a version or a property value can never become markup. No chart
+Every chart is built with `Markup.format`, which escapes each value it inserts: a
+label, a version or a property value can never become markup. Each returns plain
+`str` HTML, so callers that concatenate strings (the public page) keep working; the
+templates mark it safe where they embed it. No chart
 uses a `style` attribute (the Content-Security-Policy allows none): colours and
 shades are classes of the dashboard's stylesheet, and bars are SVG rectangles.
 """
@@ -23,7 +25,7 @@ PAD_LEFT, PAD_BOTTOM = 48, 22
 PALETTE = ("#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626")  # .key.c0 to .c5 in the CSS
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SHADES = 10  # td.cohort.s0 to .s10 in the CSS
-EMPTY = Markup('<p class="empty">No data in this range.</p>')
+EMPTY = '<p class="empty">No data in this range.</p>'
 
 
 def _number(value: float) -> str:
@@ -46,7 +48,7 @@ def _join(parts: Sequence[Markup]) -> Markup:
     return Markup("").join(parts)
 
 
-def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: str) -> Markup:
+def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: str) -> str:
     """Lines over time, one per series, with a y axis and a few x labels."""
     peak = max((max(values, default=0) for values in series.values()), default=0) or 1
     count = max(len(x), 1)
@@ -91,10 +93,10 @@ def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: s
             if index < 6
         ]
     )
-    return Markup("<figure>{}<figcaption>{}</figcaption></figure>").format(_join(parts), legend)
+    return str(Markup("<figure>{}<figcaption>{}</figcaption></figure>").format(_join(parts), legend))
 
 
-def bar_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], value_index: int, label: str) -> Markup:
+def bar_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], value_index: int, label: str) -> str:
     """A table whose `value_index` column is drawn as a bar, longest first."""
     if not rows:
         return EMPTY
@@ -115,9 +117,8 @@ def bar_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], value_index
                 css = "num" if isinstance(value, (int, float)) else ""
                 cells.append(Markup('<td class="{}">{}</td>').format(css, _cell(value)))
         body.append(Markup("<tr>{}</tr>").format(_join(cells)))
-    return Markup('<table aria-label="{}"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>').format(
-        label, head, _join(body)
-    )
+    table = Markup('<table aria-label="{}"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>')
+    return str(table.format(label, head, _join(body)))
 
 
 def _magnitude(value: Any) -> float:
@@ -135,7 +136,7 @@ def _cell(value: Any) -> str:
     return _label(value)
 
 
-def heatmap(rows: Sequence[Sequence[Any]], label: str) -> Markup:
+def heatmap(rows: Sequence[Sequence[Any]], label: str) -> str:
     """Weekday by hour cells, darker for more events."""
     counts = {(int(d), int(h)): int(n) for d, h, n in rows}
     peak = max(counts.values(), default=0) or 1
@@ -175,10 +176,10 @@ def heatmap(rows: Sequence[Sequence[Any]], label: str) -> Markup:
                 )
             )
     parts.append(Markup("</svg>"))
-    return _join(parts)
+    return str(_join(parts))
 
 
-def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> Markup:
+def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> str:
     """Retention: one row per weekly cohort, one shaded cell per week after."""
     cohorts: dict[Any, dict[int, tuple[int, float]]] = {}
     for cohort, week, installs, share in rows:
@@ -203,7 +204,8 @@ def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> M
             else:
                 tds.append(Markup("<td></td>"))
         body.append(Markup('<tr><th scope="row">{} ({:,})</th>{}</tr>').format(_label(cohort), size, _join(tds)))
-    return Markup(
+    table = Markup(
         '<table class="cohorts" aria-label="{}"><thead><tr><th scope="col">cohort</th>{}</tr></thead>'
         "<tbody>{}</tbody></table>"
-    ).format(label, head, _join(body))
+    )
+    return str(table.format(label, head, _join(body)))

@@ -2,7 +2,7 @@
 
 Every figure comes from a `Report` of the query layer; this module only lays them out.
 Autoescape is on for every template, so a value is text unless it is `Markup`; only
-`charts` (which builds its SVG with `Markup.format`, escaping each value) makes Markup.
+the charts (which `charts` builds with `Markup.format`, escaping each value) are.
 The pages load one stylesheet from /static and no script, under the
 Content-Security-Policy of `headers`.
 """
@@ -134,7 +134,7 @@ def _panel(report: Report) -> dict[str, Any]:
         "name": report.name,
         "title": report.title,
         "figures": None,
-        "chart": Markup(""),
+        "chart": "",
         "latest": None,
         "hidden_rows": 0,
     }
@@ -176,6 +176,7 @@ def _panel(report: Report) -> dict[str, Any]:
             panel["latest"] = report.meta["latest"]
             panel["latest_share"] = report.meta.get("latest_share")
             panel["upgrade_days"] = report.meta.get("median_upgrade_days")
+    panel["chart"] = Markup(panel["chart"])  # HTML that charts built, escaping every value
     return panel
 
 

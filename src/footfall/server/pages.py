@@ -164,14 +164,14 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         await run_in_threadpool(ctx.accounts.set_public, app, fields.get("public") == "1", principal.email)
         return RedirectResponse(f"/apps/{urllib.parse.quote(app)}", status_code=303)
 
-    def session_page(request: Request) -> Principal | Response:
+    def principal_or_login(request: Request) -> Principal | Response:
         principal = ctx.principal(request)
         if principal is None:
             return RedirectResponse("/login?" + urllib.parse.urlencode({"next": request.url.path}), status_code=303)
         return principal
 
     async def audit(request: Request) -> Response:
-        principal = session_page(request)
+        principal = principal_or_login(request)
         if isinstance(principal, Response):
             return principal
         if not principal.admin:
@@ -186,7 +186,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         return ctx.accounts.list_tokens(None if principal.admin else principal.email)
 
     async def account(request: Request) -> Response:
-        principal = session_page(request)
+        principal = principal_or_login(request)
         if isinstance(principal, Response):
             return principal
         tokens = await run_in_threadpool(revocable_tokens, principal)
