@@ -356,12 +356,12 @@ class AccountStore:
                 self._audit(db, actor, "role_change", "", f"{email} is {'admin' if admin else 'not admin'}")
         return found is not None
 
-    def remove_app(self, app: str, actor: str) -> None:
+    def remove_app(self, app: str, actor: str, detail: str = "") -> None:
         """Forget an app here: every role on it and its public page."""
         with self._db() as db:
             db.execute("DELETE FROM roles WHERE app = ?", (app,))
             db.execute("DELETE FROM public_apps WHERE app = ?", (app,))
-            self._audit(db, actor, "app_remove", app, "")
+            self._audit(db, actor, "app_remove", app, detail)
 
     def authenticate(self, email: str, password: str) -> Principal | None:
         """The account's principal if the password is right. One scrypt either way, known or not."""
