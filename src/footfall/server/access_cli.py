@@ -38,6 +38,11 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def cell(text: str) -> Text:
+    """A table cell: plain text (no markup), escaped, wrapped rather than cut."""
+    return Text(printable(text), overflow="fold")
+
+
 def say(console: Console, text: str) -> None:
     console.print(Text(text), highlight=False, soft_wrap=True)
 
@@ -208,9 +213,9 @@ def user_command(args: argparse.Namespace, store: AccountStore, console: Console
         for user in users:
             roles = ", ".join(f"{role} of {app}" for app, role in user.roles.items()) or "-"
             table.add_row(
-                Text(printable(user.email)),
+                cell(user.email),
                 "yes" if user.admin else "-",
-                Text(printable(roles)),
+                cell(roles),
                 shown_time(user.created),
             )
         console.print(table)
@@ -269,8 +274,8 @@ def token_command(args: argparse.Namespace, store: AccountStore, console: Consol
         for t in tokens:
             expires = shown_time(t.expires) + (" (expired)" if t.expired else "") if t.expires else "never"
             table.add_row(
-                Text(printable(t.email)),
-                Text(printable(t.name) or "-"),
+                cell(t.email),
+                cell(t.name or "-"),
                 shown_time(t.created),
                 expires,
                 shown_time(t.last_used),
@@ -295,10 +300,10 @@ def audit_command(args: argparse.Namespace, store: AccountStore, console: Consol
     for entry in entries:
         table.add_row(
             shown_time(entry.time),
-            Text(printable(entry.actor)),
+            cell(entry.actor),
             Text(entry.action),
-            Text(printable(entry.app) or "-"),
-            Text(printable(entry.detail)),
+            cell(entry.app or "-"),
+            cell(entry.detail),
         )
     console.print(table)
 

@@ -204,8 +204,8 @@ class LoginThrottle:
     gets in with the right password.
     """
 
-    FREE_FAILURES = 3
-    BASE_DELAY = dt.timedelta(seconds=1)
+    FREE_FAILURES = 3  # failures a client may make on an account before it has to wait
+    BASE_DELAY = dt.timedelta(seconds=5)  # the wait after the first failure beyond the free ones
     MAX_DELAY = dt.timedelta(minutes=15)
     ACCOUNT_WINDOW = dt.timedelta(hours=1)
     ACCOUNT_CAP = 30  # failures from unknown devices per account and window
@@ -213,10 +213,11 @@ class LoginThrottle:
 
     @classmethod
     def delay(cls, failures: int) -> dt.timedelta:
+        """How long a client waits after its `failures`-th failure in a row on an account."""
         extra = failures - cls.FREE_FAILURES
-        if extra < 0:
+        if extra <= 0:
             return dt.timedelta(0)
-        delay: dt.timedelta = cls.BASE_DELAY * (2 ** min(extra, 20))
+        delay: dt.timedelta = cls.BASE_DELAY * (2 ** min(extra - 1, 20))
         return min(cls.MAX_DELAY, delay)
 
 
