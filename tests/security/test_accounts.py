@@ -153,7 +153,10 @@ def test_admin_rotate_and_login_link_on_a_running_server(live_server: LiveServer
     data = str(live_server.data)
     old = live_server.token
     assert httpx.get(live_server.url + "/api/v1/apps", headers=bearer(old)).status_code == 200
-    rotated = run_cli("admin", "rotate", "--data", data)
+    with httpx.Client() as admin_browser:
+        assert admin_browser.get(announced_link(live_server)).status_code == 303
+        rotated = run_cli("admin", "rotate", "--data", data)
+        assert admin_browser.get(live_server.url + "/").status_code == 303, "logged out by the rotation"
     assert rotated.returncode == 0, rotated.stderr
     assert old not in rotated.stdout + rotated.stderr
     new = live_server.token
@@ -162,6 +165,7 @@ def test_admin_rotate_and_login_link_on_a_running_server(live_server: LiveServer
     assert httpx.get(live_server.url + "/api/v1/apps", headers=bearer(new)).status_code == 200
     assert (live_server.data / "secrets.json").stat().st_mode & 0o777 == 0o600
     assert run_cli("app", "add", "after-rotation", "--data", data).returncode == 0, "the CLI uses the new token"
+    assert "1 admin sessions ended" in rotated.stdout, "the session the announced link opened ended too"
     link = run_cli("admin", "login-link", "--data", data)
     assert link.returncode == 0, link.stderr
     url = link.stdout.splitlines()[-1]
@@ -307,6 +311,10 @@ def test_an_attacker_cannot_lock_the_owner_out(app_server_factory: Any) -> None:
         owner.cookies.delete("footfall_session")
         assert login(owner, VICTIM, address="192.0.2.1").status_code == 303, "the owner still gets in"
         assert login(owner, VICTIM, address="203.0.113.9").status_code == 303, "from any address"
+        with httpx.Client(base_url=server.url) as neighbour:  # behind the owner's own address
+            shared = [login(neighbour, VICTIM, "guess", address="192.0.2.1").status_code for _ in range(12)]
+        assert shared[-1] == 429, "the address's own limit holds"
+        assert login(owner, VICTIM, address="192.0.2.1").status_code == 303, "but not against the owner's browser"
 
 
 def test_failures_back_off_per_client(behind_proxy: InThreadServer) -> None:

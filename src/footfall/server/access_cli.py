@@ -171,9 +171,11 @@ def run_access_command(args: argparse.Namespace, datadir: DataDir, console: Cons
         log = AccountStore(datadir.path / "accounts.sqlite")
         try:
             log.audit(LOCAL_ADMIN, "admin_token_rotate")
+            # A rotation answers a leak: the local admin's dashboard sessions and links end too.
+            ended = log.end_sessions(LOCAL_ADMIN, LOCAL_ADMIN)
         finally:
             log.close()
-        say(console, "The local admin token is replaced; the old one no longer works.")
+        say(console, f"The local admin token is replaced; the old one no longer works. {ended} admin sessions ended.")
         return 0
     if args.command == "user" and args.user_command == "add" and args.app is not None:
         AccountStore.check_role(args.email, args.role, args.app)  # its mistakes first

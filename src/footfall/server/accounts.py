@@ -393,7 +393,7 @@ class AccountStore:
         is the known-device cookie the browser sent, if any.
         """
         moment = now()
-        known_device = bool(device) and self._device_email(sha256(device), moment) == email
+        known_device = self.is_known_device(device, email)
         key = "device:" + sha256(device) if known_device else "client:" + sha256(f"{client}\n{email}")
         with self._db() as db:
             db.execute(
@@ -422,13 +422,16 @@ class AccountStore:
             )
         return LoginAttempt(principal, device=new_device)
 
-    def _device_email(self, device_hash: str, moment: dt.datetime) -> str | None:
+    def is_known_device(self, device: str, email: str) -> bool:
+        """True if `device` (a browser's cookie) logged in to `email` before and has not expired."""
+        if not device:
+            return False
         with self._db() as db:
             row = db.execute(
                 "SELECT email FROM login_devices WHERE device_hash = ? AND expires > ?",
-                (device_hash, moment.isoformat()),
+                (sha256(device), now().isoformat()),
             ).fetchone()
-        return row[0] if row else None
+        return row is not None and row[0] == email
 
     @staticmethod
     def _account_wait(db: sqlite3.Connection, email: str, moment: dt.datetime) -> float:
@@ -575,9 +578,11 @@ class AccountStore:
             self._audit(db, principal.email, "logout", "", "")
 
     def end_sessions(self, email: str, actor: str) -> int:
-        """End every session of an account (all its browsers); returns how many."""
+        """End every session of an account (all its browsers) and void its unused login links;
+        returns how many sessions ended."""
         with self._db() as db:
             ended = self._end_sessions(db, email)
+            db.execute("DELETE FROM login_codes WHERE email = ?", (email,))
             self._audit(db, actor, "sessions_end", "", f"{email}; {ended} sessions ended")
         return ended
 

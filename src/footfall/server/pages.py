@@ -30,6 +30,7 @@ from footfall.server.web import SESSION_COOKIE, ServerContext
 
 LOGIN_CSRF_COOKIE = "footfall_login_csrf"
 DEVICE_COOKIE = "footfall_device"
+MAX_EMAIL_CHARS = 320  # the longest valid address; longer input is cut before it is logged
 SESSION_TTL_S = 7 * 24 * 3600
 
 
@@ -83,13 +84,15 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not cookie or not hmac.compare_digest(cookie.encode(), fields.get("csrf", "").encode()):
             return login_form(request, "The form expired; please try again.", status=403)
-        email = fields.get("email", "").strip().lower()
+        email = fields.get("email", "").strip().lower()[:MAX_EMAIL_CHARS]
         client = ctx.logins.key_for_address(ctx.client_ip(request))
-        if ctx.logins.take(client):
+        device = request.cookies.get(DEVICE_COOKIE, "")
+        # A browser that logged in to this account before has its own bucket, so that others
+        # behind the same address (a shared NAT, a hostile neighbour) cannot use up its attempts.
+        known = await run_in_threadpool(ctx.accounts.is_known_device, device, email)
+        if ctx.logins.take("device:" + device if known else client):
             return login_form(request, "Too many attempts; wait a minute and try again.", email, status=429)
-        attempt = await run_in_threadpool(
-            ctx.accounts.login, email, fields.get("password", ""), client, request.cookies.get(DEVICE_COOKIE, "")
-        )
+        attempt = await run_in_threadpool(ctx.accounts.login, email, fields.get("password", ""), client, device)
         if attempt.retry_after > 0:
             wait_s = max(1, round(attempt.retry_after))
             response = login_form(request, f"Too many failed attempts; try again in {wait_s} s.", email, status=429)
