@@ -25,6 +25,7 @@ import pytest
 
 from footfall.server.accounts import LOGIN_CODE_TTL, AccountStore, LoginThrottle
 from footfall.server.stores.duckdb import DuckDBStore
+from footfall.server.stores.memory import MemoryStore
 from tests.conftest import GOLDEN_APP, InThreadServer, LiveServer, footfall_command, load_golden, with_fresh_times
 
 PASSWORD = "correct horse battery"
@@ -264,17 +265,18 @@ def test_an_app_is_removed_with_all_its_data(served: InThreadServer) -> None:
 
 
 def test_the_store_removes_keys_schema_and_lets_the_name_be_reused(tmp_path: Path) -> None:
-    store = DuckDBStore(tmp_path / "footfall.duckdb")
-    try:
-        store.add_app("gone")
-        store.add_key("gone", "ga-tid", "UA-1-1")
-        store.set_schema("gone", "{}")
-        assert store.remove_app("gone") == 0 and store.remove_app("gone") == 0
-        assert store.app_for_key("ga-tid", "UA-1-1") is None and store.schema("gone") is None
-        store.add_app("other")
-        store.add_key("other", "ga-tid", "UA-1-1")  # the key is free again
-    finally:
-        store.close()
+    for store in (MemoryStore(), DuckDBStore(tmp_path / "footfall.duckdb")):
+        try:
+            store.add_app("gone")
+            store.add_key("gone", "ga-tid", "UA-1-1")
+            store.set_schema("gone", "{}")
+            assert store.remove_app("gone") == 0 and store.remove_app("gone") == 0
+            assert store.app_for_key("ga-tid", "UA-1-1") is None and store.schema("gone") is None
+            assert not store.has_app("gone")
+            store.add_app("other")
+            store.add_key("other", "ga-tid", "UA-1-1")  # the key is free again
+        finally:
+            store.close()
     reopened = DuckDBStore(tmp_path / "footfall.duckdb")
     try:
         assert [a.name for a in reopened.list_apps()] == ["other"]
