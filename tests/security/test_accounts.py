@@ -15,7 +15,9 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -329,6 +331,33 @@ def test_failures_back_off_per_client(behind_proxy: InThreadServer) -> None:
         assert "footfall_session" not in refused.headers.get("set-cookie", ""), "not even the right password"
     with httpx.Client(base_url=behind_proxy.url) as someone_else:
         assert login(someone_else, VICTIM, address="192.0.2.50").status_code == 303
+
+
+def test_parallel_guesses_do_not_slip_past_the_backoff(behind_proxy: InThreadServer) -> None:
+    # Counting a failure only after the password check let a burst of parallel guesses
+    # all pass the check first. Each attempt is counted before its check now.
+    attempts = 16
+    clients = [httpx.Client(base_url=behind_proxy.url, timeout=60) for _ in range(attempts)]
+    try:
+        forms = []
+        for client in clients:
+            page = client.get("/login")
+            forms.append(re.search(r'name="csrf" value="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
+        start = threading.Barrier(attempts)
+
+        def guess(index: int) -> int:
+            start.wait(timeout=30)
+            data = {"csrf": forms[index], "email": VICTIM, "password": f"guess {index}"}
+            answer = clients[index].post("/login", data=data, headers={"X-Forwarded-For": "198.51.100.9"})
+            return answer.status_code
+
+        with ThreadPoolExecutor(attempts) as pool:
+            statuses = sorted(pool.map(guess, range(attempts)))
+    finally:
+        for client in clients:
+            client.close()
+    checked = LoginThrottle.FREE_FAILURES + 1  # the free ones, and the one that starts the wait
+    assert statuses == [401] * checked + [429] * (attempts - checked), statuses
 
 
 def test_the_throttle_treats_unknown_emails_alike(behind_proxy: InThreadServer) -> None:

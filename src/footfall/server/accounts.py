@@ -326,22 +326,14 @@ class AccountStore:
         known_device = self.is_known_device(device, email)
         key = "device:" + sha256(device) if known_device else "client:" + sha256(f"{client}\n{email}")
         with self._db() as db:
-            db.execute(
-                "DELETE FROM login_failures WHERE last_failure < ?",
-                ((moment - LoginThrottle.FORGET_AFTER).isoformat(),),
-            )
-            row = db.execute("SELECT blocked_until FROM login_failures WHERE key = ?", (key,)).fetchone()
-            wait = (dt.datetime.fromisoformat(row[0]) - moment).total_seconds() if row else 0.0
-            if wait <= 0 and not known_device:
-                wait = LoginThrottle.account_wait(db, email, moment)
+            wait = LoginThrottle.begin(db, key, email, moment, known_device)
         if wait > 0:
             return LoginAttempt(None, retry_after=wait)
         principal = self.authenticate(email, password)
+        if principal is None:
+            return LoginAttempt(None)  # counted already, by `begin`
         with self._db() as db:
-            if principal is None:
-                LoginThrottle.record_failure(db, key, email, moment, count_for_account=not known_device)
-                return LoginAttempt(None)
-            db.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+            LoginThrottle.succeeded(db, key, email, known_device)
             new_device = secrets.token_urlsafe(32)
             db.execute("DELETE FROM login_devices WHERE expires < ?", (moment.isoformat(),))
             if known_device:

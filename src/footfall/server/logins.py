@@ -90,6 +90,34 @@ class LoginThrottle:
         delay: dt.timedelta = cls.BASE_DELAY * (2 ** min(extra - 1, 20))
         return min(cls.MAX_DELAY, delay)
 
+    @classmethod
+    def begin(cls, db: sqlite3.Connection, key: str, email: str, moment: dt.datetime, known_device: bool) -> float:
+        """Seconds the client `key` must wait before trying `email`, or 0 when it may try now.
+
+        A permitted attempt is counted as a failure at once, in the caller's transaction,
+        and `succeeded` takes it back: so parallel attempts cannot all pass the check
+        before any of them is counted.
+        """
+        db.execute("DELETE FROM login_failures WHERE last_failure < ?", ((moment - cls.FORGET_AFTER).isoformat(),))
+        row = db.execute("SELECT blocked_until FROM login_failures WHERE key = ?", (key,)).fetchone()
+        wait = (dt.datetime.fromisoformat(row[0]) - moment).total_seconds() if row else 0.0
+        if wait <= 0 and not known_device:
+            wait = cls.account_wait(db, email, moment)
+        if wait > 0:
+            return wait
+        cls.record_failure(db, key, email, moment, count_for_account=not known_device)
+        return 0.0
+
+    @staticmethod
+    def succeeded(db: sqlite3.Connection, key: str, email: str, known_device: bool) -> None:
+        """Clear the client's failures, and take back the attempt counted against the account."""
+        db.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+        if not known_device:
+            db.execute(
+                "UPDATE login_failures SET failures = max(failures - 1, 0) WHERE key = ?",
+                ("account:" + _sha256(email),),
+            )
+
     @staticmethod
     def account_wait(db: sqlite3.Connection, email: str, moment: dt.datetime) -> float:
         row = db.execute(
