@@ -14,7 +14,7 @@ Everything that can be granted can be taken back: tokens expire and are revoked 
 their public id, a password change ends the account's sessions, accounts, roles and
 apps are removed, and each change is written to the audit log.
 
-Logins are throttled without a lock the attacker controls (see `LoginThrottle`).
+Logins are throttled without a lock the attacker controls (see `logins.LoginThrottle`).
 """
 
 from __future__ import annotations
@@ -22,19 +22,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import hmac
-import os
 import re
 import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
 from footfall.server.errors import UsageError
+from footfall.server.logins import LoginThrottle, check_password, dummy_password_hash, hash_password, verify_password
 
 ROLES = ("viewer", "maintainer", "owner")
 LOCAL_ADMIN = "local-admin"
@@ -44,9 +42,7 @@ DEVICE_TTL = dt.timedelta(days=365)  # a browser that logged in is known this lo
 TOKEN_ID_CHARS = 12  # a token's public id: this many hex digits of its hash
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)  # last_used is written at most this often per token
 MAX_EXPIRES_DAYS = 3660
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB of memory per hash
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
-MIN_PASSWORD_CHARS = 10
 
 # The schema, as an ordered list of migrations. `PRAGMA user_version` counts the ones a
 # file has had; each runs once, in one transaction, so a file of any age is brought up
@@ -86,39 +82,6 @@ def now() -> dt.datetime:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    # 64 MiB is the most any stored parameters may ask for; the default needs 16.
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=64 * 1024 * 1024)
-
-
-def hash_password(password: str) -> str:
-    salt = os.urandom(16)
-    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        candidate = _scrypt(password, bytes.fromhex(salt), int(n), int(r), int(p))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(candidate.hex(), digest)
-
-
-@cache
-def dummy_password_hash() -> str:
-    """A hash to check unknown accounts against, made once: one scrypt per login either way."""
-    return hash_password(secrets.token_urlsafe(16))
-
-
-def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise UsageError(f"a password has at least {MIN_PASSWORD_CHARS} characters")
 
 
 def _time(text: str | None) -> dt.datetime | None:
@@ -186,38 +149,6 @@ class LoginAttempt:
     principal: Principal | None
     retry_after: float = 0.0  # > 0: refused without checking the password (throttled)
     device: str = ""  # after a success: the new known-device token for the browser's cookie
-
-
-class LoginThrottle:
-    """Backoff rules for failed logins, so guessing is slow and nobody can lock an account.
-
-    Failures are counted per *client on an account*: a known device (a browser holding
-    the cookie from an earlier successful login to that account), or else the client's
-    address (its key) together with the email. After `FREE_FAILURES` failures a client
-    waits `BASE_DELAY` doubled per further failure, up to `MAX_DELAY`; a success clears it.
-    An attacker's failures therefore slow only the attacker's own clients.
-
-    On top, failures from unknown devices are counted per account in a window of
-    `ACCOUNT_WINDOW`: above `ACCOUNT_CAP` of them, the account accepts logins only from
-    its known devices until the window passes. That bounds guesses spread over many
-    addresses, while the account's owner, on a browser that logged in before, still
-    gets in with the right password.
-    """
-
-    FREE_FAILURES = 3
-    BASE_DELAY = dt.timedelta(seconds=1)
-    MAX_DELAY = dt.timedelta(minutes=15)
-    ACCOUNT_WINDOW = dt.timedelta(hours=1)
-    ACCOUNT_CAP = 30  # failures from unknown devices per account and window
-    FORGET_AFTER = dt.timedelta(days=1)  # failure records idle this long are dropped
-
-    @classmethod
-    def delay(cls, failures: int) -> dt.timedelta:
-        extra = failures - cls.FREE_FAILURES
-        if extra < 0:
-            return dt.timedelta(0)
-        delay: dt.timedelta = cls.BASE_DELAY * (2 ** min(extra, 20))
-        return min(cls.MAX_DELAY, delay)
 
 
 class AccountStore:
@@ -356,12 +287,12 @@ class AccountStore:
                 self._audit(db, actor, "role_change", "", f"{email} is {'admin' if admin else 'not admin'}")
         return found is not None
 
-    def remove_app(self, app: str, actor: str) -> None:
+    def remove_app(self, app: str, actor: str, detail: str = "") -> None:
         """Forget an app here: every role on it and its public page."""
         with self._db() as db:
             db.execute("DELETE FROM roles WHERE app = ?", (app,))
             db.execute("DELETE FROM public_apps WHERE app = ?", (app,))
-            self._audit(db, actor, "app_remove", app, "")
+            self._audit(db, actor, "app_remove", app, detail)
 
     def authenticate(self, email: str, password: str) -> Principal | None:
         """The account's principal if the password is right. One scrypt either way, known or not."""
@@ -392,25 +323,17 @@ class AccountStore:
         is the known-device cookie the browser sent, if any.
         """
         moment = now()
-        known_device = bool(device) and self._device_email(sha256(device), moment) == email
+        known_device = self.is_known_device(device, email)
         key = "device:" + sha256(device) if known_device else "client:" + sha256(f"{client}\n{email}")
         with self._db() as db:
-            db.execute(
-                "DELETE FROM login_failures WHERE last_failure < ?",
-                ((moment - LoginThrottle.FORGET_AFTER).isoformat(),),
-            )
-            row = db.execute("SELECT blocked_until FROM login_failures WHERE key = ?", (key,)).fetchone()
-            wait = (dt.datetime.fromisoformat(row[0]) - moment).total_seconds() if row else 0.0
-            if wait <= 0 and not known_device:
-                wait = self._account_wait(db, email, moment)
+            wait = LoginThrottle.begin(db, key, email, moment, known_device)
         if wait > 0:
             return LoginAttempt(None, retry_after=wait)
         principal = self.authenticate(email, password)
+        if principal is None:
+            return LoginAttempt(None)  # counted already, by `begin`
         with self._db() as db:
-            if principal is None:
-                self._record_failure(db, key, email, moment, count_for_account=not known_device)
-                return LoginAttempt(None)
-            db.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+            LoginThrottle.succeeded(db, key, email, known_device)
             new_device = secrets.token_urlsafe(32)
             db.execute("DELETE FROM login_devices WHERE expires < ?", (moment.isoformat(),))
             if known_device:
@@ -421,50 +344,16 @@ class AccountStore:
             )
         return LoginAttempt(principal, device=new_device)
 
-    def _device_email(self, device_hash: str, moment: dt.datetime) -> str | None:
+    def is_known_device(self, device: str, email: str) -> bool:
+        """True if `device` (a browser's cookie) logged in to `email` before and has not expired."""
+        if not device:
+            return False
         with self._db() as db:
             row = db.execute(
                 "SELECT email FROM login_devices WHERE device_hash = ? AND expires > ?",
-                (device_hash, moment.isoformat()),
+                (sha256(device), now().isoformat()),
             ).fetchone()
-        return row[0] if row else None
-
-    @staticmethod
-    def _account_wait(db: sqlite3.Connection, email: str, moment: dt.datetime) -> float:
-        row = db.execute(
-            "SELECT failures, last_failure FROM login_failures WHERE key = ?", ("account:" + sha256(email),)
-        ).fetchone()
-        if row is None or row[0] < LoginThrottle.ACCOUNT_CAP:
-            return 0.0
-        window_end = dt.datetime.fromisoformat(row[1]) + LoginThrottle.ACCOUNT_WINDOW
-        return max(0.0, (window_end - moment).total_seconds())
-
-    @staticmethod
-    def _record_failure(
-        db: sqlite3.Connection, key: str, email: str, moment: dt.datetime, count_for_account: bool
-    ) -> None:
-        row = db.execute("SELECT failures FROM login_failures WHERE key = ?", (key,)).fetchone()
-        failures = (row[0] if row else 0) + 1
-        blocked_until = moment + LoginThrottle.delay(failures)
-        db.execute(
-            "INSERT INTO login_failures VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
-            " failures = excluded.failures, last_failure = excluded.last_failure,"
-            " blocked_until = excluded.blocked_until",
-            (key, email, failures, moment.isoformat(), blocked_until.isoformat()),
-        )
-        if count_for_account:
-            # A fixed window per account: the count restarts once the last failure is a window old.
-            account_key = "account:" + sha256(email)
-            account = db.execute(
-                "SELECT failures, last_failure FROM login_failures WHERE key = ?", (account_key,)
-            ).fetchone()
-            fresh = account is None or dt.datetime.fromisoformat(account[1]) < moment - LoginThrottle.ACCOUNT_WINDOW
-            count = 1 if fresh else account[0] + 1
-            db.execute(
-                "INSERT INTO login_failures VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
-                " failures = excluded.failures, last_failure = excluded.last_failure",
-                (account_key, email, count, moment.isoformat(), moment.isoformat()),
-            )
+        return row is not None and row[0] == email
 
     # -- one-time login codes -------------------------------------------------------------
 
@@ -574,9 +463,11 @@ class AccountStore:
             self._audit(db, principal.email, "logout", "", "")
 
     def end_sessions(self, email: str, actor: str) -> int:
-        """End every session of an account (all its browsers); returns how many."""
+        """End every session of an account (all its browsers) and void its unused login links;
+        returns how many sessions ended."""
         with self._db() as db:
             ended = self._end_sessions(db, email)
+            db.execute("DELETE FROM login_codes WHERE email = ?", (email,))
             self._audit(db, actor, "sessions_end", "", f"{email}; {ended} sessions ended")
         return ended
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from footfall.server import reports
+from footfall.server.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.errors import NotFound, UsageError
 from footfall.server.filters import Filters
 from footfall.server.protocols.native import APP_PATTERN
@@ -74,6 +75,8 @@ class Operations(Protocol):
 
     def public_aggregates(self, app: str, min_installs: int, max_events: int) -> dict[str, Any]: ...
 
+    def remove_app(self, name: str) -> dict[str, Any]: ...
+
 
 def check_app_name(name: str) -> str:
     if not APP_PATTERN.match(name):
@@ -91,8 +94,13 @@ def check_days(days: int) -> int:
 
 
 class StoreOperations:
-    def __init__(self, store: EventStore) -> None:
+    """The operations on an open store; with `accounts`, removing an app also removes its
+    roles and public page there. `actor` names who acts, for the audit log."""
+
+    def __init__(self, store: EventStore, accounts: AccountStore | None = None, actor: str = LOCAL_ADMIN) -> None:
         self.store = store
+        self.accounts = accounts
+        self.actor = actor
 
     def add_app(
         self,
@@ -144,6 +152,14 @@ class StoreOperations:
     def public_aggregates(self, app: str, min_installs: int, max_events: int) -> dict[str, Any]:
         self._known(app)
         return reports.public_aggregates(self.store, app, min_installs, max_events)
+
+    def remove_app(self, name: str, actor: str | None = None) -> dict[str, Any]:
+        """Delete an app and all its data; its roles and public page go too."""
+        self._known(name)
+        events = self.store.remove_app(name)
+        if self.accounts is not None:
+            self.accounts.remove_app(name, actor or self.actor, detail=f"{events} events deleted")
+        return {"name": name, "events": events}
 
     def _known(self, app: str) -> None:
         if not self.store.has_app(app):

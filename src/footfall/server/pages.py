@@ -2,8 +2,11 @@
 
 Forms are protected against CSRF: a logged-in form carries the session's token; the
 login form carries a token that must match a cookie set with it. Logins are
-rate-limited per client address and per email, and logins, logouts, exports and
-sharing changes go to the audit log.
+rate-limited per client address, and failures back off per client and account
+(`accounts.LoginThrottle`): a browser that logged in before keeps a known-device
+cookie, so an attacker's failures cannot lock its owner out. The operator logs in
+through a one-time link (`/login?code=...`), never with the admin token. Logins,
+logouts, exports and sharing changes go to the audit log.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from footfall.server import dashboard
-from footfall.server.accounts import LOCAL_ADMIN, Principal, TokenInfo
+from footfall.server.accounts import DEVICE_TTL, Principal, TokenInfo
 from footfall.server.errors import NotFound, UsageError
 from footfall.server.filters import Filters
 from footfall.server.reports import app_versions, public_aggregates, run_report
 from footfall.server.web import SESSION_COOKIE, ServerContext
 
 LOGIN_CSRF_COOKIE = "footfall_login_csrf"
+DEVICE_COOKIE = "footfall_device"
+MAX_EMAIL_CHARS = 320  # the longest valid address; longer input is cut before it is logged
 SESSION_TTL_S = 7 * 24 * 3600
 AUDIT_PAGE_ENTRIES = 500  # the newest, on one page
 
@@ -39,7 +44,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         # Behind a TLS proxy the app sees http; --public-url https://... says what the browser sees.
         return request.url.scheme == "https" or ctx.settings.public_url.startswith("https://")
 
-    def start_session(request: Request, email: str) -> Response:
+    def start_session(request: Request, email: str, device: str = "") -> Response:
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -49,6 +54,15 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             samesite="strict",
             secure=secure(request),
         )
+        if device:
+            response.set_cookie(
+                DEVICE_COOKIE,
+                device,
+                max_age=int(DEVICE_TTL.total_seconds()),
+                httponly=True,
+                samesite="strict",
+                secure=secure(request),
+            )
         response.delete_cookie(LOGIN_CSRF_COOKIE)
         ctx.accounts.audit(email, "login")
         return response
@@ -61,25 +75,35 @@ def page_routes(ctx: ServerContext) -> list[Route]:
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
-            token = request.query_params.get("token")
-            if token is not None and hmac.compare_digest(token.encode(), ctx.admin_token.encode()):
-                return await run_in_threadpool(start_session, request, LOCAL_ADMIN)
-            if token is not None:
-                return login_form(request, "That login link is not right.", status=401)
-            return login_form(request)
+            code = request.query_params.get("code")
+            if code is None:
+                return login_form(request)
+            principal = await run_in_threadpool(ctx.accounts.use_login_code, code)
+            if principal is None:
+                return login_form(request, "That login link is used, expired or wrong.", status=401)
+            return await run_in_threadpool(start_session, request, principal.email)
         fields = await form(request)
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not cookie or not hmac.compare_digest(cookie.encode(), fields.get("csrf", "").encode()):
             return login_form(request, "The form expired; please try again.", status=403)
-        email = fields.get("email", "").strip().lower()
-        ip = ctx.client_ip(request)
-        if ctx.logins.take(ctx.logins.key_for_address(ip)) or ctx.logins.take("email:" + email):
+        email = fields.get("email", "").strip().lower()[:MAX_EMAIL_CHARS]
+        client = ctx.logins.key_for_address(ctx.client_ip(request))
+        device = request.cookies.get(DEVICE_COOKIE, "")
+        # A browser that logged in to this account before has its own bucket, so that others
+        # behind the same address (a shared NAT, a hostile neighbour) cannot use up its attempts.
+        known = await run_in_threadpool(ctx.accounts.is_known_device, device, email)
+        if ctx.logins.take("device:" + device if known else client):
             return login_form(request, "Too many attempts; wait a minute and try again.", email, status=429)
-        principal = await run_in_threadpool(ctx.accounts.authenticate, email, fields.get("password", ""))
-        if principal is None:
+        attempt = await run_in_threadpool(ctx.accounts.login, email, fields.get("password", ""), client, device)
+        if attempt.retry_after > 0:
+            wait_s = max(1, round(attempt.retry_after))
+            response = login_form(request, f"Too many failed attempts; try again in {wait_s} s.", email, status=429)
+            response.headers["Retry-After"] = str(wait_s)
+            return response
+        if attempt.principal is None:
             await run_in_threadpool(ctx.accounts.audit, email, "login_failed")
             return login_form(request, "That email and password do not match.", email, status=401)
-        return await run_in_threadpool(start_session, request, principal.email)
+        return await run_in_threadpool(start_session, request, attempt.principal.email, attempt.device)
 
     async def logout(request: Request) -> Response:
         principal = ctx.principal(request)

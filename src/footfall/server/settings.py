@@ -80,7 +80,7 @@ SETTINGS: tuple[Setting, ...] = (
         "logins_per_minute",
         float,
         10.0,
-        "Login attempts per minute per client address and per email.",
+        "Login attempts per minute per client address; failures also back off per account.",
     ),
 )
 

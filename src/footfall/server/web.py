@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from footfall.server.accounts import LOCAL_ADMIN, AccountStore, Principal
-from footfall.server.datadir import DataDir
+from footfall.server.datadir import SECRETS_FILE, DataDir
 from footfall.server.errors import (
     BadRequest,
     FootfallError,
@@ -61,13 +61,28 @@ class ServerContext:
     metrics: Metrics
     spool: EventSpool
     accounts: AccountStore
-    admin_token: str
+    datadir: DataDir
     geo: CountryResolver
     trusted_proxies: tuple[Network, ...]
     per_client: TokenBuckets
     per_app: TokenBuckets
     forgets: TokenBuckets
     logins: TokenBuckets
+    _admin_token: tuple[tuple[int, int, int], str] | None = None  # (secrets.json's stat signature, token)
+
+    def admin_token(self) -> str:
+        """The local admin token, read again whenever secrets.json changes, so that
+        `footfall admin rotate` takes effect on a running server at once. "" when unreadable."""
+        try:
+            stat = (self.datadir.path / SECRETS_FILE).stat()
+        except OSError:
+            return ""
+        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = self._admin_token
+        if cached is None or cached[0] != signature:
+            cached = (signature, self.datadir.secrets().admin_token)
+            self._admin_token = cached
+        return cached[1]
 
     def client_ip(self, request: Request) -> str | None:
         """The client's address, used for the country and rate limits, then forgotten."""
@@ -92,7 +107,8 @@ class ServerContext:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             token = token.strip()
-            if hmac.compare_digest(token.encode(), self.admin_token.encode()):
+            admin_token = self.admin_token()
+            if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
                 return Principal(LOCAL_ADMIN, True, {})
             return self.accounts.principal_for_token(token)
         cookie = request.cookies.get(SESSION_COOKIE)
@@ -153,15 +169,16 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
         "Acknowledged events waiting in the spool.",
         lambda: float(spool.depth()),
     )
+    accounts = AccountStore(settings.data / "accounts.sqlite")
     return ServerContext(
         settings=settings,
         store=store,
         ingestor=Ingestor(store, secrets.install_key, metrics, spool),
-        operations=StoreOperations(store),
+        operations=StoreOperations(store, accounts),
         metrics=metrics,
         spool=spool,
-        accounts=AccountStore(settings.data / "accounts.sqlite"),
-        admin_token=secrets.admin_token,
+        accounts=accounts,
+        datadir=datadir,
         geo=CountryResolver(settings.geoip_db or None),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         per_client=TokenBuckets(settings.rate_per_client, settings.burst_per_client),
