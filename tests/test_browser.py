@@ -61,6 +61,8 @@ def test_log_in_see_every_panel_filter_export_and_log_out(
 ) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     for path in ("/", "/apps/mdlint?tab=when"):
         page.goto(demo_server.url + path)
         assert "/login" in page.url
@@ -71,6 +73,8 @@ def test_log_in_see_every_panel_filter_export_and_log_out(
 
     events = page.locator("[data-measure=events] b").inner_text()
     assert int(events.replace(",", "")) > 0
+    header = page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
+    assert header == "rgb(29, 36, 48)", "the self-hosted stylesheet applies under the CSP"
     from footfall.server.dashboard import TABS
 
     for tab, reports in TABS.items():
@@ -83,6 +87,16 @@ def test_log_in_see_every_panel_filter_export_and_log_out(
                 continue  # the demo apps send no GA hits
             assert panel.locator("svg, tbody tr, .figure").count() > 0, f"{report} has no data"
     page.screenshot(path=str(tmp_path / "tab.png"))
+
+    page.click("nav.tabs >> text=Versions")
+    suggested = page.locator("datalist#versions option").first.get_attribute("value")
+    page.fill("input[name=version]", suggested)
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(rf".*version={re.escape(suggested)}.*"))
+    assert page.locator("section[data-report=versions] tbody tr").count() >= 1
+    page.fill("input[name=version]", "")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(r".*version=(&|$).*"))  # an empty version: all of them
 
     page.click("nav.tabs >> text=Overview")
     page.select_option("select[name=days]", "7")
@@ -107,6 +121,8 @@ def test_log_in_see_every_panel_filter_export_and_log_out(
     page.wait_for_url(re.compile(r".*/login"))
     page.goto(demo_server.url + "/apps/mdlint")
     assert "/login" in page.url
+    violations = [text for text in console if "Content Security Policy" in text]
+    assert not violations, f"the dashboard broke its own CSP: {violations[:3]}"
     context.close()
 
 

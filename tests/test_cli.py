@@ -12,7 +12,25 @@ from footfall.server.cli import build_parser, main
 from footfall.server.terminal import sparkline
 from tests.conftest import LiveServer, footfall_command
 
-COMMANDS = [["serve"], ["app"], ["app", "add"], ["app", "list"], ["report"], ["demo"]]
+COMMANDS = [
+    ["serve"],
+    ["app"],
+    ["app", "add"],
+    ["app", "list"],
+    ["app", "remove"],
+    ["report"],
+    ["demo"],
+    ["user", "list"],
+    ["user", "remove"],
+    ["user", "passwd"],
+    ["user", "remove-role"],
+    ["token", "create"],
+    ["token", "list"],
+    ["token", "revoke"],
+    ["admin", "rotate"],
+    ["admin", "login-link"],
+    ["audit"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -232,6 +250,7 @@ def test_report_mistakes_are_clean(demo_data: str, args: list[str], message: str
 
 def test_users_tokens_and_roles(tmp_path: Path) -> None:
     data = str(tmp_path / "d")
+    assert run("app", "add", "tool", "--data", data).returncode == 0
     add = subprocess.run(
         footfall_command(
             "user", "add", "ann@example.org", "--role", "viewer", "--app", "tool", "--password-stdin", "--data", data
@@ -251,6 +270,12 @@ def test_users_tokens_and_roles(tmp_path: Path) -> None:
         (["user", "add", "not-an-email", "--role", "admin"], "is not an email address"),
         (["user", "add", "bob@example.org", "--role", "admin"], "use --password-stdin"),
         (["token", "create", "nobody@example.org"], "no account"),
+        (["user", "add", "ann@example.org", "--role", "viewer", "--app", "nosuch"], "no app named 'nosuch'"),
+        (["token", "create", "ann@example.org", "--expires-days", "0"], "1 to 3660 days"),
+        (["token", "revoke", "000000000000"], "no token with the id"),
+        (["user", "remove", "nobody@example.org"], "no account"),
+        (["user", "remove-role", "ann@example.org", "--app", "other"], "has no role on 'other'"),
+        (["audit", "--limit", "0"], "--limit must be"),
     ):
         result = run(*args, "--data", data)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
@@ -304,3 +329,105 @@ def test_reports_and_accounts_while_the_server_runs(live_server: LiveServer, tmp
         f"{live_server.url}/api/v1/apps/served/reports/overview", headers={"Authorization": f"Bearer {token}"}
     )
     assert answer.status_code == 200, "an account added while the server runs can read at once"
+
+
+def test_unknown_apps_are_refused_before_a_password_is_read(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    added = subprocess.run(
+        footfall_command(
+            "user", "add", "ann@example.org", "--role", "owner", "--app", "nosuch", "--password-stdin", "--data", data
+        ),
+        input="long enough password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 2 and "no app named 'nosuch'" in added.stderr and "Traceback" not in added.stderr
+    assert "ann@example.org" not in run("user", "list", "--data", data).stdout, "nothing was created"
+
+
+def test_the_access_lifecycle_from_the_command_line(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    assert run("app", "add", "tool", "--data", data).returncode == 0
+    for email in ("ann@example.org", "bob@example.org"):
+        added = subprocess.run(
+            footfall_command(
+                "user", "add", email, "--role", "viewer", "--app", "tool", "--password-stdin", "--data", data
+            ),
+            input="long enough password\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert added.returncode == 0, added.stderr
+    created = run("token", "create", "ann@example.org", "--name", "ci", "--expires-days", "7", "--data", data)
+    assert created.returncode == 0 and "valid for 7 days" in created.stdout
+    secret = created.stdout.splitlines()[-1]
+    forever = run("token", "create", "bob@example.org", "--no-expiry", "--data", data)
+    assert forever.returncode == 0 and "until revoked" in forever.stdout
+    listed = json.loads(run("token", "list", "--format", "json", "--data", data).stdout)["tokens"]
+    assert [(t["email"], t["name"], t["expires"] is None) for t in listed] == [
+        ("ann@example.org", "ci", False),
+        ("bob@example.org", "", True),
+    ]
+    table = run("token", "list", "ann@example.org", "--data", data).stdout
+    assert listed[0]["id"] in table and secret not in table and "bob@" not in table
+    assert run("token", "revoke", listed[0]["id"], "--data", data).returncode == 0
+    assert [
+        t["email"] for t in json.loads(run("token", "list", "--format", "json", "--data", data).stdout)["tokens"]
+    ] == ["bob@example.org"]
+    users = json.loads(run("user", "list", "--format", "json", "--data", data).stdout)["users"]
+    assert [(u["email"], u["roles"]) for u in users] == [
+        ("ann@example.org", {"tool": "viewer"}),
+        ("bob@example.org", {"tool": "viewer"}),
+    ]
+    assert run("user", "remove-role", "ann@example.org", "--app", "tool", "--data", data).returncode == 0
+    assert run("user", "remove", "bob@example.org", "--data", data).returncode == 0
+    users = json.loads(run("user", "list", "--format", "json", "--data", data).stdout)["users"]
+    assert [(u["email"], u["roles"]) for u in users] == [("ann@example.org", {})]
+    assert json.loads(run("token", "list", "--format", "json", "--data", data).stdout)["tokens"] == []
+    audit = [json.loads(line) for line in run("audit", "--json", "--limit", "4", "--data", data).stdout.splitlines()]
+    assert [e["action"] for e in audit] == ["user_remove", "role_remove", "token_revoke", "token_create"]
+    assert all(e["actor"] == "local-admin" and e["time"] for e in audit)
+
+
+def test_the_audit_log_prints_hostile_text_inert(tmp_path: Path) -> None:
+    from footfall.server.accounts import AccountStore
+
+    (tmp_path / "d").mkdir()
+    store = AccountStore(tmp_path / "d" / "accounts.sqlite")
+    try:
+        store.audit("\x1b]8;;http://evil\x07[bold]x[/bold]@example.org", "login_failed")
+    finally:
+        store.close()
+    shown = run("audit", "--data", str(tmp_path / "d"))
+    assert shown.returncode == 0 and "login_failed" in shown.stdout
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout, "control characters are escaped"
+    assert "\\x1b]8;;http://evil\\x07" in shown.stdout and "[/bold]" in shown.stdout, "shown, not interpreted"
+
+
+def test_app_remove_asks_first(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    assert run("app", "add", "tool", "--data", data).returncode == 0
+    refused = subprocess.run(
+        footfall_command("app", "remove", "tool", "--data", data), input="tool\n", capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--yes" in refused.stderr, "no terminal: only --yes removes"
+    assert "tool" in run("app", "list", "--data", data).stdout
+    assert run("app", "remove", "ghost", "--yes", "--data", data).returncode == 1
+    removed = run("app", "remove", "tool", "--yes", "--data", data)
+    assert removed.returncode == 0 and "Removed tool" in removed.stdout
+    assert json.loads(run("app", "list", "--format", "json", "--data", data).stdout)["apps"] == []
+
+
+def test_app_remove_through_a_running_server(live_server: LiveServer) -> None:
+    data = str(live_server.data)
+    assert run("app", "add", "doomed", "--data", data).returncode == 0
+    removed = run("app", "remove", "doomed", "--yes", "--data", data)
+    assert removed.returncode == 0, removed.stderr
+    import httpx
+
+    apps = httpx.get(live_server.url + "/api/v1/apps", headers={"Authorization": f"Bearer {live_server.token}"})
+    assert "doomed" not in [a["name"] for a in apps.json()["apps"]]
+    actions = [json.loads(line) for line in run("audit", "--json", "--data", data).stdout.splitlines()]
+    assert {"action": "app_remove", "app": "doomed"}.items() <= actions[0].items()

@@ -120,8 +120,8 @@ def test_logins_are_rate_limited(app_server_factory: Any) -> None:
 
 def test_the_operators_login_link(server: InThreadServer) -> None:
     with httpx.Client(base_url=server.url) as browser:
-        assert browser.get("/login?token=wrong").status_code == 401
-        assert browser.get(f"/login?token={server.token}").status_code == 303
+        assert browser.get("/login?code=wrong").status_code == 401
+        assert browser.get(f"/login?code={accounts(server).create_login_code()}").status_code == 303
         names = re.findall(r'data-app="([^"]+)"', browser.get("/").text)
         assert names == [GOLDEN_APP, "other-app"], "the local admin sees every app"
 
@@ -176,6 +176,6 @@ def test_the_versions_tab_of_an_app_without_install_ids(server: InThreadServer) 
     batch["context"]["app_version"] = "1.0"
     assert httpx.post(server.url + "/v1/batch", json=batch).status_code == 202
     with httpx.Client(base_url=server.url) as browser:
-        browser.get(f"/login?token={server.token}")
+        browser.get(f"/login?code={accounts(server).create_login_code()}")
         page = browser.get("/apps/counts-only?tab=versions")
     assert page.status_code == 200 and 'data-report="versions"' in page.text

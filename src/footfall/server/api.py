@@ -43,6 +43,13 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         result = await run_in_threadpool(ctx.operations.add_app, document["name"], ga_tids, ga4, firebase)
         return JSONResponse(result, status_code=201 if result["created"] else 200)
 
+    async def remove_app(request: Request) -> Response:
+        # Admin only, and not in the OpenAPI document: fuzzers given credentials must not find it.
+        if not (principal := ctx.require(request)).admin:
+            raise Forbidden("only an instance administrator may remove an app")
+        app = request.path_params["app"]
+        return JSONResponse(await run_in_threadpool(ctx.operations.remove_app, app, principal.email))
+
     async def put_schema(request: Request) -> Response:
         app = request.path_params["app"]
         if not ctx.require(request, app).can_own(app):
@@ -98,6 +105,7 @@ def api_routes(ctx: ServerContext) -> list[Route]:
     return [
         Route("/api/v1/apps", list_apps, methods=["GET"]),
         Route("/api/v1/apps", add_app, methods=["POST"]),
+        Route("/api/v1/apps/{app}", remove_app, methods=["DELETE"]),
         Route("/api/v1/apps/{app}/schema", put_schema, methods=["PUT"]),
         Route("/api/v1/apps/{app}/summary", app_summary, methods=["GET"]),
         Route("/api/v1/apps/{app}/reports/{name}", app_report, methods=["GET"]),

@@ -3,19 +3,29 @@
 Each chart carries a text alternative (`aria-label` and `<title>`s on its marks),
 and the top lists are real tables with a bar in each row, so the numbers stay
 readable to screen readers and in a text browser.
+
+Every chart is built with `Markup.format`, which escapes each value it inserts: a
+label, a version or a property value can never become markup. Each returns plain
+`str` HTML, so callers that concatenate strings (the public page) keep working; the
+templates mark it safe where they embed it. No chart
+uses a `style` attribute (the Content-Security-Policy allows none): colours and
+shades are classes of the dashboard's stylesheet, and bars are SVG rectangles.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from html import escape
 from typing import Any
+
+from markupsafe import Markup
 
 WIDTH, HEIGHT = 720, 200
 PAD_LEFT, PAD_BOTTOM = 48, 22
-PALETTE = ("#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626")
+PALETTE = ("#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626")  # .key.c0 to .c5 in the CSS
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+SHADES = 10  # td.cohort.s0 to .s10 in the CSS
+EMPTY = '<p class="empty">No data in this range.</p>'
 
 
 def _number(value: float) -> str:
@@ -34,6 +44,10 @@ def _label(value: Any) -> str:
     return str(value)
 
 
+def _join(parts: Sequence[Markup]) -> Markup:
+    return Markup("").join(parts)
+
+
 def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: str) -> str:
     """Lines over time, one per series, with a y axis and a few x labels."""
     peak = max((max(values, default=0) for values in series.values()), default=0) or 1
@@ -44,53 +58,72 @@ def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: s
         px = PAD_LEFT + (i * plot_w / (count - 1) if count > 1 else plot_w / 2)
         return f"{px:.1f},{10 + plot_h - v / peak * plot_h:.1f}"
 
-    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}">']
+    parts = [Markup('<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">').format(WIDTH, HEIGHT, label)]
     for fraction in (0, 0.5, 1):
         y = 10 + plot_h - fraction * plot_h
         parts.append(
-            f'<line x1="{PAD_LEFT}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">'
-            f"{_number(peak * fraction)}</text>"
+            Markup(
+                '<line x1="{left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+                '<text x="{tick}" y="{text_y:.1f}" class="axis" text-anchor="end">{value}</text>'
+            ).format(
+                left=PAD_LEFT, right=WIDTH - 8, y=y, tick=PAD_LEFT - 6, text_y=y + 4, value=_number(peak * fraction)
+            )
         )
     for i in sorted({0, count // 2, count - 1}):
         if i < len(x):
             anchor = "start" if i == 0 else "end" if i == count - 1 else "middle"
             px = point(i, 0).split(",")[0]
             parts.append(
-                f'<text x="{px}" y="{HEIGHT - 6}" class="axis" text-anchor="{anchor}">{escape(_label(x[i]))}</text>'
+                Markup('<text x="{}" y="{}" class="axis" text-anchor="{}">{}</text>').format(
+                    px, HEIGHT - 6, anchor, _label(x[i])
+                )
             )
     for (name, values), colour in zip(series.items(), PALETTE, strict=False):
         points = " ".join(point(i, v) for i, v in enumerate(values))
         parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2">'
-            f"<title>{escape(name)}</title></polyline>"
+            Markup(
+                '<polyline points="{}" fill="none" stroke="{}" stroke-width="2"><title>{}</title></polyline>'
+            ).format(points, colour, name)
         )
-    parts.append("</svg>")
-    legend = "".join(
-        f'<span class="key" style="--c:{c}">{escape(n)}</span>' for n, c in zip(series, PALETTE, strict=False)
+    parts.append(Markup("</svg>"))
+    legend = _join(
+        [
+            Markup('<span class="key c{}">{}</span>').format(index, name)
+            for index, name in enumerate(series)
+            if index < 6
+        ]
     )
-    return f"<figure>{''.join(parts)}<figcaption>{legend}</figcaption></figure>"
+    return str(Markup("<figure>{}<figcaption>{}</figcaption></figure>").format(_join(parts), legend))
 
 
 def bar_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], value_index: int, label: str) -> str:
     """A table whose `value_index` column is drawn as a bar, longest first."""
     if not rows:
-        return '<p class="empty">No data in this range.</p>'
-    peak = max((float(r[value_index] or 0) for r in rows), default=0) or 1
-    head = "".join(f'<th scope="col">{escape(c.replace("_", " "))}</th>' for c in columns)
+        return EMPTY
+    peak = max((_magnitude(r[value_index]) for r in rows), default=0) or 1
+    head = _join([Markup('<th scope="col">{}</th>').format(c.replace("_", " ")) for c in columns])
     body = []
     for row in rows:
         cells = []
         for index, value in enumerate(row):
             if index == value_index:
-                width = float(value or 0) / peak * 100
-                cells.append(f'<td class="num"><span class="bar" style="width:{width:.1f}%"></span>{_cell(value)}</td>')
-            else:
                 cells.append(
-                    f'<td class="{"num" if isinstance(value, (int, float)) else ""}">{escape(_cell(value))}</td>'
+                    Markup(
+                        '<td class="num"><svg class="bar" viewBox="0 0 100 1" preserveAspectRatio="none"'
+                        ' aria-hidden="true"><rect width="{:.1f}" height="1"/></svg>{}</td>'
+                    ).format(_magnitude(value) / peak * 100, _cell(value))
                 )
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return f'<table aria-label="{escape(label)}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            else:
+                css = "num" if isinstance(value, (int, float)) else ""
+                cells.append(Markup('<td class="{}">{}</td>').format(css, _cell(value)))
+        body.append(Markup("<tr>{}</tr>").format(_join(cells)))
+    table = Markup('<table aria-label="{}"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>')
+    return str(table.format(label, head, _join(body)))
+
+
+def _magnitude(value: Any) -> float:
+    """A bar's length; anything that is not a number draws none."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 0.0
 
 
 def _cell(value: Any) -> str:
@@ -109,27 +142,41 @@ def heatmap(rows: Sequence[Sequence[Any]], label: str) -> str:
     peak = max(counts.values(), default=0) or 1
     cell, left, top = 26, 40, 18
     parts = [
-        f'<svg class="chart heatmap" viewBox="0 0 {left + 24 * cell} {top + 7 * cell}" role="img" aria-label="{escape(label)}">'
+        Markup('<svg class="chart heatmap" viewBox="0 0 {} {}" role="img" aria-label="{}">').format(
+            left + 24 * cell, top + 7 * cell, label
+        )
     ]
     for hour in range(0, 24, 3):
         parts.append(
-            f'<text x="{left + hour * cell + cell / 2}" y="12" class="axis" text-anchor="middle">{hour:02d}</text>'
+            Markup('<text x="{}" y="12" class="axis" text-anchor="middle">{:02d}</text>').format(
+                left + hour * cell + cell / 2, hour
+            )
         )
     for day in range(1, 8):
         y = top + (day - 1) * cell
         parts.append(
-            f'<text x="{left - 6}" y="{y + cell * 0.65:.0f}" class="axis" text-anchor="end">{WEEKDAYS[day - 1]}</text>'
+            Markup('<text x="{}" y="{:.0f}" class="axis" text-anchor="end">{}</text>').format(
+                left - 6, y + cell * 0.65, WEEKDAYS[day - 1]
+            )
         )
         for hour in range(24):
             n = counts.get((day, hour), 0)
-            opacity = 0.06 + 0.94 * n / peak
             parts.append(
-                f'<rect x="{left + hour * cell}" y="{y}" width="{cell - 2}" height="{cell - 2}" rx="3"'
-                f' fill="#2563eb" fill-opacity="{opacity:.2f}"><title>{WEEKDAYS[day - 1]} {hour:02d}:00'
-                f" UTC: {n:,} events</title></rect>"
+                Markup(
+                    '<rect x="{x}" y="{y}" width="{size}" height="{size}" rx="3" fill="#2563eb" fill-opacity="{o:.2f}">'
+                    "<title>{day} {hour:02d}:00 UTC: {n:,} events</title></rect>"
+                ).format(
+                    x=left + hour * cell,
+                    y=y,
+                    size=cell - 2,
+                    o=0.06 + 0.94 * n / peak,
+                    day=WEEKDAYS[day - 1],
+                    hour=hour,
+                    n=n,
+                )
             )
-    parts.append("</svg>")
-    return "".join(parts)
+    parts.append(Markup("</svg>"))
+    return str(_join(parts))
 
 
 def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> str:
@@ -137,24 +184,28 @@ def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> s
     cohorts: dict[Any, dict[int, tuple[int, float]]] = {}
     for cohort, week, installs, share in rows:
         if week < weeks:
-            cohorts.setdefault(cohort, {})[int(week)] = (installs, share or 0)
+            cohorts.setdefault(cohort, {})[int(week)] = (int(installs), float(share or 0))
     if not cohorts:
-        return '<p class="empty">No data in this range.</p>'
-    head = "".join(f'<th scope="col">week {w}</th>' for w in range(weeks))
+        return EMPTY
+    head = _join([Markup('<th scope="col">week {}</th>').format(w) for w in range(weeks)])
     body = []
     for cohort, cells in cohorts.items():
-        size = cells.get(0, (0, 0))[0]
+        size = cells.get(0, (0, 0.0))[0]
         tds = []
         for week in range(weeks):
             if week in cells:
                 installs, share = cells[week]
+                shade = round(min(max(share, 0.0), 1.0) * SHADES)
                 tds.append(
-                    f'<td class="num cohort" style="--s:{share:.2f}" title="{installs:,} installs">{share:.0%}</td>'
+                    Markup('<td class="num cohort s{}" title="{:,} installs">{:.0%}</td>').format(
+                        shade, installs, share
+                    )
                 )
             else:
-                tds.append("<td></td>")
-        body.append(f'<tr><th scope="row">{escape(_label(cohort))} ({size:,})</th>{"".join(tds)}</tr>')
-    return (
-        f'<table class="cohorts" aria-label="{escape(label)}"><thead><tr><th scope="col">cohort</th>{head}</tr>'
-        f"</thead><tbody>{''.join(body)}</tbody></table>"
+                tds.append(Markup("<td></td>"))
+        body.append(Markup('<tr><th scope="row">{} ({:,})</th>{}</tr>').format(_label(cohort), size, _join(tds)))
+    table = Markup(
+        '<table class="cohorts" aria-label="{}"><thead><tr><th scope="col">cohort</th>{}</tr></thead>'
+        "<tbody>{}</tbody></table>"
     )
+    return str(table.format(label, head, _join(body)))

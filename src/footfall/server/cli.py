@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from footfall.server.accounts import LOCAL_ADMIN, ROLES, AccountStore
+from footfall.server.access_cli import add_access_commands, run_access_command
+from footfall.server.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.control import find_server, open_operations
 from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, UsageError
@@ -135,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     public.add_argument("name", help="the app id")
     public.add_argument("state", choices=("on", "off"))
+    remove = app_commands.add_parser(
+        "remove",
+        parents=[common],
+        help="delete an app with all its data",
+        description="Delete an app with all its data: events, keys, schema, roles and public page. "
+        "Asks you to type the app's name, unless --yes.",
+    )
+    remove.add_argument("name", help="the app id")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     listing = app_commands.add_parser(
         "list",
         parents=[common],
@@ -165,35 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--container", choices=CONTAINERS, help="only this container kind, or none")
     report.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
 
-    user = commands.add_parser("user", help="manage who can read", description="Manage accounts and roles.")
-    user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", parser_class=ArgumentParser)
-    user_commands.required = True
-    user_add = user_commands.add_parser(
-        "add",
-        parents=[common],
-        help="add an account or give it a role",
-        description="Add an account, or give an account a role on an app.",
-    )
-    user_add.add_argument("email")
-    user_add.add_argument(
-        "--role",
-        required=True,
-        choices=["admin", *ROLES],
-        help="admin (every app; no --app), or owner, maintainer or viewer of --app",
-    )
-    user_add.add_argument("--app", help="the app the role is on")
-    user_add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-
-    token = commands.add_parser("token", help="manage API tokens", description="Create API tokens.")
-    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", parser_class=ArgumentParser)
-    token_commands.required = True
-    token_create = token_commands.add_parser(
-        "create",
-        parents=[common],
-        help="create a bearer token for an account",
-        description="Create a bearer token; it is printed once, as the last line.",
-    )
-    token_create.add_argument("email")
+    add_access_commands(commands, common, ArgumentParser)
 
     publish = commands.add_parser(
         "publish",
@@ -250,8 +232,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return serve(args, datadir, console)
     if args.command == "demo":
         return demo(args, datadir, console)
-    if args.command in ("user", "token"):
-        return accounts_command(args, datadir, console)
+    if args.command in ("user", "token", "admin", "audit"):
+        return run_access_command(args, datadir, console)
     with open_operations(datadir) as operations:
         if args.command == "app":
             app_command(args, operations, datadir, console)
@@ -302,6 +284,12 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
         finally:
             store.close()
         say(console, f"The public page of {args.name} is {args.state}.")
+    elif args.app_command == "remove":
+        operations.summary(args.name, 1)  # a clear error for an unknown app, before asking
+        if not args.yes:
+            confirm_removal(args.name)
+        result = operations.remove_app(args.name)
+        say(console, f"Removed {result['name']} and its {result['events']:,} events.")
     else:
         apps = operations.list_apps()
         if args.format == "json":
@@ -312,6 +300,14 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
             keys = ", ".join(k["key"] for k in app["keys"]) or "-"
             table.add_row(app["name"], app["created"], keys, "yes" if app["schema"] else "-")
         console.print(table)
+
+
+def confirm_removal(name: str) -> None:
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to confirm on: add --yes to remove the app and all its data")
+    print(f"This deletes {name} and all its data for good. Type its name to go on: ", end="", flush=True)
+    if sys.stdin.readline().strip() != name:
+        raise UsageError("not confirmed; nothing was removed")
 
 
 def report_command(args: argparse.Namespace, operations: Operations, console: Console) -> None:
@@ -345,37 +341,6 @@ def report_command(args: argparse.Namespace, operations: Operations, console: Co
     else:
         for result in results:
             print_report(result, console)
-
-
-def accounts_command(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
-    datadir.create()
-    store = AccountStore(datadir.path / "accounts.sqlite")
-    try:
-        if args.command == "token":
-            token = store.create_token(args.email)
-            say(console, f"Token for {args.email} (shown once; keep it secret):")
-            print(token)
-            return 0
-        store.check_role(args.email, args.role, args.app)  # before asking for a password
-        created = store.add_user(args.email, read_password(args.password_stdin), args.role, args.app)
-        where = "every app" if args.role == "admin" else args.app
-        say(console, f"{'Added' if created else 'Updated'} {args.email}: {args.role} of {where}.")
-    finally:
-        store.close()
-    return 0
-
-
-def read_password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    if not sys.stdin.isatty():
-        raise UsageError("no terminal to ask for a password on: use --password-stdin")
-    import getpass
-
-    first = getpass.getpass("Password (leave empty to keep the current one): ")
-    if first and getpass.getpass("Again: ") != first:
-        raise UsageError("the passwords do not match")
-    return first
 
 
 def write_public(data: dict[str, Any], out: Path) -> None:

@@ -100,6 +100,10 @@ class RemoteOperations:
         result: dict[str, Any] = self._call("GET", path)
         return result
 
+    def remove_app(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE", f"/api/v1/apps/{urllib.parse.quote(name, safe='')}")
+        return result
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -143,11 +147,14 @@ def open_operations(datadir: DataDir) -> Iterator[Operations]:
     if url is not None:
         yield RemoteOperations(url, datadir.secrets().admin_token)
         return
+    from footfall.server.accounts import AccountStore
     from footfall.server.stores.duckdb import DuckDBStore
 
     datadir.create()
     store = DuckDBStore(datadir.database)
+    accounts = AccountStore(datadir.path / "accounts.sqlite")
     try:
-        yield StoreOperations(store)
+        yield StoreOperations(store, accounts)
     finally:
+        accounts.close()
         store.close()

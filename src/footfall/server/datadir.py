@@ -122,6 +122,22 @@ class DataDir:
             json.dump(data, handle)
         return fresh
 
+    def rotate_admin_token(self) -> str:
+        """Replace the local admin token (atomically, mode 0600); the old one stops working."""
+        current = self.secrets()
+        token = secrets.token_urlsafe(32)
+        data = {"install_key": current.install_key.hex(), "admin_token": token}
+        path = self.path / SECRETS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return token
+
     def write_server_file(self, pid: int, url: str) -> None:
         tmp = self.server_file.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from footfall.server import reports
+from footfall.server.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.errors import NotFound, UsageError
 from footfall.server.filters import Filters
 from footfall.server.protocols.native import APP_PATTERN
@@ -76,6 +77,8 @@ class Operations(Protocol):
 
     def public_snapshot(self, app: str, policy: PublicPolicy, folder: Path) -> dict[str, Any]: ...
 
+    def remove_app(self, name: str) -> dict[str, Any]: ...
+
 
 def check_app_name(name: str) -> str:
     if not APP_PATTERN.match(name):
@@ -93,8 +96,13 @@ def check_days(days: int) -> int:
 
 
 class StoreOperations:
-    def __init__(self, store: EventStore) -> None:
+    """The operations on an open store; with `accounts`, removing an app also removes its
+    roles and public page there. `actor` names who acts, for the audit log."""
+
+    def __init__(self, store: EventStore, accounts: AccountStore | None = None, actor: str = LOCAL_ADMIN) -> None:
         self.store = store
+        self.accounts = accounts
+        self.actor = actor
 
     def add_app(
         self,
@@ -147,6 +155,14 @@ class StoreOperations:
         """Today's differentially private release of `app`, stored in `folder` on first use."""
         self._known(app)
         return daily_snapshot(self.store, app, policy, folder)
+
+    def remove_app(self, name: str, actor: str | None = None) -> dict[str, Any]:
+        """Delete an app and all its data; its roles and public page go too."""
+        self._known(name)
+        events = self.store.remove_app(name)
+        if self.accounts is not None:
+            self.accounts.remove_app(name, actor or self.actor, detail=f"{events} events deleted")
+        return {"name": name, "events": events}
 
     def _known(self, app: str) -> None:
         if not self.store.has_app(app):

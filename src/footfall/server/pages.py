@@ -2,8 +2,11 @@
 
 Forms are protected against CSRF: a logged-in form carries the session's token; the
 login form carries a token that must match a cookie set with it. Logins are
-rate-limited per client address and per email, and logins, logouts, exports and
-sharing changes go to the audit log.
+rate-limited per client address, and failures back off per client and account
+(`accounts.LoginThrottle`): a browser that logged in before keeps a known-device
+cookie, so an attacker's failures cannot lock its owner out. The operator logs in
+through a one-time link (`/login?code=...`), never with the admin token. Logins,
+logouts, exports and sharing changes go to the audit log.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from footfall.server import dashboard
-from footfall.server.accounts import LOCAL_ADMIN, Principal
+from footfall.server.accounts import DEVICE_TTL, Principal, TokenInfo
 from footfall.server.errors import NotFound, UsageError
 from footfall.server.filters import Filters
 from footfall.server.public import PublicPolicy, daily_snapshot, snapshot_folder
@@ -27,7 +30,10 @@ from footfall.server.reports import app_versions, run_report
 from footfall.server.web import SESSION_COOKIE, ServerContext
 
 LOGIN_CSRF_COOKIE = "footfall_login_csrf"
+DEVICE_COOKIE = "footfall_device"
+MAX_EMAIL_CHARS = 320  # the longest valid address; longer input is cut before it is logged
 SESSION_TTL_S = 7 * 24 * 3600
+AUDIT_PAGE_ENTRIES = 500  # the newest, on one page
 
 
 def page_routes(ctx: ServerContext) -> list[Route]:
@@ -36,9 +42,10 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         return {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
 
     def secure(request: Request) -> bool:
-        return request.url.scheme == "https"
+        # Behind a TLS proxy the app sees http; --public-url https://... says what the browser sees.
+        return request.url.scheme == "https" or ctx.settings.public_url.startswith("https://")
 
-    def start_session(request: Request, email: str) -> Response:
+    def start_session(request: Request, email: str, device: str = "") -> Response:
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -48,6 +55,15 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             samesite="strict",
             secure=secure(request),
         )
+        if device:
+            response.set_cookie(
+                DEVICE_COOKIE,
+                device,
+                max_age=int(DEVICE_TTL.total_seconds()),
+                httponly=True,
+                samesite="strict",
+                secure=secure(request),
+            )
         response.delete_cookie(LOGIN_CSRF_COOKIE)
         ctx.accounts.audit(email, "login")
         return response
@@ -60,25 +76,35 @@ def page_routes(ctx: ServerContext) -> list[Route]:
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
-            token = request.query_params.get("token")
-            if token is not None and hmac.compare_digest(token.encode(), ctx.admin_token.encode()):
-                return await run_in_threadpool(start_session, request, LOCAL_ADMIN)
-            if token is not None:
-                return login_form(request, "That login link is not right.", status=401)
-            return login_form(request)
+            code = request.query_params.get("code")
+            if code is None:
+                return login_form(request)
+            principal = await run_in_threadpool(ctx.accounts.use_login_code, code)
+            if principal is None:
+                return login_form(request, "That login link is used, expired or wrong.", status=401)
+            return await run_in_threadpool(start_session, request, principal.email)
         fields = await form(request)
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not cookie or not hmac.compare_digest(cookie.encode(), fields.get("csrf", "").encode()):
             return login_form(request, "The form expired; please try again.", status=403)
-        email = fields.get("email", "").strip().lower()
-        ip = ctx.client_ip(request)
-        if ctx.logins.take(ctx.logins.key_for_address(ip)) or ctx.logins.take("email:" + email):
+        email = fields.get("email", "").strip().lower()[:MAX_EMAIL_CHARS]
+        client = ctx.logins.key_for_address(ctx.client_ip(request)).hex()
+        device = request.cookies.get(DEVICE_COOKIE, "")
+        # A browser that logged in to this account before has its own bucket, so that others
+        # behind the same address (a shared NAT, a hostile neighbour) cannot use up its attempts.
+        known = await run_in_threadpool(ctx.accounts.is_known_device, device, email)
+        if ctx.logins.take("device:" + device if known else client):
             return login_form(request, "Too many attempts; wait a minute and try again.", email, status=429)
-        principal = await run_in_threadpool(ctx.accounts.authenticate, email, fields.get("password", ""))
-        if principal is None:
+        attempt = await run_in_threadpool(ctx.accounts.login, email, fields.get("password", ""), client, device)
+        if attempt.retry_after > 0:
+            wait_s = max(1, round(attempt.retry_after))
+            response = login_form(request, f"Too many failed attempts; try again in {wait_s} s.", email, status=429)
+            response.headers["Retry-After"] = str(wait_s)
+            return response
+        if attempt.principal is None:
             await run_in_threadpool(ctx.accounts.audit, email, "login_failed")
             return login_form(request, "That email and password do not match.", email, status=401)
-        return await run_in_threadpool(start_session, request, principal.email)
+        return await run_in_threadpool(start_session, request, attempt.principal.email, attempt.device)
 
     async def logout(request: Request) -> Response:
         principal = ctx.principal(request)
@@ -106,7 +132,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         cards = [
             {"name": s["app"], "events": s["events"], "installs": s["installs"]} for s in await run_in_threadpool(build)
         ]
-        return HTMLResponse(dashboard.app_picker(cards, principal.email, principal.csrf))
+        return HTMLResponse(dashboard.app_picker(cards, principal.email, principal.csrf, principal.admin))
 
     async def app_page(request: Request) -> Response:
         principal = ctx.principal(request)
@@ -114,30 +140,41 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             return RedirectResponse("/login?" + urllib.parse.urlencode({"next": request.url.path}), status_code=303)
         app = request.path_params["app"]
         if not ctx.store.has_app(app) or not principal.can_read(app):
-            body = "<h1>Not found</h1><p>There is no such app, or this account has no role on it.</p>"
-            return HTMLResponse(dashboard.page("Not found", body, principal.email, principal.csrf), status_code=404)
+            message = "There is no such app, or this account has no role on it."
+            html = dashboard.message_page("Not found", message, principal.email, principal.csrf)
+            return HTMLResponse(html, status_code=404)
         tab = request.query_params.get("tab", "overview")
         tab = tab if tab in dashboard.TABS else "overview"
         try:
             filters = Filters.from_params(request.query_params)
         except UsageError as exc:
-            body = (
-                f'<h1>{app}</h1><p class="error" role="alert">{exc.message}</p><p><a href="?">Reset the filters</a></p>'
+            html = dashboard.message_page(
+                app, exc.message, principal.email, principal.csrf, alert=True, link="?", link_text="Reset the filters"
             )
-            return HTMLResponse(dashboard.page(app, body, principal.email, principal.csrf), status_code=400)
+            return HTMLResponse(html, status_code=400)
 
         def build() -> tuple[list[Any], list[str], list[str], bool]:
             reports = [run_report(ctx.store, name, app, filters) for name in dashboard.TABS[tab]]
             return (
                 reports,
-                app_versions(ctx.store, app),
+                app_versions(ctx.store, app, limit=dashboard.MAX_VERSION_CHOICES),
                 visible_apps(principal),
                 ctx.accounts.is_public(app),
             )
 
         reports, versions, apps, public = await run_in_threadpool(build)
         html = dashboard.app_page(
-            app, tab, filters, reports, versions, apps, principal.email, principal.csrf, principal.can_own(app), public
+            app,
+            tab,
+            filters,
+            reports,
+            versions,
+            apps,
+            principal.email,
+            principal.csrf,
+            principal.can_own(app),
+            public,
+            principal.admin,
         )
         return HTMLResponse(html)
 
@@ -146,11 +183,57 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         app = request.path_params["app"]
         fields = await form(request)
         if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
-            return HTMLResponse(dashboard.page("Refused", "<p>That form expired.</p>"), status_code=403)
+            return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
         if not principal.can_own(app):
-            return HTMLResponse(dashboard.page("Refused", "<p>Only an owner can share an app.</p>"), status_code=403)
+            return HTMLResponse(dashboard.message_page("Refused", "Only an owner can share an app."), status_code=403)
         await run_in_threadpool(ctx.accounts.set_public, app, fields.get("public") == "1", principal.email)
         return RedirectResponse(f"/apps/{urllib.parse.quote(app)}", status_code=303)
+
+    def principal_or_login(request: Request) -> Principal | Response:
+        principal = ctx.principal(request)
+        if principal is None:
+            return RedirectResponse("/login?" + urllib.parse.urlencode({"next": request.url.path}), status_code=303)
+        return principal
+
+    async def audit(request: Request) -> Response:
+        principal = principal_or_login(request)
+        if isinstance(principal, Response):
+            return principal
+        if not principal.admin:
+            html = dashboard.message_page(
+                "Refused", "Only an administrator sees the audit log.", principal.email, principal.csrf
+            )
+            return HTMLResponse(html, status_code=403)
+        entries = await run_in_threadpool(ctx.accounts.audit_log, AUDIT_PAGE_ENTRIES)
+        return HTMLResponse(dashboard.audit_page(entries, principal.email, principal.csrf))
+
+    def revocable_tokens(principal: Principal) -> list[TokenInfo]:
+        return ctx.accounts.list_tokens(None if principal.admin else principal.email)
+
+    async def account(request: Request) -> Response:
+        principal = principal_or_login(request)
+        if isinstance(principal, Response):
+            return principal
+        tokens = await run_in_threadpool(revocable_tokens, principal)
+        return HTMLResponse(dashboard.account_page(tokens, principal.email, principal.csrf, principal.admin))
+
+    async def revoke(request: Request) -> Response:
+        principal = ctx.require(request)
+        fields = await form(request)
+        if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
+            return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
+        token_id = request.path_params["token"]
+
+        def revoke_own() -> bool:
+            # Only a token this account may see: an id alone must not reach another account's token.
+            if token_id not in {t.id for t in revocable_tokens(principal)}:
+                return False
+            return ctx.accounts.revoke_token(token_id, principal.email)
+
+        if not await run_in_threadpool(revoke_own):
+            html = dashboard.message_page("Not found", "There is no such token.", principal.email, principal.csrf)
+            return HTMLResponse(html, status_code=404)
+        return RedirectResponse("/account", status_code=303)
 
     async def public(request: Request) -> Response:
         name = request.path_params["app"]
@@ -168,11 +251,23 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         )
         return JSONResponse(data) if as_json else HTMLResponse(dashboard.public_page(data))
 
+    async def static(request: Request) -> Response:
+        asset = dashboard.static_assets().get(request.path_params["name"])
+        if asset is None:
+            raise NotFound("no such file")
+        versioned = request.query_params.get("v") == asset.digest
+        cache = "public, max-age=31536000, immutable" if versioned else "public, max-age=300"
+        return Response(asset.body, media_type=asset.media_type, headers={"Cache-Control": cache})
+
     return [
+        Route("/static/{name}", static),
         Route("/", picker),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/apps/{app}", app_page),
         Route("/apps/{app}/public", sharing, methods=["POST"]),
         Route("/public/{app}", public),
+        Route("/admin/audit", audit),
+        Route("/account", account),
+        Route("/account/tokens/{token}/revoke", revoke, methods=["POST"]),
     ]

@@ -53,8 +53,18 @@ class Report:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(self.columns)
-        writer.writerows([[_plain(v) for v in row] for row in self.rows])
+        writer.writerows([[csv_cell(_plain(v)) for v in row] for row in self.rows])
         return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet may run a cell starting so as a formula
+
+
+def csv_cell(value: Any) -> Any:
+    """A text value that a spreadsheet would read as a formula gets a leading ' (OWASP's advice); others as is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -278,12 +288,19 @@ def dimensions(store: EventStore, app: str, filters: Filters) -> Report:
     return Report("dimensions", "Custom dimensions", ["dimension", "value", "events"], rows)
 
 
-def app_versions(store: EventStore, app: str) -> list[str]:
-    """Every version an app has reported, newest first: for the version filter."""
-    found = [
-        row[0] for row in store.query("SELECT DISTINCT app_version FROM events WHERE app = $app", {"app": app}).rows
-    ]
-    return sorted((v for v in found if v), key=version_key, reverse=True)
+def app_versions(store: EventStore, app: str, limit: int | None = None) -> list[str]:
+    """The versions an app has reported, newest first: for the version filter.
+
+    With `limit`, only that many: those with the most events, so the filter stays small
+    however many versions were sent.
+    """
+    sql = "SELECT app_version FROM events WHERE app = $app AND app_version <> '' GROUP BY 1"
+    params: dict[str, Any] = {"app": app}
+    if limit is not None:
+        sql += " ORDER BY count(*) DESC, 1 LIMIT $limit"
+        params["limit"] = limit
+    found = [row[0] for row in store.query(sql, params).rows]
+    return sorted(found, key=version_key, reverse=True)
 
 
 def version_key(version: str) -> tuple[int, ...]:

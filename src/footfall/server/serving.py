@@ -116,6 +116,10 @@ def public_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def login_link(url: str, code: str) -> str:
+    return f"{url}/login?code={code}"
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     # Uvicorn drains requests on SIGTERM, then raises the signal again; exiting
     # through SystemExit here lets `run_server` close the store and tidy up.
@@ -126,7 +130,7 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
     """Serve until interrupted; `announce(url, login_url)` is called once listening."""
     datadir = DataDir(settings.data)
     datadir.create()
-    secrets = datadir.secrets()
+    datadir.secrets()  # made on first start, before anything can ask for them
     store = DuckDBStore(datadir.database)
     sock = None
     try:
@@ -138,7 +142,8 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
         replayer.start()
         server = uvicorn.Server(server_config(app, settings))
         datadir.write_server_file(os.getpid(), url)
-        announce(url, f"{url}/login?token={secrets.admin_token}")
+        # A one-time code, not the admin token: the printed link may land in logs and history.
+        announce(url, login_link(url, app.state.context.accounts.create_login_code()))
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:

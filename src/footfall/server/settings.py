@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Spool size at which the collector stops acknowledging.",
     ),
     Setting("trusted_proxies", str, "", "Comma-separated proxies whose X-Forwarded-For is used."),
+    Setting(
+        "public_url",
+        str,
+        "",
+        "The URL users reach the server at, such as https://footfall.example.org; https makes cookies Secure.",
+    ),
     Setting("geoip_db", str, "", "A MaxMind-format country database instead of the built-in table."),
     Setting(
         "public_epsilon",
@@ -113,7 +120,7 @@ SETTINGS: tuple[Setting, ...] = (
         "logins_per_minute",
         float,
         10.0,
-        "Login attempts per minute per client address and per email.",
+        "Login attempts per minute per client address; failures also back off per account.",
     ),
 )
 
@@ -141,6 +148,7 @@ class Settings:
     max_connections: int = 1000
     max_spool_bytes: int = 256 * 1024 * 1024
     trusted_proxies: str = ""
+    public_url: str = ""
     geoip_db: str = ""
     public_epsilon: float = 1.0
     public_delta: float = 1e-6
@@ -175,6 +183,7 @@ def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str,
         values["public_max_events_per_install_day"],
         values["public_max_events_per_install_window"],
     )
+    values["public_url"] = check_public_url(values["public_url"])
     return Settings(data=data, **values)
 
 
@@ -194,6 +203,37 @@ def check_public_settings(
         raise UsageError(
             f"--public-max-events-per-install-window must be between 1 and 10000000, not {max_events_per_window}"
         )
+
+
+def check_public_url(url: str) -> str:
+    """`url` without a trailing slash, or a UsageError: http(s), a host, at most a path prefix."""
+    if not url:
+        return ""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise UsageError(
+            f"--public-url {url!r} must be http(s)://HOST[:PORT][/PREFIX], such as https://footfall.example.org"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise UsageError("--public-url must not hold credentials")
+    return url.rstrip("/")
+
+
+def absolute_url(settings: Settings, path: str) -> str:
+    """`path` (starting with /) as a link to print or mail: under --public-url when it is set.
+
+    Without it, the address the server listens on, which is right only on that machine.
+    """
+    if not path.startswith("/"):
+        raise ValueError(f"{path!r} is not an absolute path")
+    base = settings.public_url or f"http://{_host_for_url(settings.host)}:{settings.port}"
+    return base + path
+
+
+def _host_for_url(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def settings_markdown() -> str:

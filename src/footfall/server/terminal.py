@@ -1,15 +1,43 @@
-"""How reports look in a terminal: rich tables, sparklines, CSV. Used by the CLI."""
+"""How reports look in a terminal: rich tables, sparklines, CSV. Used by the CLI.
+
+Every string that comes from data (app names, versions, commands, property values)
+passes through `safe_text` before rich sees it: its markup is escaped, so `[link=...]`
+or `[red]` from a client stays literal text, and control characters (ANSI and OSC
+escape sequences, carriage returns, bidirectional overrides) are shown as visible
+escapes such as `\\x1b`, so data can neither restyle nor rewrite the terminal.
+"""
 
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from footfall.server.reports import csv_cell
+
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+# C0 and C1 controls, DEL, and the bidirectional embeddings, overrides and isolates ("Trojan Source").
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible_controls(text: str) -> str:
+    """Control characters as visible escapes: ESC becomes the four characters \\x1b."""
+    return CONTROL_CHARACTERS.sub(_visible, text)
+
+
+def safe_text(value: Any) -> str:
+    """Data as text for rich: no markup, no control characters."""
+    return escape(visible_controls(str(value)))
 
 
 def sparkline(values: list[int]) -> str:
@@ -28,18 +56,22 @@ def format_cell(column: str, value: Any) -> str:
         return f"{value:.0%}" if column.endswith("share") else f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return safe_text(value)
 
 
 def print_csv(columns: list[str], rows: list[dict[str, Any]]) -> None:
     writer = csv.writer(sys.stdout)
     writer.writerow(columns)
-    writer.writerows([[row.get(c) for c in columns] for row in rows])
+    writer.writerows([[_csv_value(row.get(c)) for c in columns] for row in rows])
+
+
+def _csv_value(value: Any) -> Any:
+    return visible_controls(csv_cell(value)) if isinstance(value, str) else value
 
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(
-        f"[bold]{summary['app']}[/bold]  {summary['start']} to {summary['end']} (UTC)",
+        f"[bold]{safe_text(summary['app'])}[/bold]  {summary['start']} to {summary['end']} (UTC)",
         highlight=False,
     )
     totals = Table("events", "installs", "runs")
@@ -50,13 +82,14 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     top = Table("event", "events", "share")
     for row in summary["top_events"]:
         share = row["events"] / summary["events"] if summary["events"] else 0
-        top.add_row(row["name"], f"{row['events']:,}", f"{share:.0%}")
+        top.add_row(safe_text(row["name"]), f"{row['events']:,}", f"{share:.0%}")
     console.print(top)
 
 
 def print_report(result: dict[str, Any], console: Console, max_rows: int = 40) -> None:
     console.print(
-        f"[bold]{result['title']}[/bold]  {result['app']}, {result['start']} to {result['end']} (UTC)",
+        f"[bold]{safe_text(result['title'])}[/bold]  {safe_text(result['app'])},"
+        f" {result['start']} to {result['end']} (UTC)",
         highlight=False,
     )
     if result["report"] == "timeseries" and result["rows"]:

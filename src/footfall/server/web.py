@@ -16,13 +16,14 @@ import logging
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from footfall.server.accounts import LOCAL_ADMIN, AccountStore, Principal
 from footfall.server.cardinality import CardinalityGuard
-from footfall.server.datadir import DataDir
+from footfall.server.datadir import SECRETS_FILE, DataDir
 from footfall.server.errors import (
     BadRequest,
     FootfallError,
@@ -34,6 +35,7 @@ from footfall.server.errors import (
     error_body,
 )
 from footfall.server.geo import CountryResolver, Network, client_ip, parse_networks
+from footfall.server.headers import SecurityHeadersMiddleware
 from footfall.server.ingest import Ingestor
 from footfall.server.metrics import Metrics
 from footfall.server.operations import StoreOperations
@@ -45,6 +47,8 @@ from footfall.server.stores.base import EventStore
 log = logging.getLogger("footfall.server")
 
 SESSION_COOKIE = "footfall_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclasses.dataclass
@@ -58,7 +62,7 @@ class ServerContext:
     metrics: Metrics
     spool: EventSpool
     accounts: AccountStore
-    admin_token: str
+    datadir: DataDir
     geo: CountryResolver
     trusted_proxies: tuple[Network, ...]
     per_client: TokenBuckets
@@ -66,6 +70,21 @@ class ServerContext:
     per_app_bytes: TokenBuckets
     forgets: TokenBuckets
     logins: TokenBuckets
+    _admin_token: tuple[tuple[int, int, int], str] | None = None  # (secrets.json's stat signature, token)
+
+    def admin_token(self) -> str:
+        """The local admin token, read again whenever secrets.json changes, so that
+        `footfall admin rotate` takes effect on a running server at once. "" when unreadable."""
+        try:
+            stat = (self.datadir.path / SECRETS_FILE).stat()
+        except OSError:
+            return ""
+        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = self._admin_token
+        if cached is None or cached[0] != signature:
+            cached = (signature, self.datadir.secrets().admin_token)
+            self._admin_token = cached
+        return cached[1]
 
     def client_ip(self, request: Request) -> str | None:
         """The client's address, used for the country and rate limits, then forgotten."""
@@ -106,11 +125,19 @@ class ServerContext:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             token = token.strip()
-            if hmac.compare_digest(token.encode(), self.admin_token.encode()):
+            admin_token = self.admin_token()
+            if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
                 return Principal(LOCAL_ADMIN, True, {})
             return self.accounts.principal_for_token(token)
         cookie = request.cookies.get(SESSION_COOKIE)
-        return self.accounts.principal_for_session(cookie) if cookie else None
+        principal = self.accounts.principal_for_session(cookie) if cookie else None
+        if principal is not None and request.method not in SAFE_METHODS and request.url.path.startswith("/api/"):
+            # A browser sends the cookie with any cross-site form or text/plain POST (a sibling subdomain is
+            # even same-site); only our own pages know the session's CSRF token to put in this header.
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not (sent and hmac.compare_digest(sent.encode(), principal.csrf.encode())):
+                raise Forbidden("a change made with a session cookie needs its X-CSRF-Token header", code="csrf")
+        return principal
 
     def require(self, request: Request, app: str | None = None) -> Principal:
         """The principal, allowed to read `app`: 401 without credentials, 403 without a role."""
@@ -165,17 +192,18 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
         "Spooled events the store would not take, kept in DIR/spool/quarantine for an operator.",
         lambda: float(spool.quarantined()),
     )
+    accounts = AccountStore(settings.data / "accounts.sqlite")
     return ServerContext(
         settings=settings,
         store=store,
         ingestor=Ingestor(
             store, secrets.install_key, metrics, spool, CardinalityGuard(store, settings.max_distinct_values, metrics)
         ),
-        operations=StoreOperations(store),
+        operations=StoreOperations(store, accounts),
         metrics=metrics,
         spool=spool,
-        accounts=AccountStore(settings.data / "accounts.sqlite"),
-        admin_token=secrets.admin_token,
+        accounts=accounts,
+        datadir=datadir,
         geo=CountryResolver(settings.geoip_db or None),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         per_client=TokenBuckets(settings.rate_per_client, settings.burst_per_client),
@@ -239,6 +267,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(SecurityHeadersMiddleware, hsts=settings.public_url.startswith("https://"))],
         exception_handlers={
             FootfallError: footfall_error,
             HTTPException: http_error,

@@ -130,6 +130,14 @@ class EventStore:
         """Register an app; True if it was new. Idempotent."""
         raise NotImplementedError
 
+    def remove_app(self, name: str) -> int:
+        """Delete an app with all its data: events, wire-protocol keys and schema.
+
+        The collector refuses its events from the moment this is called. Returns how many
+        events went; 0 (and no change) for an app that is not registered.
+        """
+        raise NotImplementedError
+
     def list_apps(self) -> list[App]:
         raise NotImplementedError
 

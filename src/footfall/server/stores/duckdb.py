@@ -231,6 +231,38 @@ class DuckDBStore(EventStore):
         self.registry.apps.add(name)
         return created
 
+    def remove_app(self, name: str) -> int:
+        if name not in self.registry.apps:
+            return 0
+        # Out of the registry first, so the collector stops accepting the app's events
+        # before they are deleted; put back if the delete fails.
+        keys = {k: v for k, v in self.registry.keys.items() if v[0] == name}
+        schema = self.registry.schemas.pop(name, None)
+        self.registry.apps.discard(name)
+        for key in keys:
+            self.registry.keys.pop(key, None)
+
+        def delete(con: duckdb.DuckDBPyConnection) -> int:
+            events = len(con.execute("DELETE FROM events WHERE app = ? RETURNING 1", [name]).fetchall())
+            for table, column in (("app_keys", "app"), ("app_schemas", "app"), ("apps", "name")):
+                con.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])  # fixed names, bound value
+            for run in [run for run in self._runs if run[0] == name]:
+                del self._runs[run]
+            return events
+
+        try:
+            deleted: int = self._act(delete)
+        except BaseException:
+            self.registry.apps.add(name)
+            self.registry.keys.update(keys)
+            if schema is not None:
+                self.registry.schemas[name] = schema
+            raise
+        # Events accepted just before the registry changed may be committed in the same
+        # group, after the actions: a second pass, in a later group, removes them too.
+        stragglers: int = self._act(delete)
+        return deleted + stragglers
+
     def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
         def insert(con: duckdb.DuckDBPyConnection) -> bool:
             owner = con.execute("SELECT app FROM app_keys WHERE kind = ? AND key = ?", [kind, key]).fetchall()

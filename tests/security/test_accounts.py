@@ -1,0 +1,415 @@
+"""Red-team regressions for the access lifecycle (issue 11, "Accounts, sessions and the dashboard").
+
+Each test replays an attack that worked before its fix: login timing that told which
+emails exist, the reusable admin token printed as the login link, credentials that
+outlived a password change or could not be revoked, and a per-email lock that anyone
+could trip. All against real servers, real SQLite and DuckDB files, no mocks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from footfall.server.accounts import LOGIN_CODE_TTL, AccountStore
+from footfall.server.logins import LoginThrottle
+from footfall.server.stores.duckdb import DuckDBStore
+from footfall.server.stores.memory import MemoryStore
+from tests.conftest import GOLDEN_APP, InThreadServer, LiveServer, footfall_command, load_golden, with_fresh_times
+
+PASSWORD = "correct horse battery"
+VICTIM = "victim@example.org"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def accounts(server: InThreadServer) -> AccountStore:
+    store: AccountStore = server.app.state.context.accounts
+    return store
+
+
+def login(client: httpx.Client, email: str, password: str = PASSWORD, address: str = "") -> httpx.Response:
+    headers = {"X-Forwarded-For": address} if address else {}
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return client.post("/login", data={"csrf": csrf, "email": email, "password": password}, headers=headers)
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(footfall_command(*args), input=stdin, capture_output=True, text=True, timeout=120)
+
+
+@contextmanager
+def counting_scrypt() -> Iterator[list[int]]:
+    """Count the real calls of hashlib.scrypt in this thread, with the interpreter's profiler."""
+    calls = [0]
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "c_call" and arg is hashlib.scrypt:
+            calls[0] += 1
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield calls
+    finally:
+        sys.setprofile(previous)
+
+
+def scrypt_calls(action: Callable[[], object]) -> int:
+    with counting_scrypt() as calls:
+        action()
+    return calls[0]
+
+
+# -- 1. login timing ------------------------------------------------------------------
+
+
+def test_a_login_costs_one_scrypt_whether_or_not_the_account_exists(tmp_path: Path) -> None:
+    # Before: an unknown email hashed a dummy password and then verified against it: two
+    # scrypts (51 ms) against one for a known email (26 ms), so timing listed the accounts.
+    store = AccountStore(tmp_path / "accounts.sqlite")
+    try:
+        store.add_user(VICTIM, PASSWORD, "admin", None)
+        store.authenticate("warm-up@example.org", "x")  # the dummy hash may be made once, on first use
+        costs = {
+            "known, right password": scrypt_calls(lambda: store.authenticate(VICTIM, PASSWORD)),
+            "known, wrong password": scrypt_calls(lambda: store.authenticate(VICTIM, "wrong password!")),
+            "unknown account": scrypt_calls(lambda: store.authenticate("nobody@example.org", PASSWORD)),
+        }
+    finally:
+        store.close()
+    assert costs == dict.fromkeys(costs, 1), costs
+
+
+def test_the_first_login_after_start_costs_the_same_known_or_not(tmp_path: Path) -> None:
+    store = AccountStore(tmp_path / "accounts.sqlite")
+    try:
+        store.add_user(VICTIM, PASSWORD, "admin", None)
+        first = scrypt_calls(lambda: store.authenticate("nobody@example.org", PASSWORD))
+        second = scrypt_calls(lambda: store.authenticate(VICTIM, PASSWORD))
+    finally:
+        store.close()
+    assert first <= 2 and second == 1, "only the process's very first login makes the dummy hash"
+
+
+# -- 2. the login link ----------------------------------------------------------------
+
+
+def announced_link(server: LiveServer) -> str:
+    match = re.search(r"Open the dashboard: (\S+)", server.log.read_text())
+    assert match, server.log.read_text()
+    return match.group(1)
+
+
+def test_serve_prints_a_one_time_link_not_the_admin_token(live_server: LiveServer) -> None:
+    log = live_server.log.read_text()
+    assert live_server.token not in log, "the permanent admin token must never be printed"
+    link = announced_link(live_server)
+    code = link.split("code=", 1)[1]
+    assert httpx.get(live_server.url + "/api/v1/apps", headers=bearer(code)).status_code == 401
+    with httpx.Client() as browser:
+        first = browser.get(link)
+        assert first.status_code == 303 and first.headers["location"] == "/"
+        assert browser.get(live_server.url + "/").status_code == 200, "the link logged the browser in"
+    with httpx.Client() as replay:
+        again = replay.get(link)
+        assert again.status_code == 401 and "footfall_session" not in again.headers.get("set-cookie", "")
+    with httpx.Client() as browser:
+        assert browser.get(f"{live_server.url}/login?token={live_server.token}").status_code == 200
+        assert browser.get(live_server.url + "/").status_code == 303, "the admin token is not a login link"
+
+
+def test_a_login_link_expires(app_server: InThreadServer) -> None:
+    code = accounts(app_server).create_login_code()
+    with sqlite3.connect(app_server.data / "accounts.sqlite") as db:
+        past = (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=1)).isoformat()
+        db.execute("UPDATE login_codes SET expires = ?", (past,))
+    assert dt.timedelta(minutes=15) >= LOGIN_CODE_TTL, "short-lived"
+    with httpx.Client(base_url=app_server.url) as browser:
+        assert browser.get(f"/login?code={code}").status_code == 401
+        assert browser.get("/").status_code == 303
+
+
+def test_the_login_link_is_stored_only_hashed(app_server: InThreadServer) -> None:
+    code = accounts(app_server).create_login_code()
+    files = b"".join(p.read_bytes() for p in app_server.data.glob("accounts.sqlite*"))
+    assert code.encode() not in files
+
+
+def test_admin_rotate_and_login_link_on_a_running_server(live_server: LiveServer) -> None:
+    data = str(live_server.data)
+    old = live_server.token
+    assert httpx.get(live_server.url + "/api/v1/apps", headers=bearer(old)).status_code == 200
+    with httpx.Client() as admin_browser:
+        assert admin_browser.get(announced_link(live_server)).status_code == 303
+        rotated = run_cli("admin", "rotate", "--data", data)
+        assert admin_browser.get(live_server.url + "/").status_code == 303, "logged out by the rotation"
+    assert rotated.returncode == 0, rotated.stderr
+    assert old not in rotated.stdout + rotated.stderr
+    new = live_server.token
+    assert new != old
+    assert httpx.get(live_server.url + "/api/v1/apps", headers=bearer(old)).status_code == 401, "old token dead"
+    assert httpx.get(live_server.url + "/api/v1/apps", headers=bearer(new)).status_code == 200
+    assert (live_server.data / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert run_cli("app", "add", "after-rotation", "--data", data).returncode == 0, "the CLI uses the new token"
+    assert "1 admin sessions ended" in rotated.stdout, "the session the announced link opened ended too"
+    link = run_cli("admin", "login-link", "--data", data)
+    assert link.returncode == 0, link.stderr
+    url = link.stdout.splitlines()[-1]
+    assert url.startswith(live_server.url + "/login?code=") and new not in url
+    with httpx.Client() as browser:
+        assert browser.get(url).status_code == 303
+        assert browser.get(url).status_code == 401, "used once"
+    actions = [json.loads(line)["action"] for line in run_cli("audit", "--json", "--data", data).stdout.splitlines()]
+    assert "admin_token_rotate" in actions and "login_link_create" in actions
+
+
+# -- 3. revocation ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(app_server: InThreadServer) -> InThreadServer:
+    batch = with_fresh_times(load_golden("batch-command.json"))
+    assert httpx.post(app_server.url + "/v1/batch", json=batch).status_code == 202
+    accounts(app_server).add_user(VICTIM, PASSWORD, "owner", GOLDEN_APP)
+    return app_server
+
+
+def test_a_password_change_ends_every_session(served: InThreadServer) -> None:
+    with httpx.Client(base_url=served.url) as laptop, httpx.Client(base_url=served.url) as phone:
+        assert login(laptop, VICTIM).status_code == 303 and login(phone, VICTIM).status_code == 303
+        assert laptop.get(f"/apps/{GOLDEN_APP}").status_code == 200
+        assert phone.get("/api/v1/apps").status_code == 200
+        changed = run_cli(
+            "user", "passwd", VICTIM, "--password-stdin", "--data", str(served.data), stdin="a brand new password\n"
+        )
+        assert changed.returncode == 0 and "2 sessions ended" in changed.stdout, changed.stderr
+        assert laptop.get(f"/apps/{GOLDEN_APP}").status_code == 303, "back to the login page"
+        assert phone.get("/api/v1/apps").status_code == 401
+        assert login(laptop, VICTIM).status_code == 401, "the old password no longer works"
+        assert login(laptop, VICTIM, "a brand new password").status_code == 303
+
+
+def test_tokens_expire_and_are_revoked_at_once(served: InThreadServer) -> None:
+    store = accounts(served)
+    kept = store.create_token(VICTIM, name="kept")
+    revoked = store.create_token(VICTIM, name="ci")
+    expiring = store.create_token(VICTIM, expires_days=1, name="short")
+    for token in (kept, revoked, expiring):
+        assert httpx.get(served.url + "/api/v1/apps", headers=bearer(token)).status_code == 200
+    listed = {t.name: t for t in store.list_tokens(VICTIM)}
+    assert all(t.last_used is not None for t in listed.values()), "use is recorded"
+    assert all(t.id not in (kept, revoked, expiring) and len(t.id) == 12 for t in listed.values())
+    result = run_cli("token", "revoke", listed["ci"].id, "--data", str(served.data))
+    assert result.returncode == 0, result.stderr
+    assert httpx.get(served.url + "/api/v1/apps", headers=bearer(revoked)).status_code == 401
+    with sqlite3.connect(served.data / "accounts.sqlite") as db:
+        past = (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=1)).isoformat()
+        db.execute("UPDATE tokens SET expires = ? WHERE name = 'short'", (past,))
+    assert httpx.get(served.url + "/api/v1/apps", headers=bearer(expiring)).status_code == 401
+    assert httpx.get(served.url + "/api/v1/apps", headers=bearer(kept)).status_code == 200
+    assert not store.revoke_token(listed["ci"].id, "test"), "gone already"
+    assert not store.revoke_token("%", "test") and not store.revoke_token("", "test"), "no wildcard revokes"
+    assert {"token_create", "token_revoke"} <= {e.action for e in store.audit_log()}
+
+
+def test_removing_a_role_or_an_account_takes_effect_at_once(served: InThreadServer) -> None:
+    store = accounts(served)
+    token = store.create_token(VICTIM)
+    summary = f"{served.url}/api/v1/apps/{GOLDEN_APP}/summary"
+    with httpx.Client(base_url=served.url) as browser:
+        assert login(browser, VICTIM).status_code == 303
+        assert httpx.get(summary, headers=bearer(token)).status_code == 200
+        assert store.remove_role(VICTIM, GOLDEN_APP, "test")
+        assert httpx.get(summary, headers=bearer(token)).status_code == 403
+        assert browser.get(f"/apps/{GOLDEN_APP}").status_code == 404
+        store.add_user(VICTIM, "", "viewer", GOLDEN_APP)
+        assert store.remove_user(VICTIM, "test")
+        assert httpx.get(summary, headers=bearer(token)).status_code == 401
+        assert browser.get("/").status_code == 303
+    assert store.list_tokens(VICTIM) == [] and VICTIM not in {u.email for u in store.list_users()}
+    assert {"role_remove", "user_remove"} <= {e.action for e in store.audit_log()}
+
+
+def test_an_app_is_removed_with_all_its_data(served: InThreadServer) -> None:
+    store = accounts(served)
+    owner = store.create_token(VICTIM)
+    store.set_public(GOLDEN_APP, True, VICTIM)
+    assert served.store.query("SELECT count(*) FROM events WHERE app = $app", {"app": GOLDEN_APP}).rows[0][0] == 2
+    url = f"{served.url}/api/v1/apps/{GOLDEN_APP}"
+    assert httpx.delete(url, headers=bearer(owner)).status_code == 403, "owners may not, only admins"
+    removed = httpx.delete(url, headers=bearer(served.token))
+    assert removed.status_code == 200 and removed.json() == {"name": GOLDEN_APP, "events": 2}
+    assert served.store.query("SELECT count(*) FROM events WHERE app = $app", {"app": GOLDEN_APP}).rows[0][0] == 0
+    assert not served.store.has_app(GOLDEN_APP)
+    assert store.principal(VICTIM) is not None and store.principal(VICTIM).roles == {}  # type: ignore[union-attr]
+    assert not store.is_public(GOLDEN_APP)
+    batch = with_fresh_times(load_golden("batch-command.json"))
+    assert httpx.post(served.url + "/v1/batch", json=batch).status_code != 202, "its events are refused"
+    assert httpx.delete(url, headers=bearer(served.token)).status_code == 404
+    assert ("app_remove", GOLDEN_APP) in {(e.action, e.app) for e in store.audit_log()}
+
+
+def test_the_store_removes_keys_schema_and_lets_the_name_be_reused(tmp_path: Path) -> None:
+    for store in (MemoryStore(), DuckDBStore(tmp_path / "footfall.duckdb")):
+        try:
+            store.add_app("gone")
+            store.add_key("gone", "ga-tid", "UA-1-1")
+            store.set_schema("gone", "{}")
+            assert store.remove_app("gone") == 0 and store.remove_app("gone") == 0
+            assert store.app_for_key("ga-tid", "UA-1-1") is None and store.schema("gone") is None
+            assert not store.has_app("gone")
+            store.add_app("other")
+            store.add_key("other", "ga-tid", "UA-1-1")  # the key is free again
+        finally:
+            store.close()
+    reopened = DuckDBStore(tmp_path / "footfall.duckdb")
+    try:
+        assert [a.name for a in reopened.list_apps()] == ["other"]
+    finally:
+        reopened.close()
+
+
+# -- 5. login throttling ------------------------------------------------------------------
+
+
+@pytest.fixture
+def behind_proxy(app_server_factory: Any) -> InThreadServer:
+    """A server that trusts loopback's X-Forwarded-For, so one test plays many addresses."""
+    server: InThreadServer = app_server_factory(trusted_proxies="127.0.0.1", logins_per_minute=600)
+    accounts(server).add_user(VICTIM, PASSWORD, "owner", GOLDEN_APP)
+    return server
+
+
+def test_an_attacker_cannot_lock_the_owner_out(app_server_factory: Any) -> None:
+    # Before: one hard bucket per email. Ten wrong passwords a minute from anywhere locked
+    # the account for everyone. Now failures slow the failing client, and a browser that
+    # logged in before keeps getting in with the right password.
+    server: InThreadServer = app_server_factory(trusted_proxies="127.0.0.1")  # the default logins_per_minute
+    accounts(server).add_user(VICTIM, PASSWORD, "owner", GOLDEN_APP)
+    with httpx.Client(base_url=server.url) as owner:
+        assert login(owner, VICTIM, address="192.0.2.1").status_code == 303  # the owner's browser is known
+        with httpx.Client(base_url=server.url) as attacker:
+            answers = [
+                login(attacker, VICTIM, f"guess number {n}", address=f"198.51.100.{n}").status_code
+                for n in range(LoginThrottle.ACCOUNT_CAP + 5)
+            ]
+        assert answers[: LoginThrottle.ACCOUNT_CAP] == [401] * LoginThrottle.ACCOUNT_CAP
+        assert set(answers[LoginThrottle.ACCOUNT_CAP :]) == {429}, "guessing from many addresses is capped"
+        owner.cookies.delete("footfall_session")
+        assert login(owner, VICTIM, address="192.0.2.1").status_code == 303, "the owner still gets in"
+        assert login(owner, VICTIM, address="203.0.113.9").status_code == 303, "from any address"
+        with httpx.Client(base_url=server.url) as neighbour:  # behind the owner's own address
+            shared = [login(neighbour, VICTIM, "guess", address="192.0.2.1").status_code for _ in range(12)]
+        assert shared[-1] == 429, "the address's own limit holds"
+        assert login(owner, VICTIM, address="192.0.2.1").status_code == 303, "but not against the owner's browser"
+
+
+def test_failures_back_off_per_client(behind_proxy: InThreadServer) -> None:
+    with httpx.Client(base_url=behind_proxy.url) as attacker:
+        free = [login(attacker, VICTIM, "wrong password", "198.51.100.7").status_code for _ in range(4)]
+        assert free == [401, 401, 401, 401]
+        refused = login(attacker, VICTIM, PASSWORD, "198.51.100.7")
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert "footfall_session" not in refused.headers.get("set-cookie", ""), "not even the right password"
+    with httpx.Client(base_url=behind_proxy.url) as someone_else:
+        assert login(someone_else, VICTIM, address="192.0.2.50").status_code == 303
+
+
+def test_parallel_guesses_do_not_slip_past_the_backoff(behind_proxy: InThreadServer) -> None:
+    # Counting a failure only after the password check let a burst of parallel guesses
+    # all pass the check first. Each attempt is counted before its check now.
+    attempts = 16
+    clients = [httpx.Client(base_url=behind_proxy.url, timeout=60) for _ in range(attempts)]
+    try:
+        forms = []
+        for client in clients:
+            page = client.get("/login")
+            forms.append(re.search(r'name="csrf" value="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
+        start = threading.Barrier(attempts)
+
+        def guess(index: int) -> int:
+            start.wait(timeout=30)
+            data = {"csrf": forms[index], "email": VICTIM, "password": f"guess {index}"}
+            answer = clients[index].post("/login", data=data, headers={"X-Forwarded-For": "198.51.100.9"})
+            return answer.status_code
+
+        with ThreadPoolExecutor(attempts) as pool:
+            statuses = sorted(pool.map(guess, range(attempts)))
+    finally:
+        for client in clients:
+            client.close()
+    checked = LoginThrottle.FREE_FAILURES + 1  # the free ones, and the one that starts the wait
+    assert statuses == [401] * checked + [429] * (attempts - checked), statuses
+
+
+def test_the_throttle_treats_unknown_emails_alike(behind_proxy: InThreadServer) -> None:
+    with httpx.Client(base_url=behind_proxy.url) as attacker:
+        for email in (VICTIM, "nobody@example.org"):
+            answers = [login(attacker, email, "wrong password", "198.51.100.8").status_code for _ in range(6)]
+            assert answers == [401, 401, 401, 401, 429, 429], (email, answers)
+
+
+def test_backoff_doubles_and_is_bounded() -> None:
+    delays = [LoginThrottle.delay(n).total_seconds() for n in range(1, 40)]
+    free = LoginThrottle.FREE_FAILURES
+    base = LoginThrottle.BASE_DELAY.total_seconds()
+    assert delays[:free] == [0.0] * free
+    assert delays[free : free + 3] == [base, 2 * base, 4 * base]
+    assert max(delays) == LoginThrottle.MAX_DELAY.total_seconds() == delays[-1]
+
+
+# -- schema migration ---------------------------------------------------------------------
+
+
+def test_an_old_accounts_file_is_migrated_and_its_tokens_keep_working(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.sqlite"
+    token = "ff_made-by-an-older-footfall"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE users (email TEXT PRIMARY KEY, password TEXT NOT NULL, admin INTEGER NOT NULL,
+                                created TEXT NOT NULL);
+            CREATE TABLE roles (email TEXT NOT NULL, app TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (email, app));
+            CREATE TABLE tokens (token_hash TEXT PRIMARY KEY, email TEXT NOT NULL, created TEXT NOT NULL);
+            CREATE TABLE sessions (id_hash TEXT PRIMARY KEY, email TEXT NOT NULL, csrf TEXT NOT NULL,
+                                   expires TEXT NOT NULL);
+            CREATE TABLE public_apps (app TEXT PRIMARY KEY, since TEXT NOT NULL);
+            CREATE TABLE audit (time TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, app TEXT NOT NULL,
+                                detail TEXT NOT NULL);
+            INSERT INTO users VALUES ('old@example.org', 'scrypt$x', 0, '2026-01-01T00:00:00');
+            """
+        )
+        db.execute(
+            "INSERT INTO tokens VALUES (?, 'old@example.org', '2026-01-01T00:00:00')",
+            (hashlib.sha256(token.encode()).hexdigest(),),
+        )
+    store = AccountStore(path)
+    try:
+        (listed,) = store.list_tokens()
+        assert (listed.email, listed.expires, listed.last_used) == ("old@example.org", None, None)
+        assert store.principal_for_token(token) is not None
+        assert store.list_tokens()[0].last_used is not None
+    finally:
+        store.close()
+    again = AccountStore(path)  # opening twice runs nothing twice
+    again.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
