@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import urllib.parse
 from functools import cache
-from html import escape
 from importlib import resources
 from typing import Any
 
@@ -86,11 +85,6 @@ def render(template: str, **context: Any) -> str:
     context.setdefault("csrf", "")
     context.setdefault("admin", False)
     return environment().get_template(template).render(**context)
-
-
-def page(title: str, body: str, who: str = "", csrf: str = "", admin: bool = False) -> str:
-    """A page around `body`, which must be HTML the caller built with every value escaped."""
-    return render("base.html", title=title, body=Markup(body), who=who, csrf=csrf, admin=admin)
 
 
 def message_page(
@@ -220,46 +214,28 @@ def app_page(
 
 
 def public_page(data: dict[str, Any]) -> str:
-    """A stored public release (see `footfall.server.public`) as one static page; every value escaped."""
-    privacy = data["privacy"]
-    values = privacy["max_values_per_install"]
-    sections = []
-    for window in data["windows"]:
-        noise = window["noise"]
-        tables = "".join(
-            f"<h3>{escape(name.title())}</h3>"
-            + (
-                charts.bar_table(
-                    ["value", "installs", "events"],
-                    [[r["value"], r["installs"], r["events"]] for r in rows],
-                    1,
-                    f"{name}, last {window['days']} days",
-                )
-                if rows
-                else f'<p class="empty">No value reached {noise["threshold_installs"]:,} installs.</p>'
-            )
-            for name, rows in window["items"].items()
-        )
-        sections.append(
-            f'<section class="panel" data-window="{int(window["days"])}"><h2>Last {int(window["days"])} days'
-            f' <span class="muted">{escape(window["start"])} to {escape(window["end"])}</span></h2>'
-            f"<p>About {window['installs']:,} installs and {window['events']:,} events"
-            f' <span class="muted">(the sums of the {escape(privacy["totals_from"])} rows)</span>.</p>'
-            f'<p class="muted">A row appears from about {noise["threshold_installs"]:,} installs. In 95% of'
-            f" cases an install count is within ±{noise['installs_error_95']:,} and an event count within"
-            f" ±{noise['events_error_95']:,} of the true figure.</p>{tables}</section>"
-        )
-    note = (
-        f'<p class="privacy">Released {escape(data["release"])} (UTC), covering complete days through'
-        f" {escape(data['through'])}; it changes once a day. The numbers carry random noise: this release is"
-        f" differentially private for every install with <b>ε = {privacy['epsilon']:.4g}</b> and"
-        f" <b>δ = {privacy['delta']:.2g}</b>. Each install counts towards at most {values:,}"
-        f" value{'s' if values != 1 else ''} per table, and adds at most"
-        f" {privacy['max_events_per_install_day']:,} events a day and"
-        f" {privacy['max_events_per_install_window']:,} in a window to any count; events sent without an"
-        " install id are left out.</p>"
-    )
-    return page(
-        f"{data['app']} usage",
-        f'<h1>{escape(data["app"])}: public usage</h1>{note}<div class="grid">{"".join(sections)}</div>',
-    )
+    """A stored public release (see `footfall.server.public`) as one static page."""
+    windows = [
+        {
+            **window,
+            "days": int(window["days"]),
+            "tables": [
+                {
+                    "title": name.title(),
+                    "chart": Markup(
+                        charts.bar_table(
+                            ["value", "installs", "events"],
+                            [[r["value"], r["installs"], r["events"]] for r in rows],
+                            1,
+                            f"{name}, last {window['days']} days",
+                        )
+                    )
+                    if rows
+                    else "",
+                }
+                for name, rows in window["items"].items()
+            ],
+        }
+        for window in data["windows"]
+    ]
+    return render("public.html", title=f"{data['app']} usage", data=data, windows=windows)

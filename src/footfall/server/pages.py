@@ -111,7 +111,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         fields = await form(request)
         if principal is not None:
             if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
-                return HTMLResponse(dashboard.page("Refused", "<p>That form expired.</p>"), status_code=403)
+                return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
             await run_in_threadpool(ctx.accounts.end_session, principal)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
