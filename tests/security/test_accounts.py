@@ -181,6 +181,20 @@ def test_admin_rotate_and_login_link_on_a_running_server(live_server: LiveServer
     assert "admin_token_rotate" in actions and "login_link_create" in actions
 
 
+def test_a_damaged_or_missing_secrets_file_locks_the_admin_out_cleanly(app_server: InThreadServer) -> None:
+    token = app_server.token
+    secrets_file = app_server.data / "secrets.json"
+    key = json.loads(secrets_file.read_text())["install_key"]
+    assert httpx.get(app_server.url + "/api/v1/apps", headers=bearer(token)).status_code == 200
+    secrets_file.write_text("{not json")
+    assert httpx.get(app_server.url + "/api/v1/apps", headers=bearer(token)).status_code == 401
+    secrets_file.unlink()
+    assert httpx.get(app_server.url + "/api/v1/apps", headers=bearer(token)).status_code == 401
+    assert not secrets_file.exists(), "a request never makes new secrets (a new install key)"
+    secrets_file.write_text(json.dumps({"install_key": key, "admin_token": token}))
+    assert httpx.get(app_server.url + "/api/v1/apps", headers=bearer(token)).status_code == 200
+
+
 # -- 3. revocation ----------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import json
 import logging
 
 from starlette.applications import Starlette
@@ -75,15 +76,17 @@ class ServerContext:
     def admin_token(self) -> str:
         """The local admin token, read again whenever secrets.json changes, so that
         `footfall admin rotate` takes effect on a running server at once. "" when unreadable."""
+        path = self.datadir.path / SECRETS_FILE
         try:
-            stat = (self.datadir.path / SECRETS_FILE).stat()
-        except OSError:
+            stat = path.stat()
+            signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            cached = self._admin_token
+            if cached is None or cached[0] != signature:
+                # Read, never create: DataDir.secrets() would make a new install key.
+                cached = (signature, str(json.loads(path.read_text(encoding="utf-8"))["admin_token"]))
+                self._admin_token = cached
+        except (OSError, ValueError, KeyError, TypeError):  # gone or damaged: no local admin until fixed
             return ""
-        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        cached = self._admin_token
-        if cached is None or cached[0] != signature:
-            cached = (signature, self.datadir.secrets().admin_token)
-            self._admin_token = cached
         return cached[1]
 
     def client_ip(self, request: Request) -> str | None:
