@@ -10,6 +10,7 @@ for good. And the safety net, run on the event loop, held /healthz for seconds.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -169,6 +170,20 @@ def test_an_unreplayable_spool_file_is_quarantined_not_retried_ahead_of_good_dat
     metrics = httpx.get(app_server.url + "/metrics").text
     assert "footfall_spool_quarantined_events 2" in metrics
     assert spool.replay(app_server.store) == 0  # nothing is retried forever
+
+
+def test_a_removed_apps_spooled_events_are_not_replayed(app_server: InThreadServer) -> None:
+    spool: EventSpool = app_server.app.state.context.spool
+    spool.directory.mkdir(parents=True, exist_ok=True)
+    app_server.store.add_app("leaving")
+    leaving = dataclasses.replace(record(), app="leaving")
+    (spool.directory / "spool-00000000000000000001-000001.jsonl").write_text(
+        spool_line(leaving) + "\n" + spool_line(record()) + "\n"
+    )
+    app_server.store.remove_app("leaving")
+    assert spool.replay(app_server.store) == 1
+    assert app_server.store.query("SELECT DISTINCT app FROM events").rows == [(GOLDEN_APP,)]
+    assert spool.files() == [] and spool.quarantined() == 0
 
 
 def test_forget_reaches_quarantined_events(app_server: InThreadServer) -> None:

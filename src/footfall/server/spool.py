@@ -134,6 +134,7 @@ class EventSpool:
                 records.append(_decode(line))
             except (ValueError, TypeError, KeyError):
                 bad.append(line)
+        records = [r for r in records if store.has_app(r.app)]  # an app removed meanwhile takes its events along
         try:
             refused = store.write(records).result(timeout=60)
         except (StoreError, TimeoutError):
