@@ -468,3 +468,14 @@ def test_ga_over_the_byte_budget_is_a_counted_drop(ga_factory: Any) -> None:
     dropped_v1 = server.metric("footfall_events_rejected_total", protocol="ga-v1", reason="byte_budget")
     dropped_ga4 = server.metric("footfall_events_rejected_total", protocol="ga4", reason="byte_budget")
     assert dropped_v1 > 0 and dropped_ga4 > 0 and stored + dropped_v1 + dropped_ga4 == 60
+
+
+@pytest.mark.parametrize("path", ["/debug/collect", "/debug/mp/collect?measurement_id=G-NONE"])
+def test_the_debug_endpoints_are_rate_limited_too_and_still_answer_200(app_server_factory: Any, path: str) -> None:
+    server = app_server_factory(rate_per_client=1, burst_per_client=5)
+    body = b"v=1&tid=UA-1-1&cid=1.2&t=event&ec=a&ea=b" if "mp" not in path else b'{"client_id": "1.2", "events": []}'
+    with httpx.Client() as client:
+        answers = [client.post(server.url + path, content=body) for _ in range(20)]
+    assert all(a.status_code == 200 for a in answers)
+    assert any("slow down" in a.text for a in answers)
+    assert not any("slow down" in a.text for a in answers[:5])

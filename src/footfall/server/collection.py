@@ -30,6 +30,7 @@ from footfall.server.stores.base import EventRecord
 from footfall.server.web import ServerContext
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 1x1 GIF
+SLOW_DOWN = {"messageType": "ERROR", "description": "Too many requests from this address; slow down."}
 NO_CACHE = {"Cache-Control": "no-cache, no-store, must-revalidate"}
 FORGET_ACCEPTED = {"status": "accepted"}  # the only success answer of /v1/forget
 MAX_FORGET_DECOMPRESSED_BYTES = 16 * 1024  # room for the longest GA v1 id (8 KB) and the app
@@ -195,6 +196,8 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
 
     async def ga_debug(request: Request) -> Response:
         ip = ctx.client_ip(request)
+        if ctx.limit_client_wait(ip):  # GA semantics even here: a 200 that says why
+            return JSONResponse({"hitParsingResult": [], "parserMessage": [SLOW_DOWN]})
         hits, problems = await ga_hits(request, batch=False)
         results = []
         for hit in hits:
@@ -282,6 +285,9 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
 
     async def ga4_debug(request: Request) -> Response:
         ip = ctx.client_ip(request)
+        if ctx.limit_client_wait(ip):
+            slow_down = {"fieldPath": "", "validationCode": "VALUE_INVALID", "description": SLOW_DOWN["description"]}
+            return JSONResponse({"validationMessages": [slow_down]})
         parsed, found, reason = await ga4_request(request)
         messages = [m.as_ga() for m in parsed.messages]
         answer: dict[str, Any] = {"validationMessages": messages}
