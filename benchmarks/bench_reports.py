@@ -60,9 +60,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="timed page loads (default 7)")
     args = parser.parse_args()
 
-    from footfall.server.dashboard import TABS
-    from footfall.server.filters import Filters
-    from footfall.server.reports import run_report
+    from footfall.server.edge.dashboard import TABS
+    from footfall.server.query.filters import Filters
+    from footfall.server.query.reports import run_report
     from footfall.server.stores.duckdb import DuckDBStore
 
     with tempfile.TemporaryDirectory() as folder:

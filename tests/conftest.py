@@ -193,10 +193,10 @@ def app_server_factory(tmp_path: Path) -> Iterator[Any]:
     """
     import uvicorn
 
-    from footfall.server.serving import bind
+    from footfall.server.edge.app import create_app
+    from footfall.server.operator.serving import bind
     from footfall.server.settings import Settings
     from footfall.server.stores.duckdb import DuckDBStore
-    from footfall.server.web import create_app
 
     running: list[tuple[Any, threading.Thread, Any, Any]] = []
 

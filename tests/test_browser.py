@@ -75,7 +75,7 @@ def test_log_in_see_every_panel_filter_export_and_log_out(
     assert int(events.replace(",", "")) > 0
     header = page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
     assert header == "rgb(29, 36, 48)", "the self-hosted stylesheet applies under the CSP"
-    from footfall.server.dashboard import TABS
+    from footfall.server.edge.dashboard import TABS
 
     for tab, reports in TABS.items():
         page.click(f"nav.tabs >> text={tab.title()}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from footfall.server.cli import build_parser, main
-from footfall.server.terminal import sparkline
+from footfall.server.operator.cli import build_parser, main
+from footfall.server.operator.terminal import sparkline
 from tests.conftest import LiveServer, footfall_command
 
 COMMANDS = [
@@ -214,7 +214,7 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_every_named_report_in_every_format(demo_data: str) -> None:
-    from footfall.server.reports import REPORTS
+    from footfall.server.query.reports import REPORTS
 
     combined = json.loads(run("report", "mdlint", "--report", "all", "--format", "json", "--data", demo_data).stdout)
     assert [r["report"] for r in combined["reports"]] == list(REPORTS)
@@ -392,7 +392,7 @@ def test_the_access_lifecycle_from_the_command_line(tmp_path: Path) -> None:
 
 
 def test_the_audit_log_prints_hostile_text_inert(tmp_path: Path) -> None:
-    from footfall.server.accounts import AccountStore
+    from footfall.server.auth.accounts import AccountStore
 
     (tmp_path / "d").mkdir()
     store = AccountStore(tmp_path / "d" / "accounts.sqlite")

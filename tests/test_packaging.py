@@ -75,29 +75,89 @@ def test_sdk_modules_import_only_the_standard_library_and_the_sdk(path: Path) ->
         assert top in sys.stdlib_module_names or (top == "footfall" and not name.startswith("footfall.server")), name
 
 
-@pytest.mark.parametrize("path", sorted((PACKAGE / "server" / "stores").glob("*.py")), ids=lambda p: p.name)
-def test_stores_know_nothing_about_http(path: Path) -> None:
+SERVER = PACKAGE / "server"
+# What each layer of the server must not import (docs: ../shared ARCHITECTURE; README's module map).
+# The data's path reads top to bottom: operator -> edge -> ingest | query | auth -> stores.
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "stores": (
+        "starlette",
+        "uvicorn",
+        "jinja2",
+        "footfall.server.edge",
+        "footfall.server.operator",
+        "footfall.server.ingest",
+        "footfall.server.query",
+        "footfall.server.auth",
+        "footfall.server.operations",
+    ),
+    "ingest": (
+        "starlette",
+        "uvicorn",
+        "jinja2",
+        "duckdb",
+        "footfall.server.edge",
+        "footfall.server.operator",
+        "footfall.server.query",
+        "footfall.server.auth",
+        "footfall.server.operations",
+    ),
+    "query": (
+        "starlette",
+        "uvicorn",
+        "jinja2",
+        "duckdb",
+        "footfall.server.edge",
+        "footfall.server.operator",
+        "footfall.server.ingest",
+        "footfall.server.auth",
+        "footfall.server.operations",
+    ),
+    "auth": (
+        "starlette",
+        "uvicorn",
+        "jinja2",
+        "duckdb",
+        "footfall.server.edge",
+        "footfall.server.operator",
+        "footfall.server.ingest",
+        "footfall.server.query",
+        "footfall.server.stores",
+    ),
+    "edge": ("duckdb", "uvicorn", "footfall.server.operator", "footfall.server.stores.duckdb"),
+    "operator": ("duckdb",),
+}
+LAYERED = [(layer, path) for layer in FORBIDDEN for path in sorted((SERVER / layer).rglob("*.py"))]
+
+
+@pytest.mark.parametrize(("layer", "path"), LAYERED, ids=lambda v: v if isinstance(v, str) else v.name)
+def test_each_layer_imports_only_what_it_may(layer: str, path: Path) -> None:
     for name in imports_of(path):
-        assert not name.startswith(("starlette", "uvicorn", "footfall.server.web", "footfall.server.protocols"))
+        assert not name.startswith(FORBIDDEN[layer]), f"{layer}/{path.name} imports {name}"
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "web.py",
-        "cli.py",
-        "dashboard.py",
-        "operations.py",
-        "pages.py",
-        "api.py",
-        "collection.py",
-        "charts.py",
-        "terminal.py",
-    ],
-)
-def test_edges_use_the_query_layer_not_sql_drivers(name: str) -> None:
-    for imported in imports_of(PACKAGE / "server" / name):
-        assert not imported.startswith("duckdb"), imported
+def test_every_server_module_sits_in_a_layer_or_is_shared() -> None:
+    shared = {"__init__.py", "settings.py", "errors.py", "datadir.py", "metrics.py", "logs.py", "operations.py"}
+    loose = {p.name for p in SERVER.glob("*.py")} - shared
+    assert not loose, f"put these in a layer, or name them shared here: {sorted(loose)}"
+    assert {p.name for p in SERVER.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(FORBIDDEN)
+
+
+def test_only_the_query_layer_and_the_stores_hold_report_sql() -> None:
+    sql = ("SELECT ", "GROUP BY", "DELETE FROM", "INSERT INTO")
+    for path in sorted(SERVER.rglob("*.py")):
+        layer = path.relative_to(SERVER).parts[0]
+        if layer in ("query", "stores", "auth"):  # auth keeps its own SQLite tables
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not any(word in text for word in sql), f"{path.relative_to(SERVER)} holds SQL"
+
+
+def test_the_sdk_cli_does_not_import_the_server_at_import_time() -> None:
+    # `footfall disclose` works with the SDK alone; the server CLI is imported only when asked for.
+    tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
+    top_level = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(name.startswith("footfall.server") for name in top_level)
+    assert "footfall.cli" not in imports_of(SERVER / "operator" / "cli.py")
 
 
 def test_every_setting_is_documented() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import footfall
-from footfall.server.ingest import keyed_hash
+from footfall.server.ingest.pipeline import keyed_hash
 from tests.conftest import GOLDEN_APP, InThreadServer, wait_until
 
 OLD_ID = "a" * 32

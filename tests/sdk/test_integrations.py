@@ -197,7 +197,7 @@ else:
     assert run_host(send, env)[0].returncode == 0
     live_server.stop()
 
-    from footfall.server.ingest import keyed_hash
+    from footfall.server.ingest.pipeline import keyed_hash
     from footfall.server.stores.duckdb import DuckDBStore
 
     key = bytes.fromhex(json.loads((live_server.data / "secrets.json").read_text())["install_key"])

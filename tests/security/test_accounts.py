@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from footfall.server.accounts import LOGIN_CODE_TTL, AccountStore
-from footfall.server.logins import LoginThrottle
+from footfall.server.auth.accounts import LOGIN_CODE_TTL, AccountStore
+from footfall.server.auth.logins import LoginThrottle
 from footfall.server.stores.duckdb import DuckDBStore
 from footfall.server.stores.memory import MemoryStore
 from tests.conftest import GOLDEN_APP, InThreadServer, LiveServer, footfall_command, load_golden, with_fresh_times

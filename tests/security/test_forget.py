@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from footfall.server.errors import StoreUnavailable
+from footfall.server.ingest.spool import EventSpool
 from footfall.server.operations import secret_hash
-from footfall.server.spool import EventSpool
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.conftest import GOLDEN_APP, InThreadServer, with_fresh_times
 

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from footfall.server.edge.ratelimit import TokenBuckets
 from footfall.server.metrics import Metrics
 from footfall.server.operations import secret_hash
-from footfall.server.ratelimit import TokenBuckets
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.conftest import GOLDEN_APP, InThreadServer, LiveServer, start_server, with_fresh_times
@@ -145,7 +145,7 @@ def test_a_busy_client_keeps_its_empty_bucket_while_others_flood_the_table() -> 
 
 
 def test_ipv6_clients_are_keyed_by_their_64_and_ipv4_by_the_address() -> None:
-    from footfall.server.ratelimit import client_network
+    from footfall.server.edge.ratelimit import client_network
 
     assert client_network("2001:db8:1:2:aaaa::1") == client_network("2001:db8:1:2:ffff:1:2:3") == "2001:db8:1:2::/64"
     assert client_network("2001:db8:1:3::1") != client_network("2001:db8:1:2::1")
@@ -407,7 +407,7 @@ def record(version: str, name: str = "run", app: str = "tool") -> EventRecord:
 
 
 def test_the_guard_is_seeded_from_the_store_so_a_restart_keeps_the_cap(tmp_path: Path) -> None:
-    from footfall.server.cardinality import OTHER, CardinalityGuard
+    from footfall.server.ingest.cardinality import OTHER, CardinalityGuard
 
     store = DuckDBStore(tmp_path / "footfall.duckdb")
     try:
@@ -427,7 +427,7 @@ def test_the_guard_is_seeded_from_the_store_so_a_restart_keeps_the_cap(tmp_path:
 
 
 def test_event_names_are_capped_too(ga_factory: Any) -> None:
-    from footfall.server.cardinality import OTHER
+    from footfall.server.ingest.cardinality import OTHER
 
     server = ga_factory(max_distinct_values=3, rate_per_client=0)
     with httpx.Client(base_url=server.url) as client:

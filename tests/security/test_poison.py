@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
-from footfall.server.ingest import keyed_hash
+from footfall.server.ingest.pipeline import keyed_hash
+from footfall.server.ingest.spool import EventSpool
 from footfall.server.operations import secret_hash
-from footfall.server.spool import EventSpool
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.conftest import GOLDEN_APP, InThreadServer, footfall_command, iso, start_server

@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from footfall.server.errors import UsageError
-from footfall.server.filters import Filters
-from footfall.server.public import (
+from footfall.server.query.filters import Filters
+from footfall.server.query.public import (
     PUBLIC_DIMENSIONS,
     PUBLIC_WINDOWS_DAYS,
     PublicPolicy,
@@ -299,7 +299,7 @@ def test_public_settings_are_checked() -> None:
 
 def test_a_visitor_never_waits_on_a_release_being_drawn(store: DuckDBStore, tmp_path: Path) -> None:
     from footfall.server.errors import StoreUnavailable
-    from footfall.server.public import _lock_for
+    from footfall.server.query.public import _lock_for
 
     folder = snapshot_folder(tmp_path)
     drawing = _lock_for(APP)

@@ -182,7 +182,7 @@ def hostile_event(app: str, when: dt.datetime, install: str) -> EventRecord:
 
 
 def test_hostile_names_versions_and_values_are_inert_on_every_tab(admin_server: InThreadServer) -> None:
-    from footfall.server.dashboard import TABS
+    from footfall.server.edge.dashboard import TABS
 
     # Added past the name check on purpose: the pages must not rely on it. No "/": an app's name is a path segment.
     app = "evil<img src=x onerror=alert(3)>\"onmouseover=alert(4) x='"
@@ -217,7 +217,7 @@ def test_hostile_names_versions_and_values_are_inert_on_every_tab(admin_server: 
 
 
 def test_five_thousand_versions_keep_every_tab_small(admin_server: InThreadServer) -> None:
-    from footfall.server.dashboard import TABS
+    from footfall.server.edge.dashboard import TABS
 
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(hours=1)
     records = []
@@ -302,7 +302,7 @@ def report_with(values: list[str]) -> dict[str, Any]:
 def test_terminal_reports_show_data_as_inert_text(terminal: bool) -> None:
     from rich.console import Console
 
-    from footfall.server.terminal import print_report, print_summary
+    from footfall.server.operator.terminal import print_report, print_summary
 
     out = io.StringIO()
     console = Console(file=out, width=300, force_terminal=terminal, color_system="truecolor" if terminal else None)
@@ -329,7 +329,7 @@ def test_terminal_reports_show_data_as_inert_text(terminal: bool) -> None:
 
 
 def test_csv_on_the_terminal_neutralises_formulas_and_controls(capsys: pytest.CaptureFixture[str]) -> None:
-    from footfall.server.terminal import print_csv
+    from footfall.server.operator.terminal import print_csv
 
     print_csv(["command", "runs"], [{"command": value, "runs": -1} for value in [*FORMULAS, *TERMINAL_ATTACKS]])
     printed = capsys.readouterr().out

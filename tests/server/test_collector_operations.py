@@ -143,7 +143,7 @@ class FlakyStore(DuckDBStore):
 
 
 def test_when_the_store_fails_events_are_spooled_and_replayed_in_order(app_server_factory: Any, tmp_path: Path) -> None:
-    from footfall.server.spool import SpoolReplayer
+    from footfall.server.ingest.spool import SpoolReplayer
 
     store = FlakyStore(tmp_path / "flaky.duckdb")
     server: InThreadServer = app_server_factory(store=store)

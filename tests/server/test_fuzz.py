@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from footfall.server.errors import BadRequest
-from footfall.server.protocols.framing import decompress, parse_json
-from footfall.server.protocols.native import NativeBatch, NativeEvent, Rejection, decode_batch
+from footfall.server.ingest.protocols.framing import decompress, parse_json
+from footfall.server.ingest.protocols.native import NativeBatch, NativeEvent, Rejection, decode_batch
 
 RECEIVED = dt.datetime(2026, 11, 28, 12, 0, 0)
 MAX_AGE = dt.timedelta(hours=72)
@@ -129,7 +129,7 @@ def test_deeply_nested_json_is_a_clean_error() -> None:
     )
 )
 def test_ga_v1_hits_never_crash(text: str) -> None:
-    from footfall.server.protocols import ga_v1
+    from footfall.server.ingest.protocols import ga_v1
 
     hit = ga_v1.parse_hit(text)
     assert isinstance(hit.valid, bool)
@@ -159,7 +159,7 @@ def test_ga_v1_hits_never_crash(text: str) -> None:
     ).map(lambda v: json.dumps(v).encode())
 )
 def test_ga4_requests_never_crash(body: bytes) -> None:
-    from footfall.server.protocols import ga4
+    from footfall.server.ingest.protocols import ga4
 
     parsed = ga4.parse_request(body, firebase=False, received=RECEIVED)
     assert len(parsed.events) <= ga4.MAX_EVENTS
@@ -208,7 +208,7 @@ filter_params = st.fixed_dictionaries(
 @given(filter_params)
 def test_filters_accept_or_refuse_cleanly(params: dict[str, str]) -> None:
     from footfall.server.errors import UsageError
-    from footfall.server.filters import Filters
+    from footfall.server.query.filters import Filters
 
     try:
         filters = Filters.from_params(params)
@@ -250,7 +250,7 @@ def test_the_api_handlers_never_fail_on_odd_filters(app_server_factory: Any) -> 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(["ev", "qt", "utt", "cm1", "z"]), digit_strings | st.just("9" * 5000))
 def test_ga_v1_integers_never_crash(field: str, value: str) -> None:
-    from footfall.server.protocols import ga_v1
+    from footfall.server.ingest.protocols import ga_v1
 
     params = {"v": "1", "tid": "UA-1-1", "cid": "c", "t": "timing", "utc": "c", "utv": "v", "utt": "1", field: value}
     hit = ga_v1.parse_hit(urllib.parse.urlencode(params))
@@ -264,7 +264,7 @@ def test_ga_v1_integers_never_crash(field: str, value: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(digit_strings | st.just("9" * 5000) | st.integers(-(2**70), 2**70) | st.floats())
 def test_ga4_timestamps_never_crash(micros: Any) -> None:
-    from footfall.server.protocols import ga4
+    from footfall.server.ingest.protocols import ga4
 
     body = {"client_id": "c.1", "timestamp_micros": micros, "events": [{"name": "run", "timestamp_micros": micros}]}
     parsed = ga4.parse_request(json.dumps(body).encode(), firebase=False, received=RECEIVED)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from footfall.server.errors import UsageError
-from footfall.server.geo import CountryResolver, client_ip, parse_networks, truncate
+from footfall.server.ingest.geo import CountryResolver, client_ip, parse_networks, truncate
 
 
 def test_built_in_table() -> None:

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from footfall.server import reports
+from footfall.server.query import reports
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.memory import MemoryStore
 

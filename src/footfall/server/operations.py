@@ -1,6 +1,6 @@
 """What an operator can do, as a library: the HTTP API and the CLI both call this.
 
-`StoreOperations` works on an open store. `footfall.server.control.RemoteOperations`
+`StoreOperations` works on an open store. `footfall.server.operator.control.RemoteOperations`
 offers the same methods over the HTTP API of a running server, for when that
 server owns the embedded database. Results are JSON-ready dicts.
 """
@@ -14,14 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from footfall.server import reports
-from footfall.server.accounts import LOCAL_ADMIN, AccountStore
+from footfall.server.auth.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.errors import NotFound, UsageError
-from footfall.server.filters import Filters
-from footfall.server.protocols.native import APP_PATTERN
-from footfall.server.public import PublicPolicy, daily_snapshot
-from footfall.server.schemas import parse_schema
-from footfall.server.stores.base import EventStore
+from footfall.server.ingest.schemas import parse_schema
+from footfall.server.query import reports
+from footfall.server.query.filters import Filters
+from footfall.server.query.public import PublicPolicy, daily_snapshot
+from footfall.server.stores.base import APP_PATTERN, EventStore
 
 
 def secret_hash(secret: str) -> str:

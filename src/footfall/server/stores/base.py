@@ -1,7 +1,7 @@
 """The storage boundary. Stores know nothing about HTTP or wire formats.
 
 An `EventStore` keeps anonymised `EventRecord`s and the registry of apps, and runs
-the report queries written in `footfall.server.reports`. Writes return a future that
+the report queries written in `footfall.server.query.reports`. Writes return a future that
 resolves only once the events are durable, so the collector can acknowledge them.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -56,6 +57,9 @@ def record_key(value: str) -> int | None:
     import hashlib
 
     return int(hashlib.sha256(value.encode()).hexdigest()[:16], 16)
+
+
+APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # an app id: also a path segment and a URL part
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +148,19 @@ class EventStore:
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
         """Run one read-only report query with named `$name` parameters."""
         raise NotImplementedError
+
+    def ping(self) -> None:
+        """Return when the store answers; raise StoreUnavailable otherwise (for /readyz)."""
+        self.query("SELECT 1")
+
+    def distinct_values(self, app: str, column: str, limit: int) -> list[str]:
+        """Up to `limit` distinct values of one event column of one app, in no order."""
+        if column not in EVENT_COLUMNS:
+            raise ValueError(f"{column!r} is not an event column")
+        rows = self.query(
+            f"SELECT DISTINCT {column} FROM events WHERE app = $app LIMIT $limit", {"app": app, "limit": limit}
+        ).rows
+        return [str(row[0]) for row in rows if row[0] is not None]
 
     def close(self) -> None:
         """Finish queued writes, then release the store."""

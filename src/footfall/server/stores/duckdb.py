@@ -2,7 +2,7 @@
 
 DuckDB lets one process open a file for writing and no other process open it at
 all, so the server owns the file while it runs and the CLI reaches the data through
-the server (see footfall.server.control). Inside the process, every write goes
+the server (see footfall.server.operator.control). Inside the process, every write goes
 through one thread that commits in groups: all writes queued while the previous
 commit ran share the next transaction. Reads use their own cursors and see
 committed data only.

@@ -21,13 +21,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from footfall.server import dashboard
-from footfall.server.accounts import DEVICE_TTL, Principal, TokenInfo
+from footfall.server.auth.accounts import DEVICE_TTL, Principal, TokenInfo
+from footfall.server.edge import dashboard
+from footfall.server.edge.context import SESSION_COOKIE, ServerContext
 from footfall.server.errors import NotFound, UsageError
-from footfall.server.filters import Filters
-from footfall.server.public import PublicPolicy, daily_snapshot, snapshot_folder
-from footfall.server.reports import app_versions, run_report
-from footfall.server.web import SESSION_COOKIE, ServerContext
+from footfall.server.query.filters import Filters
+from footfall.server.query.public import PublicPolicy, daily_snapshot, snapshot_folder
+from footfall.server.query.reports import app_versions, run_report
 
 LOGIN_CSRF_COOKIE = "footfall_login_csrf"
 DEVICE_COOKIE = "footfall_device"

@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from footfall.server.accounts import LOCAL_ADMIN, MAX_EXPIRES_DAYS, ROLES, TOKEN_ID_CHARS, AccountStore
-from footfall.server.control import find_server, open_operations
+from footfall.server.auth.accounts import LOCAL_ADMIN, MAX_EXPIRES_DAYS, ROLES, TOKEN_ID_CHARS, AccountStore
 from footfall.server.datadir import DataDir
 from footfall.server.errors import UsageError
+from footfall.server.operator.control import find_server, open_operations
 
 DEFAULT_TOKEN_DAYS = 90
 MAX_AUDIT_LIMIT = 100_000

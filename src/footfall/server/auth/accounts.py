@@ -31,8 +31,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+from footfall.server.auth.logins import (
+    LoginThrottle,
+    check_password,
+    dummy_password_hash,
+    hash_password,
+    verify_password,
+)
 from footfall.server.errors import UsageError
-from footfall.server.logins import LoginThrottle, check_password, dummy_password_hash, hash_password, verify_password
 
 ROLES = ("viewer", "maintainer", "owner")
 LOCAL_ADMIN = "local-admin"

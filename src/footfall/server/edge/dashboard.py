@@ -19,9 +19,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from footfall.server import charts
-from footfall.server.filters import CI_CHOICES, CONTAINERS, Filters
-from footfall.server.reports import Report
+from footfall.server.edge import charts
+from footfall.server.query.filters import CI_CHOICES, CONTAINERS, Filters
+from footfall.server.query.reports import Report
 
 TABS: dict[str, tuple[str, ...]] = {
     "overview": ("overview", "timeseries", "events", "countries"),
@@ -49,7 +49,7 @@ class StaticAsset:
 def static_assets() -> dict[str, StaticAsset]:
     """The dashboard's own CSS, shipped as package data and served from /static."""
     assets = {}
-    for entry in resources.files("footfall.server").joinpath("static").iterdir():
+    for entry in resources.files("footfall.server.edge").joinpath("static").iterdir():
         suffix = "." + entry.name.rpartition(".")[2]
         if entry.is_file() and suffix in STATIC_TYPES:
             body = entry.read_bytes()
@@ -69,7 +69,7 @@ def _urlquote(value: Any) -> str:
 def environment() -> jinja2.Environment:
     """Built once: templates are compiled on first use and kept."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("footfall.server", "templates"),
+        loader=jinja2.PackageLoader("footfall.server.edge", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -214,7 +214,7 @@ def app_page(
 
 
 def public_page(data: dict[str, Any]) -> str:
-    """A stored public release (see `footfall.server.public`) as one static page."""
+    """A stored public release (see `footfall.server.query.public`) as one static page."""
     windows = [
         {
             **window,

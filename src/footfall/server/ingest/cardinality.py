@@ -7,7 +7,7 @@ make every page huge and every report slow. So each (app, field) keeps at most
 `max_values` distinct values; once full, a value never seen before is stored as
 "other". Values already known keep flowing unchanged.
 
-The known values are seeded lazily from the store: one `SELECT DISTINCT` per (app,
+The known values are seeded lazily from the store: one distinct-values query per (app,
 field), the first time an event of that app arrives, so a restart neither forgets
 them nor lets the cap be exceeded again.
 """
@@ -58,15 +58,12 @@ class CardinalityGuard:
         if self.store is None:
             return set()
         try:
-            result = self.store.query(
-                f"SELECT DISTINCT {field} FROM events WHERE app = $app LIMIT $limit",
-                {"app": app, "limit": self.max_values + 1},
-            )
+            values = self.store.distinct_values(app, field, self.max_values + 1)
         except FootfallError:
             # Unreadable now (the spool is taking writes): start empty. At worst this
             # (app, field) ends with up to twice the cap, never unbounded.
             return set()
-        return {str(row[0]) for row in result.rows if row[0] not in (None, "", OTHER)}
+        return {value for value in values if value not in ("", OTHER)}
 
     def fold(self, record: EventRecord, learn: bool = True) -> EventRecord:
         """The record with each capped field's new value replaced by "other" once the field is full.

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from footfall.server.reports import csv_cell
+from footfall.server.query.reports import csv_cell
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 # C0 and C1 controls, DEL, and the bidirectional embeddings, overrides and isolates ("Trojan Source").

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from footfall.server.errors import NotFound
-from footfall.server.filters import Filters
-from footfall.server.filters import today as utc_today
+from footfall.server.query.filters import Filters
+from footfall.server.query.filters import today as utc_today
 from footfall.server.stores.base import EventStore
 
 TOP_ROWS = 20  # rows in the "top" lists

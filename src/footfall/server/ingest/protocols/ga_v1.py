@@ -19,8 +19,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from footfall.server.protocols import Incoming
-from footfall.server.useragent import parse_user_agent
+from footfall.server.ingest.protocols import Incoming
+from footfall.server.ingest.useragent import parse_user_agent
 
 MAX_HIT_BYTES = 8192  # per hit, and per POST /collect body
 MAX_URL_BYTES = 8000  # GET /collect

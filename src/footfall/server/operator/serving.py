@@ -23,12 +23,12 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from footfall.server.datadir import DataDir
+from footfall.server.edge.app import create_app
 from footfall.server.errors import UsageError
+from footfall.server.ingest.spool import SpoolReplayer
 from footfall.server.logs import configure_logging
 from footfall.server.settings import Settings
-from footfall.server.spool import SpoolReplayer
 from footfall.server.stores.duckdb import DuckDBStore
-from footfall.server.web import create_app
 
 GRACEFUL_SHUTDOWN_S = 10
 

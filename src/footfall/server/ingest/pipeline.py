@@ -1,8 +1,9 @@
 """The ingest pipeline, shared by every protocol: `Incoming` events in, stored records out.
 
 For each event: the app's schema (if it registered one) drops undeclared events
-and properties; the safety net drops values that look like an email, an address,
-a path or a token; install and run ids become a keyed hash (HMAC-SHA256 under a
+and properties; every string that would be stored must be clean Unicode and pass
+the safety net (an email, an address, a path, a token...); the distinct values of
+each field are capped per app; install and run ids become a keyed hash (HMAC-SHA256 under a
 server secret, scoped to the app), so raw ids never reach the store. Then
 `persist` commits the records, or, when the store is unavailable, appends them to
 the fsynced spool, and only then may the collector acknowledge them.
@@ -18,18 +19,15 @@ import json
 import time
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-
 from footfall.schema import sensitive_kind, sensitive_kind_in
-from footfall.server.cardinality import CardinalityGuard
 from footfall.server.errors import BadRequest, StoreUnavailable
+from footfall.server.ingest.cardinality import CardinalityGuard
+from footfall.server.ingest.protocols import Incoming
+from footfall.server.ingest.protocols.framing import storable
+from footfall.server.ingest.schemas import AppSchema, parse_schema
+from footfall.server.ingest.spool import EventSpool
 from footfall.server.metrics import Metrics
-from footfall.server.protocols import Incoming
-from footfall.server.protocols.framing import storable
-from footfall.server.protocols.native import APP_PATTERN
-from footfall.server.schemas import AppSchema, parse_schema
-from footfall.server.spool import EventSpool
-from footfall.server.stores.base import EventRecord, EventStore
+from footfall.server.stores.base import APP_PATTERN, EventRecord, EventStore
 
 HASH_HEX_CHARS = 32  # 128 bits of the HMAC
 
@@ -209,7 +207,7 @@ class Ingestor:
         try:
             refused = await asyncio.wrap_future(self.store.write(records))
         except StoreUnavailable:
-            await run_in_threadpool(self.spool.append, records)
+            await asyncio.to_thread(self.spool.append, records)
             self.metrics.count("footfall_events_spooled_total", "Events acknowledged into the spool.", len(records))
             return ()
         self.metrics.observe_commit(time.perf_counter() - started)
@@ -231,7 +229,7 @@ class Ingestor:
         the store delete that follows removes what it wrote, or it runs after and reads the
         rewritten file. Deleting from the store first would let a replay bring events back.
         """
-        from footfall.server.protocols.ga_v1 import MAX_HIT_BYTES  # no stored id can be longer
+        from footfall.server.ingest.protocols.ga_v1 import MAX_HIT_BYTES  # no stored id can be longer
 
         usage = 'send {"app": "<app id>", "install": "<install id>"}'
         if not isinstance(document, dict):

@@ -16,7 +16,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 
-from footfall.server.ingest import keyed_hash
+from footfall.server.ingest.pipeline import keyed_hash
 from footfall.server.stores.base import EventRecord, EventStore
 
 DEFAULT_DAYS = 90

@@ -42,11 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from footfall.server.errors import NotFound, StoreUnavailable
-from footfall.server.filters import Filters
-from footfall.server.filters import today as utc_today
-from footfall.server.protocols.native import APP_PATTERN
+from footfall.server.query.filters import Filters
+from footfall.server.query.filters import today as utc_today
 from footfall.server.settings import Settings, check_public_settings
-from footfall.server.stores.base import EventStore
+from footfall.server.stores.base import APP_PATTERN, EventStore
 
 log = logging.getLogger(__name__)
 

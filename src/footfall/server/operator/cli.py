@@ -17,17 +17,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from footfall.server.access_cli import add_access_commands, run_access_command
-from footfall.server.accounts import LOCAL_ADMIN, AccountStore
-from footfall.server.control import find_server, open_operations
+from footfall.server.auth.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, UsageError
-from footfall.server.filters import CI_CHOICES, CONTAINERS
 from footfall.server.operations import Operations
-from footfall.server.public import PublicPolicy, snapshot_folder
-from footfall.server.reports import REPORTS
+from footfall.server.operator.access import add_access_commands, run_access_command
+from footfall.server.operator.control import find_server, open_operations
+from footfall.server.operator.terminal import print_csv, print_report, print_summary
+from footfall.server.query.filters import CI_CHOICES, CONTAINERS
+from footfall.server.query.public import PublicPolicy, snapshot_folder
+from footfall.server.query.reports import REPORTS
 from footfall.server.settings import SETTINGS, default_data_dir, resolve_settings
-from footfall.server.terminal import print_csv, print_report, print_summary
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     if args.command == "disclose":
-        from footfall.cli import disclose_main
+        from footfall.disclosure import disclose_main
 
         return disclose_main(args.rest)
     datadir = DataDir(args.data)
@@ -344,7 +344,7 @@ def report_command(args: argparse.Namespace, operations: Operations, console: Co
 
 
 def write_public(data: dict[str, Any], out: Path) -> None:
-    from footfall.server.dashboard import public_page
+    from footfall.server.edge.dashboard import public_page
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -360,7 +360,7 @@ def read_schema(args: argparse.Namespace) -> str:
             return str(args.file.read_text(encoding="utf-8"))
         except OSError as exc:
             raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    from footfall.cli import load_options
+    from footfall.disclosure import load_options
 
     try:
         options = load_options(args.from_options)
@@ -373,7 +373,7 @@ def read_schema(args: argparse.Namespace) -> str:
 
 
 def serve(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
-    from footfall.server.serving import run_server
+    from footfall.server.operator.serving import run_server
 
     settings = resolve_settings(args.data, vars(args))
 
@@ -386,7 +386,7 @@ def serve(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
 
 
 def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
-    from footfall.server.demo import load_demo
+    from footfall.server.operator.demo import load_demo
     from footfall.server.stores.duckdb import DuckDBStore
 
     if not 1 <= args.days <= 400 or not 0 < args.scale <= 50:

@@ -14,10 +14,10 @@ import re
 from typing import Any
 
 from footfall.server.errors import BadRequest
-from footfall.server.protocols import Incoming
-from footfall.server.protocols.framing import storable
+from footfall.server.ingest.protocols import Incoming
+from footfall.server.ingest.protocols.framing import storable
+from footfall.server.stores.base import APP_PATTERN
 
-APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 EVENT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 PROP_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

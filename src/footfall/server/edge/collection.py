@@ -19,15 +19,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from footfall.server.edge.context import ServerContext
 from footfall.server.errors import PayloadTooLarge, RateLimited, RequestTimeout, UnknownApp
-from footfall.server.geo import truncate
-from footfall.server.ingest import REFUSALS, utc_now
+from footfall.server.ingest.geo import truncate
+from footfall.server.ingest.pipeline import REFUSALS, utc_now
+from footfall.server.ingest.protocols import Incoming, ga4, ga_v1
+from footfall.server.ingest.protocols.framing import decompress, parse_json
+from footfall.server.ingest.protocols.native import Rejection, decode_batch, to_incoming
 from footfall.server.operations import secret_hash
-from footfall.server.protocols import Incoming, ga4, ga_v1
-from footfall.server.protocols.framing import decompress, parse_json
-from footfall.server.protocols.native import Rejection, decode_batch, to_incoming
 from footfall.server.stores.base import EventRecord
-from footfall.server.web import ServerContext
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 1x1 GIF
 SLOW_DOWN = {"messageType": "ERROR", "description": "Too many requests from this address; slow down."}

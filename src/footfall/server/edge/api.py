@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from footfall.server.edge.context import ServerContext
 from footfall.server.errors import BadRequest, Forbidden, UsageError
-from footfall.server.filters import Filters, parse_days
-from footfall.server.protocols.framing import parse_json
-from footfall.server.public import PublicPolicy, snapshot_folder
-from footfall.server.reports import REPORTS
-from footfall.server.web import ServerContext
+from footfall.server.ingest.protocols.framing import parse_json
+from footfall.server.query.filters import Filters, parse_days
+from footfall.server.query.public import PublicPolicy, snapshot_folder
+from footfall.server.query.reports import REPORTS
 
 
 def api_routes(ctx: ServerContext) -> list[Route]:

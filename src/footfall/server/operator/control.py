@@ -22,9 +22,9 @@ from typing import Any
 
 from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, NotFound, StoreUnavailable, UsageError
+from footfall.server.ingest.schemas import parse_schema
 from footfall.server.operations import Operations, StoreOperations
-from footfall.server.public import PublicPolicy
-from footfall.server.schemas import parse_schema
+from footfall.server.query.public import PublicPolicy
 
 SERVER_STARTUP_WAIT_S = 5.0  # how long to wait for a server that is still starting
 REMOTE_TIMEOUT_S = 60.0
@@ -147,7 +147,7 @@ def open_operations(datadir: DataDir) -> Iterator[Operations]:
     if url is not None:
         yield RemoteOperations(url, datadir.secrets().admin_token)
         return
-    from footfall.server.accounts import AccountStore
+    from footfall.server.auth.accounts import AccountStore
     from footfall.server.stores.duckdb import DuckDBStore
 
     datadir.create()

@@ -17,8 +17,8 @@ import json
 import re
 from typing import Any
 
-from footfall.server.protocols import Incoming
-from footfall.server.useragent import parse_user_agent
+from footfall.server.ingest.protocols import Incoming
+from footfall.server.ingest.useragent import parse_user_agent
 
 MAX_BODY_BYTES = 130 * 1024  # the body must be smaller than this
 MAX_EVENTS = 25

@@ -1,0 +1,1 @@
+"""Who may read what: accounts, roles, tokens, sessions, login throttling and the audit log."""

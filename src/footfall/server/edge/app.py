@@ -1,0 +1,145 @@
+"""The HTTP edge: `create_app(settings, store)` builds the ASGI app.
+
+The collector's endpoints live in `collection`, the JSON API in `api`, the
+dashboard's and public pages in `pages`, what they share in `context`. This module
+builds the context, and holds the health and readiness checks, metrics and error
+handling. No SQL here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from footfall.server.auth.accounts import AccountStore
+from footfall.server.datadir import DataDir
+from footfall.server.edge.context import ServerContext
+from footfall.server.edge.headers import SecurityHeadersMiddleware
+from footfall.server.edge.ratelimit import TokenBuckets
+from footfall.server.errors import (
+    FootfallError,
+    RateLimited,
+    error_body,
+)
+from footfall.server.ingest.cardinality import CardinalityGuard
+from footfall.server.ingest.geo import CountryResolver, parse_networks
+from footfall.server.ingest.pipeline import Ingestor
+from footfall.server.ingest.spool import EventSpool
+from footfall.server.metrics import Metrics
+from footfall.server.operations import StoreOperations
+from footfall.server.settings import Settings
+from footfall.server.stores.base import EventStore
+
+log = logging.getLogger("footfall.server")
+
+
+def error_response(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def build_context(settings: Settings, store: EventStore) -> ServerContext:
+    datadir = DataDir(settings.data)
+    secrets = datadir.secrets()
+    metrics = Metrics()
+    spool = EventSpool(settings.data / "spool", settings.max_spool_bytes)
+    metrics.gauge(
+        "footfall_spool_events",
+        "Acknowledged events waiting in the spool.",
+        lambda: float(spool.depth()),
+    )
+    metrics.gauge(
+        "footfall_spool_quarantined_events",
+        "Spooled events the store would not take, kept in DIR/spool/quarantine for an operator.",
+        lambda: float(spool.quarantined()),
+    )
+    accounts = AccountStore(settings.data / "accounts.sqlite")
+    return ServerContext(
+        settings=settings,
+        store=store,
+        ingestor=Ingestor(
+            store, secrets.install_key, metrics, spool, CardinalityGuard(store, settings.max_distinct_values, metrics)
+        ),
+        operations=StoreOperations(store, accounts),
+        metrics=metrics,
+        spool=spool,
+        accounts=accounts,
+        datadir=datadir,
+        geo=CountryResolver(settings.geoip_db or None),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        per_client=TokenBuckets(settings.rate_per_client, settings.burst_per_client),
+        per_app=TokenBuckets(settings.rate_per_app, settings.burst_per_app),
+        per_app_bytes=TokenBuckets(settings.bytes_per_app, settings.burst_bytes_per_app),
+        forgets=TokenBuckets(settings.forget_per_minute / 60, max(settings.forget_per_minute, 1)),
+        logins=TokenBuckets(settings.logins_per_minute / 60, max(settings.logins_per_minute, 1)),
+    )
+
+
+def create_app(settings: Settings, store: EventStore) -> Starlette:
+    from footfall.server.edge.api import api_routes
+    from footfall.server.edge.collection import collection_routes
+    from footfall.server.edge.pages import page_routes
+
+    ctx = build_context(settings, store)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problems = []
+        try:
+            await run_in_threadpool(store.ping)
+        except FootfallError as exc:
+            problems.append(f"store: {exc.message}")
+        if ctx.spool.over_limit:
+            problems.append("the spool is over its limit")
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        # Quarantined events do not stop collection, so the server stays ready; an operator is told.
+        quarantined = await run_in_threadpool(ctx.spool.quarantined)
+        warnings = [f"{quarantined} spooled events are in quarantine in {ctx.spool.quarantine}"] if quarantined else []
+        return JSONResponse({"status": "ready", "warnings": warnings})
+
+    async def metrics(request: Request) -> Response:
+        text = await run_in_threadpool(ctx.metrics.render)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    async def footfall_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, FootfallError)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return error_response(exc.code, exc.message, exc.status, headers)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(code, str(exc.detail), exc.status_code)
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        log.error("unexpected error", extra={"path": request.url.path, "error": type(exc).__name__})
+        return error_response("internal", "the server failed; nothing was stored", 500)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        *collection_routes(ctx),
+        *api_routes(ctx),
+        *page_routes(ctx),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeadersMiddleware, hsts=settings.public_url.startswith("https://"))],
+        exception_handlers={
+            FootfallError: footfall_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+    )
+    app.state.context = ctx
+    return app
