@@ -371,7 +371,7 @@ def test_parallel_guesses_do_not_slip_past_the_backoff(behind_proxy: InThreadSer
         for client in clients:
             client.close()
     checked = LoginThrottle.FREE_FAILURES + 1  # the free ones, and the one that starts the wait
-    assert statuses == [401] * checked + [429] * (attempts - checked), statuses
+    assert statuses == [401] * checked + [429] * (attempts - checked), repr(statuses)
 
 
 def test_the_throttle_treats_unknown_emails_alike(behind_proxy: InThreadServer) -> None:

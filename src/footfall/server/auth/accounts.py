@@ -328,10 +328,12 @@ class AccountStore:
         `client` is a key for the client's address (never the address itself); `device`
         is the known-device cookie the browser sent, if any.
         """
-        moment = now()
         known_device = self.is_known_device(device, email)
         key = "device:" + sha256(device) if known_device else "client:" + sha256(f"{client}\n{email}")
         with self._db() as db:
+            # The clock is read inside the transaction: parallel attempts then see times in the
+            # order they are counted, and a free failure never blocks one that read the clock earlier.
+            moment = now()
             wait = LoginThrottle.begin(db, key, email, moment, known_device)
         if wait > 0:
             return LoginAttempt(None, retry_after=wait)
