@@ -1,0 +1,60 @@
+"""Regressions from the independent red-team pass on issue 11's fixes.
+
+Black-box where possible: real servers on loopback (`app_server`, `app_server_factory`),
+keys and accounts set up through the admin API, never through server internals.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import GOLDEN_APP, InThreadServer
+
+MEASUREMENT_ID = "G-REDTEAM1"
+API_SECRET = "redteam-secret"
+LONE_SURROGATE = "\ud800"
+
+
+def admin(server: InThreadServer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.token}"}
+
+
+def with_ga4_key(server: InThreadServer) -> InThreadServer:
+    body = {"name": GOLDEN_APP, "ga4": [{"measurement_id": MEASUREMENT_ID, "api_secret": API_SECRET}]}
+    response = httpx.post(server.url + "/api/v1/apps", headers=admin(server), json=body)
+    assert response.status_code in (200, 201), response.text
+    return server
+
+
+def ga4_body(**fields: Any) -> bytes:
+    body: dict[str, Any] = {"client_id": "1234567890.1764300000", "events": [{"name": "search", "params": {"n": 1}}]}
+    body.update(fields)
+    return json.dumps(body, ensure_ascii=True).encode()  # ASCII escapes carry the lone surrogate
+
+
+# -- GA4 debug answers 200 whatever it is sent --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ga4_body(events=[{"name": "search", "params": {LONE_SURROGATE: 1}}]),
+        ga4_body(user_properties={LONE_SURROGATE: {"value": "x"}}),
+        ga4_body(events=[{"name": "search", "params": {"engagement_time_msec": LONE_SURROGATE}}]),
+        ga4_body(events=[{"name": "search", "params": {"session_id": LONE_SURROGATE}}]),
+    ],
+    ids=["param-key", "user-property-key", "engagement-time", "session-id"],
+)
+def test_ga4_debug_with_a_lone_surrogate_answers_200_not_500(app_server: InThreadServer, body: bytes) -> None:
+    """Seen: a 500 (or a reset connection) and a traceback in the log; the echo cannot be encoded."""
+    server = with_ga4_key(app_server)
+    query = {"measurement_id": MEASUREMENT_ID, "api_secret": API_SECRET}
+    response = httpx.post(server.url + "/debug/mp/collect", params=query, content=body, timeout=30)
+    assert response.status_code == 200, response.text
+    assert "validationMessages" in response.json()
+    collect = httpx.post(server.url + "/mp/collect", params=query, content=body, timeout=30)
+    assert collect.status_code in (200, 204), collect.text
