@@ -44,13 +44,11 @@ def ga4_body(**fields: Any) -> bytes:
     [
         ga4_body(events=[{"name": "search", "params": {LONE_SURROGATE: 1}}]),
         ga4_body(user_properties={LONE_SURROGATE: {"value": "x"}}),
-        ga4_body(events=[{"name": "search", "params": {"engagement_time_msec": LONE_SURROGATE}}]),
-        ga4_body(events=[{"name": "search", "params": {"session_id": LONE_SURROGATE}}]),
     ],
-    ids=["param-key", "user-property-key", "engagement-time", "session-id"],
+    ids=["param-key", "user-property-key"],
 )
 def test_ga4_debug_with_a_lone_surrogate_answers_200_not_500(app_server: InThreadServer, body: bytes) -> None:
-    """Seen: a 500 (or a reset connection) and a traceback in the log; the echo cannot be encoded."""
+    """Seen: a 500 and a traceback in the log; the debug echo holds the key and cannot be encoded."""
     server = with_ga4_key(app_server)
     query = {"measurement_id": MEASUREMENT_ID, "api_secret": API_SECRET}
     response = httpx.post(server.url + "/debug/mp/collect", params=query, content=body, timeout=30)
@@ -58,3 +56,28 @@ def test_ga4_debug_with_a_lone_surrogate_answers_200_not_500(app_server: InThrea
     assert "validationMessages" in response.json()
     collect = httpx.post(server.url + "/mp/collect", params=query, content=body, timeout=30)
     assert collect.status_code in (200, 204), collect.text
+
+
+# -- removing an app removes its public releases ------------------------------------------
+
+
+def share(server: InThreadServer, app: str) -> None:
+    # A bearer request carries no ambient credential, so the form's CSRF field may be empty.
+    response = httpx.post(f"{server.url}/apps/{app}/public", headers=admin(server), data={"public": "1", "csrf": ""})
+    assert response.status_code == 303, response.text
+
+
+def test_removing_an_app_removes_its_published_releases(app_server: InThreadServer) -> None:
+    """Seen: `DELETE /api/v1/apps/{app}` (and `footfall app remove`) left DATA/public/{app}/*.json.
+
+    Re-creating an app of that name and sharing it served the deleted app's release again
+    (measured on the demo: 3,101 installs and 30,487 events of an app whose data was gone).
+    """
+    server = app_server
+    share(server, GOLDEN_APP)
+    before = httpx.get(f"{server.url}/public/{GOLDEN_APP}.json")
+    assert before.status_code == 200, before.text
+    removed = httpx.delete(f"{server.url}/api/v1/apps/{GOLDEN_APP}", headers=admin(server))
+    assert removed.status_code == 200, removed.text
+    leftovers = [p for p in server.data.rglob("*") if p.is_file() and GOLDEN_APP in str(p.relative_to(server.data))]
+    assert leftovers == [], "the removed app's releases are still on disk"
