@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GOLDEN_APP, InThreadServer
+from tests.conftest import GOLDEN_APP, InThreadServer, with_fresh_times
 
 MEASUREMENT_ID = "G-REDTEAM1"
 API_SECRET = "redteam-secret"
@@ -81,3 +81,39 @@ def test_removing_an_app_removes_its_published_releases(app_server: InThreadServ
     assert removed.status_code == 200, removed.text
     leftovers = [p for p in server.data.rglob("*") if p.is_file() and GOLDEN_APP in str(p.relative_to(server.data))]
     assert leftovers == [], "the removed app's releases are still on disk"
+
+
+# -- the distinct-value cap forgets a removed app -----------------------------------------
+
+
+def versions_stored(server: InThreadServer) -> set[str]:
+    report = httpx.get(f"{server.url}/api/v1/apps/{GOLDEN_APP}/reports/versions", headers=admin(server))
+    assert report.status_code == 200, report.text
+    return {row["version"] for row in report.json()["rows"]}
+
+
+def test_a_recreated_app_does_not_inherit_the_removed_apps_distinct_values(app_server_factory: Any) -> None:
+    """Seen: the cap's in-memory value sets outlive `DELETE /api/v1/apps/{app}`, so every new
+    version of a re-created app of that name is stored as "other" until the server restarts."""
+    server: InThreadServer = app_server_factory(max_distinct_values=2)
+    for n, version in enumerate(["1.0.0", "1.0.1", "1.0.2"]):
+        batch = with_fresh_times(
+            {
+                "app": GOLDEN_APP,
+                "context": {"install": f"{n:x}" * 32, "app_version": version},
+                "events": [{"name": "start", "time": None}],
+            }
+        )
+        assert httpx.post(server.url + "/v1/batch", json=batch).status_code == 202
+    assert "other" in versions_stored(server)  # the cap works
+    assert httpx.delete(f"{server.url}/api/v1/apps/{GOLDEN_APP}", headers=admin(server)).status_code == 200
+    assert httpx.post(server.url + "/api/v1/apps", headers=admin(server), json={"name": GOLDEN_APP}).status_code == 201
+    fresh = with_fresh_times(
+        {
+            "app": GOLDEN_APP,
+            "context": {"install": "f" * 32, "app_version": "2.0.0"},
+            "events": [{"name": "start", "time": None}],
+        }
+    )
+    assert httpx.post(server.url + "/v1/batch", json=fresh).status_code == 202
+    assert versions_stored(server) == {"2.0.0"}
