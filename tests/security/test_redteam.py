@@ -6,13 +6,16 @@ keys and accounts set up through the admin API, never through server internals.
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import subprocess
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import GOLDEN_APP, InThreadServer, with_fresh_times
+from tests.conftest import GOLDEN_APP, InThreadServer, footfall_command, with_fresh_times
 
 MEASUREMENT_ID = "G-REDTEAM1"
 API_SECRET = "redteam-secret"
@@ -117,3 +120,36 @@ def test_a_recreated_app_does_not_inherit_the_removed_apps_distinct_values(app_s
     )
     assert httpx.post(server.url + "/v1/batch", json=fresh).status_code == 202
     assert versions_stored(server) == {"2.0.0"}
+
+
+# -- what an anonymous login form writes into the audit log -------------------------------
+
+
+def failed_login(server: InThreadServer, email: str) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        page = client.get("/login")
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found is not None
+        answer = client.post("/login", data={"csrf": found.group(1), "email": email, "password": "wrong password"})
+        assert answer.status_code == 401, answer.text
+
+
+def test_a_password_typed_into_the_email_field_is_not_kept_in_the_audit_log(app_server: InThreadServer) -> None:
+    """Seen: every failed login stores the email field verbatim as the audit entry's actor, for
+    any text an anonymous client sends (no account needed, not even an address). People type
+    their password into the wrong field; admins then read it on /admin/audit and in `footfall audit`.
+    """
+    typed_password = "Tr0ub4dor&3-correct-horse"
+    failed_login(app_server, typed_password)
+    shown = subprocess.run(
+        footfall_command("audit", "--data", str(app_server.data), "--json"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "login_failed" in shown.stdout  # the failure itself is worth recording
+    assert typed_password.lower() not in shown.stdout.lower()
+    page = httpx.get(app_server.url + "/admin/audit", headers=admin(app_server))
+    assert page.status_code == 200
+    assert typed_password.lower() not in html.unescape(page.text).lower()
