@@ -153,3 +153,31 @@ def test_a_password_typed_into_the_email_field_is_not_kept_in_the_audit_log(app_
     page = httpx.get(app_server.url + "/admin/audit", headers=admin(app_server))
     assert page.status_code == 200
     assert typed_password.lower() not in html.unescape(page.text).lower()
+
+
+# -- safety-net evasions the normalising check does not undo ------------------------------
+
+
+@pytest.mark.parametrize(
+    "disguised",
+    [
+        "alice&#64;example.com",  # an HTML character reference, as text copied from a web page carries it
+        "alice&#x40;example.com",
+        "alice&commat;example.com",
+        "alice%252540example.com",  # percent-encoded three times: two rounds are decoded
+    ],
+)
+def test_an_email_or_path_in_disguise_is_not_stored(app_server: InThreadServer, disguised: str) -> None:
+    """Seen stored verbatim in every GA v1 field (`av`, `an`, `el`, `ec`, `ea`, `cd1`, ...) and in
+    native property values, although `＠`, `%40` and `%2540` are caught."""
+    batch = with_fresh_times(
+        {
+            "app": GOLDEN_APP,
+            "context": {"install": "c" * 32, "app_version": disguised},
+            "events": [{"name": "start", "time": None, "props": {"path": disguised, "n": 1}}],
+        }
+    )
+    response = httpx.post(app_server.url + "/v1/batch", json=batch)
+    assert response.status_code in (202, 400), response.text
+    rows = app_server.store.query("SELECT app_version, props FROM events").rows
+    assert all(disguised not in f"{version} {props}" for version, props in rows), rows
