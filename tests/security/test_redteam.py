@@ -181,3 +181,18 @@ def test_an_email_or_path_in_disguise_is_not_stored(app_server: InThreadServer, 
     assert response.status_code in (202, 400), response.text
     rows = app_server.store.query("SELECT app_version, props FROM events").rows
     assert all(disguised not in f"{version} {props}" for version, props in rows), rows
+
+
+# -- sharing an app that does not exist ----------------------------------------------------
+
+
+def test_an_app_that_does_not_exist_cannot_be_shared_in_advance(app_server: InThreadServer) -> None:
+    """Seen: `POST /apps/{app}/public` for an unknown name answers 303 and stores the flag, so an
+    app created later under that name (or re-created after removal) is public from birth,
+    before any owner chose to share it."""
+    server = app_server
+    shared = httpx.post(f"{server.url}/apps/later-app/public", headers=admin(server), data={"public": "1", "csrf": ""})
+    assert shared.status_code == 404, shared.text
+    created = httpx.post(server.url + "/api/v1/apps", headers=admin(server), json={"name": "later-app"})
+    assert created.status_code == 201, created.text
+    assert httpx.get(server.url + "/public/later-app.json").status_code == 404
