@@ -47,11 +47,16 @@ def ga4_body(**fields: Any) -> bytes:
     [
         ga4_body(events=[{"name": "search", "params": {LONE_SURROGATE: 1}}]),
         ga4_body(user_properties={LONE_SURROGATE: {"value": "x"}}),
+        # Python's JSON reader takes these; JSON cannot carry them back out.
+        b'{"client_id": "1.2", "events": [{"name": "search", "params": {"v": NaN}}]}',
+        b'{"client_id": "1.2", "events": [{"name": "search", "params": {"engagement_time_msec": 1e400}}]}',
+        b'{"client_id": "1.2", "user_properties": {"plan": {"value": -Infinity}}, "events": [{"name": "search"}]}',
     ],
-    ids=["param-key", "user-property-key"],
+    ids=["param-key", "user-property-key", "param-nan", "engagement-time-overflow", "user-property-infinity"],
 )
-def test_ga4_debug_with_a_lone_surrogate_answers_200_not_500(app_server: InThreadServer, body: bytes) -> None:
-    """Seen: a 500 and a traceback in the log; the debug echo holds the key and cannot be encoded."""
+def test_ga4_debug_answers_200_to_what_its_echo_cannot_encode(app_server: InThreadServer, body: bytes) -> None:
+    """Seen: a 500 and a traceback in the log: the debug echo holds the key (a lone surrogate)
+    or the number (NaN, Infinity) and cannot be encoded."""
     server = with_ga4_key(app_server)
     query = {"measurement_id": MEASUREMENT_ID, "api_secret": API_SECRET}
     response = httpx.post(server.url + "/debug/mp/collect", params=query, content=body, timeout=30)
@@ -59,6 +64,33 @@ def test_ga4_debug_with_a_lone_surrogate_answers_200_not_500(app_server: InThrea
     assert "validationMessages" in response.json()
     collect = httpx.post(server.url + "/mp/collect", params=query, content=body, timeout=30)
     assert collect.status_code in (200, 204), collect.text
+
+
+def strict_json(text: str) -> Any:
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_ga4_never_stores_non_finite_numbers(app_server: InThreadServer) -> None:
+    """Seen: `NaN`, `Infinity` and `1e400` in GA4 parameters and user properties are stored, and
+    the events' `props` then read `{"v":NaN,"w":Infinity}`: not JSON, for every consumer of
+    the store or its exports. Native batches refuse them ("must be a finite number")."""
+    server = with_ga4_key(app_server)
+    query = {"measurement_id": MEASUREMENT_ID, "api_secret": API_SECRET}
+    bodies = [
+        b'{"client_id": "1.2", "events": [{"name": "search", "params": {"v": NaN, "w": Infinity, "n": 1}}]}',
+        b'{"client_id": "1.3", "events": [{"name": "command", "params": {"duration_ms": 1e400}}]}',
+        b'{"client_id": "1.4", "user_properties": {"plan": {"value": -Infinity}}, "events": [{"name": "search"}]}',
+    ]
+    for body in bodies:
+        response = httpx.post(server.url + "/mp/collect", params=query, content=body)
+        assert response.status_code in (200, 204), response.text
+    rows = server.store.query("SELECT props FROM events").rows
+    assert rows, "the events themselves are kept"
+    for (props,) in rows:
+        strict_json(props)
 
 
 # -- removing an app removes its public releases ------------------------------------------
