@@ -10,12 +10,14 @@ import html
 import json
 import re
 import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import GOLDEN_APP, InThreadServer, footfall_command, with_fresh_times
+from tests.conftest import GOLDEN_APP, InThreadServer, footfall_command, start_server, with_fresh_times
 
 MEASUREMENT_ID = "G-REDTEAM1"
 API_SECRET = "redteam-secret"
@@ -228,3 +230,29 @@ def test_an_app_that_does_not_exist_cannot_be_shared_in_advance(app_server: InTh
     created = httpx.post(server.url + "/api/v1/apps", headers=admin(server), json={"name": "later-app"})
     assert created.status_code == 201, created.text
     assert httpx.get(server.url + "/public/later-app.json").status_code == 404
+
+
+# -- what anonymous clients learn from /readyz ---------------------------------------------
+
+
+def test_readyz_does_not_tell_the_internet_where_the_data_lives(tmp_path: Path) -> None:
+    """Seen: with anything in quarantine, `/readyz` (unauthenticated, meant for load balancers)
+    answers "N spooled events are in quarantine in /full/path/to/DATA/spool/quarantine"."""
+    data = tmp_path / "data"
+    spool = data / "spool"
+    spool.mkdir(parents=True, mode=0o700)
+    damaged = spool / "spool-00000000000000000001-000001.jsonl"
+    damaged.write_text("this line is not an event\n")
+    damaged.chmod(0o600)
+    server = start_server(data, tmp_path / "server.log")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            answer = httpx.get(server.url + "/readyz")
+            if answer.json().get("warnings") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert answer.json()["warnings"], "the damaged line was quarantined and reported"
+        assert str(tmp_path) not in answer.text
+    finally:
+        server.stop()
