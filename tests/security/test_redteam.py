@@ -203,7 +203,7 @@ def test_a_password_typed_into_the_email_field_is_not_kept_in_the_audit_log(app_
 )
 def test_an_email_or_path_in_disguise_is_not_stored(app_server: InThreadServer, disguised: str) -> None:
     """Seen stored verbatim in every GA v1 field (`av`, `an`, `el`, `ec`, `ea`, `cd1`, ...) and in
-    native property values, although `＠`, `%40` and `%2540` are caught."""
+    native property values, although the fullwidth at sign, `%40` and `%2540` are caught."""
     batch = with_fresh_times(
         {
             "app": GOLDEN_APP,
