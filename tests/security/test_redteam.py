@@ -1,7 +1,9 @@
 """Regressions from the independent red-team pass on issue 11's fixes.
 
-Black-box where possible: real servers on loopback (`app_server`, `app_server_factory`),
-keys and accounts set up through the admin API, never through server internals.
+Black-box where possible: real servers on loopback (`app_server`, `app_server_factory`,
+`start_server`), keys, apps and sharing set up through the admin API, the audit log read
+with the CLI. Nothing is imported from `footfall.server`; to see what was stored, two tests
+read the fixture's `store` and one looks at the data directory's files.
 """
 
 from __future__ import annotations
