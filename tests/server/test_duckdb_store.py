@@ -168,3 +168,33 @@ def test_the_migration_backfills_run_starts(tmp_path: Path) -> None:
         assert runs(store) == 7
     finally:
         store.close()
+
+
+def test_a_forget_deletes_events_queued_just_before_it(tmp_path: Path) -> None:
+    """Review: within a group commit, actions ran before events, so a batch queued just before a
+    forget was committed after the delete and survived it."""
+    store = DuckDBStore(tmp_path / "f.duckdb")
+    try:
+        store.add_app("a")
+        for _ in range(20):  # back to back with no wait, so writes and deletes share groups
+            pending = [store.write([record(i, install="forgotten")]) for i in range(5)]
+            store.delete_install("a", "forgotten")
+            for future in pending:
+                future.result(timeout=30)
+            assert store.query("SELECT count(*) FROM events WHERE install = 'forgotten'").rows == [(0,)]
+    finally:
+        store.close()
+
+
+def test_a_removed_app_keeps_none_of_the_events_queued_before_its_removal(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "f.duckdb")
+    try:
+        for _ in range(10):
+            store.add_app("leaving")
+            pending = [store.write([record(i, app="leaving")]) for i in range(20)]
+            store.remove_app("leaving")
+            results = [future.result(timeout=30) for future in pending]
+            assert store.query("SELECT count(*) FROM events WHERE app = 'leaving'").rows == [(0,)]
+            assert all(result in ((), (0,)) for result in results)
+    finally:
+        store.close()

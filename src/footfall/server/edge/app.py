@@ -103,7 +103,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
         # Quarantined events do not stop collection, so the server stays ready; an operator is told.
         quarantined = await run_in_threadpool(ctx.spool.quarantined)
-        warnings = [f"{quarantined} spooled events are in quarantine in {ctx.spool.quarantine}"] if quarantined else []
+        warnings = [f"{quarantined} spooled events are in quarantine (DIR/spool/quarantine)"] if quarantined else []
         return JSONResponse({"status": "ready", "warnings": warnings})
 
     async def metrics(request: Request) -> Response:

@@ -156,27 +156,19 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         lines, problems = ga_v1.split_batch(text)
         return ([] if problems else [ga_v1.parse_hit(line) for line in lines]), problems
 
-    def ga_incoming(request: Request, hit: ga_v1.Hit, ip: str | None) -> tuple[Incoming | None, str]:
+    def ga_incoming(hit: ga_v1.Hit, user_agent: str, ip: str | None) -> tuple[Incoming | None, str]:
         if not hit.valid:
             return None, hit.reason
         found = ctx.store.app_for_key("ga-tid", hit.params["tid"])
         if found is None:
             return None, "unknown_tid"
-        incoming = ga_v1.to_incoming(hit, found[0], utc_now(), request.headers.get("user-agent", ""), ip, locate)
-        return incoming, ""
+        return ga_v1.to_incoming(hit, found[0], utc_now(), user_agent, ip, locate), ""
 
-    async def ga_collect(request: Request, batch: bool = False) -> Response:
-        ip = ctx.client_ip(request)
-        client_refused = ctx.limit_client_wait(ip) > 0  # GA semantics: drop and count, still answer 2xx
-        hits, problems = await ga_hits(request, batch)
-        if client_refused:
-            ctx.ingestor.reject("ga-v1", "rate_limited", max(len(hits), 1))
-            hits = []
-        elif problems:
-            ctx.ingestor.reject("ga-v1", "request_too_large")
+    def ga_records(hits: list[ga_v1.Hit], user_agent: str, ip: str | None) -> list[EventRecord]:
+        """The hits' records, after the per-app limits: CPU-bound, so it runs off the event loop."""
         records = []
         for hit in hits:
-            incoming, reason = ga_incoming(request, hit, ip)
+            incoming, reason = ga_incoming(hit, user_agent, ip)
             if incoming is None:
                 ctx.ingestor.reject("ga-v1", reason)
                 continue
@@ -189,6 +181,18 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
             record, _, _ = ctx.ingestor.record(incoming)
             if record is not None:
                 records.append(record)
+        return records
+
+    async def ga_collect(request: Request, batch: bool = False) -> Response:
+        ip = ctx.client_ip(request)
+        client_refused = ctx.limit_client_wait(ip) > 0  # GA semantics: drop and count, still answer 2xx
+        hits, problems = await ga_hits(request, batch)
+        if client_refused:
+            ctx.ingestor.reject("ga-v1", "rate_limited", max(len(hits), 1))
+            hits = []
+        elif problems:
+            ctx.ingestor.reject("ga-v1", "request_too_large")
+        records = await run_in_threadpool(ga_records, hits, request.headers.get("user-agent", ""), ip)
         await ctx.ingestor.persist(records)  # only a full spool fails here: then we cannot keep it
         if batch:
             return Response(status_code=200, headers=NO_CACHE)
@@ -207,7 +211,7 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
                 "parserMessage": messages,
                 "hit": "/debug/collect?" + hit.text[:2000],
             }
-            incoming, reason = ga_incoming(request, hit, ip)
+            incoming, reason = ga_incoming(hit, request.headers.get("user-agent", ""), ip)
             if reason == "unknown_tid":
                 messages.append(
                     {
@@ -273,14 +277,13 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         if parsed.events and ctx.limit_app_bytes(found[0], parsed.size):
             ctx.ingestor.reject("ga4", "byte_budget", len(parsed.events))
             return Response(status_code=204)
-        country = ctx.geo.country(ip)
-        user_agent = request.headers.get("user-agent", "")
-        records = []
-        for event in parsed.events:
-            record, _, _ = ctx.ingestor.record(ga4.to_incoming(parsed, event, found[0], user_agent, country))
-            if record is not None:
-                records.append(record)
-        await ctx.ingestor.persist(records)
+        app, country, user_agent = found[0], ctx.geo.country(ip), request.headers.get("user-agent", "")
+
+        def ga4_records() -> list[EventRecord]:  # CPU-bound: off the event loop
+            incoming = (ga4.to_incoming(parsed, event, app, user_agent, country) for event in parsed.events)
+            return [record for record, _, _ in map(ctx.ingestor.record, incoming) if record is not None]
+
+        await ctx.ingestor.persist(await run_in_threadpool(ga4_records))
         return Response(status_code=204)
 
     async def ga4_debug(request: Request) -> Response:

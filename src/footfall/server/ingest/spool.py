@@ -136,13 +136,21 @@ class EventSpool:
                 bad.append(line)
         records = [r for r in records if store.has_app(r.app)]  # an app removed meanwhile takes its events along
         try:
-            refused = store.write(records).result(timeout=60)
-        except (StoreError, TimeoutError):
+            self._quarantine(path.name, bad)  # before the store write: a failure here leaves all to retry
+        except OSError:
             return None
         try:
-            self._quarantine(path.name, bad + [_encode(records[index]) for index in refused])
+            # No timeout: the writer resolves every future, and a write given up on could still
+            # commit later, and then be replayed twice.
+            refused = store.write(records).result()
+        except StoreError:
+            return None
+        try:
+            self._quarantine(path.name, [_encode(records[index]) for index in refused])
         except OSError:
-            return None  # kept in place, and tried again: nothing is dropped unrecorded
+            # The rest is committed: replaying the file again would count it twice. These lines
+            # could never be stored; say so loudly rather than double-count everything else.
+            log.error("spooled events could not be stored or quarantined", extra={"count": len(refused)})
         path.unlink(missing_ok=True)
         self._refused = False
         return len(records) - len(refused)
@@ -259,8 +267,11 @@ class SpoolReplayer:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            if self._spool.files():
-                self._spool.replay(self._store)
+            try:
+                if self._spool.files():
+                    self._spool.replay(self._store)
+            except Exception as exc:  # a replay that fails must not end the replayer for good
+                log.error("spool replay failed; retrying", extra={"error": type(exc).__name__})
 
     def stop(self) -> None:
         self._stop.set()

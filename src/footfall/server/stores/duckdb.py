@@ -130,7 +130,7 @@ _REFUSED_DATA = (
 
 
 class _Job:
-    __slots__ = ("action", "events", "future")
+    __slots__ = ("action", "events", "future", "gone")
 
     def __init__(
         self,
@@ -141,6 +141,11 @@ class _Job:
         self.future = future
         self.events = events
         self.action = action
+        self.gone: tuple[int, ...] = ()  # indexes of events whose app was removed before their commit
+
+
+def _kept(job: _Job) -> list[EventRecord]:
+    return [event for index, event in enumerate(job.events) if index not in job.gone]
 
 
 _STOP = object()
@@ -192,6 +197,7 @@ class DuckDBStore(EventStore):
                 [since],
             ).fetchall()
         }
+        self._removed_apps: set[str] = set()  # removed while running: their queued events are refused
         self._queue: queue.Queue[_Job | object] = queue.Queue()
         self._closed = False
         self._cursor_lock = threading.Lock()
@@ -227,6 +233,7 @@ class DuckDBStore(EventStore):
             ).fetchall()
             return bool(created)
 
+        self._removed_apps.discard(name)
         created: bool = self._act(insert)
         self.registry.apps.add(name)
         return created
@@ -239,6 +246,7 @@ class DuckDBStore(EventStore):
         keys = {k: v for k, v in self.registry.keys.items() if v[0] == name}
         schema = self.registry.schemas.pop(name, None)
         self.registry.apps.discard(name)
+        self._removed_apps.add(name)
         for key in keys:
             self.registry.keys.pop(key, None)
 
@@ -253,15 +261,13 @@ class DuckDBStore(EventStore):
         try:
             deleted: int = self._act(delete)
         except BaseException:
+            self._removed_apps.discard(name)
             self.registry.apps.add(name)
             self.registry.keys.update(keys)
             if schema is not None:
                 self.registry.schemas[name] = schema
             raise
-        # Events accepted just before the registry changed may be committed in the same
-        # group, after the actions: a second pass, in a later group, removes them too.
-        stragglers: int = self._act(delete)
-        return deleted + stragglers
+        return deleted  # events accepted before the registry changed are refused at their commit
 
     def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
         def insert(con: duckdb.DuckDBPyConnection) -> bool:
@@ -319,8 +325,9 @@ class DuckDBStore(EventStore):
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            self._run_actions(con, [j for j in jobs if j.action is not None])
+            # Events first: a forget or an app removal queued with them then deletes them too.
             self._commit_events(con, [j for j in jobs if j.events])
+            self._run_actions(con, [j for j in jobs if j.action is not None])
         con.close()
 
     def _run_actions(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
@@ -341,12 +348,19 @@ class DuckDBStore(EventStore):
 
     def _commit_events(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
         """Commit the group in one transaction. When the engine refuses the data (not when it is
-        unavailable), retry job by job, then record by record within a failing job, so one bad
-        record fails no one else's: each job's future gets the indexes of its refused records."""
+        unavailable), each job is committed alone, so one bad record fails no one else's.
+
+        Each job's future gets the indexes of its records that were not stored: refused by the
+        engine, or of an app removed since they were accepted (so a removal is final whatever
+        order the writer sees it in; the app may be added again later). Any other failure fails
+        every job of the group whole.
+        """
         if not jobs:
             return
+        for job in jobs:
+            job.gone = tuple(i for i, event in enumerate(job.events) if event.app in self._removed_apps)
         try:
-            self._insert(con, [event for job in jobs for event in job.events])
+            self._insert(con, [event for job in jobs for event in _kept(job)])
         except _REFUSED_DATA:
             for job in jobs:
                 self._commit_alone(con, job)
@@ -357,33 +371,46 @@ class DuckDBStore(EventStore):
                 job.future.set_exception(failure)
             return
         for job in jobs:
-            job.future.set_result(())
+            job.future.set_result(job.gone)
 
     def _commit_alone(self, con: duckdb.DuckDBPyConnection, job: _Job) -> None:
+        """One job in one transaction: all its storable records, or none of them.
+
+        If the engine refuses some, each record is first tried in a transaction that is rolled
+        back; then the others are committed together. A failure midway thus never leaves part
+        of a request stored while the request is answered as failed (and retried).
+        """
+        events = _kept(job)
         try:
-            self._insert(con, job.events)
-            job.future.set_result(())
-            return
-        except _REFUSED_DATA:
-            pass
+            try:
+                self._insert(con, events)
+                refused: list[int] = []
+            except _REFUSED_DATA:
+                kept = [i for i in range(len(job.events)) if i not in job.gone]
+                refused = [i for i in kept if not self._accepts(con, job.events[i])]
+                self._insert(con, [job.events[i] for i in kept if i not in refused])
         except Exception as exc:
             job.future.set_exception(StoreUnavailable(f"commit failed: {exc}"))
             return
-        refused: list[int] = []
-        for index, event in enumerate(job.events):
-            try:
-                self._insert(con, [event])
-            except _REFUSED_DATA:
-                refused.append(index)
-            except Exception as exc:  # unavailable midway: what is committed stays, the rest is not acknowledged
-                job.future.set_exception(StoreUnavailable(f"commit failed: {exc}"))
-                return
-        job.future.set_result(tuple(refused))
+        job.future.set_result(tuple(sorted((*job.gone, *refused))))
 
-    def _insert(self, con: duckdb.DuckDBPyConnection, events: Sequence[EventRecord]) -> None:
-        """Insert in one transaction, flagging each run's first event; rolled back and raised on failure."""
+    def _accepts(self, con: duckdb.DuckDBPyConnection, event: EventRecord) -> bool:
+        """Whether the engine takes this record, tried in a transaction that is rolled back."""
+        columns, _ = self._columns([event])
+        con.execute("BEGIN")
+        try:
+            con.execute(_INSERT_SQL, columns)
+        except _REFUSED_DATA:
+            return False
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+        return True
+
+    def _columns(self, events: Sequence[EventRecord]) -> tuple[list[list[Any]], dict[tuple[str, int], dt.datetime]]:
+        """The insert's columns, each run's first event flagged; and the runs they hold."""
         columns: list[list[Any]] = [[] for _ in _INSERT_COLUMNS]
-        seen: dict[tuple[str, int], dt.datetime] = {}  # runs in this commit; remembered once it succeeds
+        seen: dict[tuple[str, int], dt.datetime] = {}  # runs in this insert; remembered once it commits
         for event in events:
             for index, column in enumerate(EVENT_COLUMNS):
                 columns[index].append(getattr(event, column))
@@ -394,6 +421,13 @@ class DuckDBStore(EventStore):
             columns[-1].append(run is not None and run not in self._runs and run not in seen)
             if run is not None:
                 seen[run] = event.received
+        return columns, seen
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, events: Sequence[EventRecord]) -> None:
+        """Insert in one transaction; rolled back and raised on failure."""
+        if not events:
+            return
+        columns, seen = self._columns(events)
         try:
             con.execute("BEGIN")
             con.execute(_INSERT_SQL, columns)
