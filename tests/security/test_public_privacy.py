@@ -256,7 +256,9 @@ def test_noised_counts_are_close_to_the_truth_on_a_large_app(store: DuckDBStore)
     rows = []
     versions = ("1.2", "1.1", "1.0")
     for n in range(4000):
-        version = versions[0] if n % 10 < 6 else versions[1] if n % 10 < 9 else versions[2]
+        # 2,000, 1,200 and 800 installs: the smallest is 24 noise scales above the threshold (318),
+        # so it is shown except with probability about e^-24 (with 400 it failed about 1 run in 40).
+        version = versions[0] if n % 10 < 5 else versions[1] if n % 10 < 8 else versions[2]
         for back in range(3):
             rows.append(event(f"i{n}", version=version, day=YESTERDAY - dt.timedelta(days=back * 5 + n % 5)))
     write(store, rows)
@@ -266,7 +268,7 @@ def test_noised_counts_are_close_to_the_truth_on_a_large_app(store: DuckDBStore)
         filters = Filters(start=dt.date.fromisoformat(window["start"]), end=dt.date.fromisoformat(window["end"]))
         truth = bounded_counts(store, APP, filters, "versions", DEFAULTS)
         released = {r["value"]: r for r in window["items"]["versions"]}
-        assert set(released) == set(versions), "every version of 400 or more installs is shown"
+        assert set(released) == set(versions), "every version far above the threshold is shown"
         for version, (installs, events) in truth.items():
             # |Laplace| > 12 scales has probability e^-12 (6e-6) per count.
             assert abs(released[version]["installs"] - installs) <= 12 * plan.installs_scale

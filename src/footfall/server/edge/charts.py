@@ -5,10 +5,8 @@ and the top lists are real tables with a bar in each row, so the numbers stay
 readable to screen readers and in a text browser.
 
 Every chart is built with `Markup.format`, which escapes each value it inserts: a
-label, a version or a property value can never become markup. Each returns plain
-`str` HTML, so callers that concatenate strings (the public page) keep working; the
-templates mark it safe where they embed it. No chart
-uses a `style` attribute (the Content-Security-Policy allows none): colours and
+label, a version or a property value can never become markup. Each returns
+`Markup`, which the templates embed as it is. No chart uses a `style` attribute (the Content-Security-Policy allows none): colours and
 shades are classes of the dashboard's stylesheet, and bars are SVG rectangles.
 """
 
@@ -25,7 +23,7 @@ PAD_LEFT, PAD_BOTTOM = 48, 22
 PALETTE = ("#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626")  # .key.c0 to .c5 in the CSS
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SHADES = 10  # td.cohort.s0 to .s10 in the CSS
-EMPTY = '<p class="empty">No data in this range.</p>'
+EMPTY = Markup('<p class="empty">No data in this range.</p>')
 
 
 def _number(value: float) -> str:
@@ -48,7 +46,7 @@ def _join(parts: Sequence[Markup]) -> Markup:
     return Markup("").join(parts)
 
 
-def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: str) -> str:
+def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: str) -> Markup:
     """Lines over time, one per series, with a y axis and a few x labels."""
     peak = max((max(values, default=0) for values in series.values()), default=0) or 1
     count = max(len(x), 1)
@@ -93,10 +91,10 @@ def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: s
             if index < 6
         ]
     )
-    return str(Markup("<figure>{}<figcaption>{}</figcaption></figure>").format(_join(parts), legend))
+    return Markup("<figure>{}<figcaption>{}</figcaption></figure>").format(_join(parts), legend)
 
 
-def bar_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], value_index: int, label: str) -> str:
+def bar_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], value_index: int, label: str) -> Markup:
     """A table whose `value_index` column is drawn as a bar, longest first."""
     if not rows:
         return EMPTY
@@ -118,7 +116,7 @@ def bar_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], value_index
                 cells.append(Markup('<td class="{}">{}</td>').format(css, _cell(value)))
         body.append(Markup("<tr>{}</tr>").format(_join(cells)))
     table = Markup('<table aria-label="{}"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>')
-    return str(table.format(label, head, _join(body)))
+    return table.format(label, head, _join(body))
 
 
 def _magnitude(value: Any) -> float:
@@ -136,7 +134,7 @@ def _cell(value: Any) -> str:
     return _label(value)
 
 
-def heatmap(rows: Sequence[Sequence[Any]], label: str) -> str:
+def heatmap(rows: Sequence[Sequence[Any]], label: str) -> Markup:
     """Weekday by hour cells, darker for more events."""
     counts = {(int(d), int(h)): int(n) for d, h, n in rows}
     peak = max(counts.values(), default=0) or 1
@@ -176,10 +174,10 @@ def heatmap(rows: Sequence[Sequence[Any]], label: str) -> str:
                 )
             )
     parts.append(Markup("</svg>"))
-    return str(_join(parts))
+    return _join(parts)
 
 
-def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> str:
+def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> Markup:
     """Retention: one row per weekly cohort, one shaded cell per week after."""
     cohorts: dict[Any, dict[int, tuple[int, float]]] = {}
     for cohort, week, installs, share in rows:
@@ -208,4 +206,4 @@ def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> s
         '<table class="cohorts" aria-label="{}"><thead><tr><th scope="col">cohort</th>{}</tr></thead>'
         "<tbody>{}</tbody></table>"
     )
-    return str(table.format(label, head, _join(body)))
+    return table.format(label, head, _join(body))
