@@ -6,6 +6,8 @@
     DIR/secrets.json      the install-hash key and the local admin token
     DIR/server.json       while `footfall serve` runs: its pid and URL
     DIR/spool/            acknowledged events waiting for the store
+    DIR/spool/quarantine/ spooled lines the store would not take, kept for an operator
+    DIR/public/<app>/     the app's daily public releases (when it is public)
 
 Nothing in it is for other users of the machine: the store holds the keyed hashes and the
 account database holds password hashes and session tokens. `create` makes the folder private,

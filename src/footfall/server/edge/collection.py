@@ -2,8 +2,9 @@
 
 Every protocol ends in the same place: `Incoming` events through the ingest
 pipeline, then `persist`, and only then an answer. The native protocol answers
-errors with 4xx JSON; the GA protocols keep GA's own semantics (always 2xx,
-malformed hits dropped and counted by reason).
+errors with 4xx JSON; the GA protocols keep GA's own semantics (2xx, malformed or
+rate-limited hits dropped and counted by reason), except that when the store is
+down and the spool full they answer 503: nothing could be kept.
 """
 
 from __future__ import annotations
