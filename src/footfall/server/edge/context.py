@@ -131,6 +131,8 @@ class ServerContext:
         """The principal, allowed to read `app`: 401 without credentials, 403 without a role."""
         principal = self.principal(request)
         if principal is None:
+            if request.headers.get("authorization", "").lower().startswith("bearer "):
+                raise Unauthorized("that token is not valid: it is unknown, expired or revoked")
             raise Unauthorized("log in, or send 'Authorization: Bearer <token>'")
         if app is not None and not principal.can_read(app):
             raise Forbidden(f"this account has no role on {app!r}")

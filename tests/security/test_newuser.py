@@ -1,0 +1,38 @@
+"""Found by a new-user trial of the README: a traceback and an unhelpful 401."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import InThreadServer, footfall_command
+
+
+def test_a_report_piped_into_head_ends_without_a_traceback(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    subprocess.run(
+        footfall_command("demo", "--data", str(data), "--scale", "0.05", "--days", "30"),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    with subprocess.Popen(
+        footfall_command("report", "docker-locust", "--data", str(data), "--report", "all", "--format", "json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as report:
+        assert report.stdout is not None and report.stderr is not None
+        report.stdout.close()  # like `| head` that has had enough before the report is written
+        errors = report.stderr.read().decode()
+        assert report.wait(timeout=120) == 0, errors
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+
+
+def test_a_bad_bearer_token_is_told_so(app_server: InThreadServer) -> None:
+    answer = httpx.get(app_server.url + "/api/v1/apps", headers={"Authorization": "Bearer ff_revoked_or_made_up"})
+    assert answer.status_code == 401
+    assert "expired or revoked" in answer.json()["error"]["message"]
+    anonymous = httpx.get(app_server.url + "/api/v1/apps")
+    assert anonymous.status_code == 401 and "log in" in anonymous.json()["error"]["message"]
