@@ -67,8 +67,9 @@ class ToolState:
 
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
-            os.makedirs(self.directory, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as handle:
+            # Private to the user: the install id is all anyone needs to ask a collector to forget it.
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
                 json.dump(data, handle)
             os.replace(tmp, self.path)
         except OSError:
