@@ -211,7 +211,9 @@ def test_a_forget_that_cannot_be_saved_but_is_taken_now_rotates_the_id(
     assert saved_id(tmp_path) not in (None, OLD_ID)
 
 
-def test_the_forget_request_is_on_disk_before_the_id_changes(tmp_path: Path, clean_env: None, collector_stub: Any) -> None:
+def test_the_forget_request_is_on_disk_before_the_id_changes(
+    tmp_path: Path, clean_env: None, collector_stub: Any
+) -> None:
     """A process killed while asking the collector leaves its request for a later run to send."""
     stub = collector_stub(mode="hang")
     client_for(tmp_path, stub.url)

@@ -375,3 +375,29 @@ def test_a_readable_data_directory_from_an_older_version_is_tightened(tmp_path: 
     os.chmod(data / "spool", 0o755)
     result = subprocess.run(footfall_command("app", "list", "--data", str(data)), capture_output=True, text=True)
     assert loose_modes(data) == {"backup.sh": "0o755"}, result.stderr
+
+
+# -- SDKs already deployed -------------------------------------------------------------------
+
+
+def released_sdk_forget(transport: Any, app: str, install: str) -> int:
+    """`Client.forget` as SDK releases up to commit afbc0ce shipped it, line for line.
+
+    Those SDKs take only a 200 as success, then read `deleted` with a default of 0.
+    Their transport (`HttpTransport.post_json`: gzip JSON, the same headers) is unchanged.
+    """
+    status, body, _ = transport.post_json("/v1/forget", {"app": app, "install": install})
+    if status != 200:
+        raise OSError(f"the collector answered {status}")
+    deleted = json.loads(body).get("deleted", 0)
+    return int(deleted)
+
+
+def test_a_released_sdk_forget_still_succeeds(app_server: InThreadServer) -> None:
+    from footfall.transport import HttpTransport
+
+    assert httpx.post(app_server.url + "/v1/batch", json=native_batch(NATIVE_ID)).status_code == 202
+    assert released_sdk_forget(HttpTransport(app_server.url), GOLDEN_APP, NATIVE_ID) == 0, (
+        "a clean success: the old `analytics forget` says it is done, with no count to leak"
+    )
+    assert installs(app_server) == []
