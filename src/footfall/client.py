@@ -113,12 +113,16 @@ class Client:
     def forget(self) -> str:
         """Forget this install: here at once, on the collector as soon as it can be reached.
 
-        In this order: a new random id (none when the user turned analytics off) and a new
-        run id for everything built from now on; batches that still carry the old id are
-        dropped, in memory and in the spool; then the collector is asked to delete the old
-        id's events (`POST /v1/forget`). Returns "sent" when it took the request, "queued"
-        when the request waits in the spool for the next delivery (or the next forget),
-        "refused" when the collector refused it for good, and "none" when there was no id.
+        Written ahead, in this order: the forget request for the old id is saved in the spool;
+        only then does this process take a new random id (none when the user turned analytics
+        off) and a new run id, drop the batches that still carry the old id (in memory and in
+        the spool) and ask the collector (`POST /v1/forget`); the saved request is deleted once
+        the collector took it. So a forget the collector has not taken is never lost.
+
+        Returns "sent" when the collector took the request, "queued" when it waits in the
+        spool for the next delivery (or the next forget), "refused" when the collector refused
+        it for good, "none" when there was no id, and "failed" when it could be neither saved
+        nor sent: then the id is kept, so that trying again still names it.
         """
         from footfall.delivery import post_forget
         from footfall.spool import Spool
@@ -128,24 +132,51 @@ class Client:
         if old is None:
             self._send_waiting_forgets(spool)
             return "none"
-        self._state.update(install_id=new_install_id() if self._state.enabled is not False else None)
-        self._builder.new_identity()
+        request = {"app": self.app, "install": old}
+        held = spool.hold_forget(request)
+        if held is None:
+            return self._forget_unsaved(spool, old, request)
+        self._take_new_identity()
         idle = self._recorder.forget(old, FORGET_WAIT_S) if self._recorder is not None else True
         spool.purge_install(old)
-        request = {"app": self.app, "install": old}
-        if idle and self._send_waiting_forgets(spool):
+        if idle and self._send_waiting_forgets(spool, held):
             outcome = post_forget(self._transport, request)
             if outcome != "retry":
+                spool.discard(held)
                 return outcome
         # Not now: the worker was still sending, or the collector is out of reach.
-        return "queued" if spool.save_forget(request) else "failed"
+        spool.release(held)
+        return "queued"
 
-    def _send_waiting_forgets(self, spool: Spool) -> bool:
-        """Send forget requests an earlier run could not; True when none is left waiting."""
+    def _forget_unsaved(self, spool: Spool, old: str, request: dict[str, str]) -> str:
+        """The request cannot be saved (full or read-only disk, too many waiting): the id
+        changes only if the collector takes the request now. Otherwise nothing changes and
+        "failed" says so; a batch with the old id dropped while waiting is the only loss."""
+        from footfall.delivery import post_forget
+
+        idle = self._recorder.forget(old, FORGET_WAIT_S) if self._recorder is not None else True
+        outcome = "retry"
+        if idle and self._send_waiting_forgets(spool):
+            outcome = post_forget(self._transport, request)
+        if outcome == "retry":
+            if self._recorder is not None:
+                self._recorder.unforget(old)
+            return "failed"
+        self._take_new_identity()
+        spool.purge_install(old)
+        return outcome
+
+    def _take_new_identity(self) -> None:
+        """A new install id (none when the user turned analytics off) and a new run id."""
+        self._state.update(install_id=new_install_id() if self._state.enabled is not False else None)
+        self._builder.new_identity()
+
+    def _send_waiting_forgets(self, spool: Spool, held: str | None = None) -> bool:
+        """Send forget requests an earlier run could not; True when none but `held` is left waiting."""
         from footfall.delivery import post_forget
 
         spool.replay_forgets(lambda request: post_forget(self._transport, request) != "retry")
-        return not spool.pending_forgets()
+        return not [path for path in spool.pending_forgets() if path != held]
 
 
 def _check(name: str, value: Any) -> None:

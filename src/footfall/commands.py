@@ -29,7 +29,11 @@ FORGET_MESSAGES = {
     ),
     "none": "This install of {app} has no id, so there is nothing to forget.",
     "refused": "The collector refused the request; nothing was deleted there. {app} now uses a new id.",
-    "failed": "The request could not be sent or saved; nothing was deleted. Try again later.",
+    "failed": (
+        "The request could be neither sent nor saved: the collector is out of reach, and the spool"
+        " cannot keep it (a full or read-only disk, or too many requests waiting). Nothing was"
+        " deleted and {app} keeps its id, so that trying again later still asks for this install."
+    ),
 }
 COMMAND_HELP = "Anonymous usage statistics: " + ", ".join(ACTIONS) + "."
 

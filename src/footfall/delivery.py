@@ -133,6 +133,10 @@ class Recorder:
         self._spool_may_hold = True  # a forget request may be left waiting in the spool
         return self.worker.flush(timeout)
 
+    def unforget(self, install: str) -> None:
+        """The forget of `install` could be neither saved nor sent: it keeps being used."""
+        self._forgotten.discard(install)
+
     def flush(self, timeout: float) -> bool:
         return self.worker.flush(timeout)
 

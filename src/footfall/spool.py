@@ -5,8 +5,10 @@ count, total size and age; the oldest files go first when a cap is reached. A
 process claims a file by renaming it before sending, so two runs never send the
 same file. Every disk error is swallowed: a full disk loses the batch, never the host.
 
-Forget requests the collector could not take wait beside them (`forget-*.json`), with
-no age limit: a forget that expired would leave the user's events on the collector.
+Forget requests wait beside them (`forget-*.json`), with no age limit: a forget that
+expired would leave the user's events on the collector. A forget is written ahead: the
+request is on disk, claimed by the process that forgets, before the install id changes;
+it is deleted once the collector took it, or released for any later run to send.
 `purge_install` deletes every batch that carries a forgotten install id.
 """
 
@@ -25,6 +27,7 @@ MAX_AGE_S = 7 * 24 * 3600
 STALE_CLAIM_S = 600  # a claim older than this was left by a process that died
 MAX_FORGET_FILES = 100  # forget requests waiting; each is one small file
 BATCH_PREFIX = "batch-"
+CLAIM_MARK = ".claimed-"  # then the claiming process id
 FORGET_PREFIX = "forget-"
 
 
@@ -62,12 +65,25 @@ class Spool:
             return False
         return True
 
-    def _write(self, prefix: str, data: bytes) -> None:
+    def _write(self, prefix: str, data: bytes, claimed: bool = False) -> str:
+        """Write one file atomically; returns its path. `claimed`: as if this process had
+        already claimed it for sending, so no other run sends it until released (or stale)."""
         name = f"{prefix}{time.time_ns():020d}-{os.getpid()}-{os.urandom(3).hex()}.json"
+        if claimed:
+            name += f"{CLAIM_MARK}{os.getpid()}"
         tmp = os.path.join(self.directory, "." + name)
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, os.path.join(self.directory, name))
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                if prefix == FORGET_PREFIX:  # a write-ahead forget must survive a crash; batches may not
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp, os.path.join(self.directory, name))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a full disk leaves no half-written file behind
+            raise
+        return os.path.join(self.directory, name)
 
     def _make_room(self, incoming: int) -> None:
         entries = self._entries()
@@ -95,9 +111,9 @@ class Spool:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
                 continue
-            if ".claimed-" in path and now - mtime < STALE_CLAIM_S:
+            if CLAIM_MARK in path and now - mtime < STALE_CLAIM_S:
                 continue  # another process is sending it
-            claimed = f"{path.split('.claimed-')[0]}.claimed-{os.getpid()}"
+            claimed = f"{path.split(CLAIM_MARK)[0]}{CLAIM_MARK}{os.getpid()}"
             try:
                 os.rename(path, claimed)
                 os.utime(claimed)  # the claim's age starts now
@@ -106,7 +122,7 @@ class Spool:
             except (OSError, ValueError):
                 continue
             if not send(batch):
-                original = path.split(".claimed-")[0]
+                original = path.split(CLAIM_MARK)[0]
                 with contextlib.suppress(OSError):
                     os.rename(claimed, original)
                     os.utime(original, (mtime, mtime))
@@ -137,16 +153,35 @@ class Spool:
                     purged += 1
         return purged
 
-    def save_forget(self, request: dict[str, Any]) -> bool:
-        """Keep a forget request for a later try; False when it cannot be kept."""
+    def hold_forget(self, request: dict[str, Any]) -> str | None:
+        """Save a forget request before anything it covers changes: the write-ahead step.
+
+        The file is written already claimed by this process, so no other run sends it before
+        this one has stopped sending the id; `release` or `discard` it next. Returns its path,
+        or None when it cannot be saved (the disk is full or read-only, or `MAX_FORGET_FILES`
+        requests already wait).
+        """
         if len(self.pending_forgets()) >= MAX_FORGET_FILES:
-            return False
+            return None
         try:
             os.makedirs(self.directory, exist_ok=True)
-            self._write(FORGET_PREFIX, json.dumps(request, separators=(",", ":")).encode())
+            return self._write(FORGET_PREFIX, json.dumps(request, separators=(",", ":")).encode(), claimed=True)
         except OSError:
-            return False
-        return True
+            return None
+
+    def release(self, held: str) -> None:
+        """Hand a held request to whichever run next reaches the collector.
+
+        If even the rename fails, the claim goes stale after `STALE_CLAIM_S` and a later
+        run sends it all the same: the request is never lost once held.
+        """
+        with contextlib.suppress(OSError):
+            os.rename(held, held.split(CLAIM_MARK)[0])
+
+    def discard(self, held: str) -> None:
+        """Delete a held request the collector took (or refused for good)."""
+        with contextlib.suppress(OSError):
+            os.unlink(held)
 
     def pending_forgets(self) -> list[str]:
         return [path for path, _, _ in self._entries(FORGET_PREFIX)]

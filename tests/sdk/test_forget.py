@@ -7,12 +7,19 @@ forget request itself either taken by the collector or kept in the spool until i
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import footfall
+from footfall.commands import run_analytics_command
 from footfall.server.ingest.pipeline import keyed_hash
 from tests.conftest import GOLDEN_APP, InThreadServer, wait_until
 
@@ -144,3 +151,106 @@ def test_a_forget_refused_for_good_is_not_kept(tmp_path: Path, clean_env: None, 
     assert client_for(tmp_path, stub.url).forget() == "refused"
     assert spool_files(tmp_path, "forget-") == [] and saved_id(tmp_path) != OLD_ID
     assert os.path.exists(tmp_path / f"{GOLDEN_APP}.json")
+
+
+# -- write-ahead: a forget the collector has not taken is never lost ---------------------------
+
+
+def block_the_spool(state: Path, how: str) -> None:
+    """Make the spool unable to keep a forget request, as a full or read-only disk would.
+
+    Tests run as root here, where a read-only folder is still writable: a plain file where
+    the spool folder should be fails every write the same way.
+    """
+    spool = state / f"{GOLDEN_APP}.spool"
+    if how == "unwritable":
+        spool.write_text("not a folder")
+        return
+    spool.mkdir()
+    for n in range(100):  # the cap: MAX_FORGET_FILES requests of earlier runs already wait
+        (spool / f"forget-{n:020d}-1-abcdef.json").write_text(json.dumps({"app": GOLDEN_APP, "install": f"{n:032x}"}))
+
+
+def forgets_sent(stub: Any) -> list[str]:
+    return [json.loads(gzip.decompress(body))["install"] for path, body, _ in stub.requests if path == "/v1/forget"]
+
+
+@pytest.mark.parametrize("how", ["unwritable", "cap-reached"])
+def test_a_forget_neither_saved_nor_sent_keeps_the_id_so_a_retry_still_names_it(
+    tmp_path: Path, clean_env: None, collector_stub: Any, how: str
+) -> None:
+    block_the_spool(tmp_path, how)
+    down = collector_stub(mode="error")
+    client = client_for(tmp_path, down.url)
+    out = io.StringIO()
+    assert run_analytics_command(client, "forget", out=out) == 1
+    assert "keeps its id" in out.getvalue()
+    assert saved_id(tmp_path) == OLD_ID, "not rotated: nothing remembers the old id but the id itself"
+    assert client.preview()["context"]["install"] == OLD_ID  # type: ignore[index]
+    if how == "unwritable":
+        assert (tmp_path / f"{GOLDEN_APP}.spool").is_file()
+    else:
+        assert len(spool_files(tmp_path, "forget-")) == 100, "nothing saved, nothing lost"
+
+    up = collector_stub(mode="ok")  # later, the user tries again
+    assert client_for(tmp_path, up.url, install=saved_id(tmp_path)).forget() == "sent"
+    assert OLD_ID in forgets_sent(up), "the retry asks for the old id, not a new one"
+    assert saved_id(tmp_path) not in (None, OLD_ID)
+    if how == "cap-reached":
+        assert len(forgets_sent(up)) == 101 and spool_files(tmp_path, "forget-") == []
+
+
+def test_a_forget_that_cannot_be_saved_but_is_taken_now_rotates_the_id(
+    tmp_path: Path, clean_env: None, collector_stub: Any
+) -> None:
+    block_the_spool(tmp_path, "unwritable")
+    stub = collector_stub(mode="ok")
+    client = client_for(tmp_path, stub.url)
+    assert client.forget() == "sent"
+    assert forgets_sent(stub) == [OLD_ID]
+    assert saved_id(tmp_path) not in (None, OLD_ID)
+
+
+def test_the_forget_request_is_on_disk_before_the_id_changes(
+    tmp_path: Path, clean_env: None, collector_stub: Any
+) -> None:
+    """A process killed while asking the collector leaves its request for a later run to send."""
+    stub = collector_stub(mode="hang")
+    client_for(tmp_path, stub.url)
+    script = (
+        "import footfall\n"
+        f"c = footfall.init(app={GOLDEN_APP!r}, endpoint={stub.url!r}, state_dir={str(tmp_path)!r})\n"
+        "c.forget()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    host = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        wait_until(lambda: forgets_sent(stub) == [OLD_ID], 30, "the forget request to be on the wire")
+    finally:
+        host.kill()
+        host.wait(30)
+    assert saved_id(tmp_path) not in (None, OLD_ID), "the id was rotated ..."
+    (held,) = spool_files(tmp_path, "forget-")
+    assert json.loads(held.read_text()) == {"app": GOLDEN_APP, "install": OLD_ID}, "... after the request was saved"
+
+    an_hour_ago = time.time() - 3600  # the dead process's claim is stale by now
+    os.utime(held, (an_hour_ago, an_hour_ago))
+    up = collector_stub(mode="ok")
+    assert client_for(tmp_path, up.url, install=saved_id(tmp_path)).forget() == "sent"
+    assert forgets_sent(up)[0] == OLD_ID
+    assert spool_files(tmp_path, "forget-") == []
+
+
+def test_a_queued_forget_is_released_for_any_later_run(tmp_path: Path, clean_env: None, collector_stub: Any) -> None:
+    down = collector_stub(mode="error")
+    assert client_for(tmp_path, down.url).forget() == "queued"
+    (waiting,) = spool_files(tmp_path, "forget-")
+    assert ".claimed-" not in waiting.name, "not held by a process that has finished with it"
+
+
+@pytest.mark.parametrize("status", [200, 202])
+def test_the_sdk_takes_both_forget_answers(tmp_path: Path, clean_env: None, collector_stub: Any, status: int) -> None:
+    """200 is the collector's answer; 202 came from collectors of the previous release."""
+    stub = collector_stub(mode=[status])
+    assert client_for(tmp_path, stub.url).forget() == "sent"
+    assert spool_files(tmp_path, "forget-") == []

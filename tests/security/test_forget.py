@@ -112,7 +112,7 @@ def test_every_stored_id_form_can_be_forgotten(app_server: InThreadServer, send:
     assert httpx.post(server.url + "/v1/batch", json=native_batch("b" * 32)).status_code == 202  # someone else
     assert len(installs(server)) == 3
     response = forget(server, raw_id)
-    assert response.status_code == 202, response.text
+    assert response.status_code == 200, response.text
     assert len(installs(server)) == 1, "only the other install's event is left"
 
 
@@ -128,7 +128,7 @@ def test_forget_answers_the_same_whether_anything_was_kept(app_server: InThreadS
         forget(server, "bob"),  # never seen
         forget(server, "alice", app="no-such-app"),  # no such app
     ]
-    assert {(a.status_code, a.text) for a in answers} == {(202, '{"status":"accepted"}')}
+    assert {(a.status_code, a.text) for a in answers} == {(200, '{"status":"accepted"}')}
     assert installs(server) == []
 
 
@@ -159,7 +159,7 @@ def test_a_lone_surrogate_id_is_a_400_not_a_500(app_server: InThreadServer) -> N
 def test_forget_keeps_its_rate_limit(app_server_factory: Any) -> None:
     server: InThreadServer = app_server_factory(forget_per_minute=2)
     statuses = [forget(server, f"nobody-{n}").status_code for n in range(3)]
-    assert statuses == [202, 202, 429]
+    assert statuses == [200, 200, 429]
 
 
 # -- the server spool --------------------------------------------------------------------
@@ -175,7 +175,7 @@ def test_forgotten_events_in_the_spool_do_not_come_back_on_replay(app_server_fac
             assert httpx.post(server.url + "/v1/batch", json=native_batch(install, n)).status_code == 202
     assert spool.depth() == 6
     store.failing = False  # the store is back; the replayer has not run yet
-    assert forget(server, NATIVE_ID).status_code == 202
+    assert forget(server, NATIVE_ID).status_code == 200
     assert spool.depth() == 3
     for path in spool.files():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -195,12 +195,12 @@ def test_forget_then_replay_and_replay_then_forget_both_leave_nothing(app_server
     assert httpx.post(server.url + "/v1/batch", json=native_batch(NATIVE_ID)).status_code == 202
     store.failing = False
     spool.replay(store)  # replay first ...
-    assert forget(server, NATIVE_ID).status_code == 202  # ... then forget
+    assert forget(server, NATIVE_ID).status_code == 200  # ... then forget
     assert installs(server) == []
     store.failing = True
     assert httpx.post(server.url + "/v1/batch", json=native_batch(NATIVE_ID)).status_code == 202
     store.failing = False
-    assert forget(server, NATIVE_ID).status_code == 202  # forget first ...
+    assert forget(server, NATIVE_ID).status_code == 200  # forget first ...
     spool.replay(store)  # ... then replay
     assert installs(server) == [] and spool.files() == []
 
@@ -238,7 +238,7 @@ def test_a_forget_racing_a_replay_leaves_nothing(app_server_factory: Any, tmp_pa
     store.gate.set()
     replay.join(30)
     forgetting.join(30)
-    assert answers == [202]
+    assert answers == [200]
     assert installs(server) == [], "the replay's write came after the forget's delete"
 
 
@@ -375,3 +375,29 @@ def test_a_readable_data_directory_from_an_older_version_is_tightened(tmp_path: 
     os.chmod(data / "spool", 0o755)
     result = subprocess.run(footfall_command("app", "list", "--data", str(data)), capture_output=True, text=True)
     assert loose_modes(data) == {"backup.sh": "0o755"}, result.stderr
+
+
+# -- SDKs already deployed -------------------------------------------------------------------
+
+
+def released_sdk_forget(transport: Any, app: str, install: str) -> int:
+    """`Client.forget` as SDK releases up to commit afbc0ce shipped it, line for line.
+
+    Those SDKs take only a 200 as success, then read `deleted` with a default of 0.
+    Their transport (`HttpTransport.post_json`: gzip JSON, the same headers) is unchanged.
+    """
+    status, body, _ = transport.post_json("/v1/forget", {"app": app, "install": install})
+    if status != 200:
+        raise OSError(f"the collector answered {status}")
+    deleted = json.loads(body).get("deleted", 0)
+    return int(deleted)
+
+
+def test_a_released_sdk_forget_still_succeeds(app_server: InThreadServer) -> None:
+    from footfall.transport import HttpTransport
+
+    assert httpx.post(app_server.url + "/v1/batch", json=native_batch(NATIVE_ID)).status_code == 202
+    assert released_sdk_forget(HttpTransport(app_server.url), GOLDEN_APP, NATIVE_ID) == 0, (
+        "a clean success: the old `analytics forget` says it is done, with no count to leak"
+    )
+    assert installs(app_server) == []

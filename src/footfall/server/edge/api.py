@@ -192,7 +192,22 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "202": {"description": "accepted: the same answer whether anything was kept"},
+                        "200": {
+                            "description": (
+                                'accepted: always {"status": "accepted"}, whether anything was kept'
+                                " (200, not 202, so that every released SDK reads it as success)"
+                            ),
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {"status": {"type": "string", "enum": ["accepted"]}},
+                                        "required": ["status"],
+                                        "additionalProperties": False,
+                                    }
+                                }
+                            },
+                        },
                         **_errors(400, 408, 413, 429, 503),
                     },
                 }

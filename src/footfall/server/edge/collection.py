@@ -125,8 +125,10 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 202)
 
     async def forget(request: Request) -> Response:
-        """One answer, 202 `{"status": "accepted"}`, whether anything was kept and whether the app
+        """One answer, 200 `{"status": "accepted"}`, whether anything was kept and whether the app
         exists: a count would tell anyone who guesses a GA `uid` whether that user is here.
+        200, not 202: SDKs released before this answer treat anything but 200 as a failed
+        forget; they read `deleted` with a default, so the missing count is a clean success.
         Only a malformed request (4xx), the rate limit (429) or a store that is down (503) differ.
         """
         ctx.limit_client(request, ctx.client_ip(request), ctx.forgets)
@@ -135,7 +137,7 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
             decompress(body, request.headers.get("content-encoding", ""), MAX_FORGET_DECOMPRESSED_BYTES)
         )
         await run_in_threadpool(ctx.ingestor.forget, document)
-        return JSONResponse(FORGET_ACCEPTED, 202)
+        return JSONResponse(FORGET_ACCEPTED, 200)
 
     # -- Google Analytics v1 ------------------------------------------------------
 
