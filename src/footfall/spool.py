@@ -58,7 +58,7 @@ class Spool:
         if len(data) > MAX_TOTAL_BYTES:
             return False
         try:
-            os.makedirs(self.directory, exist_ok=True)
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
             self._make_room(len(data))
             self._write(BATCH_PREFIX, data)
         except OSError:
@@ -73,7 +73,8 @@ class Spool:
             name += f"{CLAIM_MARK}{os.getpid()}"
         tmp = os.path.join(self.directory, "." + name)
         try:
-            with open(tmp, "wb") as handle:
+            # Private: a batch holds the install id, all anyone needs to ask a collector to forget it.
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
                 handle.write(data)
                 if prefix == FORGET_PREFIX:  # a write-ahead forget must survive a crash; batches may not
                     handle.flush()
@@ -164,7 +165,7 @@ class Spool:
         if len(self.pending_forgets()) >= MAX_FORGET_FILES:
             return None
         try:
-            os.makedirs(self.directory, exist_ok=True)
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
             return self._write(FORGET_PREFIX, json.dumps(request, separators=(",", ":")).encode(), claimed=True)
         except OSError:
             return None
