@@ -168,6 +168,48 @@ CODES = [
         "user_properties",
         "EXCEEDED_MAX_ENTITIES",
     ),
+    # Numbers JSON cannot carry back out (json.dumps writes NaN and Infinity, as some clients do).
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"v": float("nan")}}]},
+        "events[0].params.v",
+        "VALUE_INVALID",
+    ),
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"v": float("inf")}}]},
+        "events[0].params.v",
+        "VALUE_INVALID",
+    ),
+    (
+        {"client_id": "c", "user_properties": {"plan": {"value": float("-inf")}}, "events": [{"name": "ok"}]},
+        "user_properties.plan",
+        "VALUE_INVALID",
+    ),
+    # Text held to the one storable rule: bidi overrides as well as control characters.
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"p": "a\u202eb"}}]},
+        "events[0].params.p",
+        "VALUE_INVALID",
+    ),
+    (
+        {"client_id": "c", "user_properties": {"plan": {"value": "pro\u2066"}}, "events": [{"name": "ok"}]},
+        "user_properties.plan",
+        "VALUE_INVALID",
+    ),
+    ({"client_id": "c\u202e", "events": [{"name": "ok"}]}, "client_id", "VALUE_INVALID"),
+    # Names: a trailing newline is not a name ("$" matched before it), and a refused name is
+    # quoted escaped, never as a lone surrogate JSON cannot encode.
+    ({"client_id": "c", "events": [{"name": "ok", "params": {"n\n": 1}}]}, "events[0].params.n\\n", "NAME_INVALID"),
+    ({"client_id": "c", "events": [{"name": "ok\n"}]}, "events[0].name", "NAME_INVALID"),
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"\ud800": 1}}]},
+        "events[0].params.\\ud800",
+        "NAME_INVALID",
+    ),
+    (
+        {"client_id": "c", "user_properties": {"x\ud800": {"value": "v"}}, "events": [{"name": "ok"}]},
+        "user_properties.x\\ud800",
+        "NAME_INVALID",
+    ),
 ]
 
 
