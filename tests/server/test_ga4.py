@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import time
@@ -234,3 +235,34 @@ def test_debug_shows_the_record_as_stored_and_stores_nothing(ga4_server: InThrea
     assert stored(ga4_server) == []
     unknown = post(ga4_server, body, debug=True, measurement_id="G-NOPE1234").json()
     assert unknown["validationMessages"][0]["fieldPath"] == "measurement_id"
+
+
+def post_in_process(server: InThreadServer, body: bytes, declared_length: bytes) -> httpx.Response:
+    """POST /mp/collect through the real app and a real httpx client, but no HTTP parser:
+    Uvicorn's refuses a Content-Length that is not ASCII digits before the app sees it,
+    and another ASGI server may not."""
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=server.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://footfall.test") as client:
+            return await client.post(
+                "/mp/collect",
+                params={"measurement_id": MEASUREMENT_ID, "api_secret": SECRET},
+                content=body,
+                headers={"content-length": declared_length},
+            )
+
+    return asyncio.run(send())
+
+
+def test_a_content_length_of_other_digits_or_too_many_is_answered_not_a_500(ga4_server: InThreadServer) -> None:
+    body = json.dumps({"client_id": "c1", "events": [{"name": "search"}]}).encode()
+    superscript = post_in_process(ga4_server, body, "\u00b2".encode("latin-1"))  # "²".isdigit() is True
+    assert superscript.status_code == 400, superscript.text
+    assert superscript.json()["error"]["code"] == "invalid_request"
+    huge = post_in_process(ga4_server, body, b"9" * 5000)  # int() refuses more than 4,300 digits
+    assert huge.status_code == 204, huge.text  # GA semantics: dropped, and counted
+    assert ga4_server.metric("footfall_events_rejected_total", protocol="ga4", reason="body_too_large") == 1
+    padded = post_in_process(ga4_server, body, b"0" * 40 + str(len(body)).encode())
+    assert padded.status_code == 204, padded.text
+    assert [row["name"] for row in stored(ga4_server)] == ["search"]
