@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import math
 import time
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from footfall.server.operations import secret_hash
 from tests.conftest import InThreadServer
@@ -266,3 +269,35 @@ def test_a_content_length_of_other_digits_or_too_many_is_answered_not_a_500(ga4_
     padded = post_in_process(ga4_server, body, b"0" * 40 + str(len(body)).encode())
     assert padded.status_code == 204, padded.text
     assert [row["name"] for row in stored(ga4_server)] == ["search"]
+
+
+# Text with what JSON cannot carry back out (a lone surrogate) or may not be stored, and
+# numbers JSON has no words for: Python's reader takes NaN, Infinity and 1e400.
+AWKWARD_TEXT = st.text(alphabet=st.sampled_from("ab_1\ud800\x00\n\u202e\u2066\u00e9"), max_size=6)
+AWKWARD_VALUES = AWKWARD_TEXT | st.floats() | st.integers() | st.booleans() | st.none()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    params=st.dictionaries(AWKWARD_TEXT | st.sampled_from(["n", "label"]), AWKWARD_VALUES, max_size=4),
+    user_properties=st.dictionaries(
+        AWKWARD_TEXT | st.sampled_from(["plan"]), st.fixed_dictionaries({"value": AWKWARD_VALUES}), max_size=3
+    ),
+)
+@example(params={"\ud800": 1}, user_properties={}).via("red team 1")
+@example(params={}, user_properties={"\ud800": {"value": "x"}}).via("red team 1")
+@example(params={"v": float("nan")}, user_properties={}).via("red team 2")
+@example(params={}, user_properties={"plan": {"value": float("-inf")}}).via("red team 2")
+def test_what_is_answered_and_kept_is_always_strict_json(params: dict[str, Any], user_properties: Any) -> None:
+    from footfall.server.ingest.protocols import ga4
+
+    body = {"client_id": "c1", "user_properties": user_properties, "events": [{"name": "search", "params": params}]}
+    received = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    parsed = ga4.parse_request(json.dumps(body).encode(), firebase=False, received=received)
+    answer = {"validationMessages": [message.as_ga() for message in parsed.messages]}
+    kept = [ga4.to_incoming(parsed, event, "app", "ua", "").props for event in parsed.events]
+    # As Starlette's JSONResponse encodes the debug answer: a lone surrogate or a NaN raises.
+    encoded = json.dumps([answer, kept], ensure_ascii=False, allow_nan=False).encode("utf-8")
+    assert json.loads(encoded) == [answer, kept]
+    assert all(math.isfinite(v) for props in kept for v in props.values() if isinstance(v, float))
+    assert not any("\ud800" in text for m in answer["validationMessages"] for text in m.values())
