@@ -188,6 +188,11 @@ CODES = [
         "user_properties.plan",
         "VALUE_INVALID",
     ),
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"n": 2**63}}]},
+        "events[0].params.n",
+        "VALUE_OUT_OF_BOUNDS",
+    ),
     # Text held to the one storable rule: bidi overrides as well as control characters.
     (
         {"client_id": "c", "events": [{"name": "ok", "params": {"p": "a\u202eb"}}]},

@@ -10,7 +10,8 @@ whatever it drops, and the debug path answers `validationMessages`.
 
 Text is held to `framing.storable`, the one rule for every protocol; a number must be
 finite (Python's JSON reader takes `NaN`, `Infinity` and `1e400`, which JSON cannot
-carry back out). A message quotes a name only in a form JSON can encode.
+carry back out) and an integer must fit in 64 bits. A message quotes a name only in a
+form JSON can encode.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ MAX_USER_PROPERTY_VALUE_CHARS = 36
 MAX_AGE = dt.timedelta(hours=72)
 MAX_MICROS_DIGITS = 20  # more digits than any int64; longer strings are not parsed at all
 MAX_MICROS = 2**63 - 1  # timestamp_micros is an int64 in GA4
+MAX_INTEGER = 2**63 - 1  # GA4 numbers are int64 or double; JSON readers in other languages lose more
 MAX_QUOTED_NAME_CHARS = 50  # of a refused name, in a message's fieldPath or description
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")  # with fullmatch: "$" would let "name\n" through
 RESERVED_PREFIXES = ("google_", "ga_", "firebase_")
@@ -137,6 +139,8 @@ def _value_problem(value: Any, path: str, max_chars: int) -> ValidationMessage |
             return ValidationMessage(path, "Values must be printable UTF-8 text.", "VALUE_INVALID")
     elif isinstance(value, float) and not math.isfinite(value):
         return ValidationMessage(path, "Numbers must be finite.", "VALUE_INVALID")
+    elif isinstance(value, int) and abs(value) > MAX_INTEGER:
+        return ValidationMessage(path, "Integers must fit in 64 bits.", "VALUE_OUT_OF_BOUNDS")
     return None
 
 
