@@ -41,6 +41,9 @@ FAMILIES: dict[str, Callable[[int], str]] = {
     "phone digits": lambda n: "+1" + " 1(2)" * (n // 5 - 1),
     "mixed run": lambda n: "aB1-" * (n // 4),
     "percent escapes": lambda n: "%25" * (n // 3),
+    "nested percent": lambda n: "%" + "25" * (n // 2 - 2) + "40",
+    "character references": lambda n: "&#64;" * (n // 5),
+    "nested references": lambda n: "&" + "amp;" * (n // 4 - 1),
     "fullwidth": lambda n: "＠１．" * (n // 3),
     "nfkc expansion": lambda n: "\ufdfa" * (n // 18),
 }

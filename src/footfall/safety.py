@@ -2,8 +2,9 @@
 
 `sensitive_kind(text)` names what a string looks like ("email", "ip address",
 "mac address", "file path", "token", "url with credentials", "card number",
-"phone number", "too long") or returns None. `sensitive_kind_in(values)` does the
-same for a list, and also catches what only shows when the items are joined.
+"phone number", "too long", "nested encoding") or returns None.
+`sensitive_kind_in(values)` does the same for a list, and also catches what only
+shows when the items are joined.
 
 The SDK runs it on outgoing properties; the collector runs it on every stored
 string, on the event loop, for strings a hostile client chose. So it is built to be
@@ -17,8 +18,13 @@ linear in the length of its input:
   and open-ended shapes (tokens, IPv6) are found as maximal runs and judged in Python.
 
 Look-alikes are folded by one normalising step (NFKC, a few confusables and
-invisible characters, other scripts' digits, then percent-decoding up to PERCENT_DECODE_ROUNDS times), and
-the rules run on both the original and the normalised text.
+invisible characters, other scripts' digits), and encodings undone: HTML character
+references (`&#64;`, `&#x40;`, `&commat;`) and percent-encoding to the end
+(`%252540` is `%2540` is `%40` is "@"), in one linear pass. Decoding can reveal more
+to fold or decode, so the step repeats, at most MAX_DECODE_ROUNDS times; a string
+that still decodes further after that is refused as a "nested encoding" (no honest
+value is encoded that many times over). The rules run on both the original and the
+normalised text.
 
 A UUID is refused as a "token": it is an id, and an id links events to one install
 or person, which is what the hashed install id exists to avoid.
@@ -38,8 +44,9 @@ if TYPE_CHECKING:
 MAX_CHECKED_CHARS = 512  # per string; a longer one is refused as "too long"
 MAX_NORMALISED_CHARS = 2 * MAX_CHECKED_CHARS  # after NFKC, which can expand a character 18-fold
 MAX_CHECKED_LIST_CHARS = 16 * 1024  # all items of one list together
-PERCENT_DECODE_ROUNDS = 2  # "%2540" is "%40" is "@"
+MAX_DECODE_ROUNDS = 4  # of HTML then percent decoding: "&amp;#37;40" is "&#37;40", then "%40" and "@"
 TOO_LONG = "too long"
+NESTED_ENCODING = "nested encoding"
 
 _CARD_MIN_DIGITS = 13
 _CARD_MAX_DIGITS = 19
@@ -200,18 +207,55 @@ def _first_kind(text: str, rules: Sequence[_Rule]) -> str | None:
 
 
 def normalised(text: str) -> str:
-    """The text with look-alikes folded: NFKC, confusables, then percent-decoding."""
-    if text.isascii() and "%" not in text:
-        return text
-    from urllib.parse import unquote
+    """The text with look-alikes folded (NFKC, confusables) and encodings undone."""
+    return _normalised(text)[0]
 
+
+def _normalised(text: str) -> tuple[str, bool]:
+    # (the normalised text, whether decoding came to an end within MAX_DECODE_ROUNDS)
+    if text.isascii() and "%" not in text and "&" not in text:
+        return text, True
     folded = _folded(text)
-    for _ in range(PERCENT_DECODE_ROUNDS):
-        if "%" not in folded:
-            break
-        # Decoding can reveal more look-alikes ("%EF%BC%A0" is a fullwidth "@").
-        folded = _folded(unquote(folded))
-    return folded
+    for _ in range(MAX_DECODE_ROUNDS):
+        decoded = _decoded(folded)
+        if decoded == folded:
+            return folded, True
+        # Decoding can reveal more look-alikes ("%EF%BC%A0" is a fullwidth "@") and more
+        # encodings ("%26%2364%3B" is "&#64;").
+        folded = _folded(decoded)
+    return folded, _decoded(folded) == folded
+
+
+def _decoded(text: str) -> str:
+    # One round: HTML character references (one level), then percent-encoding (to the end).
+    if "&" in text:
+        import html  # imported only when needed: html.entities is a large table
+
+        text = html.unescape(text)
+    if "%" in text:
+        text = _percent_decoded(text)
+    return text
+
+
+_HEX_VALUES = {ord(digit): int(digit, 16) for digit in "0123456789abcdefABCDEF"}
+_PERCENT = ord("%")
+
+
+def _percent_decoded(text: str) -> str:
+    """Percent-decoded until nothing changes, in one pass: a decoded byte is looked at again
+    with the bytes around it, so "%2540" is "%40" is "@". Each byte is appended once and
+    each decoding removes two, so the work is linear however deep the nesting."""
+    decoded = bytearray()
+    for byte in text.encode("utf-8", "surrogatepass"):
+        decoded.append(byte)
+        while (
+            len(decoded) >= 3 and decoded[-3] == _PERCENT and decoded[-2] in _HEX_VALUES and decoded[-1] in _HEX_VALUES
+        ):
+            value = _HEX_VALUES[decoded[-2]] * 16 + _HEX_VALUES[decoded[-1]]
+            del decoded[-3:]
+            decoded.append(value)
+    # "%EF%BC%A0" is the UTF-8 of a fullwidth "@"; bytes that are not UTF-8 read as U+FFFD.
+    return decoded.decode("utf-8", "replace")
 
 
 def _folded(text: str) -> str:
@@ -228,9 +272,11 @@ def _kind_unbounded(text: str, rules: Sequence[_Rule] = _RULES) -> str | None:
     # Linear in len(text), with no length cap: the benchmark measures it past the cap.
     kind = _first_kind(text, rules)
     if kind is None:
-        folded = normalised(text)
+        folded, decoded_to_the_end = _normalised(text)
         if folded != text:
             kind = _first_kind(folded, rules)
+        if kind is None and not decoded_to_the_end:
+            kind = NESTED_ENCODING
     return kind
 
 
@@ -240,11 +286,13 @@ def sensitive_kind(text: str) -> str | None:
         return TOO_LONG
     kind = _first_kind(text, _RULES)
     if kind is None:
-        folded = normalised(text)
+        folded, decoded_to_the_end = _normalised(text)
         if len(folded) > MAX_NORMALISED_CHARS:
             return TOO_LONG  # "ﷺ" alone is 18 characters under NFKC
         if folded != text:
             kind = _first_kind(folded, _RULES)
+        if kind is None and not decoded_to_the_end:
+            kind = NESTED_ENCODING
     return kind
 
 

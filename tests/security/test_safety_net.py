@@ -28,6 +28,25 @@ CAUGHT = [
     ("alice%40example.com", "email"),
     ("alice%2540example.com", "email"),
     ("alice%EF%BC%A0example.com", "email"),
+    # HTML character references, as text copied from a web page carries them (red team 6)
+    ("alice&#64;example.com", "email"),
+    ("alice&#x40;example.com", "email"),
+    ("alice&#X40;example.com", "email"),
+    ("alice&#0064example.com", "email"),
+    ("alice&commat;example.com", "email"),
+    ("alice&amp;#64;example.com", "email"),
+    ("alice&#65312;example.com", "email"),  # the fullwidth at sign, by number
+    ("&#47;home&#47;alice", "file path"),
+    ("81&period;2&period;69&period;142", "ip address"),
+    # percent-encoding to the end, and mixed with references (each layer undoes the next)
+    ("alice%252540example.com", "email"),  # three times (red team 6)
+    ("alice%25252525252525252540example.com", "email"),  # ten times
+    ("%25252Fhome%25252Falice", "file path"),
+    ("alice&#37;40example.com", "email"),
+    ("alice%26%2364%3Bexample.com", "email"),
+    ("alice%4%30example.com", "email"),  # "%30" decodes to the "0" that completes "%40"
+    # still decoding after MAX_DECODE_ROUNDS: no honest value is encoded that often
+    ("a&amp;amp;amp;amp;amp;amp;b", "nested encoding"),
     ("contact: Alice <alice@example.co.uk>", "email"),
     # IP and MAC addresses
     ("81.2.69.142", "ip address"),
@@ -154,6 +173,14 @@ ALLOWED = [
     "1-9",
     "42",
     "50%",
+    "50% off",
+    "100%%",
+    "%d items",
+    "R&D",
+    "Tom &amp; Jerry",
+    "a &lt; b",
+    "?q=1&copy=2",
+    "&",
     "2026-12-01",
     "2026-12-01T10:30:00",
     "12:30:45",
@@ -237,6 +264,9 @@ ADVERSARIAL = {
     "phone digits": lambda n: "+1" + " 1(2)" * (n // 5 - 1),
     "mixed run": lambda n: "aB1-" * (n // 4),
     "percent escapes": lambda n: "%25" * (n // 3),
+    "nested percent": lambda n: "%" + "25" * (n // 2 - 2) + "40",
+    "character references": lambda n: "&#64;" * (n // 5),
+    "nested references": lambda n: "&" + "amp;" * (n // 4 - 1),
     "fullwidth": lambda n: "＠１．" * (n // 3),
     "nfkc expansion": lambda n: "\ufdfa" * (n // 18),
 }

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import math
 import time
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from footfall.server.operations import secret_hash
 from tests.conftest import InThreadServer
@@ -168,6 +172,53 @@ CODES = [
         "user_properties",
         "EXCEEDED_MAX_ENTITIES",
     ),
+    # Numbers JSON cannot carry back out (json.dumps writes NaN and Infinity, as some clients do).
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"v": float("nan")}}]},
+        "events[0].params.v",
+        "VALUE_INVALID",
+    ),
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"v": float("inf")}}]},
+        "events[0].params.v",
+        "VALUE_INVALID",
+    ),
+    (
+        {"client_id": "c", "user_properties": {"plan": {"value": float("-inf")}}, "events": [{"name": "ok"}]},
+        "user_properties.plan",
+        "VALUE_INVALID",
+    ),
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"n": 2**63}}]},
+        "events[0].params.n",
+        "VALUE_OUT_OF_BOUNDS",
+    ),
+    # Text held to the one storable rule: bidi overrides as well as control characters.
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"p": "a\u202eb"}}]},
+        "events[0].params.p",
+        "VALUE_INVALID",
+    ),
+    (
+        {"client_id": "c", "user_properties": {"plan": {"value": "pro\u2066"}}, "events": [{"name": "ok"}]},
+        "user_properties.plan",
+        "VALUE_INVALID",
+    ),
+    ({"client_id": "c\u202e", "events": [{"name": "ok"}]}, "client_id", "VALUE_INVALID"),
+    # Names: a trailing newline is not a name ("$" matched before it), and a refused name is
+    # quoted escaped, never as a lone surrogate JSON cannot encode.
+    ({"client_id": "c", "events": [{"name": "ok", "params": {"n\n": 1}}]}, "events[0].params.n\\n", "NAME_INVALID"),
+    ({"client_id": "c", "events": [{"name": "ok\n"}]}, "events[0].name", "NAME_INVALID"),
+    (
+        {"client_id": "c", "events": [{"name": "ok", "params": {"\ud800": 1}}]},
+        "events[0].params.\\ud800",
+        "NAME_INVALID",
+    ),
+    (
+        {"client_id": "c", "user_properties": {"x\ud800": {"value": "v"}}, "events": [{"name": "ok"}]},
+        "user_properties.x\\ud800",
+        "NAME_INVALID",
+    ),
 ]
 
 
@@ -192,3 +243,66 @@ def test_debug_shows_the_record_as_stored_and_stores_nothing(ga4_server: InThrea
     assert stored(ga4_server) == []
     unknown = post(ga4_server, body, debug=True, measurement_id="G-NOPE1234").json()
     assert unknown["validationMessages"][0]["fieldPath"] == "measurement_id"
+
+
+def post_in_process(server: InThreadServer, body: bytes, declared_length: bytes) -> httpx.Response:
+    """POST /mp/collect through the real app and a real httpx client, but no HTTP parser:
+    Uvicorn's refuses a Content-Length that is not ASCII digits before the app sees it,
+    and another ASGI server may not."""
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=server.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://footfall.test") as client:
+            return await client.post(
+                "/mp/collect",
+                params={"measurement_id": MEASUREMENT_ID, "api_secret": SECRET},
+                content=body,
+                headers={"content-length": declared_length},
+            )
+
+    return asyncio.run(send())
+
+
+def test_a_content_length_of_other_digits_or_too_many_is_answered_not_a_500(ga4_server: InThreadServer) -> None:
+    body = json.dumps({"client_id": "c1", "events": [{"name": "search"}]}).encode()
+    superscript = post_in_process(ga4_server, body, "\u00b2".encode("latin-1"))  # "²".isdigit() is True
+    assert superscript.status_code == 400, superscript.text
+    assert superscript.json()["error"]["code"] == "invalid_request"
+    huge = post_in_process(ga4_server, body, b"9" * 5000)  # int() refuses more than 4,300 digits
+    assert huge.status_code == 204, huge.text  # GA semantics: dropped, and counted
+    assert ga4_server.metric("footfall_events_rejected_total", protocol="ga4", reason="body_too_large") == 1
+    padded = post_in_process(ga4_server, body, b"0" * 40 + str(len(body)).encode())
+    assert padded.status_code == 204, padded.text
+    assert [row["name"] for row in stored(ga4_server)] == ["search"]
+
+
+# Text with what JSON cannot carry back out (a lone surrogate) or may not be stored, and
+# numbers JSON has no words for: Python's reader takes NaN, Infinity and 1e400.
+AWKWARD_TEXT = st.text(alphabet=st.sampled_from("ab_1\ud800\x00\n\u202e\u2066\u00e9"), max_size=6)
+AWKWARD_VALUES = AWKWARD_TEXT | st.floats() | st.integers() | st.booleans() | st.none()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    params=st.dictionaries(AWKWARD_TEXT | st.sampled_from(["n", "label"]), AWKWARD_VALUES, max_size=4),
+    user_properties=st.dictionaries(
+        AWKWARD_TEXT | st.sampled_from(["plan"]), st.fixed_dictionaries({"value": AWKWARD_VALUES}), max_size=3
+    ),
+)
+@example(params={"\ud800": 1}, user_properties={}).via("red team 1")
+@example(params={}, user_properties={"\ud800": {"value": "x"}}).via("red team 1")
+@example(params={"v": float("nan")}, user_properties={}).via("red team 2")
+@example(params={}, user_properties={"plan": {"value": float("-inf")}}).via("red team 2")
+def test_what_is_answered_and_kept_is_always_strict_json(params: dict[str, Any], user_properties: Any) -> None:
+    from footfall.server.ingest.protocols import ga4
+
+    body = {"client_id": "c1", "user_properties": user_properties, "events": [{"name": "search", "params": params}]}
+    received = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    parsed = ga4.parse_request(json.dumps(body).encode(), firebase=False, received=received)
+    answer = {"validationMessages": [message.as_ga() for message in parsed.messages]}
+    kept = [ga4.to_incoming(parsed, event, "app", "ua", "").props for event in parsed.events]
+    # As Starlette's JSONResponse encodes the debug answer: a lone surrogate or a NaN raises.
+    encoded = json.dumps([answer, kept], ensure_ascii=False, allow_nan=False).encode("utf-8")
+    assert json.loads(encoded) == [answer, kept]
+    assert all(math.isfinite(v) for props in kept for v in props.values() if isinstance(v, float))
+    assert not any("\ud800" in text for m in answer["validationMessages"] for text in m.values())

@@ -35,6 +35,7 @@ from footfall.server.stores.base import EventStore
 SESSION_COOKIE = "footfall_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_CONTENT_LENGTH_DIGITS = 18  # 10**18 bytes is past any body limit; int() refuses over 4,300 digits
 
 
 @dataclasses.dataclass
@@ -142,9 +143,10 @@ class ServerContext:
         """The body, refused early when over `limit` bytes or slower than the read timeout."""
         declared = request.headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            # ASCII digits only: "²".isdigit() is True, and int() refuses it.
+            if not (declared.isascii() and declared.isdigit()):
                 raise BadRequest("Content-Length is not a number", code="invalid_request")
-            if int(declared) > limit:
+            if len(declared.lstrip("0")) > MAX_CONTENT_LENGTH_DIGITS or int(declared) > limit:
                 raise PayloadTooLarge(f"the body is larger than {limit} bytes")
 
         async def read() -> bytes:

@@ -50,5 +50,8 @@ _UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u
 
 
 def storable(text: str) -> bool:
-    """True when `text` is clean Unicode that every store and every page can hold as it is."""
+    """True when `text` is clean Unicode that every store and every page can hold as it is.
+
+    The one rule for text: the native and GA4 protocols validate with it, and the pipeline
+    holds every protocol's stored strings to it. Keep no second copy of it elsewhere."""
     return _UNSTORABLE.search(text) is None

@@ -7,6 +7,11 @@ letters, digits and underscores, starting with a letter, and not reserved; param
 values of at most 100 characters (36 for user properties); a body under 130 kB;
 timestamps at most 72 hours old. GA's semantics hold: `/mp/collect` answers 204
 whatever it drops, and the debug path answers `validationMessages`.
+
+Text is held to `framing.storable`, the one rule for every protocol; a number must be
+finite (Python's JSON reader takes `NaN`, `Infinity` and `1e400`, which JSON cannot
+carry back out) and an integer must fit in 64 bits. A message quotes a name only in a
+form JSON can encode.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import re
 from typing import Any
 
 from footfall.server.ingest.protocols import Incoming
+from footfall.server.ingest.protocols.framing import storable
 from footfall.server.ingest.useragent import parse_user_agent
 
 MAX_BODY_BYTES = 130 * 1024  # the body must be smaller than this
@@ -30,8 +37,9 @@ MAX_USER_PROPERTY_VALUE_CHARS = 36
 MAX_AGE = dt.timedelta(hours=72)
 MAX_MICROS_DIGITS = 20  # more digits than any int64; longer strings are not parsed at all
 MAX_MICROS = 2**63 - 1  # timestamp_micros is an int64 in GA4
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+MAX_INTEGER = 2**63 - 1  # GA4 numbers are int64 or double; JSON readers in other languages lose more
+MAX_QUOTED_NAME_CHARS = 50  # of a refused name, in a message's fieldPath or description
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")  # with fullmatch: "$" would let "name\n" through
 RESERVED_PREFIXES = ("google_", "ga_", "firebase_")
 RESERVED_EVENTS = frozenset(
     [
@@ -83,16 +91,6 @@ RESERVED_USER_PROPERTIES = frozenset(
 )
 
 
-def clean_text(value: str) -> bool:
-    """True for text that can be stored: valid UTF-8 (no lone surrogate, which JSON can
-    carry as an escape) and no control characters."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return not CONTROL.search(value)
-
-
 @dataclasses.dataclass
 class ValidationMessage:
     field_path: str
@@ -124,11 +122,34 @@ class Ga4Request:
     size: int = 0  # the body's length in bytes, charged to the app's byte budget
 
 
+def quoted(name: str) -> str:
+    """`name` as a message may carry it: cut short, and escaped unless storable (a lone
+    surrogate in an answer is a 500: JSON cannot encode it)."""
+    short = name[:MAX_QUOTED_NAME_CHARS]
+    return short if storable(short) else ascii(short)[1:-1]
+
+
+def _value_problem(value: Any, path: str, max_chars: int) -> ValidationMessage | None:
+    """Why a parameter or user-property value may not be kept; None when it may (or is
+    simply not kept: lists and objects)."""
+    if isinstance(value, str):
+        if len(value) > max_chars:
+            return ValidationMessage(path, f"Values are limited to {max_chars} characters.", "VALUE_OUT_OF_BOUNDS")
+        if not storable(value):
+            return ValidationMessage(path, "Values must be printable UTF-8 text.", "VALUE_INVALID")
+    elif isinstance(value, float) and not math.isfinite(value):
+        return ValidationMessage(path, "Numbers must be finite.", "VALUE_INVALID")
+    elif isinstance(value, int) and abs(value) > MAX_INTEGER:
+        return ValidationMessage(path, "Integers must fit in 64 bits.", "VALUE_OUT_OF_BOUNDS")
+    return None
+
+
 def _name_problem(name: Any, path: str, reserved: frozenset[str], limit: int = 40) -> ValidationMessage | None:
-    if not isinstance(name, str) or not NAME.match(name) or len(name) > limit:
+    if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > limit:
+        shown = f"Name {quoted(name)!r}" if isinstance(name, str) else "A name"
         return ValidationMessage(
             path,
-            f"Name {str(name)[:50]!r} must be 1 to {limit} letters, digits or underscores, starting with a letter.",
+            f"{shown} must be 1 to {limit} letters, digits or underscores, starting with a letter.",
             "NAME_INVALID",
         )
     if name in reserved or name.startswith(RESERVED_PREFIXES):
@@ -172,7 +193,7 @@ def parse_request(body: bytes, firebase: bool, received: dt.datetime) -> Ga4Requ
     client_id = document.get(id_field)
     if not isinstance(client_id, str) or not client_id or len(client_id) > 256:
         messages.append(ValidationMessage(id_field, f"A value is required for {id_field}.", "VALUE_REQUIRED"))
-    elif not clean_text(client_id):
+    elif not storable(client_id):
         messages.append(ValidationMessage(id_field, f"{id_field} must be printable UTF-8 text.", "VALUE_INVALID"))
     request_time, problem = _time(document.get("timestamp_micros"), "timestamp_micros", received)
     if problem:
@@ -232,21 +253,12 @@ def _event(
         )
     kept: dict[str, Any] = {}
     for key, value in params.items():
-        key_problem = _name_problem(key, f"{path}.params.{key}", RESERVED_PARAMS)
-        if key_problem:
-            problems.append(key_problem)
-        elif isinstance(value, str) and len(value) > MAX_PARAM_VALUE_CHARS:
-            problems.append(
-                ValidationMessage(
-                    f"{path}.params.{key}",
-                    f"Values are limited to {MAX_PARAM_VALUE_CHARS} characters.",
-                    "VALUE_OUT_OF_BOUNDS",
-                )
-            )
-        elif isinstance(value, str) and not clean_text(value):
-            problems.append(
-                ValidationMessage(f"{path}.params.{key}", "Values must be printable UTF-8 text.", "VALUE_INVALID")
-            )
+        param_path = f"{path}.params.{quoted(key)}"
+        problem = _name_problem(key, param_path, RESERVED_PARAMS) or _value_problem(
+            value, param_path, MAX_PARAM_VALUE_CHARS
+        )
+        if problem:
+            problems.append(problem)
         elif isinstance(value, (str, bool, int, float)):
             kept[key] = value  # lists and objects (such as items) are not kept
     if problems:
@@ -275,21 +287,13 @@ def _user_properties(properties: Any, messages: list[ValidationMessage]) -> dict
         return {}
     kept: dict[str, Any] = {}
     for key, entry in properties.items():
-        path = f"user_properties.{key}"
-        problem = _name_problem(key, path, RESERVED_USER_PROPERTIES, MAX_USER_PROPERTY_NAME_CHARS)
+        path = f"user_properties.{quoted(key)}"
         value = entry.get("value") if isinstance(entry, dict) else None
+        problem = _name_problem(key, path, RESERVED_USER_PROPERTIES, MAX_USER_PROPERTY_NAME_CHARS) or _value_problem(
+            value, path, MAX_USER_PROPERTY_VALUE_CHARS
+        )
         if problem:
             messages.append(problem)
-        elif isinstance(value, str) and len(value) > MAX_USER_PROPERTY_VALUE_CHARS:
-            messages.append(
-                ValidationMessage(
-                    path,
-                    f"Values are limited to {MAX_USER_PROPERTY_VALUE_CHARS} characters.",
-                    "VALUE_OUT_OF_BOUNDS",
-                )
-            )
-        elif isinstance(value, str) and not clean_text(value):
-            messages.append(ValidationMessage(path, "Values must be printable UTF-8 text.", "VALUE_INVALID"))
         elif isinstance(value, (str, bool, int, float)):
             kept[key] = value
     return kept
