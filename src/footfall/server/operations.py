@@ -195,6 +195,13 @@ class StoreOperations:
             releases = remove_releases(snapshot_folder(self.data), name)
         return {"name": name, "events": events, "spooled_events": spooled, "releases": releases}
 
+    def set_public(self, app: str, public: bool, actor: str | None = None) -> None:
+        """Share an existing app's public page, or stop sharing it; NotFound for an unknown app."""
+        if self.accounts is None:
+            raise UsageError("sharing needs the accounts store")
+        self._known(app)
+        self.accounts.set_public(app, public, actor or self.actor, exists=self.store.has_app)
+
     def _known(self, app: str) -> None:
         if not self.store.has_app(app):
             raise NotFound(f"no app named {app!r}", code="unknown_app")
