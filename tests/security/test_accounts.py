@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 from footfall.server.auth.accounts import LOGIN_CODE_TTL, MIGRATIONS, UNKNOWN_ACCOUNT, AccountStore
-from footfall.server.errors import NotFound
 from footfall.server.auth.logins import LoginThrottle
+from footfall.server.errors import NotFound
 from footfall.server.stores.duckdb import DuckDBStore
 from footfall.server.stores.memory import MemoryStore
 from tests.conftest import GOLDEN_APP, InThreadServer, LiveServer, footfall_command, load_golden, with_fresh_times

@@ -286,7 +286,9 @@ class EventSpool:
                     raise StoreUnavailable(f"the spool could not be rewritten: {exc}") from exc
                 removed += len(lines) - len(kept)
         if removed:
-            log.info("a removed app's events deleted from the spool", extra={"event": "spool_forget_app", "count": removed})
+            log.info(
+                "a removed app's events deleted from the spool", extra={"event": "spool_forget_app", "count": removed}
+            )
         return removed
 
 
