@@ -115,7 +115,11 @@ class CardinalityGuard:
         fields = [field for field in FIELDS if getattr(record, field) not in ("", OTHER)]
         with self._lock:
             unseeded, generation = self._unseeded(record.app, fields)
-        seeded = {field: self._seed(record.app, field) for field in unseeded}  # outside the lock
+        seeded: dict[str, set[str] | None] = {}
+        for field in unseeded:  # outside the lock
+            seeded[field] = self._seed(record.app, field)
+            if seeded[field] is None:
+                break  # the store is failing: spare it the other fields' queries
         with self._lock:
             if seeded:
                 self._merge(record.app, generation, seeded)
