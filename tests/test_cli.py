@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from footfall.server.operator.cli import build_parser, main
 from footfall.server.operator.terminal import sparkline
-from tests.conftest import LiveServer, footfall_command
+from tests.conftest import LiveServer, footfall_command, start_server
 
 COMMANDS = [
     ["serve"],
@@ -431,3 +432,45 @@ def test_app_remove_through_a_running_server(live_server: LiveServer) -> None:
     assert "doomed" not in [a["name"] for a in apps.json()["apps"]]
     actions = [json.loads(line) for line in run("audit", "--json", "--data", data).stdout.splitlines()]
     assert {"action": "app_remove", "app": "doomed"}.items() <= actions[0].items()
+
+
+def test_printed_login_links_use_the_public_url(tmp_path: Path) -> None:
+    """Seen (review 13): the serve banner and `admin login-link` printed http://127.0.0.1:...
+    even with --public-url, a link that works only on the server's own machine."""
+    data = tmp_path / "data"
+    server = start_server(data, tmp_path / "server.log", env={"FOOTFALL_PUBLIC_URL": "https://x.example/"})
+    try:
+        banner = server.log.read_text()
+        assert "Open the dashboard: https://x.example/login?code=" in banner, banner
+        link = run("admin", "login-link", "--data", str(data))
+        assert link.returncode == 0, link.stderr
+        assert link.stdout.splitlines()[-1].startswith("https://x.example/login?code=")
+        listed = run("app", "list", "--data", str(data))  # the CLI still talks to the server on loopback
+        assert listed.returncode == 0, listed.stderr
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("setting", ["forget-per-minute", "logins-per-minute"])
+def test_zero_does_not_silently_turn_a_rate_limit_off(tmp_path: Path, setting: str) -> None:
+    """Seen (review 10): `--forget-per-minute 0` and `--logins-per-minute 0` turned the limits off."""
+    for flag, env in ([f"--{setting}", "0"], {}), ([], {f"FOOTFALL_{setting.replace('-', '_').upper()}": "0"}):
+        refused = subprocess.run(
+            footfall_command("serve", "--data", str(tmp_path / "d"), "--port", "0", *flag),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+        )
+        assert refused.returncode in (1, 2)
+        assert f"--{setting} must be above 0" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_zero_stays_allowed_where_the_help_says_what_it_does(tmp_path: Path) -> None:
+    from footfall.server.settings import SETTINGS, resolve_settings
+
+    documented = [s.name for s in SETTINGS if s.type in (int, float) and s.zero_allowed]
+    assert {"port", "rate_per_client", "max_distinct_values"} <= set(documented)
+    assert not {"forget_per_minute", "logins_per_minute"} & set(documented)
+    settings = resolve_settings(tmp_path, dict.fromkeys(documented, 0))
+    assert all(getattr(settings, name) == 0 for name in documented)

@@ -25,8 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from footfall.server.auth.accounts import LOGIN_CODE_TTL, AccountStore
+from footfall.server.auth.accounts import LOGIN_CODE_TTL, MIGRATIONS, UNKNOWN_ACCOUNT, AccountStore
 from footfall.server.auth.logins import LoginThrottle
+from footfall.server.errors import NotFound
 from footfall.server.stores.duckdb import DuckDBStore
 from footfall.server.stores.memory import MemoryStore
 from tests.conftest import GOLDEN_APP, InThreadServer, LiveServer, footfall_command, load_golden, with_fresh_times
@@ -265,12 +266,13 @@ def test_removing_a_role_or_an_account_takes_effect_at_once(served: InThreadServ
 def test_an_app_is_removed_with_all_its_data(served: InThreadServer) -> None:
     store = accounts(served)
     owner = store.create_token(VICTIM)
-    store.set_public(GOLDEN_APP, True, VICTIM)
+    store.set_public(GOLDEN_APP, True, VICTIM, exists=served.store.has_app)
     assert served.store.query("SELECT count(*) FROM events WHERE app = $app", {"app": GOLDEN_APP}).rows[0][0] == 2
     url = f"{served.url}/api/v1/apps/{GOLDEN_APP}"
     assert httpx.delete(url, headers=bearer(owner)).status_code == 403, "owners may not, only admins"
     removed = httpx.delete(url, headers=bearer(served.token))
-    assert removed.status_code == 200 and removed.json() == {"name": GOLDEN_APP, "events": 2}
+    assert removed.status_code == 200
+    assert removed.json() == {"name": GOLDEN_APP, "events": 2, "spooled_events": 0, "releases": 0}
     assert served.store.query("SELECT count(*) FROM events WHERE app = $app", {"app": GOLDEN_APP}).rows[0][0] == 0
     assert not served.store.has_app(GOLDEN_APP)
     assert store.principal(VICTIM) is not None and store.principal(VICTIM).roles == {}  # type: ignore[union-attr]
@@ -426,4 +428,52 @@ def test_an_old_accounts_file_is_migrated_and_its_tokens_keep_working(tmp_path: 
     again = AccountStore(path)  # opening twice runs nothing twice
     again.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+# -- what a failed login keeps (red team 5, review 7) ----------------------------------------
+
+
+def stored_text(path: Path) -> str:
+    """Every value in every table of an accounts file, as one string."""
+    with sqlite3.connect(path) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return "\n".join(str(row) for table in tables for row in db.execute(f"SELECT * FROM {table}"))
+
+
+def test_a_failed_login_keeps_what_was_typed_as_the_email_nowhere(served: InThreadServer) -> None:
+    typed_password = "Tr0ub4dor&3-typed-in-the-wrong-field"
+    with httpx.Client(base_url=served.url) as client:
+        assert login(client, typed_password).status_code == 401
+        assert login(client, VICTIM, "not the password").status_code == 401
+    store = accounts(served)
+    with sqlite3.connect(store.path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(login_failures)")}
+        assert "email" not in columns
+        assert db.execute("SELECT count(*) FROM login_failures").fetchone()[0] >= 2  # still counted
+    assert typed_password not in stored_text(store.path)
+    failed = [entry.actor for entry in store.audit_log() if entry.action == "login_failed"]
+    assert sorted(failed) == sorted([UNKNOWN_ACCOUNT, VICTIM])  # an account's own failures keep its name
+
+
+def test_an_accounts_file_of_version_2_loses_the_typed_emails_of_its_failures(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.sqlite"
+    with sqlite3.connect(path) as db:
+        for script in MIGRATIONS[:2]:
+            db.executescript(script)
+        db.execute("PRAGMA user_version = 2")
+        db.execute("INSERT INTO login_failures VALUES ('client:ab', 'a typed secret', 1, '2026-01-01', '2026-01-01')")
+    AccountStore(path).close()
+    assert "a typed secret" not in stored_text(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT key, failures FROM login_failures").fetchall() == [("client:ab", 1)]
+
+
+def test_the_accounts_store_refuses_to_share_an_app_the_event_store_lacks(served: InThreadServer) -> None:
+    store = accounts(served)
+    with pytest.raises(NotFound):
+        store.set_public("no-such-app", True, VICTIM, exists=served.store.has_app)
+    assert not store.is_public("no-such-app")
+    store.set_public("no-such-app", False, VICTIM, exists=served.store.has_app)  # stopping sharing is always fine
+    store.set_public(GOLDEN_APP, True, VICTIM, exists=served.store.has_app)
+    assert store.is_public(GOLDEN_APP)

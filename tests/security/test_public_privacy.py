@@ -147,7 +147,7 @@ def test_a_value_appears_only_as_the_threshold_mechanism_allows() -> None:
 def test_polling_on_one_day_returns_one_unchanged_snapshot(app_server_factory: Any) -> None:
     server: InThreadServer = app_server_factory()
     write(server.store, [event(f"i{n}", version="2.0") for n in range(500)])
-    server.app.state.context.accounts.set_public(APP, True, "test")
+    server.app.state.context.operations.set_public(APP, True, "test")
     first = httpx.get(f"{server.url}/public/{APP}.json")
     page = httpx.get(f"{server.url}/public/{APP}")
     assert first.status_code == 200 and page.status_code == 200
@@ -219,7 +219,7 @@ def test_the_stated_budget_is_the_composed_budget_of_the_settings() -> None:
 
 def test_the_release_states_its_budget_in_json_and_on_the_page(app_server_factory: Any) -> None:
     server: InThreadServer = app_server_factory(public_epsilon=2.0, public_delta=1e-7)
-    server.app.state.context.accounts.set_public(APP, True, "test")
+    server.app.state.context.operations.set_public(APP, True, "test")
     released = httpx.get(f"{server.url}/public/{APP}.json").json()
     epsilon, delta = privacy_budget(PublicPolicy(2.0, 1e-7, 1, 20, 100))
     assert released["privacy"]["epsilon"] == epsilon and released["privacy"]["delta"] == delta

@@ -140,11 +140,12 @@ class DataDir:
         os.replace(tmp, path)
         return token
 
-    def write_server_file(self, pid: int, url: str) -> None:
+    def write_server_file(self, pid: int, url: str, public_url: str = "") -> None:
+        """`url` is where the server listens (for the CLI); `public_url` its --public-url, for printed links."""
         tmp = self.server_file.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"pid": pid, "url": url}, handle)
+            json.dump({"pid": pid, "url": url, "public_url": public_url}, handle)
         os.replace(tmp, self.server_file)
 
     def read_server_file(self) -> dict[str, Any] | None:

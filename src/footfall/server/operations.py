@@ -16,10 +16,12 @@ from typing import Any, Protocol
 
 from footfall.server.auth.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.errors import NotFound, UsageError
+from footfall.server.ingest.pipeline import Ingestor
 from footfall.server.ingest.schemas import parse_schema
+from footfall.server.ingest.spool import EventSpool
 from footfall.server.query import reports
 from footfall.server.query.filters import Filters
-from footfall.server.query.public import PublicPolicy, daily_snapshot
+from footfall.server.query.public import PublicPolicy, daily_snapshot, remove_releases, snapshot_folder
 from footfall.server.stores.base import APP_PATTERN, EventStore
 
 
@@ -96,12 +98,26 @@ def check_days(days: int) -> int:
 
 class StoreOperations:
     """The operations on an open store; with `accounts`, removing an app also removes its
-    roles and public page there. `actor` names who acts, for the audit log."""
+    roles and public page there. `actor` names who acts, for the audit log.
 
-    def __init__(self, store: EventStore, accounts: AccountStore | None = None, actor: str = LOCAL_ADMIN) -> None:
+    With `data` (the data directory), removing an app also deletes its published releases
+    and its spooled and quarantined events; with `ingestor` (the running server's), it
+    also drops what ingest caches about the app (schema, distinct-value slots).
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        accounts: AccountStore | None = None,
+        actor: str = LOCAL_ADMIN,
+        data: Path | None = None,
+        ingestor: Ingestor | None = None,
+    ) -> None:
         self.store = store
         self.accounts = accounts
         self.actor = actor
+        self.data = data
+        self.ingestor = ingestor
 
     def add_app(
         self,
@@ -156,12 +172,35 @@ class StoreOperations:
         return daily_snapshot(self.store, app, policy, folder)
 
     def remove_app(self, name: str, actor: str | None = None) -> dict[str, Any]:
-        """Delete an app and all its data; its roles and public page go too."""
+        """Delete an app and all its data; its roles, public flag and releases, spooled and
+        quarantined events, and ingest's caches go too, so nothing of it reaches an app
+        later created under the same name.
+
+        The order matters: once the store has no such app, ingest refuses its events and a
+        replay drops its spooled lines; once the accounts have no public flag, no new
+        release is drawn; the releases are then deleted under the lock a draw holds.
+        """
         self._known(name)
         events = self.store.remove_app(name)
+        if self.ingestor is not None:
+            self.ingestor.forget_app(name)
         if self.accounts is not None:
             self.accounts.remove_app(name, actor or self.actor, detail=f"{events} events deleted")
-        return {"name": name, "events": events}
+        spooled = releases = 0
+        if self.data is not None:
+            # Without a running server, the data directory's spool (as `build_context` opens it;
+            # its size limit only bounds appends, which this never makes).
+            spool = self.ingestor.spool if self.ingestor is not None else EventSpool(self.data / "spool", 0)
+            spooled = spool.forget_app(name)
+            releases = remove_releases(snapshot_folder(self.data), name)
+        return {"name": name, "events": events, "spooled_events": spooled, "releases": releases}
+
+    def set_public(self, app: str, public: bool, actor: str | None = None) -> None:
+        """Share an existing app's public page, or stop sharing it; NotFound for an unknown app."""
+        if self.accounts is None:
+            raise UsageError("sharing needs the accounts store")
+        self._known(app)
+        self.accounts.set_public(app, public, actor or self.actor, exists=self.store.has_app)
 
     def _known(self, app: str) -> None:
         if not self.store.has_app(app):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +37,12 @@ class Setting:
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def zero_allowed(self) -> bool:
+        """A number may be 0 only where the help says what 0 does ("0 is unlimited", "0 picks
+        a free one"): elsewhere 0 would silently switch a limit off, or refuse everything."""
+        return self.type not in (int, float) or re.search(r"\b0\b", self.help) is not None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -183,6 +190,9 @@ def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str,
         values["public_max_events_per_install_day"],
         values["public_max_events_per_install_window"],
     )
+    for setting in SETTINGS:
+        if values[setting.name] == 0 and not setting.zero_allowed:
+            raise UsageError(f"{setting.flag} must be above 0: 0 does not turn this limit off")
     values["public_url"] = check_public_url(values["public_url"])
     return Settings(data=data, **values)
 
@@ -219,21 +229,26 @@ def check_public_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def absolute_url(settings: Settings, path: str) -> str:
+def listening_url(host: str, port: int) -> str:
+    """The URL of the address the server listens on, as reachable from that machine: the
+    server file's, for the CLI to talk to a running server."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def absolute_url(settings: Settings, path: str, port: int | None = None) -> str:
     """`path` (starting with /) as a link to print or mail: under --public-url when it is set.
 
-    Without it, the address the server listens on, which is right only on that machine.
+    Without it, the address the server listens on (`port` when the one bound differs from
+    the setting, as with --port 0), which is right only on that machine.
     """
     if not path.startswith("/"):
         raise ValueError(f"{path!r} is not an absolute path")
-    base = settings.public_url or f"http://{_host_for_url(settings.host)}:{settings.port}"
+    base = settings.public_url or listening_url(settings.host, settings.port if port is None else port)
     return base + path
-
-
-def _host_for_url(host: str) -> str:
-    if host in ("", "0.0.0.0", "::"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
 
 
 def settings_markdown() -> str:

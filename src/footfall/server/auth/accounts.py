@@ -26,7 +26,7 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -38,10 +38,11 @@ from footfall.server.auth.logins import (
     hash_password,
     verify_password,
 )
-from footfall.server.errors import UsageError
+from footfall.server.errors import NotFound, UsageError
 
 ROLES = ("viewer", "maintainer", "owner")
 LOCAL_ADMIN = "local-admin"
+UNKNOWN_ACCOUNT = "(unknown account)"  # the audit actor of a failed login to no account
 SESSION_TTL = dt.timedelta(days=7)
 LOGIN_CODE_TTL = dt.timedelta(minutes=15)  # a one-time login link works this long, once
 DEVICE_TTL = dt.timedelta(days=365)  # a browser that logged in is known this long (see LoginThrottle)
@@ -78,6 +79,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE login_failures (key TEXT PRIMARY KEY, email TEXT NOT NULL, failures INTEGER NOT NULL,
                                  last_failure TEXT NOT NULL, blocked_until TEXT NOT NULL);
     CREATE TABLE login_devices (device_hash TEXT PRIMARY KEY, email TEXT NOT NULL, expires TEXT NOT NULL);
+    """,
+    # A failure row kept whatever was typed as the email, often a password; its key says all it needs.
+    """
+    ALTER TABLE login_failures DROP COLUMN email;
     """,
 )
 
@@ -259,8 +264,9 @@ class AccountStore:
             existed = db.execute("DELETE FROM users WHERE email = ? RETURNING 1", (email,)).fetchone() is not None
             if not existed:
                 return False
-            for table in ("roles", "tokens", "sessions", "login_codes", "login_devices", "login_failures"):
+            for table in ("roles", "tokens", "sessions", "login_codes", "login_devices"):
                 db.execute(f"DELETE FROM {table} WHERE email = ?", (email,))  # a fixed table name
+            LoginThrottle.forget_account(db, email)
             self._audit(db, actor, "user_remove", "", email)
         return True
 
@@ -351,6 +357,13 @@ class AccountStore:
                 (sha256(new_device), email, (moment + DEVICE_TTL).isoformat()),
             )
         return LoginAttempt(principal, device=new_device)
+
+    def audit_failed_login(self, email: str) -> None:
+        """Record a failed login. The actor is the email only when it names an account: an
+        anonymous client may type anything there, often the password, which must not be kept."""
+        with self._db() as db:
+            known = db.execute("SELECT 1 FROM users WHERE email = ?", (email,)).fetchone() is not None
+            self._audit(db, email if known else UNKNOWN_ACCOUNT, "login_failed", "", "")
 
     def is_known_device(self, device: str, email: str) -> bool:
         """True if `device` (a browser's cookie) logged in to `email` before and has not expired."""
@@ -485,8 +498,16 @@ class AccountStore:
 
     # -- public apps and the audit log --------------------------------------------------
 
-    def set_public(self, app: str, public: bool, actor: str) -> None:
+    def set_public(self, app: str, public: bool, actor: str, *, exists: Callable[[str], bool]) -> None:
+        """Share `app` or stop sharing it. `exists` says whether the event store has the app:
+        sharing an app before it exists would make an app later created (or re-created) under
+        that name public from birth, so that is refused with NotFound. It is asked inside this
+        store's write transaction, which `remove_app` also needs, so a removal cannot slip
+        between the check and the flag: either it sees no app, or the removal deletes the flag.
+        """
         with self._db() as db:
+            if public and not exists(app):
+                raise NotFound(f"no app named {app!r}", code="unknown_app")
             if public:
                 db.execute(
                     "INSERT INTO public_apps VALUES (?, ?) ON CONFLICT DO NOTHING",

@@ -119,6 +119,13 @@ class LoginThrottle:
             )
 
     @staticmethod
+    def forget_account(db: sqlite3.Connection, email: str) -> None:
+        """Drop the per-account failure count of a removed account. (Per-client rows are keyed
+        by a hash of address and email, so they cannot be found from the email; they expire
+        after `FORGET_AFTER`.)"""
+        db.execute("DELETE FROM login_failures WHERE key = ?", ("account:" + _sha256(email),))
+
+    @staticmethod
     def account_wait(db: sqlite3.Connection, email: str, moment: dt.datetime) -> float:
         row = db.execute(
             "SELECT failures, last_failure FROM login_failures WHERE key = ?", ("account:" + _sha256(email),)
@@ -136,10 +143,11 @@ class LoginThrottle:
         failures = (row[0] if row else 0) + 1
         blocked_until = moment + LoginThrottle.delay(failures)
         db.execute(
-            "INSERT INTO login_failures VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            "INSERT INTO login_failures (key, failures, last_failure, blocked_until) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET"
             " failures = excluded.failures, last_failure = excluded.last_failure,"
             " blocked_until = excluded.blocked_until",
-            (key, email, failures, moment.isoformat(), blocked_until.isoformat()),
+            (key, failures, moment.isoformat(), blocked_until.isoformat()),
         )
         if count_for_account:
             # A fixed window per account: the count restarts once the last failure is a window old.
@@ -150,7 +158,7 @@ class LoginThrottle:
             fresh = account is None or dt.datetime.fromisoformat(account[1]) < moment - LoginThrottle.ACCOUNT_WINDOW
             count = 1 if fresh else account[0] + 1
             db.execute(
-                "INSERT INTO login_failures VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
-                " failures = excluded.failures, last_failure = excluded.last_failure",
-                (account_key, email, count, moment.isoformat(), moment.isoformat()),
+                "INSERT INTO login_failures (key, failures, last_failure, blocked_until) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_failure = excluded.last_failure",
+                (account_key, count, moment.isoformat(), moment.isoformat()),
             )

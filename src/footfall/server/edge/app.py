@@ -60,13 +60,14 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
         lambda: float(spool.quarantined()),
     )
     accounts = AccountStore(settings.data / "accounts.sqlite")
+    ingestor = Ingestor(
+        store, secrets.install_key, metrics, spool, CardinalityGuard(store, settings.max_distinct_values, metrics)
+    )
     return ServerContext(
         settings=settings,
         store=store,
-        ingestor=Ingestor(
-            store, secrets.install_key, metrics, spool, CardinalityGuard(store, settings.max_distinct_values, metrics)
-        ),
-        operations=StoreOperations(store, accounts),
+        ingestor=ingestor,
+        operations=StoreOperations(store, accounts, data=settings.data, ingestor=ingestor),
         metrics=metrics,
         spool=spool,
         accounts=accounts,

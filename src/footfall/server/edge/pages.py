@@ -102,7 +102,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             response.headers["Retry-After"] = str(wait_s)
             return response
         if attempt.principal is None:
-            await run_in_threadpool(ctx.accounts.audit, email, "login_failed")
+            await run_in_threadpool(ctx.accounts.audit_failed_login, email)
             return login_form(request, "That email and password do not match.", email, status=401)
         return await run_in_threadpool(start_session, request, attempt.principal.email, attempt.device)
 
@@ -186,7 +186,11 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
         if not principal.can_own(app):
             return HTMLResponse(dashboard.message_page("Refused", "Only an owner can share an app."), status_code=403)
-        await run_in_threadpool(ctx.accounts.set_public, app, fields.get("public") == "1", principal.email)
+        try:
+            await run_in_threadpool(ctx.operations.set_public, app, fields.get("public") == "1", principal.email)
+        except NotFound:
+            # No flag for an app that does not exist yet: it would make the app public from birth.
+            return HTMLResponse(dashboard.message_page("Not found", f"There is no app named {app}."), status_code=404)
         return RedirectResponse(f"/apps/{urllib.parse.quote(app)}", status_code=303)
 
     def principal_or_login(request: Request) -> Principal | Response:

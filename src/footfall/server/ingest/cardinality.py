@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
+from collections.abc import Sequence
 
 from footfall.server.errors import FootfallError
 from footfall.server.metrics import Metrics
 from footfall.server.stores.base import EventRecord, EventStore
 
 OTHER = "other"
+SEED_RETRY_SECONDS = 10.0  # after a failed seed, how long an app's fields go without another try
 # The record's fields that reports group by or pickers list. Each name is a column of
 # the events table, so it is safe to put into SQL (it never comes from a request).
 FIELDS: tuple[str, ...] = (
@@ -38,32 +41,68 @@ FIELDS: tuple[str, ...] = (
 
 
 class CardinalityGuard:
-    def __init__(self, store: EventStore | None, max_values: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore | None,
+        max_values: int,
+        metrics: Metrics | None = None,
+        seed_retry_seconds: float = SEED_RETRY_SECONDS,
+    ) -> None:
         self.store = store
         self.max_values = max_values  # per (app, field); 0 turns the cap off
         self.metrics = metrics
+        self.seed_retry_seconds = seed_retry_seconds
         self._known: dict[tuple[str, str], set[str]] = {}
+        self._seeded: set[tuple[str, str]] = set()  # keys whose values were read from the store
+        self._seed_failed: dict[str, float] = {}  # app -> monotonic time of its last failed seed
+        self._generation: dict[str, int] = {}  # app -> how many times it was forgotten
         self._lock = threading.Lock()
 
-    def _values(self, app: str, field: str) -> set[str]:
-        """The known values of one (app, field), read from the store the first time."""
-        key = (app, field)
-        known = self._known.get(key)
-        if known is None:
-            known = self._seed(app, field)
-            self._known[key] = known
-        return known
+    def forget_app(self, app: str) -> None:
+        """Drop everything known about `app`: called when it is removed, so an app later
+        created under that name starts with empty slots. A seed running meanwhile is discarded."""
+        with self._lock:
+            for key in [key for key in self._known if key[0] == app]:
+                del self._known[key]
+            self._seeded = {key for key in self._seeded if key[0] != app}
+            self._seed_failed.pop(app, None)
+            self._generation[app] = self._generation.get(app, 0) + 1
 
-    def _seed(self, app: str, field: str) -> set[str]:
-        if self.store is None:
-            return set()
+    def _unseeded(self, app: str, fields: Sequence[str]) -> tuple[list[str], int]:
+        """(the fields of `app` still to read from the store, the app's generation); under the lock."""
+        failed_at = self._seed_failed.get(app)
+        if self.store is None or (failed_at is not None and time.monotonic() - failed_at < self.seed_retry_seconds):
+            return [], self._generation.get(app, 0)
+        return [field for field in fields if (app, field) not in self._seeded], self._generation.get(app, 0)
+
+    def _seed(self, app: str, field: str) -> set[str] | None:
+        """The values the store holds for one (app, field); None when it cannot be read now.
+
+        Runs without the guard's lock: up to nine queries on a busy store must not stall
+        every other app's ingest.
+        """
+        assert self.store is not None
         try:
             values = self.store.distinct_values(app, field, self.max_values + 1)
         except FootfallError:
-            # Unreadable now (the spool is taking writes): start empty. At worst this
-            # (app, field) ends with up to twice the cap, never unbounded.
-            return set()
+            return None
         return {value for value in values if value not in ("", OTHER)}
+
+    def _merge(self, app: str, generation: int, seeded: dict[str, set[str] | None]) -> None:
+        """Add what the store holds to what this process learnt meanwhile; under the lock.
+
+        A failed seed is not remembered as a seed: the field starts provisionally empty (so
+        an outage lets at most one cap's worth of new values through), and the next event
+        after `seed_retry_seconds` reads the store again and adds its values to those.
+        """
+        if self._generation.get(app, 0) != generation:
+            return  # the app was removed while the store was read: these values are its old ones
+        for field, values in seeded.items():
+            if values is None:
+                self._seed_failed[app] = time.monotonic()
+                continue
+            self._known.setdefault((app, field), set()).update(values)
+            self._seeded.add((app, field))
 
     def fold(self, record: EventRecord, learn: bool = True) -> EventRecord:
         """The record with each capped field's new value replaced by "other" once the field is full.
@@ -73,12 +112,20 @@ class CardinalityGuard:
         if self.max_values <= 0:
             return record
         changes: dict[str, str] = {}
+        fields = [field for field in FIELDS if getattr(record, field) not in ("", OTHER)]
         with self._lock:
-            for field in FIELDS:
+            unseeded, generation = self._unseeded(record.app, fields)
+        seeded: dict[str, set[str] | None] = {}
+        for field in unseeded:  # outside the lock
+            seeded[field] = self._seed(record.app, field)
+            if seeded[field] is None:
+                break  # the store is failing: spare it the other fields' queries
+        with self._lock:
+            if seeded:
+                self._merge(record.app, generation, seeded)
+            for field in fields:
                 value: str = getattr(record, field)
-                if value in ("", OTHER):
-                    continue
-                known = self._values(record.app, field)
+                known = self._known.setdefault((record.app, field), set())
                 if value in known:
                     continue
                 if len(known) < self.max_values:

@@ -108,6 +108,12 @@ class Ingestor:
             self._schemas[app] = cached
         return cached[1]
 
+    def forget_app(self, app: str) -> None:
+        """Drop what this process caches about a removed app: its parsed schema and its
+        distinct-value slots, so an app later created under the name starts afresh."""
+        self._schemas.pop(app, None)
+        self.cardinality.forget_app(app)
+
     def reject(self, protocol: str, reason: str, count: int = 1) -> None:
         self.metrics.count(
             "footfall_events_rejected_total",

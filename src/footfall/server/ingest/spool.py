@@ -253,6 +253,52 @@ class EventSpool:
             return False  # not ours to judge: replay deals with a damaged line
         return isinstance(row, dict) and row.get("app") == app and row.get("install") == install_hash
 
+    def forget_app(self, app: str) -> int:
+        """Rewrite every spool and quarantine file without the lines of `app`; returns how many went.
+
+        For a removed app: its acknowledged-but-unstored events and its quarantined lines
+        go with it, so an app later created under that name never receives them. Files are
+        rewritten as `forget` does (fsynced, atomic), under the spool's lock, so a replay
+        never stores a line this removes. A damaged line that does not decode is kept: it
+        names no app we can be sure of.
+        """
+        marker = f'"app":{json.dumps(app)}'  # lines are compact JSON (`_encode`)
+
+        def of_app(line: str) -> bool:
+            if marker not in line:
+                return False
+            try:
+                row = json.loads(line)
+            except ValueError:
+                return False
+            return isinstance(row, dict) and row.get("app") == app
+
+        removed = 0
+        with self._lock:
+            quarantined = sorted(self.quarantine.glob("*.jsonl")) if self.quarantine.is_dir() else []
+            for path in self.files() + quarantined:
+                try:
+                    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line]
+                except OSError:
+                    continue  # replayed and deleted meanwhile
+                kept = [line for line in lines if not of_app(line)]
+                if len(kept) == len(lines):
+                    continue
+                try:
+                    if kept:
+                        self._rewrite(path, "".join(line + "\n" for line in kept).encode())
+                    else:
+                        path.unlink(missing_ok=True)
+                    self._sync_directory(path.parent)
+                except OSError as exc:
+                    raise StoreUnavailable(f"the spool could not be rewritten: {exc}") from exc
+                removed += len(lines) - len(kept)
+        if removed:
+            log.info(
+                "a removed app's events deleted from the spool", extra={"event": "spool_forget_app", "count": removed}
+            )
+        return removed
+
 
 class SpoolReplayer:
     """A daemon thread that replays the spool every `interval` seconds while it holds anything."""

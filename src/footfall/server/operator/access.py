@@ -26,6 +26,7 @@ from footfall.server.auth.accounts import LOCAL_ADMIN, MAX_EXPIRES_DAYS, ROLES, 
 from footfall.server.datadir import DataDir
 from footfall.server.errors import UsageError
 from footfall.server.operator.control import find_server, open_operations
+from footfall.server.settings import absolute_url, resolve_settings
 
 DEFAULT_TOKEN_DAYS = 90
 MAX_AUDIT_LIMIT = 100_000
@@ -189,15 +190,29 @@ def run_access_command(args: argparse.Namespace, datadir: DataDir, console: Cons
         elif args.command == "token":
             token_command(args, store, console)
         elif args.command == "admin":
-            code = store.create_login_code()
-            url = find_server(datadir)
-            say(console, "Log in once, within 15 minutes, with:")
-            print(f"{url}/login?code={code}" if url else f"/login?code={code}  (on the address of footfall serve)")
+            print_login_link(datadir, store.create_login_code(), console)
         else:
             audit_command(args, store, console)
     finally:
         store.close()
     return 0
+
+
+def print_login_link(datadir: DataDir, code: str, console: Console) -> None:
+    """The link under the running server's --public-url (or FOOTFALL_PUBLIC_URL), else its
+    listening address; with neither, the path, for the operator to put on the right host."""
+    url = find_server(datadir)
+    recorded = datadir.read_server_file() if url else None
+    public_url = recorded.get("public_url") if recorded else None
+    settings = resolve_settings(
+        datadir.path, {"public_url": public_url if isinstance(public_url, str) and public_url else None}
+    )
+    path = f"/login?code={code}"
+    say(console, "Log in once, within 15 minutes, with:")
+    if settings.public_url:
+        print(absolute_url(settings, path))
+    else:
+        print(url + path if url else f"{path}  (on the address of footfall serve)")
 
 
 def user_command(args: argparse.Namespace, store: AccountStore, console: Console) -> None:

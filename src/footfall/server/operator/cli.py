@@ -283,7 +283,9 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
         operations.summary(args.name, 1)  # a clear error for an unknown app
         store = AccountStore(datadir.path / "accounts.sqlite")
         try:
-            store.set_public(args.name, args.state == "on", LOCAL_ADMIN)
+            # operations.summary above refused an unknown app; it may be a running server's,
+            # whose store this process cannot open to check again.
+            store.set_public(args.name, args.state == "on", LOCAL_ADMIN, exists=lambda _app: True)
         finally:
             store.close()
         say(console, f"The public page of {args.name} is {args.state}.")

@@ -154,7 +154,7 @@ def open_operations(datadir: DataDir) -> Iterator[Operations]:
     store = DuckDBStore(datadir.database)
     accounts = AccountStore(datadir.path / "accounts.sqlite")
     try:
-        yield StoreOperations(store, accounts)
+        yield StoreOperations(store, accounts, data=datadir.path)
     finally:
         accounts.close()
         store.close()

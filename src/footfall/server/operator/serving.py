@@ -27,7 +27,7 @@ from footfall.server.edge.app import create_app
 from footfall.server.errors import UsageError
 from footfall.server.ingest.spool import SpoolReplayer
 from footfall.server.logs import configure_logging
-from footfall.server.settings import Settings
+from footfall.server.settings import Settings, absolute_url, listening_url
 from footfall.server.stores.duckdb import DuckDBStore
 
 GRACEFUL_SHUTDOWN_S = 10
@@ -110,16 +110,6 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def public_url(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    shown = "[::1]" if shown == "::" else (f"[{shown}]" if ":" in shown else shown)
-    return f"http://{shown}:{port}"
-
-
-def login_link(url: str, code: str) -> str:
-    return f"{url}/login?code={code}"
-
-
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     # Uvicorn drains requests on SIGTERM, then raises the signal again; exiting
     # through SystemExit here lets `run_server` close the store and tidy up.
@@ -135,15 +125,18 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
     sock = None
     try:
         sock = bind(settings.host, settings.port)
-        url = public_url(settings.host, sock.getsockname()[1])
+        port = sock.getsockname()[1]
+        url = listening_url(settings.host, port)
         configure_logging()
         app = create_app(settings, store)
         replayer = SpoolReplayer(app.state.context.spool, store)
         replayer.start()
         server = uvicorn.Server(server_config(app, settings))
-        datadir.write_server_file(os.getpid(), url)
+        # The CLI talks to the server at the address it listens on; links it prints use the public one.
+        datadir.write_server_file(os.getpid(), url, settings.public_url)
         # A one-time code, not the admin token: the printed link may land in logs and history.
-        announce(url, login_link(url, app.state.context.accounts.create_login_code()))
+        code = app.state.context.accounts.create_login_code()
+        announce(url, absolute_url(settings, f"/login?code={code}", port))
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:

@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -322,6 +323,24 @@ def daily_snapshot(
         return _store_once(path, compute_release(store, app, policy, release_day))
     finally:
         lock.release()
+
+
+def remove_releases(folder: Path, app: str) -> int:
+    """Delete every stored release of `app` from `folder` (`DATA/public`); returns how many.
+
+    For a removed app, so an app later created under its name never serves these. Taken
+    under the per-app lock `daily_snapshot` draws under, waiting for a draw in progress
+    (it would otherwise store its release after this ran).
+    """
+    if not APP_PATTERN.match(app):  # keeps the name inside `folder`
+        raise NotFound(f"no app named {app!r}", code="unknown_app")
+    releases = folder / app
+    with _lock_for(app):
+        if not releases.is_dir():
+            return 0
+        count = sum(1 for _ in releases.glob("????-??-??.json"))
+        shutil.rmtree(releases)  # set-aside damaged files and stray temporaries too
+    return count
 
 
 def _latest_snapshot(folder: Path, before: dt.date) -> dict[str, Any] | None:
