@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -36,3 +37,20 @@ def test_a_bad_bearer_token_is_told_so(app_server: InThreadServer) -> None:
     assert "expired or revoked" in answer.json()["error"]["message"]
     anonymous = httpx.get(app_server.url + "/api/v1/apps")
     assert anonymous.status_code == 401 and "log in" in anonymous.json()["error"]["message"]
+
+
+def test_app_changes_are_in_the_audit_log(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"events": {"start": {"mode": {"type": "enum", "values": ["a", "b"]}}}}')
+    for args in (
+        ("app", "add", "audited", "--ga-tid", "UA-12345-1"),
+        ("app", "schema", "audited", "--file", str(schema)),
+    ):
+        subprocess.run(footfall_command(*args, "--data", data), check=True, capture_output=True, timeout=60)
+    shown = subprocess.run(
+        footfall_command("audit", "--json", "--data", data), check=True, capture_output=True, text=True, timeout=60
+    )
+    entries = [json.loads(line) for line in shown.stdout.splitlines()]  # JSON lines
+    actions = {(entry["action"], entry["app"]) for entry in entries}
+    assert {("app_add", "audited"), ("schema_set", "audited")} <= actions, entries

@@ -125,6 +125,7 @@ class StoreOperations:
         ga_tids: Sequence[str] = (),
         ga4: Sequence[tuple[str, str]] = (),
         firebase: Sequence[tuple[str, str]] = (),
+        actor: str | None = None,
     ) -> dict[str, Any]:
         check_app_name(name)
         check_keys(ga_tids, ga4, firebase)
@@ -134,14 +135,21 @@ class StoreOperations:
         for kind, pairs in (("ga4", ga4), ("firebase", firebase)):
             for key, secret in pairs:
                 self.store.add_key(name, kind, key, secret_hash(secret))
+        keys = [*ga_tids, *(key for key, _ in (*ga4, *firebase))]
+        self._audit(actor, "app_add" if created else "app_keys", name, ", ".join(keys))
         return {"name": name, "created": created}
 
-    def set_schema(self, app: str, schema: str) -> dict[str, Any]:
+    def set_schema(self, app: str, schema: str, actor: str | None = None) -> dict[str, Any]:
         if not self.store.has_app(app):
             raise NotFound(f"no app named {app!r}", code="unknown_app")
         parsed = parse_schema(schema)
         self.store.set_schema(app, json.dumps(json.loads(schema), sort_keys=True))
+        self._audit(actor, "schema_set", app, f"{len(parsed.events)} events")
         return {"name": app, "events": sorted(parsed.events)}
+
+    def _audit(self, actor: str | None, action: str, app: str, detail: str) -> None:
+        if self.accounts is not None:
+            self.accounts.audit(actor or self.actor, action, app, detail)
 
     def list_apps(self) -> list[dict[str, Any]]:
         return [

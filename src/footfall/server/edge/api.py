@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from footfall.server.auth.accounts import Principal
 from footfall.server.edge.context import ServerContext
 from footfall.server.errors import BadRequest, Forbidden, UsageError
 from footfall.server.ingest.protocols.framing import parse_json
@@ -21,9 +22,11 @@ from footfall.server.query.reports import REPORTS
 
 
 def api_routes(ctx: ServerContext) -> list[Route]:
-    def admin_only(request: Request) -> None:
-        if not ctx.require(request).admin:
+    def admin_only(request: Request) -> Principal:
+        principal = ctx.require(request)
+        if not principal.admin:
             raise Forbidden("only an instance administrator may do this")
+        return principal
 
     async def list_apps(request: Request) -> Response:
         principal = ctx.require(request)
@@ -31,7 +34,7 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         return JSONResponse({"apps": [a for a in apps if principal.can_read(a["name"])]})
 
     async def add_app(request: Request) -> Response:
-        admin_only(request)
+        principal = admin_only(request)
         document = parse_json(await ctx.read_body(request, ctx.settings.max_body_bytes))
         if not isinstance(document, dict) or not isinstance(document.get("name"), str):
             raise BadRequest('send {"name": "<app id>"}', code="invalid_request")
@@ -40,7 +43,9 @@ def api_routes(ctx: ServerContext) -> list[Route]:
             raise BadRequest("'ga_tids' must be a list of tracking ids", code="invalid_request")
         ga4 = _pairs(document, "ga4", "measurement_id")
         firebase = _pairs(document, "firebase", "app_id")
-        result = await run_in_threadpool(ctx.operations.add_app, document["name"], ga_tids, ga4, firebase)
+        result = await run_in_threadpool(
+            ctx.operations.add_app, document["name"], ga_tids, ga4, firebase, principal.email
+        )
         return JSONResponse(result, status_code=201 if result["created"] else 200)
 
     async def remove_app(request: Request) -> Response:
@@ -52,11 +57,12 @@ def api_routes(ctx: ServerContext) -> list[Route]:
 
     async def put_schema(request: Request) -> Response:
         app = request.path_params["app"]
-        if not ctx.require(request, app).can_own(app):
+        if not (principal := ctx.require(request, app)).can_own(app):
             raise Forbidden("only an owner may change an app's schema")
         body = await ctx.read_body(request, ctx.settings.max_body_bytes)
         parse_json(body)  # a clean 400 for bad JSON before the schema's own checks
-        result = await run_in_threadpool(ctx.operations.set_schema, app, body.decode("utf-8", "replace"))
+        schema = body.decode("utf-8", "replace")
+        result = await run_in_threadpool(ctx.operations.set_schema, app, schema, principal.email)
         return JSONResponse(result)
 
     async def app_summary(request: Request) -> Response:
