@@ -71,6 +71,7 @@ class Client:
         self._transport = transport
         self._state = state
         self._recorder: Recorder | None = None
+        self._muted = False  # set by `mute`: nothing more is recorded in this run
         if decision.enabled:  # threads and queues are imported only by a client that sends
             from footfall.delivery import Recorder
             from footfall.spool import Spool
@@ -88,8 +89,13 @@ class Client:
 
     @no_throw()
     def track(self, name: str, **props: Any) -> None:
-        if self._recorder is not None:
+        if self._recorder is not None and not self._muted:
             self._recorder.track(name, props)
+
+    def mute(self) -> None:
+        """Record nothing more in this run: the `analytics` command is managing analytics, not
+        using the tool, so neither it nor anything after it in the same run is recorded."""
+        self._muted = True
 
     @no_throw(default=False)
     def flush(self, timeout: float = 2.0) -> bool:
@@ -100,10 +106,23 @@ class Client:
 
     @no_throw(default=False)
     def set_enabled(self, on: bool) -> bool:
-        """Save the user's choice; turning off deletes the install id. True if saved."""
+        """Save the user's choice; True if saved.
+
+        Turning off also mutes this run and deletes the install id, with every unsent batch
+        that carries it, in memory and in the spool: nothing with that id is sent afterwards.
+        """
         if on:
             return self._state.update(enabled=True)
-        return self._state.update(enabled=False, install_id=None)
+        self.mute()
+        old = self._state.install_id(create=False)
+        saved = self._state.update(enabled=False, install_id=None)
+        if old is not None:
+            from footfall.spool import Spool
+
+            if self._recorder is not None:
+                self._recorder.forget(old, 0)  # queued and later batches with it are dropped
+            Spool(self._state.spool_dir).purge_install(old)
+        return saved
 
     def preview(self, name: str = "command", **props: Any) -> dict[str, Any] | None:
         """The exact batch this event would be sent as, now."""

@@ -18,7 +18,7 @@ HELP = {
     "on": "turn anonymous usage statistics on",
     "off": "turn them off and delete the install id",
     "status": "say whether they are on, and what decided it",
-    "preview": "print the exact JSON that would be sent",
+    "preview": "print an example of the JSON that is sent for a command",
     "forget": "ask the collector to delete this install's data, then start a new id",
 }
 FORGET_MESSAGES = {
@@ -44,6 +44,7 @@ def run_analytics_command(client: Client | NullClient, action: str, out: IO[str]
     if not isinstance(client, Client):
         print("Analytics are unavailable: the tool's footfall.init call failed.", file=out)
         return 1
+    client.mute()  # the command that manages analytics is never itself recorded
     if action == "on":
         if not client.set_enabled(True):
             print(f"Could not save the setting in {client.state_file}.", file=out)

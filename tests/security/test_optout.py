@@ -1,0 +1,65 @@
+"""New-user trial: `analytics off` sent an event, under a brand-new install id that it had
+just promised to delete; `status`, `preview` and `forget` sent events too. Managing
+analytics is not using the tool: the analytics command itself is never recorded."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_host, sdk_env, seed_notice_shown
+
+TOOL = textwrap.dedent(
+    """
+    import argparse, sys
+    import footfall
+    from footfall.integrations import argparse as ff_argparse
+
+    analytics = footfall.init(app="quiet-tool", endpoint={endpoint!r})
+    parser = argparse.ArgumentParser(prog="quiet-tool")
+    sub = parser.add_subparsers(dest="cmd")
+    sub.add_parser("build")
+    ff_argparse.add_analytics_command(sub, analytics)
+    with ff_argparse.track_command(analytics, parser, sys.argv[1:]) as args:
+        code = args.func(args) if hasattr(args, "func") else 0
+    analytics.flush(5)
+    sys.exit(code)
+    """
+)
+
+
+def run_tool(home: Path, endpoint: str, *argv: str) -> None:
+    script = TOOL.format(endpoint=endpoint).replace("sys.argv[1:]", repr(list(argv)))
+    result, _ = run_host(script, sdk_env(home))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("action", ["off", "status", "preview", "forget", "on"])
+def test_the_analytics_command_sends_no_event(tmp_path: Path, collector_stub: Any, action: str) -> None:
+    stub = collector_stub(mode="ok")
+    home = tmp_path / "config"
+    seed_notice_shown(home, "quiet-tool")
+    run_tool(home, stub.url, "build")  # a normal command is recorded: the tool is on
+    assert [e["props"]["command"] for e in stub.events] == ["build"]
+    run_tool(home, stub.url, "analytics", action)
+    assert [e["props"]["command"] for e in stub.events] == ["build"], stub.events
+
+
+def test_analytics_off_leaves_no_install_id_and_nothing_to_send_later(tmp_path: Path, collector_stub: Any) -> None:
+    down = collector_stub(mode="error")  # the first command's batch is spooled, with the id
+    home = tmp_path / "config"
+    seed_notice_shown(home, "quiet-tool")
+    run_tool(home, down.url, "build")
+    spool = home / "footfall" / "quiet-tool.spool"
+    assert any(spool.glob("batch-*")), "the batch waits in the spool"
+    run_tool(home, down.url, "analytics", "off")
+    state = json.loads((home / "footfall" / "quiet-tool.json").read_text())
+    assert state["enabled"] is False and "install_id" not in state
+    assert not any(spool.glob("batch-*")), "nothing that carries the deleted id is kept"
+    up = collector_stub(mode="ok")
+    run_tool(home, up.url, "build")
+    assert up.events == []
