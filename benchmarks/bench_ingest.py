@@ -6,7 +6,9 @@ Both servers run as subprocesses on loopback with the same Uvicorn settings. Eac
 request posts one gzip-compressed batch, as the SDK does, over keep-alive
 connections from `--clients` threads. Footfall answers only after the batch is
 committed to DuckDB, so the ratio is the price of validation, anonymisation and a
-durable write. Also prints the collector's resident memory after the load.
+durable write. The collector's rate limits and byte budgets are off (one client
+sending flat out is what they stop); every other setting is the default. Also
+prints the collector's resident memory after the load.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from common import free_port, rss_mib, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 APP = "bench-tool"
+# One client sending as fast as it can is what the rate limits and byte budgets exist to stop;
+# this measures ingestion, so they are off here (every other setting is the default).
+UNLIMITED = {"FOOTFALL_RATE_PER_CLIENT": "0", "FOOTFALL_RATE_PER_APP": "0", "FOOTFALL_BYTES_PER_APP": "0"}
 
 
 def make_body(batch: int) -> bytes:
@@ -109,6 +114,7 @@ def main() -> None:
             "footfall": subprocess.Popen(
                 [*footfall, "serve", "--data", data, "--port", str(ff_port)],
                 stdout=subprocess.DEVNULL,
+                env={**os.environ, **UNLIMITED},
             ),
             "baseline": subprocess.Popen(
                 [

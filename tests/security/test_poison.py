@@ -291,7 +291,7 @@ def test_healthz_answers_promptly_while_hostile_batches_are_processed(tmp_path: 
     server = start_server(
         data,
         tmp_path / "server.log",
-        env={"FOOTFALL_RATE_PER_CLIENT": "0", "FOOTFALL_RATE_PER_APP": "0"},
+        env={"FOOTFALL_RATE_PER_CLIENT": "0", "FOOTFALL_RATE_PER_APP": "0", "FOOTFALL_BYTES_PER_APP": "0"},
     )
     body = hostile_body()
     assert len(body) < 64 * 1024

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -52,6 +53,13 @@ REFUSALS = {
 }
 
 
+# Checked strings repeat endlessly (a batch shares one context; versions, OS names and option
+# names recur across clients), so verdicts are remembered: a bounded, pure cache of at most
+# about CHECK_CACHE_ENTRIES * 16 KiB, the largest list a check takes.
+CHECK_CACHE_ENTRIES = 4096
+
+
+@functools.lru_cache(maxsize=CHECK_CACHE_ENTRIES)
 def text_problem(text: str) -> str | None:
     """Why a string may not be stored as it is: "invalid_text", or "sensitive_<kind>"; None when it may."""
     if not storable(text):
@@ -60,16 +68,20 @@ def text_problem(text: str) -> str | None:
     return "sensitive_" + kind.replace(" ", "_") if kind else None
 
 
+@functools.lru_cache(maxsize=CHECK_CACHE_ENTRIES)
+def _texts_problem(texts: tuple[str, ...]) -> str | None:
+    if not all(storable(text) for text in texts):
+        return "invalid_text"
+    kind = sensitive_kind_in(texts)
+    return "sensitive_" + kind.replace(" ", "_") if kind else None
+
+
 def value_problem(value: Any) -> str | None:
     """`text_problem` for a property value: a string, or a list of strings (item by item, and joined)."""
     if isinstance(value, str):
         return text_problem(value)
     if isinstance(value, list):
-        texts = [item for item in value if isinstance(item, str)]
-        if not all(storable(text) for text in texts):
-            return "invalid_text"
-        kind = sensitive_kind_in(texts)
-        return "sensitive_" + kind.replace(" ", "_") if kind else None
+        return _texts_problem(tuple(item for item in value if isinstance(item, str)))
     return None
 
 
