@@ -470,7 +470,8 @@ def test_zero_stays_allowed_where_the_help_says_what_it_does(tmp_path: Path) -> 
     from footfall.server.settings import SETTINGS, resolve_settings
 
     documented = [s.name for s in SETTINGS if s.type in (int, float) and s.zero_allowed]
-    assert {"port", "rate_per_client", "max_distinct_values"} <= set(documented)
+    assert all("; 0" in next(s.help for s in SETTINGS if s.name == name) for name in documented)  # says what 0 does
+    assert {"port", "rate_per_client", "max_distinct_values", "keep_alive_s"} <= set(documented)
     assert not {"forget_per_minute", "logins_per_minute"} & set(documented)
     settings = resolve_settings(tmp_path, dict.fromkeys(documented, 0))
     assert all(getattr(settings, name) == 0 for name in documented)

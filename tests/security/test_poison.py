@@ -331,3 +331,23 @@ def test_healthz_answers_promptly_while_hostile_batches_are_processed(tmp_path: 
         assert latencies[-1] < 1.0, latencies[-5:]
     finally:
         server.stop()
+
+
+def test_retrying_while_the_store_is_down_never_repeats_a_quarantined_line(tmp_path: Path) -> None:
+    """Review: the undecodable lines were appended to quarantine on every retry, one copy a second."""
+    spool = EventSpool(tmp_path / "spool", 1 << 20)
+    spool.directory.mkdir(parents=True)
+    (spool.directory / "spool-00000000000000000001-000001.jsonl").write_text(spool_line(record()) + "\n{not json\n")
+    down = DuckDBStore(tmp_path / "down.duckdb")
+    down.add_app(GOLDEN_APP)
+    down.close()  # every write now fails as unavailable
+    for _ in range(3):
+        assert spool.replay(down) == 0
+    assert spool.quarantined() == 1
+    store = DuckDBStore(tmp_path / "up.duckdb")
+    try:
+        store.add_app(GOLDEN_APP)
+        assert spool.replay(store) == 1
+        assert spool.quarantined() == 1 and spool.files() == []
+    finally:
+        store.close()

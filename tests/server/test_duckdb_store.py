@@ -198,3 +198,17 @@ def test_a_removed_app_keeps_none_of_the_events_queued_before_its_removal(tmp_pa
             assert all(result in ((), (0,)) for result in results)
     finally:
         store.close()
+
+
+def test_a_waiter_that_gives_up_does_not_stop_the_writer(tmp_path: Path) -> None:
+    """Review: a request cancelled at shutdown cancels its write future; setting the result of a
+    cancelled future raised InvalidStateError in the writer thread, and every later write hung."""
+    store = DuckDBStore(tmp_path / "f.duckdb")
+    try:
+        given_up = [store.write([record(i)]) for i in range(50)]
+        for future in given_up:
+            future.cancel()
+        assert store.write([record(99)]).result(timeout=30) == ()
+        assert store.query("SELECT count(*) FROM events WHERE props = '{\"n\":99}'").rows == [(1,)]
+    finally:
+        store.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,16 +37,17 @@ class Setting:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    zero: bool = False  # a number may be 0 only where it says so, and its help says what 0 does:
+    # elsewhere 0 would silently switch a limit off, or refuse everything
+
     @property
     def zero_allowed(self) -> bool:
-        """A number may be 0 only where the help says what 0 does ("0 is unlimited", "0 picks
-        a free one"): elsewhere 0 would silently switch a limit off, or refuse everything."""
-        return self.type not in (int, float) or re.search(r"\b0\b", self.help) is not None
+        return self.type not in (int, float) or self.zero
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address to listen on."),
-    Setting("port", int, 8000, "Port to listen on; 0 picks a free one."),
+    Setting("port", int, 8000, "Port to listen on; 0 picks a free one.", zero=True),
     Setting("max_body_bytes", int, 512 * 1024, "Largest request body accepted, as sent."),
     Setting(
         "max_decompressed_bytes",
@@ -58,9 +58,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_events_per_batch", int, 500, "Most events in one native batch."),
     Setting("max_event_age_hours", int, 72, "Events older than this (client time) are rejected."),
     Setting("read_timeout_s", float, 10.0, "Seconds a client may take to send its request body."),
-    Setting("rate_per_client", float, 20.0, "Requests per second per client address; 0 is unlimited."),
+    Setting("rate_per_client", float, 20.0, "Requests per second per client address; 0 is unlimited.", zero=True),
     Setting("burst_per_client", float, 200.0, "Requests a client address may send at once."),
-    Setting("rate_per_app", float, 5000.0, "Events per second per app; 0 is unlimited."),
+    Setting("rate_per_app", float, 5000.0, "Events per second per app; 0 is unlimited.", zero=True),
     Setting("burst_per_app", float, 50000.0, "Events an app may receive at once."),
     Setting("forget_per_minute", float, 6.0, "Forget requests per minute per client address."),
     Setting(
@@ -68,6 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         1024.0 * 1024,
         "Request bytes (after decompression) per second per app; 0 is unlimited.",
+        zero=True,
     ),
     Setting("burst_bytes_per_app", float, 32.0 * 1024 * 1024, "Request bytes an app may receive at once."),
     Setting(
@@ -75,14 +76,28 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         1000,
         "Distinct values kept per app and field (version, OS, event name...), the rest stored as 'other'; 0: no cap.",
+        zero=True,
     ),
-    Setting("header_timeout_s", float, 10.0, "Seconds a client may take to send a request's headers; 0 is unlimited."),
-    Setting("keep_alive_s", float, 5.0, "Seconds an idle keep-alive connection stays open."),
+    Setting(
+        "header_timeout_s",
+        float,
+        10.0,
+        "Seconds a client may take to send a request's headers; 0 is unlimited.",
+        zero=True,
+    ),
+    Setting(
+        "keep_alive_s",
+        float,
+        5.0,
+        "Seconds an idle keep-alive connection stays open; 0 closes each connection after its answer.",
+        zero=True,
+    ),
     Setting(
         "max_connections",
         int,
         1000,
         "Open connections (or requests in progress) beyond which requests get 503; 0 is unlimited.",
+        zero=True,
     ),
     Setting(
         "max_spool_bytes",

@@ -120,7 +120,8 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
             accepted_results = (r for r in results if r["status"] == "accepted")
             for index, result in enumerate(accepted_results):
                 if index in refused:
-                    result.update(status="rejected", code="unstorable", message=REFUSALS["unstorable"])
+                    code = ctx.ingestor.why_not_stored(records[index])
+                    result.update(status="rejected", code=code, message=REFUSALS[code])
         accepted = len(records) - len(refused)
         return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 202)
 

@@ -50,6 +50,7 @@ REFUSALS = {
     "invalid_text": "a text field holds a control character or a lone surrogate",
     "sensitive_name": "the event name looks like something that identifies a person or a machine",
     "unstorable": "the store could not take this event",
+    "unknown_app": "the app was removed while this event waited to be stored",
 }
 
 
@@ -230,8 +231,12 @@ class Ingestor:
             return ()
         self.metrics.observe_commit(time.perf_counter() - started)
         for index in refused:
-            self.reject(records[index].source, "unstorable")
+            self.reject(records[index].source, self.why_not_stored(records[index]))
         return refused
+
+    def why_not_stored(self, record: EventRecord) -> str:
+        """The reason for a record the store refused: its app was removed meanwhile, or its data."""
+        return "unstorable" if self.store.has_app(record.app) else "unknown_app"
 
     def forget(self, document: Any) -> int:
         """`POST /v1/forget`: delete everything kept for one raw install id; returns how many went.

@@ -47,6 +47,7 @@ class EventSpool:
     def __init__(self, directory: Path, max_bytes: int) -> None:
         self.directory = directory
         self.quarantine = directory / "quarantine"
+        self._committed: set[str] = set()  # files stored whose deletion failed
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._sequence = 0
@@ -111,6 +112,8 @@ class EventSpool:
         """
         replayed = 0
         for path in self.files():
+            if path.name in self._committed:
+                continue  # stored already; only its deletion failed
             with self._lock:
                 stored = self._replay_file(path, store)
             if stored is None:
@@ -136,7 +139,9 @@ class EventSpool:
                 bad.append(line)
         records = [r for r in records if store.has_app(r.app)]  # an app removed meanwhile takes its events along
         try:
-            self._quarantine(path.name, bad)  # before the store write: a failure here leaves all to retry
+            # Before the store write, so a failure here leaves everything to retry; written whole
+            # (not appended), so retrying while the store is down never repeats a line.
+            self._quarantine(path.name.replace(".jsonl", "-undecodable.jsonl"), bad, mode="w")
         except OSError:
             return None
         try:
@@ -151,16 +156,21 @@ class EventSpool:
             # The rest is committed: replaying the file again would count it twice. These lines
             # could never be stored; say so loudly rather than double-count everything else.
             log.error("spooled events could not be stored or quarantined", extra={"count": len(refused)})
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            # Committed, but still here (a read-only remount?): never replay it again in this process.
+            self._committed.add(path.name)
+            log.error("a replayed spool file could not be deleted", extra={"file": str(path)})
         self._refused = False
         return len(records) - len(refused)
 
-    def _quarantine(self, name: str, lines: list[str]) -> None:
+    def _quarantine(self, name: str, lines: list[str], mode: str = "a") -> None:
         if not lines:
             return
         self.quarantine.mkdir(parents=True, exist_ok=True)
         path = self.quarantine / name
-        with path.open("a", encoding="utf-8", errors="backslashreplace") as handle:
+        with path.open(mode, encoding="utf-8", errors="backslashreplace") as handle:
             handle.write("".join(line + "\n" for line in lines))
             handle.flush()
             os.fsync(handle.fileno())

@@ -16,7 +16,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,18 @@ class _Job:
 
 def _kept(job: _Job) -> list[EventRecord]:
     return [event for index, event in enumerate(job.events) if index not in job.gone]
+
+
+def _done(job: _Job, result: Any) -> None:
+    # A waiter may have given up (a request cancelled at shutdown cancels its future): a
+    # cancelled or already settled future must not stop the writer.
+    with contextlib.suppress(InvalidStateError):
+        job.future.set_result(result)
+
+
+def _fail(job: _Job, exc: BaseException) -> None:
+    with contextlib.suppress(InvalidStateError):
+        job.future.set_exception(exc)
 
 
 _STOP = object()
@@ -325,9 +337,13 @@ class DuckDBStore(EventStore):
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            # Events first: a forget or an app removal queued with them then deletes them too.
-            self._commit_events(con, [j for j in jobs if j.events])
-            self._run_actions(con, [j for j in jobs if j.action is not None])
+            try:
+                # Events first: a forget or an app removal queued with them then deletes them too.
+                self._commit_events(con, [j for j in jobs if j.events])
+                self._run_actions(con, [j for j in jobs if j.action is not None])
+            except Exception as exc:  # the writer must outlive any failure, or every later write hangs
+                for job in jobs:
+                    _fail(job, StoreUnavailable(f"write failed: {exc}"))
         con.close()
 
     def _run_actions(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
@@ -337,14 +353,12 @@ class DuckDBStore(EventStore):
                 con.execute("BEGIN")
                 result = job.action(con)
                 con.execute("COMMIT")
-            except FootfallError as exc:
-                con.execute("ROLLBACK")
-                job.future.set_exception(exc)
             except Exception as exc:
-                con.execute("ROLLBACK")
-                job.future.set_exception(StoreUnavailable(f"write failed: {exc}"))
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                _fail(job, exc if isinstance(exc, FootfallError) else StoreUnavailable(f"write failed: {exc}"))
             else:
-                job.future.set_result(result)
+                _done(job, result)
 
     def _commit_events(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
         """Commit the group in one transaction. When the engine refuses the data (not when it is
@@ -368,10 +382,10 @@ class DuckDBStore(EventStore):
         except Exception as exc:
             failure = StoreUnavailable(f"commit failed: {exc}")
             for job in jobs:
-                job.future.set_exception(failure)
+                _fail(job, failure)
             return
         for job in jobs:
-            job.future.set_result(job.gone)
+            _done(job, job.gone)
 
     def _commit_alone(self, con: duckdb.DuckDBPyConnection, job: _Job) -> None:
         """One job in one transaction: all its storable records, or none of them.
@@ -388,11 +402,14 @@ class DuckDBStore(EventStore):
             except _REFUSED_DATA:
                 kept = [i for i in range(len(job.events)) if i not in job.gone]
                 refused = [i for i in kept if not self._accepts(con, job.events[i])]
-                self._insert(con, [job.events[i] for i in kept if i not in refused])
+                try:
+                    self._insert(con, [job.events[i] for i in kept if i not in refused])
+                except _REFUSED_DATA:  # refused only together: none of them can be stored
+                    refused = kept
         except Exception as exc:
-            job.future.set_exception(StoreUnavailable(f"commit failed: {exc}"))
+            _fail(job, StoreUnavailable(f"commit failed: {exc}"))
             return
-        job.future.set_result(tuple(sorted((*job.gone, *refused))))
+        _done(job, tuple(sorted((*job.gone, *refused))))
 
     def _accepts(self, con: duckdb.DuckDBPyConnection, event: EventRecord) -> bool:
         """Whether the engine takes this record, tried in a transaction that is rolled back."""
