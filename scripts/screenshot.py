@@ -1,7 +1,7 @@
 """Take the README's screenshot of the dashboard: `.venv/bin/python scripts/screenshot.py`.
 
 Loads demo data into a temporary folder, starts `footfall serve`, logs in with the
-operator's link in Debian's Chromium and saves docs/screenshot.png.
+operator's one-time link in Debian's Chromium and saves docs/screenshot.png.
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
-            token = json.loads((data / "secrets.json").read_text())["admin_token"]
+            link = subprocess.run(
+                [*footfall, "admin", "login-link", "--data", str(data)], check=True, capture_output=True, text=True
+            ).stdout.split()[-1]  # a one-time link, as an operator gets it
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
-                page.goto(f"{url}/login?token={token}")
+                page.goto(link)
                 page.goto(f"{url}/apps/mdlint?days=90")
                 page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=False)
                 browser.close()
