@@ -179,25 +179,12 @@ class AccountStore:
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with _transaction(self._connection()) as db:
+            yield db
 
     def migrate(self) -> None:
-        """Bring the file up to the newest schema, one migration per transaction."""
-        for version, script in enumerate(MIGRATIONS, start=1):
-            with self._db() as db:
-                if db.execute("PRAGMA user_version").fetchone()[0] >= version:
-                    continue
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version:d}")
+        """Bring the file up to the newest schema (see `migrate_schema`)."""
+        migrate_schema(self._connection())
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -544,3 +531,30 @@ class AccountStore:
 
 def _parse(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction on an autocommit connection (`isolation_level=None`)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def migrate_schema(connection: sqlite3.Connection) -> None:
+    """Bring an accounts file up to the newest schema, one migration per transaction.
+
+    `connection` is in autocommit mode (`isolation_level=None`), as `AccountStore`'s are.
+    """
+    for version, script in enumerate(MIGRATIONS, start=1):
+        with _transaction(connection) as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] >= version:
+                continue
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version:d}")
