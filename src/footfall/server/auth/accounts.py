@@ -81,8 +81,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE login_devices (device_hash TEXT PRIMARY KEY, email TEXT NOT NULL, expires TEXT NOT NULL);
     """,
     # A failure row kept whatever was typed as the email, often a password; its key says all it needs.
-    """
-    ALTER TABLE login_failures DROP COLUMN email;
+    # The counts are disposable, so the table is made anew: DROP COLUMN would need SQLite 3.35.0,
+    # newer than Debian bullseye's, Ubuntu 20.04's or RHEL 8's. Older servers also audited a failed
+    # login with the typed email as the actor, and the audit log is never pruned: such actors that
+    # are no account become the marker. (This migration briefly was `DROP COLUMN email`, in
+    # development only: a file at version 3 already has this table.)
+    f"""
+    DROP TABLE login_failures;
+    CREATE TABLE login_failures (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_failure TEXT NOT NULL,
+                                 blocked_until TEXT NOT NULL);
+    UPDATE audit SET actor = '{UNKNOWN_ACCOUNT}'
+        WHERE action = 'login_failed' AND actor NOT IN (SELECT email FROM users);
     """,
 )
 
