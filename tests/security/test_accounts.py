@@ -589,6 +589,46 @@ def test_a_file_migrated_to_version_3_by_drop_column_still_opens(tmp_path: Path)
     db.close()
 
 
+# SQL that SQLite gained after 3.26.0 (RHEL 8), and the version that brought it.
+NEWER_SQL = {r"\bRETURNING\b": "3.35.0", r"\bDROP\s+COLUMN\b": "3.35.0", r"->>?": "3.38.0"}
+
+
+def test_the_account_store_runs_only_sql_that_older_sqlite_knows(tmp_path: Path) -> None:
+    """Once the file opens, every change to accounts must work there too: each statement the store
+    runs through a whole access lifecycle is read from SQLite's own trace."""
+    store = AccountStore(tmp_path / "accounts.sqlite")
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    try:
+        assert store.add_user(VICTIM, PASSWORD, "owner", GOLDEN_APP)
+        token = store.create_token(VICTIM)
+        (listed,) = store.list_tokens(VICTIM)
+        assert store.revoke_token(listed.id, LOCAL_ADMIN)
+        assert not store.revoke_token(listed.id, LOCAL_ADMIN)
+        assert store.principal_for_token(token) is None
+        code = store.create_login_code(VICTIM)
+        assert store.use_login_code(code) is not None
+        assert store.use_login_code(code) is None
+        assert store.login(VICTIM, "not the password", "client").principal is None
+        assert store.login(VICTIM, PASSWORD, "client").principal is not None
+        store.create_session(VICTIM)
+        assert store.set_password(VICTIM, PASSWORD + "!", LOCAL_ADMIN) == 1
+        store.create_session(VICTIM)
+        assert store.end_sessions(VICTIM, LOCAL_ADMIN) == 1
+        assert store.set_admin(VICTIM, True, LOCAL_ADMIN)
+        assert not store.set_admin("nobody@example.org", True, LOCAL_ADMIN)
+        assert store.remove_role(VICTIM, GOLDEN_APP, LOCAL_ADMIN)
+        assert not store.remove_role(VICTIM, GOLDEN_APP, LOCAL_ADMIN)
+        assert store.remove_user(VICTIM, LOCAL_ADMIN)
+        assert not store.remove_user(VICTIM, LOCAL_ADMIN)
+        assert store.principal(VICTIM) is None
+    finally:
+        store.close()
+    assert len(statements) > 20
+    newer = {(pattern, statement) for statement in statements for pattern in NEWER_SQL if re.search(pattern, statement)}
+    assert newer == set()
+
+
 def test_the_accounts_store_refuses_to_share_an_app_the_event_store_lacks(served: InThreadServer) -> None:
     store = accounts(served)
     with pytest.raises(NotFound):

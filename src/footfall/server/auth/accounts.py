@@ -15,6 +15,10 @@ their public id, a password change ends the account's sessions, accounts, roles 
 apps are removed, and each change is written to the audit log.
 
 Logins are throttled without a lock the attacker controls (see `logins.LoginThrottle`).
+
+The SQL here must run on the SQLite of older distributions (RHEL 8 has 3.26): no
+RETURNING or DROP COLUMN (3.35). A read and the delete it decides on share one
+`BEGIN IMMEDIATE` transaction instead, so a login code is still used only once.
 """
 
 from __future__ import annotations
@@ -257,7 +261,7 @@ class AccountStore:
     def remove_user(self, email: str, actor: str) -> bool:
         """Delete an account with its roles, tokens, sessions and known devices. True if it existed."""
         with self._db() as db:
-            existed = db.execute("DELETE FROM users WHERE email = ? RETURNING 1", (email,)).fetchone() is not None
+            existed = db.execute("DELETE FROM users WHERE email = ?", (email,)).rowcount > 0
             if not existed:
                 return False
             for table in ("roles", "tokens", "sessions", "login_codes", "login_devices"):
@@ -271,9 +275,9 @@ class AccountStore:
         check_password(password)
         with self._db() as db:
             changed = db.execute(
-                "UPDATE users SET password = ? WHERE email = ? RETURNING 1", (hash_password(password), email)
-            ).fetchone()
-            if changed is None:
+                "UPDATE users SET password = ? WHERE email = ?", (hash_password(password), email)
+            ).rowcount
+            if not changed:
                 raise UsageError(f"no account {email!r}")
             ended = self._end_sessions(db, email)
             self._audit(db, actor, "password_change", "", f"{email}; {ended} sessions ended")
@@ -282,18 +286,19 @@ class AccountStore:
     def remove_role(self, email: str, app: str, actor: str) -> bool:
         """Take away the account's role on `app`; True if it had one."""
         with self._db() as db:
-            row = db.execute("DELETE FROM roles WHERE email = ? AND app = ? RETURNING role", (email, app)).fetchone()
+            row = db.execute("SELECT role FROM roles WHERE email = ? AND app = ?", (email, app)).fetchone()
             if row is not None:
+                db.execute("DELETE FROM roles WHERE email = ? AND app = ?", (email, app))
                 self._audit(db, actor, "role_remove", app, f"{email} was {row[0]}")
         return row is not None
 
     def set_admin(self, email: str, admin: bool, actor: str) -> bool:
         """Grant or take away the admin flag; True if the account exists."""
         with self._db() as db:
-            found = db.execute("UPDATE users SET admin = ? WHERE email = ? RETURNING 1", (int(admin), email)).fetchone()
-            if found is not None:
+            found = db.execute("UPDATE users SET admin = ? WHERE email = ?", (int(admin), email)).rowcount > 0
+            if found:
                 self._audit(db, actor, "role_change", "", f"{email} is {'admin' if admin else 'not admin'}")
-        return found is not None
+        return found
 
     def remove_app(self, app: str, actor: str, detail: str = "") -> None:
         """Forget an app here: every role on it and its public page."""
@@ -391,8 +396,8 @@ class AccountStore:
     def use_login_code(self, code: str) -> Principal | None:
         """The principal a login code is for, consuming it; None when unknown, used or expired."""
         with self._db() as db:
-            row = db.execute("DELETE FROM login_codes WHERE code_hash = ? RETURNING email, expires", (sha256(code),))
-            found = row.fetchone()
+            found = db.execute("SELECT email, expires FROM login_codes WHERE code_hash = ?", (sha256(code),)).fetchone()
+            db.execute("DELETE FROM login_codes WHERE code_hash = ?", (sha256(code),))
         if found is None or found[1] < now().isoformat():
             return None
         return self.principal(found[0])
@@ -436,10 +441,10 @@ class AccountStore:
             return False
         with self._db() as db:
             row = db.execute(
-                "DELETE FROM tokens WHERE substr(token_hash, 1, ?) = ? RETURNING email",
-                (TOKEN_ID_CHARS, token_id),
+                "SELECT email FROM tokens WHERE substr(token_hash, 1, ?) = ?", (TOKEN_ID_CHARS, token_id)
             ).fetchone()
             if row is not None:
+                db.execute("DELETE FROM tokens WHERE substr(token_hash, 1, ?) = ?", (TOKEN_ID_CHARS, token_id))
                 self._audit(db, actor, "token_revoke", "", f"{row[0]} {token_id}")
         return row is not None
 
@@ -490,7 +495,7 @@ class AccountStore:
 
     @staticmethod
     def _end_sessions(db: sqlite3.Connection, email: str) -> int:
-        return len(db.execute("DELETE FROM sessions WHERE email = ? RETURNING 1", (email,)).fetchall())
+        return db.execute("DELETE FROM sessions WHERE email = ?", (email,)).rowcount
 
     # -- public apps and the audit log --------------------------------------------------
 
