@@ -25,8 +25,15 @@ from typing import Any
 import httpx
 import pytest
 
-from footfall.server.auth.accounts import LOGIN_CODE_TTL, MIGRATIONS, UNKNOWN_ACCOUNT, AccountStore
-from footfall.server.auth.logins import LoginThrottle
+from footfall.server.auth.accounts import (
+    LOCAL_ADMIN,
+    LOGIN_CODE_TTL,
+    MIGRATIONS,
+    UNKNOWN_ACCOUNT,
+    AccountStore,
+    migrate_schema,
+)
+from footfall.server.auth.logins import LoginThrottle, hash_password
 from footfall.server.errors import NotFound
 from footfall.server.stores.duckdb import DuckDBStore
 from footfall.server.stores.memory import MemoryStore
@@ -456,17 +463,187 @@ def test_a_failed_login_keeps_what_was_typed_as_the_email_nowhere(served: InThre
     assert sorted(failed) == sorted([UNKNOWN_ACCOUNT, VICTIM])  # an account's own failures keep its name
 
 
-def test_an_accounts_file_of_version_2_loses_the_typed_emails_of_its_failures(tmp_path: Path) -> None:
+# -- upgrading an accounts file on any SQLite (review 8) ------------------------------------
+
+# An accounts file as footfall wrote it up to migration 2, spelled out rather than taken from
+# MIGRATIONS, so these tests keep describing the files that exist. Its login_failures kept the
+# typed email, and older servers audited a failed login with the typed email as the actor.
+VERSION_2_SCHEMA = """
+    CREATE TABLE users (email TEXT PRIMARY KEY, password TEXT NOT NULL, admin INTEGER NOT NULL, created TEXT NOT NULL);
+    CREATE TABLE roles (email TEXT NOT NULL, app TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (email, app));
+    CREATE TABLE tokens (token_hash TEXT PRIMARY KEY, email TEXT NOT NULL, created TEXT NOT NULL,
+                         name TEXT NOT NULL DEFAULT '', expires TEXT, last_used TEXT);
+    CREATE TABLE sessions (id_hash TEXT PRIMARY KEY, email TEXT NOT NULL, csrf TEXT NOT NULL, expires TEXT NOT NULL);
+    CREATE TABLE public_apps (app TEXT PRIMARY KEY, since TEXT NOT NULL);
+    CREATE TABLE audit (time TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, app TEXT NOT NULL,
+                        detail TEXT NOT NULL);
+    CREATE INDEX tokens_by_email ON tokens (email);
+    CREATE INDEX sessions_by_email ON sessions (email);
+    CREATE INDEX audit_by_time ON audit (time);
+    CREATE TABLE login_codes (code_hash TEXT PRIMARY KEY, email TEXT NOT NULL, expires TEXT NOT NULL);
+    CREATE TABLE login_failures (key TEXT PRIMARY KEY, email TEXT NOT NULL, failures INTEGER NOT NULL,
+                                 last_failure TEXT NOT NULL, blocked_until TEXT NOT NULL);
+    CREATE TABLE login_devices (device_hash TEXT PRIMARY KEY, email TEXT NOT NULL, expires TEXT NOT NULL);
+    PRAGMA user_version = 2;
+"""
+# SQL that SQLite gained after 3.26.0 (RHEL 8), and the version that brought it. Debian bullseye
+# has 3.34.1, Ubuntu 20.04 3.31.1.
+NEWER_SQL = {
+    r"\bRETURNING\b": "3.35.0",
+    r"\bDROP\s+COLUMN\b": "3.35.0",
+    r"->>?": "3.38.0",
+    r"\bunixepoch\s*\(": "3.38.0",
+    r"\bSTRICT\b": "3.37.0",
+    r"\bIIF\s*\(": "3.32.0",
+    r"\bNULLS\s+(FIRST|LAST)\b": "3.30.0",
+}
+TYPED_SECRET = "Tr0ub4dor&3-typed-as-the-email"
+OLD_AUDIT = [  # (actor, action) as older servers wrote them
+    (TYPED_SECRET, "login_failed"),
+    (VICTIM, "login_failed"),  # an account's own failures keep its name
+    ("gone@example.org", "login_failed"),  # not an account (any more): indistinguishable from typing
+    (LOCAL_ADMIN, "role_change"),  # other actions are left alone
+]
+
+
+def version_2_file(path: Path) -> Path:
+    with sqlite3.connect(path) as db:
+        db.executescript(VERSION_2_SCHEMA)
+        db.execute("INSERT INTO users VALUES (?, ?, 0, '2026-01-01T00:00:00')", (VICTIM, hash_password(PASSWORD)))
+        db.execute("INSERT INTO login_failures VALUES ('client:ab', ?, 1, '2026-01-01', '2026-01-01')", (TYPED_SECRET,))
+        db.executemany(
+            "INSERT INTO audit VALUES ('2026-01-01T00:00:00', ?, ?, '', '')",
+            OLD_AUDIT,
+        )
+    db.close()
+    return path
+
+
+def refusing_drop_column(action: int, first: str | None, second: str | None, third: str | None, _: object) -> int:
+    """An authorizer that acts as SQLite before 3.35.0 for DROP COLUMN: SQLite names a column
+    (the third argument) in an ALTER TABLE check only for DROP COLUMN."""
+    if action == sqlite3.SQLITE_ALTER_TABLE and third is not None:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def test_no_accounts_migration_needs_a_newer_sqlite() -> None:
+    """Above all no DROP COLUMN (3.35.0): an upgraded server could not open its accounts file."""
+    newer = {
+        (number, pattern)
+        for number, script in enumerate(MIGRATIONS, start=1)
+        for pattern in NEWER_SQL
+        if re.search(pattern, script, re.IGNORECASE)
+    }
+    assert newer == set()
+
+
+def test_a_version_2_file_upgrades_where_drop_column_is_refused(tmp_path: Path) -> None:
+    path = version_2_file(tmp_path / "accounts.sqlite")
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.set_authorizer(refusing_drop_column)
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):  # the stand-in does refuse it
+            db.execute("ALTER TABLE login_devices DROP COLUMN expires")
+        migrate_schema(db)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        columns = [row[1] for row in db.execute("PRAGMA table_info(login_failures)")]
+        assert columns == ["key", "failures", "last_failure", "blocked_until"]
+    finally:
+        db.close()
+    assert TYPED_SECRET not in stored_text(path)
+
+
+def test_a_version_2_file_opens_and_its_audit_keeps_no_typed_email(tmp_path: Path) -> None:
+    path = version_2_file(tmp_path / "accounts.sqlite")
+    store = AccountStore(path)
+    try:
+        logged = sorted((entry.actor, entry.action) for entry in store.audit_log())
+        assert logged == sorted(
+            [
+                (UNKNOWN_ACCOUNT, "login_failed"),
+                (VICTIM, "login_failed"),
+                (UNKNOWN_ACCOUNT, "login_failed"),
+                (LOCAL_ADMIN, "role_change"),
+            ]
+        )
+        # The rebuilt table counts failures and lets the account in.
+        assert store.login(VICTIM, "not the password", "client").principal is None
+        assert store.login(VICTIM, PASSWORD, "client").principal is not None
+    finally:
+        store.close()
+    assert TYPED_SECRET not in stored_text(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    db.close()
+
+
+def test_a_file_migrated_to_version_3_by_drop_column_still_opens(tmp_path: Path) -> None:
+    """Migration 3 was briefly `ALTER TABLE login_failures DROP COLUMN email` (development files only):
+    such a file already has the right table, and is not migrated again."""
     path = tmp_path / "accounts.sqlite"
     with sqlite3.connect(path) as db:
-        for script in MIGRATIONS[:2]:
-            db.executescript(script)
-        db.execute("PRAGMA user_version = 2")
-        db.execute("INSERT INTO login_failures VALUES ('client:ab', 'a typed secret', 1, '2026-01-01', '2026-01-01')")
-    AccountStore(path).close()
-    assert "a typed secret" not in stored_text(path)
+        db.executescript(VERSION_2_SCHEMA)
+        if sqlite3.sqlite_version_info >= (3, 35, 0):
+            db.execute("ALTER TABLE login_failures DROP COLUMN email")
+        else:  # the same table, on a SQLite that could not have made this file
+            db.executescript(
+                "DROP TABLE login_failures; CREATE TABLE login_failures (key TEXT PRIMARY KEY,"
+                " failures INTEGER NOT NULL, last_failure TEXT NOT NULL, blocked_until TEXT NOT NULL);"
+            )
+        db.execute("INSERT INTO users VALUES (?, ?, 0, '2026-01-01T00:00:00')", (VICTIM, hash_password(PASSWORD)))
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+    store = AccountStore(path)
+    try:
+        assert store.login(VICTIM, "not the password", "client").principal is None
+        assert store.login(VICTIM, PASSWORD, "client").principal is not None
+    finally:
+        store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT key, failures FROM login_failures").fetchall() == [("client:ab", 1)]
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    db.close()
+
+
+def test_the_account_store_runs_only_sql_that_older_sqlite_knows(tmp_path: Path) -> None:
+    """Once the file opens, every change to accounts must work there too: each statement the store
+    runs through a whole access lifecycle is read from SQLite's own trace."""
+    store = AccountStore(tmp_path / "accounts.sqlite")
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    try:
+        assert store.add_user(VICTIM, PASSWORD, "owner", GOLDEN_APP)
+        token = store.create_token(VICTIM)
+        (listed,) = store.list_tokens(VICTIM)
+        assert store.revoke_token(listed.id, LOCAL_ADMIN)
+        assert not store.revoke_token(listed.id, LOCAL_ADMIN)
+        assert store.principal_for_token(token) is None
+        code = store.create_login_code(VICTIM)
+        assert store.use_login_code(code) is not None
+        assert store.use_login_code(code) is None
+        assert store.login(VICTIM, "not the password", "client").principal is None
+        assert store.login(VICTIM, PASSWORD, "client").principal is not None
+        store.create_session(VICTIM)
+        assert store.set_password(VICTIM, PASSWORD + "!", LOCAL_ADMIN) == 1
+        store.create_session(VICTIM)
+        assert store.end_sessions(VICTIM, LOCAL_ADMIN) == 1
+        assert store.set_admin(VICTIM, True, LOCAL_ADMIN)
+        assert not store.set_admin("nobody@example.org", True, LOCAL_ADMIN)
+        assert store.remove_role(VICTIM, GOLDEN_APP, LOCAL_ADMIN)
+        assert not store.remove_role(VICTIM, GOLDEN_APP, LOCAL_ADMIN)
+        assert store.remove_user(VICTIM, LOCAL_ADMIN)
+        assert not store.remove_user(VICTIM, LOCAL_ADMIN)
+        assert store.principal(VICTIM) is None
+    finally:
+        store.close()
+    assert len(statements) > 20
+    newer = {
+        (pattern, statement)
+        for statement in statements
+        for pattern in NEWER_SQL
+        if re.search(pattern, statement, re.IGNORECASE)
+    }
+    assert newer == set()
 
 
 def test_the_accounts_store_refuses_to_share_an_app_the_event_store_lacks(served: InThreadServer) -> None:

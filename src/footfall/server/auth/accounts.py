@@ -15,6 +15,10 @@ their public id, a password change ends the account's sessions, accounts, roles 
 apps are removed, and each change is written to the audit log.
 
 Logins are throttled without a lock the attacker controls (see `logins.LoginThrottle`).
+
+The SQL here must run on the SQLite of older distributions (RHEL 8 has 3.26): no
+RETURNING or DROP COLUMN (3.35). A read and the delete it decides on share one
+`BEGIN IMMEDIATE` transaction instead, so a login code is still used only once.
 """
 
 from __future__ import annotations
@@ -81,8 +85,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE login_devices (device_hash TEXT PRIMARY KEY, email TEXT NOT NULL, expires TEXT NOT NULL);
     """,
     # A failure row kept whatever was typed as the email, often a password; its key says all it needs.
-    """
-    ALTER TABLE login_failures DROP COLUMN email;
+    # The counts are disposable, so the table is made anew: DROP COLUMN would need SQLite 3.35.0,
+    # newer than Debian bullseye's, Ubuntu 20.04's or RHEL 8's. Older servers also audited a failed
+    # login with the typed email as the actor, and the audit log is never pruned: such actors that
+    # are no account become the marker. (This migration briefly was `DROP COLUMN email`, in
+    # development only: a file at version 3 already has this table.)
+    f"""
+    DROP TABLE login_failures;
+    CREATE TABLE login_failures (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_failure TEXT NOT NULL,
+                                 blocked_until TEXT NOT NULL);
+    UPDATE audit SET actor = '{UNKNOWN_ACCOUNT}'
+        WHERE action = 'login_failed' AND actor NOT IN (SELECT email FROM users);
     """,
 )
 
@@ -179,25 +192,12 @@ class AccountStore:
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with _transaction(self._connection()) as db:
+            yield db
 
     def migrate(self) -> None:
-        """Bring the file up to the newest schema, one migration per transaction."""
-        for version, script in enumerate(MIGRATIONS, start=1):
-            with self._db() as db:
-                if db.execute("PRAGMA user_version").fetchone()[0] >= version:
-                    continue
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version:d}")
+        """Bring the file up to the newest schema (see `migrate_schema`)."""
+        migrate_schema(self._connection())
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -261,7 +261,7 @@ class AccountStore:
     def remove_user(self, email: str, actor: str) -> bool:
         """Delete an account with its roles, tokens, sessions and known devices. True if it existed."""
         with self._db() as db:
-            existed = db.execute("DELETE FROM users WHERE email = ? RETURNING 1", (email,)).fetchone() is not None
+            existed = db.execute("DELETE FROM users WHERE email = ?", (email,)).rowcount > 0
             if not existed:
                 return False
             for table in ("roles", "tokens", "sessions", "login_codes", "login_devices"):
@@ -275,9 +275,9 @@ class AccountStore:
         check_password(password)
         with self._db() as db:
             changed = db.execute(
-                "UPDATE users SET password = ? WHERE email = ? RETURNING 1", (hash_password(password), email)
-            ).fetchone()
-            if changed is None:
+                "UPDATE users SET password = ? WHERE email = ?", (hash_password(password), email)
+            ).rowcount
+            if not changed:
                 raise UsageError(f"no account {email!r}")
             ended = self._end_sessions(db, email)
             self._audit(db, actor, "password_change", "", f"{email}; {ended} sessions ended")
@@ -286,18 +286,19 @@ class AccountStore:
     def remove_role(self, email: str, app: str, actor: str) -> bool:
         """Take away the account's role on `app`; True if it had one."""
         with self._db() as db:
-            row = db.execute("DELETE FROM roles WHERE email = ? AND app = ? RETURNING role", (email, app)).fetchone()
+            row = db.execute("SELECT role FROM roles WHERE email = ? AND app = ?", (email, app)).fetchone()
             if row is not None:
+                db.execute("DELETE FROM roles WHERE email = ? AND app = ?", (email, app))
                 self._audit(db, actor, "role_remove", app, f"{email} was {row[0]}")
         return row is not None
 
     def set_admin(self, email: str, admin: bool, actor: str) -> bool:
         """Grant or take away the admin flag; True if the account exists."""
         with self._db() as db:
-            found = db.execute("UPDATE users SET admin = ? WHERE email = ? RETURNING 1", (int(admin), email)).fetchone()
-            if found is not None:
+            found = db.execute("UPDATE users SET admin = ? WHERE email = ?", (int(admin), email)).rowcount > 0
+            if found:
                 self._audit(db, actor, "role_change", "", f"{email} is {'admin' if admin else 'not admin'}")
-        return found is not None
+        return found
 
     def remove_app(self, app: str, actor: str, detail: str = "") -> None:
         """Forget an app here: every role on it and its public page."""
@@ -395,8 +396,8 @@ class AccountStore:
     def use_login_code(self, code: str) -> Principal | None:
         """The principal a login code is for, consuming it; None when unknown, used or expired."""
         with self._db() as db:
-            row = db.execute("DELETE FROM login_codes WHERE code_hash = ? RETURNING email, expires", (sha256(code),))
-            found = row.fetchone()
+            found = db.execute("SELECT email, expires FROM login_codes WHERE code_hash = ?", (sha256(code),)).fetchone()
+            db.execute("DELETE FROM login_codes WHERE code_hash = ?", (sha256(code),))
         if found is None or found[1] < now().isoformat():
             return None
         return self.principal(found[0])
@@ -440,10 +441,10 @@ class AccountStore:
             return False
         with self._db() as db:
             row = db.execute(
-                "DELETE FROM tokens WHERE substr(token_hash, 1, ?) = ? RETURNING email",
-                (TOKEN_ID_CHARS, token_id),
+                "SELECT email FROM tokens WHERE substr(token_hash, 1, ?) = ?", (TOKEN_ID_CHARS, token_id)
             ).fetchone()
             if row is not None:
+                db.execute("DELETE FROM tokens WHERE substr(token_hash, 1, ?) = ?", (TOKEN_ID_CHARS, token_id))
                 self._audit(db, actor, "token_revoke", "", f"{row[0]} {token_id}")
         return row is not None
 
@@ -494,7 +495,7 @@ class AccountStore:
 
     @staticmethod
     def _end_sessions(db: sqlite3.Connection, email: str) -> int:
-        return len(db.execute("DELETE FROM sessions WHERE email = ? RETURNING 1", (email,)).fetchall())
+        return db.execute("DELETE FROM sessions WHERE email = ?", (email,)).rowcount
 
     # -- public apps and the audit log --------------------------------------------------
 
@@ -544,3 +545,30 @@ class AccountStore:
 
 def _parse(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction on an autocommit connection (`isolation_level=None`)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def migrate_schema(connection: sqlite3.Connection) -> None:
+    """Bring an accounts file up to the newest schema, one migration per transaction.
+
+    `connection` is in autocommit mode (`isolation_level=None`), as `AccountStore`'s are.
+    """
+    for version, script in enumerate(MIGRATIONS, start=1):
+        with _transaction(connection) as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] >= version:
+                continue
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version:d}")
