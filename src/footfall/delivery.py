@@ -138,7 +138,7 @@ class Recorder:
         if outcome == "failed" and not self._stopped and not self._carries_forgotten(batch):
             self._spool.save(batch)
             self._spool_may_hold = True
-        return False
+        return self._stopped  # dropped on purpose after `analytics off`: not a failure to report
 
     def _carries_forgotten(self, batch: dict[str, Any]) -> bool:
         context = batch.get("context")
