@@ -58,7 +58,9 @@ class BatchBuilder:
             detected = detect_context()
             if self._ci_policy == "send":
                 detected["environment"]["ci"] = ""
-            install = self._state.install_id() if self._identity == "random" else None
+            # Once the user turned analytics off, nothing may make an id: not this batch, not a preview.
+            may_create = self._state.enabled is not False
+            install = self._state.install_id(create=may_create) if self._identity == "random" else None
             self._context = {
                 "install": install,
                 "session": self.session,
@@ -68,7 +70,8 @@ class BatchBuilder:
         return self._context
 
     def new_identity(self) -> None:
-        """After a forget: later batches carry the state's new install id (or none) and a new run id."""
+        """After a forget or `analytics off`: later batches carry the state's new install id (or
+        none) and a new run id."""
         self.session = os.urandom(16).hex()
         self._context = None
 

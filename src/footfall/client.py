@@ -108,19 +108,21 @@ class Client:
     def set_enabled(self, on: bool) -> bool:
         """Save the user's choice; True if saved.
 
-        Turning off also mutes this run and deletes the install id, with every unsent batch
-        that carries it, in memory and in the spool: nothing with that id is sent afterwards.
+        Turning off also stops this run: what is queued is dropped and nothing more is sent,
+        spooled or replayed, at exit neither. It deletes the install id, with every spooled
+        batch that carries it, and from then on nothing makes a new one (see ToolState).
         """
         if on:
             return self._state.update(enabled=True)
         self.mute()
+        if self._recorder is not None:
+            self._recorder.stop()  # first: the worker builds no batch while the id is deleted
         old = self._state.install_id(create=False)
         saved = self._state.update(enabled=False, install_id=None)
+        self._builder.new_identity()  # a context built with the old id is not reused, not even by `preview`
         if old is not None:
             from footfall.spool import Spool
 
-            if self._recorder is not None:
-                self._recorder.forget(old, 0)  # queued and later batches with it are dropped
             Spool(self._state.spool_dir).purge_install(old)
         return saved
 

@@ -8,6 +8,9 @@ bounded time before spooling the rest. Imported only when a client is enabled.
 After a forget, a batch that still carries the forgotten install id (built before the
 forget, waiting for a retry) is dropped instead of sent or spooled, and forget requests
 that waited in the spool go out after the next batch the collector takes.
+
+After `stop` (the user turned analytics off) the recorder sends, spools and replays
+nothing more in this run, at exit neither.
 """
 
 from __future__ import annotations
@@ -65,11 +68,24 @@ class Recorder:
         self._exit_timeout = exit_timeout
         self._reported_drops = 0
         self._forgotten: set[str] = set()  # install ids forgotten in this process
+        self._stopped = False  # set by `stop`: the user turned analytics off
         self.worker = BackgroundWorker(self._deliver, queue_size=queue_size)
         atexit.register(self._at_exit)
 
     def track(self, name: str, props: dict[str, object]) -> None:
-        self.worker.submit((name, time.time(), props))
+        if not self._stopped:
+            self.worker.submit((name, time.time(), props))
+
+    def stop(self) -> None:
+        """The user turned analytics off: drop what waits and send nothing more in this run.
+
+        A request already on the wire cannot be called back; its retries, its spooling and
+        every later batch are dropped, and the worker never builds another batch.
+        """
+        self._stopped = True
+        dropped = self.worker.take_unsent()
+        if dropped:
+            debug(f"analytics turned off: {len(dropped)} unsent events were dropped")
 
     def _new_drops(self) -> int:
         dropped = self.worker.dropped - self._reported_drops
@@ -79,6 +95,9 @@ class Recorder:
     def send(self, batch: dict[str, Any], attempts: int = MAX_ATTEMPTS) -> str:
         """ "delivered", "rejected" (final; dropped) or "failed" (worth trying later)."""
         for attempt in range(attempts):
+            if self._stopped:
+                debug("analytics turned off: a batch was dropped")
+                return "rejected"
             if self._carries_forgotten(batch):
                 debug("a batch with a forgotten install id was dropped")
                 return "rejected"
@@ -96,6 +115,8 @@ class Recorder:
         return "failed"
 
     def _deliver(self, items: list[Item]) -> bool:
+        if self._stopped:
+            return True  # dropped on purpose, not a failure to report
         batch = self.builder.build(items, self._new_drops())
         if batch is None:
             return True
@@ -114,10 +135,10 @@ class Recorder:
                 self._spool.replay_forgets(lambda request: post_forget(self._transport, request) != "retry")
                 self._spool_may_hold = not replayed_all or bool(self._spool.pending_forgets())
             return True
-        if outcome == "failed" and not self._carries_forgotten(batch):
+        if outcome == "failed" and not self._stopped and not self._carries_forgotten(batch):
             self._spool.save(batch)
             self._spool_may_hold = True
-        return False
+        return self._stopped  # dropped on purpose after `analytics off`: not a failure to report
 
     def _carries_forgotten(self, batch: dict[str, Any]) -> bool:
         context = batch.get("context")
@@ -142,7 +163,7 @@ class Recorder:
 
     def _at_exit(self) -> None:
         with capture_internal_exceptions():
-            if self.worker.flush(self._exit_timeout):
+            if self._stopped or self.worker.flush(self._exit_timeout):
                 return
             unsent = self.worker.take_unsent()
             batch = self.builder.build(unsent, self._new_drops()) if unsent else None

@@ -10,6 +10,10 @@ expired would leave the user's events on the collector. A forget is written ahea
 request is on disk, claimed by the process that forgets, before the install id changes;
 it is deleted once the collector took it, or released for any later run to send.
 `purge_install` deletes every batch that carries a forgotten install id.
+
+The folder is 0700 and its files 0600. An older version left them 0755 and 0644, and
+`os.makedirs(mode=...)` leaves an existing folder as it is, so the first time a run looks
+into or writes to the spool it tightens the folder and every file in it, best effort.
 """
 
 from __future__ import annotations
@@ -34,8 +38,26 @@ FORGET_PREFIX = "forget-"
 class Spool:
     def __init__(self, directory: str) -> None:
         self.directory = directory
+        self._tightened = False
+
+    def _tighten(self) -> None:
+        """Once a run: the folder 0700 and each file in it 0600, whatever an older version left."""
+        if self._tightened:
+            return
+        try:
+            os.chmod(self.directory, 0o700)
+            names = os.listdir(self.directory)
+        except OSError:
+            return  # absent (nothing to protect yet), not ours or read-only: try again next time
+        self._tightened = True
+        for name in names:
+            path = os.path.join(self.directory, name)
+            with contextlib.suppress(OSError):
+                if not os.path.islink(path) and os.path.isfile(path):
+                    os.chmod(path, 0o600)
 
     def _entries(self, prefix: str = BATCH_PREFIX) -> list[tuple[str, float, int]]:
+        self._tighten()
         try:
             names = os.listdir(self.directory)
         except OSError:
@@ -59,6 +81,7 @@ class Spool:
             return False
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            self._tighten()
             self._make_room(len(data))
             self._write(BATCH_PREFIX, data)
         except OSError:
@@ -166,6 +189,7 @@ class Spool:
             return None
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            self._tighten()
             return self._write(FORGET_PREFIX, json.dumps(request, separators=(",", ":")).encode(), claimed=True)
         except OSError:
             return None

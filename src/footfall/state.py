@@ -11,6 +11,11 @@ The file is `<config dir>/footfall/<app>.json`, where the config dir is
 Each tool has its own file, so two tools cannot link their users. Unsent batches
 wait in `<config dir>/footfall/<app>.spool/`. When the file cannot be written
 (read-only home, full disk), the run sends no id rather than a new one each run.
+Once the user turned analytics off (`"enabled": false`) no id is made at all.
+
+The folder is 0700 and the file 0600. An older version made them 0755 and 0644, and
+`os.makedirs(mode=...)` leaves an existing folder as it is, so the first read or write of
+a run tightens both, best effort.
 """
 
 from __future__ import annotations
@@ -46,6 +51,23 @@ class ToolState:
         self.path = os.path.join(directory, f"{app}.json")
         self.spool_dir = os.path.join(directory, f"{app}.spool")
         self._data: dict[str, object] | None = None
+        # One lock for read-modify-write: the worker thread may make an id while the host
+        # turns analytics off. `_thread` is built in, so this costs no import.
+        import _thread
+
+        self._lock = _thread.allocate_lock()
+        self._tightened = False
+
+    def _tighten(self) -> None:
+        """Once a run: make the folder and the file private, whatever an older version left."""
+        if self._tightened:
+            return
+        self._tightened = True
+        for path, mode in ((self.directory, 0o700), (self.path, 0o600)):
+            try:  # noqa: SIM105 - contextlib would cost `import footfall` time
+                os.chmod(path, mode)
+            except OSError:
+                pass  # not ours, read-only or absent: never the host's problem
 
     def load(self) -> dict[str, object]:
         if self._data is None:
@@ -54,6 +76,7 @@ class ToolState:
             try:
                 with open(self.path, encoding="utf-8") as handle:
                     data = json.load(handle)
+                self._tighten()
                 self._data = data if isinstance(data, dict) else {}
             except (OSError, ValueError):
                 self._data = {}
@@ -61,6 +84,10 @@ class ToolState:
 
     def update(self, **changes: object) -> bool:
         """Apply changes (None removes a key) and write atomically; False if it cannot."""
+        with self._lock:
+            return self._update(changes)
+
+    def _update(self, changes: dict[str, object]) -> bool:
         data = {k: v for k, v in {**self.load(), **changes}.items() if v is not None}
         self._data = data
         import json
@@ -69,6 +96,7 @@ class ToolState:
         try:
             # Private to the user: the install id is all anyone needs to ask a collector to forget it.
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            self._tighten()
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
                 json.dump(data, handle)
             os.replace(tmp, self.path)
@@ -91,11 +119,19 @@ class ToolState:
         return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
     def install_id(self, create: bool = True) -> str | None:
-        """This tool's install id, made on first use; None when it cannot be kept."""
-        value = self.load().get("install_id")
-        if isinstance(value, str) and compiled(INSTALL_ID_PATTERN).match(value):
-            return value
+        """This tool's install id, made on first use; None when it cannot be kept.
+
+        None, and nothing made, once the user turned analytics off: that choice deleted the id.
+        """
         if not create:
-            return None
-        fresh = new_install_id()
-        return fresh if self.update(install_id=fresh) else None
+            return self._saved_id()
+        with self._lock:  # checked and made at once: `analytics off` may be saving right now
+            value = self._saved_id()
+            if value is not None or self.enabled is False:
+                return value
+            fresh = new_install_id()
+            return fresh if self._update({"install_id": fresh}) else None
+
+    def _saved_id(self) -> str | None:
+        value = self.load().get("install_id")
+        return value if isinstance(value, str) and compiled(INSTALL_ID_PATTERN).match(value) else None

@@ -77,15 +77,25 @@ class BackgroundWorker:
             return delivered
 
     def take_unsent(self) -> list[Item]:
-        """Everything not yet delivered: the batch being sent, then the queue."""
+        """Everything not yet delivered: the batch being sent, then the queue.
+
+        What is taken from the queue is no longer pending, so a later `flush` does not wait
+        for it; the batch being sent stays pending until the worker is done with it.
+        """
         with self._lock:
             unsent = list(self._in_flight)
             self._in_flight = []
+        taken = 0
         while True:
             try:
                 unsent.append(self._queue.get_nowait())
             except queue.Empty:
                 break
+            taken += 1
+        if taken:
+            with self._idle:
+                self._pending -= taken
+                self._idle.notify_all()
         return unsent
 
     def _start(self) -> None:

@@ -247,3 +247,40 @@ def test_a_tool_that_records_nothing_starts_no_thread(tmp_path: Path, clean_env:
     client.track("start")
     assert client.flush(5)
     assert workers() == before + 1
+
+
+def test_off_in_a_running_client_drops_what_is_queued_and_sends_nothing(tmp_path: Path, collector_stub: Any) -> None:
+    # Review: `track(); set_enabled(False); flush()` sent the queued event under a new install
+    # id, made by the worker while it built the batch context after `off` deleted the old one.
+    import time
+
+    stub = collector_stub(mode="ok")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / f"{GOLDEN_APP}.json").write_text(json.dumps({"notice_version": 1, "install_id": "c" * 32}))
+    building, go_on = threading.Event(), threading.Event()
+
+    def hold(event: dict[str, Any]) -> dict[str, Any]:  # runs in the worker thread
+        building.set()
+        go_on.wait(10)
+        return event
+
+    client = footfall.init(app=GOLDEN_APP, endpoint=stub.url, state_dir=state, before_send=hold)
+    assert isinstance(client, footfall.Client) and client.enabled, client.decision
+    client.track("startup")
+    assert building.wait(10)
+    client.track("queued")
+    assert client.set_enabled(False)
+    go_on.set()
+    started = time.monotonic()
+    assert client.flush(10), "dropped on purpose is not a failure"
+    assert time.monotonic() - started < 8, "flush does not wait for the events it dropped"  # generous: shared CPU
+    client.track("after")
+    assert client.flush(10)
+    assert stub.requests == []
+    saved = json.loads((state / f"{GOLDEN_APP}.json").read_text())
+    assert saved["enabled"] is False and "install_id" not in saved, saved
+    preview = client.preview("command")
+    assert preview is not None and preview["context"]["install"] is None
+    assert "install_id" not in json.loads((state / f"{GOLDEN_APP}.json").read_text())
+    assert not (state / f"{GOLDEN_APP}.spool").exists() or not any((state / f"{GOLDEN_APP}.spool").iterdir())

@@ -63,3 +63,68 @@ def test_analytics_off_leaves_no_install_id_and_nothing_to_send_later(tmp_path: 
     up = collector_stub(mode="ok")
     run_tool(home, up.url, "build")
     assert up.events == []
+
+
+# Review: `track(...); set_enabled(False); flush()` sent the queued events under a brand-new
+# install id, made in the worker while it built the batch context after the old id was
+# deleted; at exit, or with the collector down, they were spooled with that id too.
+OFF_WHILE_QUEUED = textwrap.dedent(
+    """
+    import threading
+    import footfall
+
+    building = threading.Event()
+    go_on = threading.Event()
+
+    def hold(event):  # runs in the worker, while it builds the first batch
+        building.set()
+        go_on.wait(10)
+        return event
+
+    client = footfall.init(app="quiet-tool", endpoint={endpoint!r}, before_send=hold)
+    client.track("startup")
+    assert building.wait(10), "the worker never started building"
+    client.track("queued")  # waits in the queue behind the batch being built
+    assert client.set_enabled(False)
+    go_on.set()
+    {ending}
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["ok", "error"])
+@pytest.mark.parametrize("ending", ["client.flush(10)", "pass  # exit at once"])
+def test_events_queued_before_off_are_never_sent_nor_kept(
+    tmp_path: Path, collector_stub: Any, mode: str, ending: str
+) -> None:
+    stub = collector_stub(mode=mode)
+    home = tmp_path / "config"
+    seed_notice_shown(home, "quiet-tool")
+    result, _ = run_host(OFF_WHILE_QUEUED.format(endpoint=stub.url, ending=ending), sdk_env(home))
+    assert result.returncode == 0, result.stderr
+    assert stub.requests == [], "nothing is sent once the user turned analytics off"
+    state = json.loads((home / "footfall" / "quiet-tool.json").read_text())
+    assert state["enabled"] is False and "install_id" not in state, state
+    spool = home / "footfall" / "quiet-tool.spool"
+    assert not (spool.exists() and any(spool.iterdir())), "nothing is spooled for a later run"
+    later = collector_stub(mode="ok")
+    run_tool(home, later.url, "build")
+    assert later.requests == []
+    assert "install_id" not in json.loads((home / "footfall" / "quiet-tool.json").read_text())
+
+
+def test_preview_while_off_makes_no_install_id(tmp_path: Path, collector_stub: Any) -> None:
+    stub = collector_stub(mode="ok")
+    home = tmp_path / "config"
+    seed_notice_shown(home, "quiet-tool")
+    run_tool(home, stub.url, "analytics", "off")
+    state_file = home / "footfall" / "quiet-tool.json"
+    assert "install_id" not in json.loads(state_file.read_text())
+    script = TOOL.format(endpoint=stub.url).replace("sys.argv[1:]", repr(["analytics", "preview"]))
+    result, _ = run_host(script, sdk_env(home))
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout[result.stdout.index("{") :])
+    assert shown["context"]["install"] is None, "the preview shows no id: none would be sent"
+    state = json.loads(state_file.read_text())
+    assert state["enabled"] is False and "install_id" not in state, state
+    assert stub.requests == []

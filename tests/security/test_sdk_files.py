@@ -37,3 +37,32 @@ def test_the_sdk_keeps_its_state_and_spool_private(tmp_path: Path, collector_stu
         if mode not in (("0o700",) if (folder / name).is_dir() else ("0o600",))
     }
     assert not loose, found
+
+
+def test_the_sdk_tightens_folders_and_files_an_older_version_left_open(tmp_path: Path, collector_stub: Any) -> None:
+    # Review: the modes applied only to new files; an upgrade kept the old 0755 folders and
+    # 0644 batches, readable by every user of the machine.
+    import json
+    import os
+
+    stub = collector_stub(mode="error")  # the old batch is not replayed, so it stays on disk
+    folder = tmp_path / "config" / "footfall"
+    spool = folder / "files-tool.spool"
+    spool.mkdir(parents=True)
+    state_file = folder / "files-tool.json"
+    state_file.write_text(json.dumps({"notice_version": 1, "install_id": "b" * 32}))
+    old_batch = spool / "batch-00000000000000000001-1-abcdef.json"
+    old_batch.write_text(json.dumps({"app": "files-tool", "context": {"install": "b" * 32}, "events": []}))
+    os.utime(old_batch)  # fresh: not expired
+    for path, mode in ((folder, 0o755), (spool, 0o755), (state_file, 0o644), (old_batch, 0o644)):
+        path.chmod(mode)
+    result, _ = run_host(HOST.format(endpoint=stub.url), sdk_env(tmp_path / "config"))
+    assert result.returncode == 0, result.stderr
+    found = modes(folder)
+    assert found[str(old_batch.relative_to(folder))] == "0o600", found
+    loose = {
+        name: mode
+        for name, mode in found.items()
+        if mode not in (("0o700",) if (folder / name).is_dir() else ("0o600",))
+    }
+    assert not loose, found
