@@ -188,32 +188,63 @@ class EventSpool:
         return count
 
     def forget(self, app: str, install_hash: str) -> int:
-        """Rewrite every spool file without the events of one (hashed) install; returns how many went.
+        """Rewrite every spool and quarantine file without the events of one (hashed) install;
+        returns how many went.
 
-        A first pass reads without the lock: appends only ever add new files, so the usual
-        answer, no file holds that install, blocks nobody. Each file that does is then read
-        again and rewritten atomically (a fsynced temporary file, then `os.replace`) under
-        the spool's lock; a file left empty is deleted. A replay that read a file before
-        this ran may still write its old lines to the store: the caller deletes from the
-        store after this returns, and a replay must hold this lock from reading a file to
-        deleting it for that order to be safe (see `Ingestor.forget`).
+        A replay that read a file before this ran may still write its old lines to the store:
+        the caller deletes from the store after this returns, and a replay holds this spool's
+        lock from reading a file to deleting it, so that order is safe (see `Ingestor.forget`).
         """
         if not install_hash:
             return 0
-        # Lines are compact JSON (`_encode`), so a substring test finds the candidates cheaply;
+        removed = self._remove_lines({"app": app, "install": install_hash})
+        if removed:
+            log.info("forgotten events removed from the spool", extra={"event": "spool_forget", "count": removed})
+        return removed
+
+    def forget_app(self, app: str) -> int:
+        """Rewrite every spool and quarantine file without the lines of `app`; returns how many went.
+
+        For a removed app: its acknowledged-but-unstored events and its quarantined lines go
+        with it, so an app later created under that name never receives them.
+        """
+        removed = self._remove_lines({"app": app})
+        if removed:
+            log.info(
+                "a removed app's events deleted from the spool", extra={"event": "spool_forget_app", "count": removed}
+            )
+        return removed
+
+    def _remove_lines(self, fields: dict[str, str]) -> int:
+        """Rewrite every spool and quarantine file without the lines whose record has all `fields`.
+
+        A first pass reads without the lock: appends only ever add new files, so the usual
+        answer, no file holds such a line, blocks nobody. Each file that does is read again and
+        rewritten atomically (a fsynced temporary file, then `os.replace`) under the spool's
+        lock; a file left empty is deleted. A damaged line that does not decode is kept: it
+        names nothing we can be sure of, and replay deals with it.
+        """
+        # Lines are compact JSON (`_encode`), so a substring test finds candidates cheaply;
         # each candidate is then decoded and compared exactly.
-        marker = f'"install":{json.dumps(install_hash)}'
+        markers = [f"{json.dumps(key)}:{json.dumps(value)}" for key, value in fields.items()]
+
+        def matches(line: str) -> bool:
+            if not all(marker in line for marker in markers):
+                return False
+            try:
+                row = json.loads(line)
+            except ValueError:
+                return False
+            return isinstance(row, dict) and all(row.get(key) == value for key, value in fields.items())
 
         def split(path: Path) -> tuple[list[str], int] | None:
             """The lines to keep and how many go, or None when the file is gone."""
             try:
-                lines = path.read_text(encoding="utf-8").splitlines()
+                lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line]
             except OSError:
                 return None  # replayed and deleted meanwhile
-            kept = [
-                line for line in lines if line and not (marker in line and self._forgotten(line, app, install_hash))
-            ]
-            return kept, sum(1 for line in lines if line) - len(kept)
+            kept = [line for line in lines if not matches(line)]
+            return kept, len(lines) - len(kept)
 
         quarantined = sorted(self.quarantine.glob("*.jsonl")) if self.quarantine.is_dir() else []
         candidates = [path for path in self.files() + quarantined if (found := split(path)) is not None and found[1]]
@@ -233,8 +264,6 @@ class EventSpool:
                 except OSError as exc:
                     raise StoreUnavailable(f"the spool could not be rewritten: {exc}") from exc
                 removed += gone
-        if removed:
-            log.info("forgotten events removed from the spool", extra={"event": "spool_forget", "count": removed})
         return removed
 
     def _rewrite(self, path: Path, data: bytes) -> None:
@@ -254,60 +283,6 @@ class EventSpool:
             os.fsync(directory)
         finally:
             os.close(directory)
-
-    @staticmethod
-    def _forgotten(line: str, app: str, install_hash: str) -> bool:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            return False  # not ours to judge: replay deals with a damaged line
-        return isinstance(row, dict) and row.get("app") == app and row.get("install") == install_hash
-
-    def forget_app(self, app: str) -> int:
-        """Rewrite every spool and quarantine file without the lines of `app`; returns how many went.
-
-        For a removed app: its acknowledged-but-unstored events and its quarantined lines
-        go with it, so an app later created under that name never receives them. Files are
-        rewritten as `forget` does (fsynced, atomic), under the spool's lock, so a replay
-        never stores a line this removes. A damaged line that does not decode is kept: it
-        names no app we can be sure of.
-        """
-        marker = f'"app":{json.dumps(app)}'  # lines are compact JSON (`_encode`)
-
-        def of_app(line: str) -> bool:
-            if marker not in line:
-                return False
-            try:
-                row = json.loads(line)
-            except ValueError:
-                return False
-            return isinstance(row, dict) and row.get("app") == app
-
-        removed = 0
-        with self._lock:
-            quarantined = sorted(self.quarantine.glob("*.jsonl")) if self.quarantine.is_dir() else []
-            for path in self.files() + quarantined:
-                try:
-                    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line]
-                except OSError:
-                    continue  # replayed and deleted meanwhile
-                kept = [line for line in lines if not of_app(line)]
-                if len(kept) == len(lines):
-                    continue
-                try:
-                    if kept:
-                        self._rewrite(path, "".join(line + "\n" for line in kept).encode())
-                    else:
-                        path.unlink(missing_ok=True)
-                    self._sync_directory(path.parent)
-                except OSError as exc:
-                    raise StoreUnavailable(f"the spool could not be rewritten: {exc}") from exc
-                removed += len(lines) - len(kept)
-        if removed:
-            log.info(
-                "a removed app's events deleted from the spool", extra={"event": "spool_forget_app", "count": removed}
-            )
-        return removed
 
 
 class SpoolReplayer:
