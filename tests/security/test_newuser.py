@@ -54,3 +54,17 @@ def test_app_changes_are_in_the_audit_log(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in shown.stdout.splitlines()]  # JSON lines
     actions = {(entry["action"], entry["app"]) for entry in entries}
     assert {("app_add", "audited"), ("schema_set", "audited")} <= actions, entries
+
+
+def test_the_summary_refuses_filters_it_cannot_apply(tmp_path: Path) -> None:
+    """It printed the unfiltered total for `--country DE` or `--ci only`: a wrong number, exit 0."""
+    data = str(tmp_path / "data")
+    subprocess.run(footfall_command("app", "add", "summed", "--data", data), check=True, capture_output=True)
+    for flags in (["--country", "DE"], ["--ci", "only"], ["--start", "2026-11-01"], ["--version", "1.0"]):
+        result = subprocess.run(
+            footfall_command("report", "summed", "--data", data, *flags), capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2, (flags, result.stdout, result.stderr)
+        assert flags[0] in result.stderr and "--report overview" in result.stderr and "Traceback" not in result.stderr
+    plain = subprocess.run(footfall_command("report", "summed", "--data", data, "--days", "7"), capture_output=True)
+    assert plain.returncode == 0, plain.stderr

@@ -315,8 +315,27 @@ def confirm_removal(name: str) -> None:
         raise UsageError("not confirmed; nothing was removed")
 
 
+# The filters of the named reports, which the summary (last --days only) cannot apply.
+SUMMARY_UNFILTERED = (
+    ("--start", "start"),
+    ("--end", "end"),
+    ("--version", "app_version"),
+    ("--country", "country"),
+    ("--ci", "ci"),
+    ("--container", "container"),
+)
+
+
 def report_command(args: argparse.Namespace, operations: Operations, console: Console) -> None:
     if args.report is None:
+        # The summary counts the last --days only: a filter it cannot apply is refused, never
+        # silently ignored (an unfiltered total shown as a filtered one is a wrong number).
+        given = [flag for flag, value in SUMMARY_UNFILTERED if getattr(args, value) not in (None, "include")]
+        if given:
+            raise UsageError(
+                f"the summary takes only --days; for {', '.join(given)} name a report,"
+                " e.g. --report overview (or --report all)"
+            )
         summary = operations.summary(args.name, args.days)
         if args.format == "json":
             print(json.dumps(summary))
