@@ -26,26 +26,16 @@ from footfall.server.auth.accounts import LOCAL_ADMIN, MAX_EXPIRES_DAYS, ROLES, 
 from footfall.server.datadir import DataDir
 from footfall.server.errors import UsageError
 from footfall.server.operator.control import find_server, open_operations
+from footfall.server.operator.terminal import say, visible_controls
 from footfall.server.settings import absolute_url, resolve_settings
 
 DEFAULT_TOKEN_DAYS = 90
 MAX_AUDIT_LIMIT = 100_000
 
 
-def printable(text: str) -> str:
-    """`text` with every control or otherwise unprintable character shown as an escape."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
 def cell(text: str) -> Text:
     """A table cell: plain text (no markup), escaped, wrapped rather than cut."""
-    return Text(printable(text), overflow="fold")
-
-
-def say(console: Console, text: str) -> None:
-    console.print(Text(text), highlight=False, soft_wrap=True)
+    return Text(visible_controls(text), overflow="fold")
 
 
 def shown_time(moment: dt.datetime | None) -> str:

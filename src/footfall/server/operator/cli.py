@@ -23,7 +23,7 @@ from footfall.server.errors import FootfallError, UsageError
 from footfall.server.operations import Operations
 from footfall.server.operator.access import add_access_commands, run_access_command
 from footfall.server.operator.control import find_server, open_operations
-from footfall.server.operator.terminal import print_csv, print_report, print_summary
+from footfall.server.operator.terminal import print_csv, print_report, print_summary, say
 from footfall.server.query.filters import CI_CHOICES, CONTAINERS
 from footfall.server.query.public import PublicPolicy, snapshot_folder
 from footfall.server.query.reports import REPORTS
@@ -255,10 +255,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 f"Wrote {args.out / (args.name + '.json')} and {args.out / (args.name + '.html')}.",
             )
     return 0
-
-
-def say(console: Console, text: str) -> None:
-    console.print(text, markup=False, highlight=False)
 
 
 def app_command(args: argparse.Namespace, operations: Operations, datadir: DataDir, console: Console) -> None:

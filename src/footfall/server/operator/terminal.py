@@ -10,29 +10,30 @@ escapes such as `\\x1b`, so data can neither restyle nor rewrite the terminal.
 from __future__ import annotations
 
 import csv
-import re
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from footfall.server.query.reports import csv_cell
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
-# C0 and C1 controls, DEL, and the bidirectional embeddings, overrides and isolates ("Trojan Source").
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def visible_controls(text: str) -> str:
-    """Control characters as visible escapes: ESC becomes the four characters \\x1b."""
-    return CONTROL_CHARACTERS.sub(_visible, text)
+    """Every control or otherwise unprintable character (C0, C1, DEL, the bidirectional
+    overrides of "Trojan Source", zero-width marks) as a visible escape: ESC becomes \\x1b."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def say(console: Console, text: str) -> None:
+    """One line of the CLI's own words (which may quote data): never markup, never wrapped."""
+    console.print(Text(text), highlight=False, soft_wrap=True)
 
 
 def safe_text(value: Any) -> str:
