@@ -1,8 +1,13 @@
-"""The filters every report accepts: a date range, version, country, environment, CI.
+"""The filters every report accepts: a date range, version, country, environment, CI,
+and any number of property filters (`event.property=value`).
 
 `Filters.from_params` reads them from query parameters or CLI options and refuses
 bad values with a clear UsageError; `Filters.where` is the only place they become
 SQL, always as named parameters.
+
+Days are the app's days: `timezone` (an IANA name, UTC by default) says where a day
+starts. The store keeps UTC; `where` turns the local range into UTC instants, and the
+reports bucket by `local_time(filters)`.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Mapping
+import zoneinfo
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from footfall.server.errors import UsageError
@@ -21,10 +27,59 @@ EARLIEST = dt.date(1970, 1, 1)  # dates a filter may name: far from datetime's l
 LATEST = dt.date(2999, 12, 31)
 CI_CHOICES = ("include", "exclude", "only")
 CONTAINERS = ("docker", "podman", "kubernetes", "none")
+MAX_PROPERTY_FILTERS = 5
+PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")  # an event or property name a filter may name
+MAX_FILTER_VALUE_CHARS = 200
+UTC = "UTC"
 
 
-def today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+def today(timezone: str = UTC) -> dt.date:
+    """Today in the given zone (an app's days start at its own midnight)."""
+    return dt.datetime.now(zone(timezone)).date()
+
+
+def zone(name: str) -> dt.tzinfo:
+    if name == UTC:
+        return dt.timezone.utc
+    return zoneinfo.ZoneInfo(name)
+
+
+def check_timezone(name: str) -> str:
+    """An IANA time zone name such as Europe/Berlin, or a clear error."""
+    if name == UTC:
+        return name
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+/-]{0,63}", name) or ".." in name:
+        raise UsageError(f"{name!r} is not a time zone name such as Europe/Berlin or UTC")
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class PropertyFilter:
+    """`event.property=value`: only events named `event` whose property `property` is `value`."""
+
+    event: str
+    name: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.event}.{self.name}={self.value}"
+
+    @classmethod
+    def parse(cls, text: str) -> PropertyFilter:
+        target, equals, value = text.partition("=")
+        event, dot, name = target.partition(".")
+        if not equals or not dot:
+            raise UsageError(f"a property filter is event.property=value, such as export.format=csv, not {text!r}")
+        for part in (event, name):
+            if not PROPERTY_NAME.fullmatch(part):
+                raise UsageError(f"{part!r} in a property filter is not an event or property name")
+        if len(value) > MAX_FILTER_VALUE_CHARS:
+            raise UsageError(f"a property filter's value is at most {MAX_FILTER_VALUE_CHARS} characters")
+        return cls(event, name, value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +90,8 @@ class Filters:
     country: str | None = None
     ci: str = "include"
     container: str | None = None
+    properties: tuple[PropertyFilter, ...] = ()
+    timezone: str = UTC
 
     @property
     def days(self) -> int:
@@ -47,12 +104,14 @@ class Filters:
         )
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], default_days: int = 30) -> Filters:
+    def from_params(cls, params: Mapping[str, Any], default_days: int = 30, timezone: str = UTC) -> Filters:
+        """The filters in query parameters or CLI options; `timezone` is the app's (not a parameter)."""
+
         def text(name: str) -> str | None:
             value = params.get(name)
             return None if value in (None, "") else str(value)
 
-        end = _date(text("end"), "end") or today()
+        end = _date(text("end"), "end") or today(timezone)
         days = text("days")
         start = _date(text("start"), "start")
         if start is None:
@@ -77,15 +136,25 @@ class Filters:
         container = text("container")
         if container is not None and container not in CONTAINERS:
             raise UsageError(f"container must be one of {', '.join(CONTAINERS)}")
-        return cls(start, end, version, country, ci, container)
+        properties = tuple(PropertyFilter.parse(item) for item in _all(params, "where"))
+        if len(properties) > MAX_PROPERTY_FILTERS:
+            raise UsageError(f"at most {MAX_PROPERTY_FILTERS} property filters")
+        return cls(start, end, version, country, ci, container, properties, check_timezone(timezone))
+
+    def bounds(self) -> tuple[dt.datetime, dt.datetime]:
+        """The range as UTC instants (naive, like the store's `time`): local midnight of start to after end."""
+        local = zone(self.timezone)
+
+        def utc(day: dt.date) -> dt.datetime:
+            moment = dt.datetime.combine(day, dt.time(), tzinfo=local)
+            return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+        return utc(self.start), utc(self.end + dt.timedelta(days=1))
 
     def where(self, app: str) -> tuple[str, dict[str, Any]]:
         clauses = ["app = $app", "time >= $start", "time < $end"]
-        params: dict[str, Any] = {
-            "app": app,
-            "start": dt.datetime.combine(self.start, dt.time()),
-            "end": dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time()),
-        }
+        start, end = self.bounds()
+        params: dict[str, Any] = {"app": app, "start": start, "end": end}
         if self.version:
             clauses.append("app_version = $version")
             params["version"] = self.version
@@ -99,6 +168,14 @@ class Filters:
         if self.container:
             clauses.append("container = $container")
             params["container"] = "" if self.container == "none" else self.container
+        for i, item in enumerate(self.properties):
+            # A property filter keeps the events of that name whose property has that value
+            # (as text: 3 matches the number 3 and the string "3").
+            clauses.append(f"name = $where_event_{i}")
+            clauses.append(f"json_extract_string(props, $where_path_{i}) = $where_value_{i}")
+            params[f"where_event_{i}"] = item.event
+            params[f"where_path_{i}"] = "$." + json_quote(item.name)
+            params[f"where_value_{i}"] = item.value
         return " AND ".join(clauses), params
 
     def as_params(self) -> dict[str, str]:
@@ -109,6 +186,28 @@ class Filters:
             if value:
                 params[name] = value
         return params
+
+    def as_query(self) -> list[tuple[str, str]]:
+        """`as_params` plus one `where` pair per property filter, for URLs (urlencode takes pairs)."""
+        return [*self.as_params().items(), *(("where", str(item)) for item in self.properties)]
+
+
+def json_quote(name: str) -> str:
+    """A property name as a quoted JSON path member, so dots or colons in it are not path syntax."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _all(params: Mapping[str, Any], name: str) -> list[str]:
+    """Every value of a repeated parameter: Starlette's QueryParams, a dict of lists, or one string."""
+    getlist = getattr(params, "getlist", None)
+    values: Any = getlist(name) if callable(getlist) else params.get(name)
+    if values in (None, ""):
+        return []
+    if isinstance(values, str):
+        return [values]
+    if isinstance(values, Sequence):
+        return [str(v) for v in values if v not in (None, "")]
+    return [str(values)]
 
 
 def parse_days(value: str | None, default: int) -> int:
