@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ from footfall.server.ingest.pipeline import Ingestor
 from footfall.server.ingest.schemas import parse_schema
 from footfall.server.ingest.spool import EventSpool
 from footfall.server.query import reports
-from footfall.server.query.filters import Filters
+from footfall.server.query.filters import Filters, check_timezone
 from footfall.server.query.public import PublicPolicy, daily_snapshot, remove_releases, snapshot_folder
 from footfall.server.stores.base import APP_PATTERN, EventStore
 
@@ -69,6 +69,8 @@ class Operations(Protocol):
     ) -> dict[str, Any]: ...
 
     def set_schema(self, app: str, schema: str) -> dict[str, Any]: ...
+
+    def set_timezone(self, app: str, timezone: str) -> dict[str, Any]: ...
 
     def list_apps(self) -> list[dict[str, Any]]: ...
 
@@ -147,6 +149,17 @@ class StoreOperations:
         self._audit(actor, "schema_set", app, f"{len(parsed.events)} events")
         return {"name": app, "events": sorted(parsed.events)}
 
+    def set_timezone(self, app: str, timezone: str, actor: str | None = None) -> dict[str, Any]:
+        """Set where an app's days start; every report follows it from the next query."""
+        self._known(app)
+        self.store.set_timezone(app, check_timezone(timezone))
+        self._audit(actor, "timezone_set", app, timezone)
+        return {"name": app, "timezone": timezone}
+
+    def filters(self, app: str, params: Mapping[str, Any]) -> Filters:
+        """The filters in request or CLI parameters, in the app's time zone."""
+        return Filters.from_params(params, timezone=self.store.timezone(app))
+
     def _audit(self, actor: str | None, action: str, app: str, detail: str) -> None:
         if self.accounts is not None:
             self.accounts.audit(actor or self.actor, action, app, detail)
@@ -158,6 +171,7 @@ class StoreOperations:
                 "created": app.created.isoformat(timespec="seconds"),
                 "keys": [{"kind": kind, "key": key} for kind, key in app.keys],
                 "schema": app.has_schema,
+                "timezone": app.timezone,
             }
             for app in self.store.list_apps()
         ]
@@ -171,7 +185,7 @@ class StoreOperations:
         return reports.run_report(self.store, name, app, filters)
 
     def report(self, app: str, name: str, params: dict[str, str]) -> dict[str, Any]:
-        filters = Filters.from_params(params)
+        filters = self.filters(app, params)
         return self.run_report(app, name, filters).as_json(app, filters)
 
     def public_snapshot(self, app: str, policy: PublicPolicy, folder: Path) -> dict[str, Any]:

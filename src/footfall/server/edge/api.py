@@ -16,7 +16,7 @@ from footfall.server.auth.accounts import Principal
 from footfall.server.edge.context import ServerContext
 from footfall.server.errors import BadRequest, Forbidden, UsageError
 from footfall.server.ingest.protocols.framing import parse_json
-from footfall.server.query.filters import Filters, parse_days
+from footfall.server.query.filters import parse_days
 from footfall.server.query.public import PublicPolicy, snapshot_folder
 from footfall.server.query.reports import REPORTS
 
@@ -65,6 +65,19 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         result = await run_in_threadpool(ctx.operations.set_schema, app, schema, principal.email)
         return JSONResponse(result)
 
+    async def put_timezone(request: Request) -> Response:
+        app = request.path_params["app"]
+        if not (principal := ctx.require(request, app)).can_own(app):
+            raise Forbidden("only an owner may change an app's time zone")
+        document = parse_json(await ctx.read_body(request, ctx.settings.max_body_bytes))
+        if not isinstance(document, dict) or not isinstance(document.get("timezone"), str):
+            raise BadRequest('send {"timezone": "<IANA name such as Europe/Berlin>"}', code="invalid_request")
+        try:
+            result = await run_in_threadpool(ctx.operations.set_timezone, app, document["timezone"], principal.email)
+        except UsageError as exc:
+            raise BadRequest(exc.message, code="invalid_request") from None
+        return JSONResponse(result)
+
     async def app_summary(request: Request) -> Response:
         app = request.path_params["app"]
         ctx.require(request, app)
@@ -80,7 +93,7 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         name = request.path_params["name"]
         as_csv = name.endswith(".csv") or request.query_params.get("format") == "csv"
         name = name.removesuffix(".csv")
-        filters = Filters.from_params(request.query_params)
+        filters = ctx.operations.filters(app, request.query_params)
         result = await run_in_threadpool(ctx.operations.run_report, app, name, filters)
         if as_csv:
             await run_in_threadpool(ctx.accounts.audit, principal.email, "export", app, name)
@@ -113,6 +126,7 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         Route("/api/v1/apps", add_app, methods=["POST"]),
         Route("/api/v1/apps/{app}", remove_app, methods=["DELETE"]),
         Route("/api/v1/apps/{app}/schema", put_schema, methods=["PUT"]),
+        Route("/api/v1/apps/{app}/timezone", put_timezone, methods=["PUT"]),
         Route("/api/v1/apps/{app}/summary", app_summary, methods=["GET"]),
         Route("/api/v1/apps/{app}/reports/{name}", app_report, methods=["GET"]),
         Route("/api/v1/apps/{app}/public", public_preview, methods=["GET"]),
@@ -257,6 +271,24 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "security": [{"bearer": []}],
                     "responses": {"200": {"description": "apps"}, **_errors(401)},
+                }
+            },
+            "/api/v1/apps/{app}/timezone": {
+                "put": {
+                    "security": [{"bearer": []}],
+                    "parameters": [{"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["timezone"],
+                                    "properties": {"timezone": {"type": "string", "example": "Europe/Berlin"}},
+                                }
+                            }
+                        }
+                    },
+                    "responses": {"200": {"description": "the app's new time zone"}, **_errors(400, 401, 403, 404)},
                 }
             },
             "/api/v1/apps/{app}/reports/{name}": {

@@ -25,7 +25,6 @@ from footfall.server.auth.accounts import DEVICE_TTL, Principal, TokenInfo
 from footfall.server.edge import dashboard
 from footfall.server.edge.context import SESSION_COOKIE, ServerContext
 from footfall.server.errors import NotFound, UsageError
-from footfall.server.query.filters import Filters
 from footfall.server.query.public import PublicPolicy, daily_snapshot, snapshot_folder
 from footfall.server.query.reports import app_versions, run_report
 
@@ -146,7 +145,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         tab = request.query_params.get("tab", "overview")
         tab = tab if tab in dashboard.TABS else "overview"
         try:
-            filters = Filters.from_params(request.query_params)
+            filters = ctx.operations.filters(app, request.query_params)
         except UsageError as exc:
             html = dashboard.message_page(
                 app, exc.message, principal.email, principal.csrf, alert=True, link="?", link_text="Reset the filters"

@@ -24,7 +24,7 @@ from footfall.server.operations import Operations
 from footfall.server.operator.access import add_access_commands, run_access_command
 from footfall.server.operator.control import find_server, open_operations
 from footfall.server.operator.terminal import print_csv, print_report, print_summary, say
-from footfall.server.query.filters import CI_CHOICES, CONTAINERS
+from footfall.server.query.filters import CI_CHOICES, CONTAINERS, check_timezone
 from footfall.server.query.public import PublicPolicy, snapshot_folder
 from footfall.server.query.reports import REPORTS
 from footfall.server.settings import SETTINGS, default_data_dir, resolve_settings
@@ -128,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.py:NAME",
         help="the dict of footfall.init options of a tool, whose schema is used",
     )
+    timezone = app_commands.add_parser(
+        "timezone",
+        parents=[common],
+        help="set where an app's days start",
+        description="Set an app's time zone (an IANA name such as Europe/Berlin; UTC by default). "
+        "Days, weeks and the heatmap of every report follow it.",
+    )
+    timezone.add_argument("name", help="the app id")
+    timezone.add_argument("zone", help="an IANA time zone name, such as Europe/Berlin or UTC")
     public = app_commands.add_parser(
         "public",
         parents=[common],
@@ -275,6 +284,9 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
     elif args.app_command == "schema":
         result = operations.set_schema(args.name, read_schema(args))
         say(console, f"Schema of {result['name']} set: events {', '.join(result['events'])}.")
+    elif args.app_command == "timezone":
+        result = operations.set_timezone(args.name, check_timezone(args.zone))
+        say(console, f"Days of {result['name']} now start at midnight in {result['timezone']}.")
     elif args.app_command == "public":
         operations.summary(args.name, 1)  # a clear error for an unknown app
         store = AccountStore(datadir.path / "accounts.sqlite")
@@ -296,10 +308,10 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
         if args.format == "json":
             print(json.dumps({"apps": apps}))
             return
-        table = Table("app", "registered (UTC)", "GA keys", "schema")
+        table = Table("app", "registered (UTC)", "GA keys", "schema", "time zone")
         for app in apps:
             keys = ", ".join(k["key"] for k in app["keys"]) or "-"
-            table.add_row(app["name"], app["created"], keys, "yes" if app["schema"] else "-")
+            table.add_row(app["name"], app["created"], keys, "yes" if app["schema"] else "-", app["timezone"])
         console.print(table)
 
 

@@ -79,6 +79,11 @@ class RemoteOperations:
         result: dict[str, Any] = self._call("PUT", path, json.loads(schema))
         return result
 
+    def set_timezone(self, app: str, timezone: str) -> dict[str, Any]:
+        path = f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/timezone"
+        result: dict[str, Any] = self._call("PUT", path, {"timezone": timezone})
+        return result
+
     def list_apps(self) -> list[dict[str, Any]]:
         apps: list[dict[str, Any]] = self._call("GET", "/api/v1/apps")["apps"]
         return apps

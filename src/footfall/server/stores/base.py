@@ -68,6 +68,7 @@ class App:
     created: dt.datetime
     keys: tuple[tuple[str, str], ...] = ()  # (kind, key): ("ga-tid", "UA-1-1"), ("ga4", "G-X")
     has_schema: bool = False
+    timezone: str = "UTC"  # where the app's days start (an IANA name)
 
 
 class AppRegistry:
@@ -81,6 +82,7 @@ class AppRegistry:
         self.apps: set[str] = set()
         self.keys: dict[tuple[str, str], tuple[str, str]] = {}  # (kind, key) -> (app, secret hash)
         self.schemas: dict[str, str] = {}  # app -> schema JSON
+        self.timezones: dict[str, str] = {}  # app -> IANA time zone, when not UTC
 
     def app_for_key(self, kind: str, key: str) -> tuple[str, str] | None:
         return self.keys.get((kind, key))
@@ -117,6 +119,14 @@ class EventStore:
 
     def schema(self, app: str) -> str | None:
         return self.registry.schemas.get(app)
+
+    def timezone(self, app: str) -> str:
+        """The app's time zone: its reports' days, weeks and hours are local to it."""
+        return self.registry.timezones.get(app, "UTC")
+
+    def set_timezone(self, app: str, timezone: str) -> None:
+        """Store the app's time zone (a name `filters.check_timezone` accepted)."""
+        raise NotImplementedError
 
     def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
         """Map a wire-protocol key to an app; True if it was new. Idempotent."""

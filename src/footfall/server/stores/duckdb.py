@@ -101,6 +101,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             " WHERE session_key IS NOT NULL GROUP BY app, session_key)",
         ),
     ),
+    (5, ("ALTER TABLE apps ADD COLUMN timezone VARCHAR NOT NULL DEFAULT 'UTC'",)),
 )
 RUN_MEMORY = dt.timedelta(hours=73)  # a run idle this long counts again: longer than any event may lag
 
@@ -198,6 +199,8 @@ class DuckDBStore(EventStore):
             self.registry.keys[(kind, key)] = (app, secret)
         for app, schema in self._con.execute("SELECT app, schema FROM app_schemas").fetchall():
             self.registry.schemas[app] = schema
+        for app, zone in self._con.execute("SELECT name, timezone FROM apps WHERE timezone <> 'UTC'").fetchall():
+            self.registry.timezones[app] = zone
         # The runs seen lately, (app, session key) -> last received: the writer flags the first
         # stored event of every other run as its start.
         since = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - RUN_MEMORY
@@ -240,7 +243,7 @@ class DuckDBStore(EventStore):
     def add_app(self, name: str) -> bool:
         def insert(con: duckdb.DuckDBPyConnection) -> bool:
             created = con.execute(
-                "INSERT INTO apps VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING name",
+                "INSERT INTO apps (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING name",
                 [name, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)],
             ).fetchall()
             return bool(created)
@@ -257,6 +260,7 @@ class DuckDBStore(EventStore):
         # before they are deleted; put back if the delete fails.
         keys = {k: v for k, v in self.registry.keys.items() if v[0] == name}
         schema = self.registry.schemas.pop(name, None)
+        zone = self.registry.timezones.pop(name, None)
         self.registry.apps.discard(name)
         self._removed_apps.add(name)
         for key in keys:
@@ -278,6 +282,8 @@ class DuckDBStore(EventStore):
             self.registry.keys.update(keys)
             if schema is not None:
                 self.registry.schemas[name] = schema
+            if zone is not None:
+                self.registry.timezones[name] = zone
             raise
         return deleted  # events accepted before the registry changed are refused at their commit
 
@@ -295,6 +301,13 @@ class DuckDBStore(EventStore):
         created: bool = self._act(insert)
         self.registry.keys[(kind, key)] = (app, secret_hash)
         return created
+
+    def set_timezone(self, app: str, timezone: str) -> None:
+        self._act(lambda con: con.execute("UPDATE apps SET timezone = ? WHERE name = ?", [timezone, app]))
+        if timezone == "UTC":
+            self.registry.timezones.pop(app, None)
+        else:
+            self.registry.timezones[app] = timezone
 
     def set_schema(self, app: str, schema: str) -> None:
         def upsert(con: duckdb.DuckDBPyConnection) -> None:
@@ -471,7 +484,7 @@ class DuckDBStore(EventStore):
         for (kind, key), (app, _) in sorted(self.registry.keys.items()):
             keys.setdefault(app, []).append((kind, key))
         return [
-            App(name, created, tuple(keys.get(name, ())), name in self.registry.schemas)
+            App(name, created, tuple(keys.get(name, ())), name in self.registry.schemas, self.timezone(name))
             for name, created in result.rows
         ]
 
