@@ -180,3 +180,11 @@ def test_the_platforms_tab_shows_per_os_installs_and_shares(page: Any, server: L
         bar = float(table.nth(i).locator("svg.bar rect").get_attribute("width"))
         assert bar == pytest.approx(row["share"] / peak * 100, abs=0.1), "the bar is the share"
     assert sum(r["installs"] for r in report["rows"]) >= report["installs"] > 0
+    slices = page.locator("section[data-report=os] svg.sharebar rect")
+    assert slices.count() == min(len(report["rows"]), 6)
+    first = slices.first
+    assert float(first.get_attribute("width")) == pytest.approx(report["rows"][0]["share"] * 100, abs=0.01)
+    assert first.locator("title").text_content() == f"{report['rows'][0]['os']}: {report['rows'][0]['share']:.0%}"
+    above = page.locator("section[data-report=os]").bounding_box()
+    below = page.locator("section[data-report=platforms]").bounding_box()
+    assert above["y"] + above["height"] <= below["y"], "the per-OS panel sits above the OS-version table"

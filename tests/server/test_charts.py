@@ -229,3 +229,23 @@ def test_the_os_report_follows_the_filters(os_store: DuckDBStore) -> None:
     assert old.rows == [["linux", 1, 1, 1.0]]
     empty = reports.run_report(os_store, "os", "nobody", Filters(DAY, DAY))
     assert empty.rows == [] and empty.meta["installs"] == 0
+
+
+def test_a_share_bar_lays_the_shares_side_by_side_and_groups_the_tail() -> None:
+    shares = [("linux", 0.5), ("macos", 0.2), ("windows", 0.1), ("a", 0.05), ("b", 0.05), ("c", 0.05), ("<d>", 0.05)]
+    svg = str(charts.share_bar(shares, "Share of installs"))
+    slices = re.findall(r'<rect x="([\d.]+)" width="([\d.]+)" height="6" class="(\w+)"><title>([^<]*)</title>', svg)
+    assert [(float(x), float(w), css) for x, w, css, _ in slices] == [
+        (0, 50, "c0"), (50, 20, "c1"), (70, 10, "c2"), (80, 5, "c3"), (85, 5, "c4"), (90, 10, "rest"),
+    ]  # fmt: skip
+    assert [title for *_, title in slices] == [
+        "linux: 50%",
+        "macos: 20%",
+        "windows: 10%",
+        "a: 5%",
+        "b: 5%",
+        "2 more: 10%",
+    ]
+    assert "<d>" not in svg
+    assert str(charts.share_bar([], "nothing")) == str(charts.EMPTY)
+    assert "&lt;b&gt;" in str(charts.share_bar([("<b>", 1.0)], "x"))

@@ -292,4 +292,37 @@ def world_map(
             )
         )
     caption = Markup("<figcaption>{}</figcaption>").format(_join(keys)) if keys else Markup("")
-    return Markup("<figure>{}{}</figure>").format(_join(parts), caption)
+    return Markup('<figure class="map">{}{}</figure>').format(_join(parts), caption)
+
+
+def share_bar(shares: Sequence[tuple[str, float]], label: str) -> Markup:
+    """One bar split into the shares of a whole (label, share from 0 to 1), in order, with a legend.
+
+    The first five shares get a colour each; the rest share one grey slice, so the bar
+    stays readable however many values there are. Each slice has a `<title>`.
+    """
+    if not shares:
+        return EMPTY
+    shown = list(shares[: len(PALETTE) - 1])
+    rest = sum(max(share, 0.0) for _, share in shares[len(PALETTE) - 1 :])
+    parts = [
+        Markup(
+            '<svg class="sharebar" viewBox="0 0 100 6" preserveAspectRatio="none" role="img" aria-label="{}">'
+        ).format(label)
+    ]
+    keys = []
+    x = 0.0
+    slices = [(name, share, f"c{index}") for index, (name, share) in enumerate(shown)]
+    if rest > 0:
+        slices.append((f"{len(shares) - len(shown)} more", rest, "rest"))
+    for name, share, css in slices:
+        width = min(max(share, 0.0), 1.0) * 100
+        parts.append(
+            Markup('<rect x="{:.2f}" width="{:.2f}" height="6" class="{}"><title>{}: {:.0%}</title></rect>').format(
+                x, width, css, name, share
+            )
+        )
+        keys.append(Markup('<span class="key {}">{} {:.0%}</span>').format(css, name, share))
+        x += width
+    parts.append(Markup("</svg>"))
+    return Markup('<figure class="shares">{}<figcaption>{}</figcaption></figure>').format(_join(parts), _join(keys))

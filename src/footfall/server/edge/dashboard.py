@@ -190,7 +190,9 @@ def _panel(report: Report, tab: str = "") -> dict[str, Any]:
     elif name == "os":
         rows = report.rows[:MAX_TABLE_ROWS]
         panel["hidden_rows"] = len(report.rows) - len(rows)
-        panel["chart"] = charts.bar_table(report.columns, rows, report.columns.index("share"), report.title)
+        shares = [(str(row[0]), float(row[3])) for row in report.rows]
+        table = charts.bar_table(report.columns, rows, report.columns.index("share"), report.title)
+        panel["chart"] = charts.share_bar(shares, "Share of installs per operating system") + table
     elif name == "adoption":
         days = sorted({r[0] for r in report.rows})
         totals: dict[str, int] = {}
