@@ -77,6 +77,8 @@ def test_thousands_of_countries_and_systems_keep_the_pages_small(admin_server: I
         platforms = browser.get(f"/apps/{GOLDEN_APP}?tab=platforms&days=30")
         assert platforms.status_code == 200 and len(platforms.content) < MAX_PLATFORMS_BYTES, len(platforms.content)
         assert platforms.text.count('<rect x="') <= 6, "five slices and one for the rest"
+        assert "Only the top 20 countries are shaded." in where.text
+        assert ": no installs</title>" not in where.text, "a country outside the top 20 may have installs"
         home = browser.get("/")
         cards = re.findall(r'<a href="/apps/[^"]*" data-app=".*?</a>', home.text, re.S)
         assert len(cards) == 1 and len(cards[0]) < MAX_CARD_BYTES, len(cards[0])

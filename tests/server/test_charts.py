@@ -249,3 +249,13 @@ def test_a_share_bar_lays_the_shares_side_by_side_and_groups_the_tail() -> None:
     assert "<d>" not in svg
     assert str(charts.share_bar([], "nothing")) == str(charts.EMPTY)
     assert "&lt;b&gt;" in str(charts.share_bar([("<b>", 1.0)], "x"))
+
+
+def test_a_map_of_the_top_countries_never_says_the_others_have_none() -> None:
+    shapes = {"DE": "M1 1h2v2h-2z", "FR": "M5 5h2v2h-2z"}
+    names = {"DE": "Germany (DE)", "FR": "France (FR)"}
+    cut = str(charts.world_map({"DE": 4}, shapes, names, "installs", "map", cut=20))
+    assert shaded(cut)["FR"] == (0, "France (FR): not among the top 20")
+    assert "Only the top 20 countries are shaded." in cut
+    whole = str(charts.world_map({"DE": 4}, shapes, names, "installs", "map"))
+    assert shaded(whole)["FR"] == (0, "France (FR): no installs") and "Only the top" not in whole

@@ -251,14 +251,22 @@ def map_step(value: float, peak: float) -> int:
 
 
 def world_map(
-    values: Mapping[str, int], shapes: Mapping[str, str], names: Mapping[str, str], measure: str, label: str
+    values: Mapping[str, int],
+    shapes: Mapping[str, str],
+    names: Mapping[str, str],
+    measure: str,
+    label: str,
+    cut: int | None = None,
 ) -> Markup:
     """A choropleth: each country in `shapes` (code to path data) shaded by its value in `values`.
 
     Each country has a `<title>` (its name and value) for the tooltip and for screen readers;
     a legend gives the range of each shade. A value with no shape (no country, or a place too
-    small for the map) is not drawn, and the caption says how much that leaves out.
+    small for the map) is not drawn, and the caption says how much that leaves out. `cut` says
+    that `values` holds only the top `cut` countries: then a country without a value is "not
+    among the top", never "no installs", which might be wrong.
     """
+    missing = f"not among the top {cut}" if cut else f"no {measure}"
     peak = max(values.values(), default=0)
     width, height = worldmap.MAP_WIDTH, worldmap.MAP_HEIGHT
     parts = [
@@ -274,7 +282,7 @@ def world_map(
                 map_step(value, peak),
                 code,
                 names.get(code, code),
-                f"{value:,} {measure}" if value else f"no {measure}",
+                f"{value:,} {measure}" if value else missing,
             )
         )
     parts.append(Markup("</svg>"))
@@ -291,6 +299,8 @@ def world_map(
                 off_map, measure
             )
         )
+    if cut:
+        keys.append(Markup('<span class="muted">Only the top {} countries are shaded.</span>').format(cut))
     caption = Markup("<figcaption>{}</figcaption>").format(_join(keys)) if keys else Markup("")
     return Markup('<figure class="map">{}{}</figure>').format(_join(parts), caption)
 

@@ -21,7 +21,7 @@ import jinja2
 from footfall.server.edge import charts, worldmap
 from footfall.server.query.filters import CI_CHOICES, CONTAINERS, Filters
 from footfall.server.query.filters import today as local_today
-from footfall.server.query.reports import Report
+from footfall.server.query.reports import TOP_ROWS, Report
 
 TABS: dict[str, tuple[str, ...]] = {
     "overview": ("overview", "timeseries", "events", "countries"),
@@ -234,7 +234,8 @@ def _countries_panel(panel: dict[str, Any], report: Report, with_map: bool) -> N
         installs[code] = installs.get(code, 0) + int(row[installs_at] or 0)
     shapes = worldmap.country_shapes()
     names = {code: worldmap.country_label(code) for code in shapes}
-    world = charts.world_map(installs, shapes, names, "installs", "Installs by country")
+    cut = TOP_ROWS if len(report.rows) >= TOP_ROWS else None  # the report lists the top countries only
+    world = charts.world_map(installs, shapes, names, "installs", "Installs by country", cut)
     panel["chart"] = world + table
 
 
