@@ -13,10 +13,13 @@ shades are classes of the dashboard's stylesheet, and bars are SVG rectangles.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from markupsafe import Markup
+
+from footfall.server.edge import worldmap
 
 WIDTH, HEIGHT = 720, 200
 PAD_LEFT, PAD_BOTTOM = 48, 22
@@ -207,3 +210,129 @@ def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> M
         "<tbody>{}</tbody></table>"
     )
     return table.format(label, head, _join(body))
+
+
+SPARK_WIDTH, SPARK_HEIGHT = 120, 32  # viewBox units of a home-page sparkline
+MAP_STEPS = 5  # .worldmap .q1 to .q5 in the CSS; .q0 is a country with none
+
+
+def sparkline(values: Sequence[float], label: str, partial_last: bool = False) -> Markup:
+    """A small line of `values` (oldest first) with no axes; a partial last period is drawn dashed.
+
+    The line is scaled to the largest value, so its shape, not its height, carries the
+    meaning; the card beside it prints the numbers.
+    """
+    count = len(values)
+    peak = max(values, default=0) or 1
+    inner_w, inner_h = SPARK_WIDTH - 2, SPARK_HEIGHT - 2  # one unit of margin so the stroke is not clipped
+
+    def point(i: int) -> str:
+        x = 1 + (i * inner_w / (count - 1) if count > 1 else inner_w / 2)
+        return f"{x:.1f},{1 + inner_h - values[i] / peak * inner_h:.1f}"
+
+    whole = count - 1 if partial_last and count > 1 else count
+    parts = [
+        Markup(
+            '<svg class="spark" viewBox="0 0 {} {}" preserveAspectRatio="none" role="img" aria-label="{}"><title>{}</title>'
+        ).format(SPARK_WIDTH, SPARK_HEIGHT, label, label),
+        Markup('<polyline class="whole" points="{}"/>').format(" ".join(point(i) for i in range(whole))),
+    ]
+    if whole < count:
+        parts.append(Markup('<polyline class="partial" points="{} {}"/>').format(point(count - 2), point(count - 1)))
+    parts.append(Markup("</svg>"))
+    return _join(parts)
+
+
+def map_step(value: float, peak: float) -> int:
+    """The shade of a country: 0 for none, else 1 to `MAP_STEPS` in equal slices of the peak."""
+    if value <= 0 or peak <= 0:
+        return 0
+    return min(MAP_STEPS, max(1, math.ceil(value / peak * MAP_STEPS)))
+
+
+def world_map(
+    values: Mapping[str, int],
+    shapes: Mapping[str, str],
+    names: Mapping[str, str],
+    measure: str,
+    label: str,
+    cut: int | None = None,
+) -> Markup:
+    """A choropleth: each country in `shapes` (code to path data) shaded by its value in `values`.
+
+    Each country has a `<title>` (its name and value) for the tooltip and for screen readers;
+    a legend gives the range of each shade. A value with no shape (no country, or a place too
+    small for the map) is not drawn, and the caption says how much that leaves out. `cut` says
+    that `values` holds only the top `cut` countries: then a country without a value is "not
+    among the top", never "no installs", which might be wrong.
+    """
+    missing = f"not among the top {cut}" if cut else f"no {measure}"
+    peak = max(values.values(), default=0)
+    width, height = worldmap.MAP_WIDTH, worldmap.MAP_HEIGHT
+    parts = [
+        Markup('<svg class="chart worldmap" viewBox="0 0 {} {}" role="img" aria-label="{}">').format(
+            width, height, label
+        )
+    ]
+    for code in sorted(shapes):
+        value = values.get(code, 0)
+        parts.append(
+            Markup('<path d="{}" class="q{}" data-country="{}"><title>{}: {}</title></path>').format(
+                shapes[code],
+                map_step(value, peak),
+                code,
+                names.get(code, code),
+                f"{value:,} {measure}" if value else missing,
+            )
+        )
+    parts.append(Markup("</svg>"))
+    keys = []
+    for step in range(1, MAP_STEPS + 1):
+        low, high = math.floor((step - 1) * peak / MAP_STEPS) + 1, math.floor(step * peak / MAP_STEPS)
+        if low <= high:
+            span = f"{low:,}" if low == high else f"{low:,}\u2013{high:,}"  # an en dash
+            keys.append(Markup('<span class="swatch q{}">{}</span>').format(step, span))
+    off_map = sum(v for code, v in values.items() if code not in shapes)
+    if off_map:
+        keys.append(
+            Markup('<span class="muted">{:,} {} not on the map (no country, or too small)</span>').format(
+                off_map, measure
+            )
+        )
+    if cut:
+        keys.append(Markup('<span class="muted">Only the top {} countries are shaded.</span>').format(cut))
+    caption = Markup("<figcaption>{}</figcaption>").format(_join(keys)) if keys else Markup("")
+    return Markup('<figure class="map">{}{}</figure>').format(_join(parts), caption)
+
+
+def share_bar(shares: Sequence[tuple[str, float]], label: str) -> Markup:
+    """One bar split into the shares of a whole (label, share from 0 to 1), in order, with a legend.
+
+    The first five shares get a colour each; the rest share one grey slice, so the bar
+    stays readable however many values there are. Each slice has a `<title>`.
+    """
+    if not shares:
+        return EMPTY
+    shown = list(shares[: len(PALETTE) - 1])
+    rest = sum(max(share, 0.0) for _, share in shares[len(PALETTE) - 1 :])
+    parts = [
+        Markup(
+            '<svg class="sharebar" viewBox="0 0 100 6" preserveAspectRatio="none" role="img" aria-label="{}">'
+        ).format(label)
+    ]
+    keys = []
+    x = 0.0
+    slices = [(name, share, f"c{index}") for index, (name, share) in enumerate(shown)]
+    if rest > 0:
+        slices.append((f"{len(shares) - len(shown)} more", rest, "rest"))
+    for name, share, css in slices:
+        width = min(max(share, 0.0), 1.0) * 100
+        parts.append(
+            Markup('<rect x="{:.2f}" width="{:.2f}" height="6" class="{}"><title>{}: {:.0%}</title></rect>').format(
+                x, width, css, name, share
+            )
+        )
+        keys.append(Markup('<span class="key {}">{} {:.0%}</span>').format(css, name, share))
+        x += width
+    parts.append(Markup("</svg>"))
+    return Markup('<figure class="shares">{}<figcaption>{}</figcaption></figure>').format(_join(parts), _join(keys))

@@ -18,16 +18,17 @@ from typing import Any
 
 import jinja2
 
-from footfall.server.edge import charts
+from footfall.server.edge import charts, worldmap
 from footfall.server.query.filters import CI_CHOICES, CONTAINERS, Filters
-from footfall.server.query.reports import Report
+from footfall.server.query.filters import today as local_today
+from footfall.server.query.reports import TOP_ROWS, Report
 
 TABS: dict[str, tuple[str, ...]] = {
     "overview": ("overview", "timeseries", "events", "countries"),
     "when": ("timeseries", "heatmap"),
     "how": ("commands", "options", "outcomes", "durations", "ga", "dimensions"),
     "versions": ("versions", "adoption"),
-    "platforms": ("platforms", "runtimes"),
+    "platforms": ("os", "platforms", "runtimes"),
     "where": ("countries", "environments"),
     "retention": ("retention",),
 }
@@ -35,6 +36,9 @@ DAY_PRESETS = (7, 30, 90, 365)
 MAX_TABLE_ROWS = 100  # per panel; the CSV export has every row
 MAX_VERSION_CHOICES = 200  # suggested in the version filter; any other version can be typed
 STATIC_TYPES = {".css": "text/css; charset=utf-8"}
+CARD_DAYS = 30  # the home page's sparkline: events per day over this many days, today included
+CHANGE_DAYS = 7  # the card's change: the last this many full days against as many before
+MAP_TABS = ("where",)  # the tabs whose countries panel draws the world map (the overview stays light)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +112,39 @@ def login_page(csrf: str, error: str = "", email: str = "") -> str:
 
 
 def app_picker(apps: list[dict[str, Any]], who: str, csrf: str, admin: bool = False) -> str:
+    """The home page: one card per app, as `app_card` builds them."""
     return render("apps.html", title="Apps", apps=apps, who=who, csrf=csrf, admin=admin)
+
+
+def app_card(app: str, timeseries: Report, filters: Filters, installs: int) -> dict[str, Any]:
+    """An app's card: events and installs in the range, a sparkline of events per day, and the weekly change.
+
+    `timeseries` is the "timeseries" report for `filters` (daily rows). Today is still under
+    way, so the sparkline draws it dashed and the change compares only full days: the last
+    `CHANGE_DAYS` before today against the `CHANGE_DAYS` before those.
+    """
+    days = [row[0] for row in timeseries.rows]
+    per_day = [int(row[1]) for row in timeseries.rows]
+    partial = bool(days) and days[-1] >= local_today(filters.timezone)
+    full = per_day[:-1] if partial else per_day
+    current, previous = sum(full[-CHANGE_DAYS:]), sum(full[-2 * CHANGE_DAYS : -CHANGE_DAYS])
+    if previous:
+        change = (current - previous) / previous
+        text = f"{change:+.0%}".replace("-", "\u2212")  # a real minus sign, as Plausible prints it
+        trend = "up" if change > 0 else "down" if change < 0 else "flat"
+    else:
+        text, trend = ("new", "up") if current else ("no events", "flat")
+    label = f"{app}: events per day, {days[0]:%b %d} to {days[-1]:%b %d}" if days else f"{app}: no days"
+    return {
+        "name": app,
+        "events": sum(per_day),
+        "installs": installs,
+        "days": len(days),
+        "sparkline": charts.sparkline(per_day, label, partial_last=partial),
+        "change": text,
+        "trend": trend,
+        "change_title": f"{current:,} events in the last {CHANGE_DAYS} full days, against {previous:,} in the {CHANGE_DAYS} before",
+    }
 
 
 def audit_page(entries: list[Any], who: str, csrf: str) -> str:
@@ -122,7 +158,7 @@ def account_page(tokens: list[Any], who: str, csrf: str, admin: bool) -> str:
     )
 
 
-def _panel(report: Report) -> dict[str, Any]:
+def _panel(report: Report, tab: str = "") -> dict[str, Any]:
     panel: dict[str, Any] = {
         "name": report.name,
         "title": report.title,
@@ -149,6 +185,14 @@ def _panel(report: Report) -> dict[str, Any]:
         panel["chart"] = charts.heatmap(report.rows, "Events by weekday and hour, UTC")
     elif name == "retention":
         panel["chart"] = charts.cohort_table(report.rows, "Share of each weekly cohort active in later weeks")
+    elif name == "countries":
+        _countries_panel(panel, report, with_map=tab in MAP_TABS)
+    elif name == "os":
+        rows = report.rows[:MAX_TABLE_ROWS]
+        panel["hidden_rows"] = len(report.rows) - len(rows)
+        shares = [(str(row[0]), float(row[3])) for row in report.rows]
+        table = charts.bar_table(report.columns, rows, report.columns.index("share"), report.title)
+        panel["chart"] = charts.share_bar(shares, "Share of installs per operating system") + table
     elif name == "adoption":
         days = sorted({r[0] for r in report.rows})
         totals: dict[str, int] = {}
@@ -170,6 +214,29 @@ def _panel(report: Report) -> dict[str, Any]:
             panel["latest_share"] = report.meta.get("latest_share")
             panel["upgrade_days"] = report.meta.get("median_upgrade_days")
     return panel
+
+
+def _countries_panel(panel: dict[str, Any], report: Report, with_map: bool) -> None:
+    """Countries by name ("Germany (DE)"), and on `MAP_TABS` a world map shaded by installs."""
+    code_at, installs_at = report.columns.index("country"), report.columns.index("installs")
+    rows = [
+        [worldmap.country_label(str(v)) if i == code_at else v for i, v in enumerate(row)]
+        for row in report.rows[:MAX_TABLE_ROWS]
+    ]
+    panel["hidden_rows"] = len(report.rows) - len(rows)
+    table = charts.bar_table(report.columns, rows, installs_at, report.title)
+    if not with_map or not report.rows:
+        panel["chart"] = table
+        return
+    installs: dict[str, int] = {}
+    for row in report.rows:
+        code = str(row[code_at]).upper()
+        installs[code] = installs.get(code, 0) + int(row[installs_at] or 0)
+    shapes = worldmap.country_shapes()
+    names = {code: worldmap.country_label(code) for code in shapes}
+    cut = TOP_ROWS if len(report.rows) >= TOP_ROWS else None  # the report lists the top countries only
+    world = charts.world_map(installs, shapes, names, "installs", "Installs by country", cut)
+    panel["chart"] = world + table
 
 
 def app_page(
@@ -202,7 +269,7 @@ def app_page(
         containers=CONTAINERS,
         versions=versions[:MAX_VERSION_CHOICES],
         apps=apps,
-        panels=[_panel(r) for r in reports],
+        panels=[_panel(r, tab) for r in reports],
         who=who,
         csrf=csrf,
         owner=owner,

@@ -126,11 +126,16 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             return RedirectResponse("/login", status_code=303)
 
         def build() -> list[dict[str, Any]]:
-            return [ctx.operations.summary(name, 30) for name in visible_apps(principal)]
+            # Per app the apps a user can see: one query for the daily events, three for the totals.
+            cards = []
+            for name in visible_apps(principal):
+                filters = Filters.from_params({"days": str(dashboard.CARD_DAYS)})
+                timeseries = ctx.operations.run_report(name, "timeseries", filters)
+                installs = ctx.operations.summary(name, dashboard.CARD_DAYS)["installs"]
+                cards.append(dashboard.app_card(name, timeseries, filters, installs))
+            return cards
 
-        cards = [
-            {"name": s["app"], "events": s["events"], "installs": s["installs"]} for s in await run_in_threadpool(build)
-        ]
+        cards = await run_in_threadpool(build)
         return HTMLResponse(dashboard.app_picker(cards, principal.email, principal.csrf, principal.admin))
 
     async def app_page(request: Request) -> Response:

@@ -411,3 +411,22 @@ def _per_day(store: EventStore, app: str, filters: Filters) -> list[dict[str, An
         {"day": d.isoformat(), "events": found.get(d, [d, 0, 0])[1], "installs": found.get(d, [d, 0, 0])[2]}
         for d in days
     ]
+
+
+@report("os")
+def operating_systems(store: EventStore, app: str, filters: Filters) -> Report:
+    """Installs and events per OS (a blank OS is "(unknown)"), and each OS's share of all installs in the range.
+
+    An install seen on two OSes counts once in each, so the shares can add up to more than 1.
+    """
+    where, params = filters.where(app)
+    rows = _rows(
+        store,
+        f"SELECT CASE WHEN coalesce(os, '') = '' THEN '(unknown)' ELSE os END AS os_name, {INSTALLS} AS installs,"
+        f" count(*) AS event_count FROM events WHERE {where}"
+        f" GROUP BY os_name ORDER BY installs DESC, event_count DESC, os_name LIMIT {TOP_ROWS}",
+        params,
+    )
+    everyone = _totals(store, app, filters)[2]
+    table = [[name, installs, events, installs / everyone if everyone else 0.0] for name, installs, events in rows]
+    return Report("os", "Operating systems", ["os", "installs", "events", "share"], table, {"installs": everyone})
