@@ -129,7 +129,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             # Per app the apps a user can see: one query for the daily events, three for the totals.
             cards = []
             for name in visible_apps(principal):
-                filters = Filters.from_params({"days": str(dashboard.CARD_DAYS)})
+                filters = ctx.operations.filters(name, {"days": str(dashboard.CARD_DAYS)})
                 timeseries = ctx.operations.run_report(name, "timeseries", filters)
                 installs = ctx.operations.summary(name, dashboard.CARD_DAYS)["installs"]
                 cards.append(dashboard.app_card(name, timeseries, filters, installs))
