@@ -58,9 +58,9 @@ class BatchBuilder:
             detected = detect_context()
             if self._ci_policy == "send":
                 detected["environment"]["ci"] = ""
-            # Once the user turned analytics off, nothing may make an id: not this batch, not a preview.
-            may_create = self._state.enabled is not False
-            install = self._state.install_id(create=may_create) if self._identity == "random" else None
+            # Once the user turned analytics off, or in a run that may not send, nothing makes an
+            # id: not this batch, not a preview (ToolState decides).
+            install = self._state.install_id() if self._identity == "random" else None
             self._context = {
                 "install": install,
                 "session": self.session,

@@ -189,7 +189,7 @@ class Client:
 
     def _take_new_identity(self) -> None:
         """A new install id (none when the user turned analytics off) and a new run id."""
-        self._state.update(install_id=new_install_id() if self._state.enabled is not False else None)
+        self._state.update(install_id=new_install_id() if self._state.may_make_new_id() else None)
         self._builder.new_identity()
 
     def _send_waiting_forgets(self, spool: Spool, held: str | None = None) -> bool:
@@ -256,12 +256,13 @@ def init(
         decision = _prompt(state, notice_text or _default_notice(app, opt_out_env, enable_env, link))
     if not decision.enabled:
         debug(f"analytics off ({decision.layer}: {decision.reason})")
-        if decision.layer in (
-            "tool variable",
-            "DO_NOT_TRACK",
-            "saved setting",
-        ) and state.install_id(create=False):
-            state.update(install_id=None)  # opting out deletes the id
+        # A run that may not send makes no id. An opt-out variable keeps an existing one (it
+        # never leaves the machine while the variable is set): deleting it would make the next
+        # run without the variable count as a new install. `analytics off` deletes it for good
+        # (Client.set_enabled); a saved "off" left with an id (an older version) deletes it here.
+        state.may_make_id = False
+        if decision.layer == "saved setting" and state.install_id(create=False):
+            state.update(install_id=None)
     if debug_enabled():
         transport = DebugTransport()
     elif transport is None:

@@ -180,7 +180,7 @@ def test_opt_out_variables_stop_all_traffic(
     assert control.stdout == "enabled\n" and len(stub.requests) == 1, "the same host sends when not opted out"
 
 
-def test_opting_out_deletes_the_install_id(tmp_path: Path, clean_env: None) -> None:
+def test_an_opt_out_variable_keeps_the_install_id_unsent(tmp_path: Path, clean_env: None) -> None:
     (tmp_path / "tool.json").write_text(json.dumps({"notice_version": 1, "install_id": "ab" * 16}))
     os.environ["DO_NOT_TRACK"] = "1"
     try:
@@ -188,7 +188,8 @@ def test_opting_out_deletes_the_install_id(tmp_path: Path, clean_env: None) -> N
     finally:
         del os.environ["DO_NOT_TRACK"]
     assert not client.enabled
-    assert json.loads((tmp_path / "tool.json").read_text()) == {"notice_version": 1}
+    # Kept, not deleted: deleting it made the next run without DO_NOT_TRACK a new install.
+    assert json.loads((tmp_path / "tool.json").read_text()) == {"notice_version": 1, "install_id": "ab" * 16}
 
 
 def test_opt_in_sends_nothing_until_enabled(tmp_path: Path, collector_stub: Any) -> None:
