@@ -13,6 +13,7 @@ import importlib.util
 import sys
 from typing import Any
 
+from footfall.client import check_options
 from footfall.schema import Schema
 
 
@@ -127,7 +128,9 @@ def disclose_main(argv: list[str]) -> int:
     parser.add_argument("--out", help="write here instead of stdout")
     args = parser.parse_args(argv)
     try:
-        page = disclose(load_options(args.target), command=args.command)
+        options = load_options(args.target)
+        check_options(options)  # the page is never written from options `init` would refuse
+        page = disclose(options, command=args.command)
         if args.out:
             with open(args.out, "w", encoding="utf-8") as handle:
                 handle.write(page)

@@ -131,6 +131,13 @@ class HttpTransport(Transport):
         return SendResult(False, retryable=retryable, retry_after=parse_retry_after(retry_after))
 
 
+class NoTransport(Transport):
+    """Sends nothing: the client of a tool whose endpoint is not an http(s) URL."""
+
+    def send(self, batch: dict[str, Any]) -> SendResult:
+        return SendResult(False, retryable=False)
+
+
 class MemoryTransport(Transport):
     """Keeps every batch in `self.batches`; `events` flattens them."""
 
