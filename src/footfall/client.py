@@ -305,10 +305,11 @@ def init(
     if bad_endpoint is not None and decision.enabled:
         decision = _refused_endpoint(bad_endpoint)
     if decision.enabled and consent == "opt-out":
-        text = notice_text or _default_notice(app, opt_out_env, enable_env, link)
+        text = notice_text or _default_notice(app, schema, opt_out_env, enable_env, analytics_command, link)
         decision = _show_notice(state, text, notice, notice_version, notice_needs_tty, decision)
     elif not decision.enabled and consent == "opt-in" and prompt and decision.layer == "default":
-        decision = _prompt(state, notice_text or _default_notice(app, opt_out_env, enable_env, link))
+        text = notice_text or _default_notice(app, schema, opt_out_env, enable_env, analytics_command, link)
+        decision = _prompt(state, text)
     if not decision.enabled:
         debug(f"analytics off ({decision.layer}: {decision.reason})")
         # A run that may not send makes no id. An opt-out variable keeps an existing one (it
@@ -349,10 +350,19 @@ def _consent_layers(
     )
 
 
-def _default_notice(app: str, opt_out_env: str | None, enable_env: str | None, link: str | None) -> str:
-    hints = [f"{opt_out_env}=1"] if opt_out_env else []
-    hints += [f"{enable_env}=false"] if enable_env else []
-    return consent.default_notice(app, hints, link)
+def _default_notice(
+    app: str,
+    schema: Schema | None,
+    opt_out_env: str | None,
+    enable_env: str | None,
+    analytics_command: str | None,
+    link: str | None,
+) -> str:
+    switches = [f"{analytics_command} off"] if analytics_command else []
+    switches += [f"{opt_out_env}=1"] if opt_out_env else []
+    switches += [f"{enable_env}=false"] if enable_env else []
+    events = schema.notice_lines() if schema is not None else None
+    return consent.default_notice(app, events, switches, link)
 
 
 def _show_notice(

@@ -124,13 +124,16 @@ def disclose_main(argv: list[str]) -> int:
         description="Write a tool's ANALYTICS.md from the options it gives footfall.init.",
     )
     parser.add_argument("target", help="FILE.py:NAME or MODULE:NAME, a dict of footfall.init options")
-    parser.add_argument("--command", help="the tool's analytics command, e.g. 'mytool analytics'")
+    parser.add_argument(
+        "--command",
+        help="the tool's analytics command, e.g. 'mytool analytics' (default: the analytics_command option)",
+    )
     parser.add_argument("--out", help="write here instead of stdout")
     args = parser.parse_args(argv)
     try:
         options = load_options(args.target)
         check_options(options)  # the page is never written from options `init` would refuse
-        page = disclose(options, command=args.command)
+        page = disclose(options, command=args.command or options.get("analytics_command"))
         if args.out:
             with open(args.out, "w", encoding="utf-8") as handle:
                 handle.write(page)

@@ -48,6 +48,10 @@ class PropType:
         """The type for the collector's app schema (`footfall app schema`)."""
         raise NotImplementedError
 
+    def in_notice(self, name: str) -> str:
+        """The property as the built-in notice names it: its name, and what it never holds."""
+        return name
+
 
 class Enum(PropType):
     def __init__(self, *values: str) -> None:
@@ -94,6 +98,9 @@ class Integer(PropType):
     def spec(self) -> dict[str, object]:
         return {"type": "bucket"}
 
+    def in_notice(self, name: str) -> str:
+        return f"{name} (a range, never the number)"
+
 
 class Version(PropType):
     PATTERN = r"^\d+(\.\d+){0,2}([.-]?(a|b|rc|dev|post)\d*)?$"
@@ -122,6 +129,9 @@ class CommandPath(PropType):
     def spec(self) -> dict[str, object]:
         return {"type": "command"}
 
+    def in_notice(self, name: str) -> str:
+        return f"{name} (its name, never its arguments)"
+
 
 class OptionNames(PropType):
     """The names of the options used, such as ["--verbose", "-j"]; never their values."""
@@ -139,6 +149,9 @@ class OptionNames(PropType):
 
     def spec(self) -> dict[str, object]:
         return {"type": "options"}
+
+    def in_notice(self, name: str) -> str:
+        return f"{name} (their names, never their values)"
 
 
 class Identifier(PropType):
@@ -201,10 +214,24 @@ def _passes_safety_net(value: object) -> bool:
 
 
 class Schema:
-    """The events a tool sends and the properties each may carry."""
+    """The events a tool sends and the properties each may carry.
 
-    def __init__(self, events: Mapping[str, Mapping[str, PropType]]) -> None:
-        self.events = {"command": COMMAND_EVENT, **{k: dict(v) for k, v in events.items()}}
+    The `command` event of the CLI integrations is declared too, unless `commands=False`: a
+    tool that records no commands (a launcher, a plugin) says so, and then neither its
+    notice nor its ANALYTICS.md lists them.
+    """
+
+    def __init__(self, events: Mapping[str, Mapping[str, PropType]], *, commands: bool = True) -> None:
+        declared = {k: dict(v) for k, v in events.items()}
+        self.events = {"command": COMMAND_EVENT, **declared} if commands else declared
+
+    def notice_lines(self) -> list[str]:
+        """One line per event for the built-in notice: the event and what it carries."""
+        lines = []
+        for name, props in sorted(self.events.items()):
+            carried = ", ".join(kind.in_notice(prop) for prop, kind in sorted(props.items()))
+            lines.append(f"{name}: {carried}" if carried else f"{name}, with no details")
+        return lines
 
     def to_json(self) -> dict[str, object]:
         """The schema for the collector: `footfall app schema NAME --from FILE.py:OPTIONS`."""

@@ -38,7 +38,8 @@ LOCUST_SCHEMA = footfall.Schema(
             "duration": footfall.Enum(*DURATION_BUCKETS),
             "outcome": footfall.Identifier(),
         },
-    }
+    },
+    commands=False,  # the plugin records runs, not commands
 )
 
 
