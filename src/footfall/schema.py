@@ -22,12 +22,13 @@ import itertools
 
 from footfall.patterns import compiled
 from footfall.safety import MAX_CHECKED_CHARS as MAX_CHECKED_CHARS
+from footfall.safety import NESTED_ENCODING, TOO_LONG
 from footfall.safety import sensitive_kind as sensitive_kind
 from footfall.safety import sensitive_kind_in as sensitive_kind_in
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 MAX_LIST_ITEMS = 32
 
@@ -36,6 +37,19 @@ _IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$"
 
 class PropType:
     """A declared property type: `clean` returns the value to send, or None to drop it."""
+
+    accepts: tuple[type, ...] = (object,)  # the Python types it may take
+    refused: str = "refused by its declared type"  # why a value of an accepted type was refused
+
+    def refusal(self, value: object) -> str:
+        """Why `clean` refused `value`, for FOOTFALL_DEBUG; never the value itself."""
+        if not isinstance(value, self.accepts) or (isinstance(value, bool) and bool not in self.accepts):
+            return f"wrong type: {type(value).__name__}, declared {type(self).__name__}"
+        return self.refused
+
+    def items_dropped(self, value: object, kept: object) -> str | None:
+        """For a list: which of its items were left out, or None when none were."""
+        return None
 
     def clean(self, value: object) -> object | None:
         raise NotImplementedError
@@ -54,6 +68,9 @@ class PropType:
 
 
 class Enum(PropType):
+    accepts = (str,)
+    refused = "not one of the declared values"
+
     def __init__(self, *values: str) -> None:
         self.values = tuple(dict.fromkeys(values))  # declared order, for ANALYTICS.md
         self._allowed = frozenset(values)
@@ -69,6 +86,8 @@ class Enum(PropType):
 
 
 class Bool(PropType):
+    accepts = (bool,)
+
     def clean(self, value: object) -> object | None:
         return value if isinstance(value, bool) else None
 
@@ -81,6 +100,8 @@ class Bool(PropType):
 
 class Integer(PropType):
     """Sent as the bucket it falls in, e.g. buckets (1, 10, 100) give "1-9", "10-99", "100+"."""
+
+    accepts = (int,)
 
     def __init__(self, buckets: Sequence[int] = (1, 10, 100, 1000)) -> None:
         self.buckets = tuple(sorted(buckets))
@@ -103,6 +124,8 @@ class Integer(PropType):
 
 
 class Version(PropType):
+    accepts = (str,)
+    refused = "not a version number such as 1.4.2"
     PATTERN = r"^\d+(\.\d+){0,2}([.-]?(a|b|rc|dev|post)\d*)?$"
 
     def clean(self, value: object) -> object | None:
@@ -119,6 +142,8 @@ class CommandPath(PropType):
     """A command path such as "run" or "remote add": words, never arguments."""
 
     PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}( [a-z0-9][a-z0-9_-]{0,31}){0,5}$"
+    accepts = (str,)
+    refused = "not a command's words (at most six lowercase words)"
 
     def clean(self, value: object) -> object | None:
         return value if isinstance(value, str) and compiled(self.PATTERN).match(value) else None
@@ -137,6 +162,12 @@ class OptionNames(PropType):
     """The names of the options used, such as ["--verbose", "-j"]; never their values."""
 
     PATTERN = r"^-{1,2}[A-Za-z0-9][A-Za-z0-9_-]{0,40}$"
+    accepts = (list, tuple)
+
+    def items_dropped(self, value: object, kept: object) -> str | None:
+        return _items_dropped(
+            value, kept, lambda v: isinstance(v, str) and bool(compiled(self.PATTERN).match(v)), "option names"
+        )
 
     def clean(self, value: object) -> object | None:
         if not isinstance(value, (list, tuple)):
@@ -156,6 +187,9 @@ class OptionNames(PropType):
 
 class Identifier(PropType):
     """A short identifier-like string: an error type, a mode, a plugin name."""
+
+    accepts = (str,)
+    refused = "not a short identifier-like string (no spaces, at most 64 characters)"
 
     def clean(self, value: object) -> object | None:
         return value if isinstance(value, str) and compiled(_IDENTIFIER).match(value) else None
@@ -205,12 +239,77 @@ def _clean_untyped(value: object) -> object | None:
     return None
 
 
-def _passes_safety_net(value: object) -> bool:
+def _safety_net_kind(value: object) -> str | None:
     if isinstance(value, str):
-        return sensitive_kind(value) is None
-    if isinstance(value, list):
-        return sensitive_kind_in(value) is None
-    return True
+        return sensitive_kind(value)
+    if isinstance(value, (list, tuple)):
+        return sensitive_kind_in([v for v in value if isinstance(v, str)])
+    return None
+
+
+def _safety_net_reason(kind: str) -> str:
+    if kind == TOO_LONG:
+        return f"safety net: too long (over {MAX_CHECKED_CHARS} characters)"
+    if kind == NESTED_ENCODING:
+        return "safety net: encoded too many times over"
+    return f"safety net: looks like {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _items_dropped(value: object, kept: object, fits: Callable[[object], bool], what: str) -> str | None:
+    if not isinstance(value, (list, tuple)) or not isinstance(kept, list):
+        return None
+    refused = sum(1 for item in value if not fits(item))
+    cut = len({item for item in value if fits(item) and isinstance(item, str)}) - len(kept)
+    parts = [f"{refused} of {len(value)} items left out (not {what})"] if refused else []
+    parts += [f"{cut} over the limit of {MAX_LIST_ITEMS} items"] if cut > 0 else []
+    return "; ".join(parts) or None
+
+
+# (property name, why it was dropped), as FOOTFALL_DEBUG prints them; never the value. A list
+# property sent without some of its items is reported too, with a reason starting PARTLY_SENT.
+Drops = list[tuple[str, str]]
+PARTLY_SENT = "sent in part"
+
+
+def _untyped_refusal(value: object) -> str:
+    if isinstance(value, str):
+        return "without a schema, only short identifier-like strings are sent (no spaces, at most 64 characters)"
+    return (
+        f"wrong type: {type(value).__name__}; without a schema, only booleans, numbers, short names"
+        " and lists of short names are sent"
+    )
+
+
+def _check(key: str, kind: PropType | None, value: object, drops: Drops | None) -> object | None:
+    """The value to send for one property, or None; with `drops`, says why it was dropped."""
+    kept = kind.clean(value) if kind is not None else _clean_untyped(value)
+    if kept is None:
+        if drops is not None:
+            # A refused string is also put to the safety net: the reason is then more telling.
+            flagged = _safety_net_kind(value) if isinstance(value, str) else None
+            if flagged is not None:
+                drops.append((key, _safety_net_reason(flagged)))
+            else:
+                drops.append((key, kind.refusal(value) if kind is not None else _untyped_refusal(value)))
+        return None
+    flagged = _safety_net_kind(kept)
+    if flagged is not None:
+        if drops is not None:
+            drops.append((key, _safety_net_reason(flagged)))
+        return None
+    if drops is not None:
+        partly = (
+            kind.items_dropped(value, kept)
+            if kind is not None
+            else _items_dropped(value, kept, _short_name, "short names")
+        )
+        if partly is not None:
+            drops.append((key, f"{PARTLY_SENT}: {partly}"))
+    return kept
+
+
+def _short_name(value: object) -> bool:
+    return isinstance(value, str) and bool(compiled(_IDENTIFIER).match(value))
 
 
 class Schema:
@@ -239,8 +338,11 @@ class Schema:
             "events": {name: {prop: kind.spec() for prop, kind in props.items()} for name, props in self.events.items()}
         }
 
-    def clean(self, name: str, props: Mapping[str, object]) -> dict[str, object] | None:
-        """The properties to send, or None when the event itself is not declared."""
+    def clean(self, name: str, props: Mapping[str, object], drops: Drops | None = None) -> dict[str, object] | None:
+        """The properties to send, or None when the event itself is not declared.
+
+        With `drops`, each property left out is added to it with the reason.
+        """
         declared = self.events.get(name)
         if declared is None:
             return None
@@ -248,19 +350,21 @@ class Schema:
         for key, value in props.items():
             kind = declared.get(key)
             if kind is None:
+                if drops is not None:
+                    drops.append((key, f"not declared for the event {name!r} in the schema"))
                 continue
-            kept = kind.clean(value)
-            if kept is not None and _passes_safety_net(kept):
+            kept = _check(key, kind, value, drops)
+            if kept is not None:
                 cleaned[key] = kept
         return cleaned
 
 
-def clean_without_schema(name: str, props: Mapping[str, object]) -> dict[str, object]:
+def clean_without_schema(name: str, props: Mapping[str, object], drops: Drops | None = None) -> dict[str, object]:
     if name == "command":
-        return Schema({}).clean(name, props) or {}
+        return Schema({}).clean(name, props, drops) or {}
     cleaned: dict[str, object] = {}
     for key, value in props.items():
-        kept = _clean_untyped(value)
-        if kept is not None and _passes_safety_net(kept):
+        kept = _check(key, None, value, drops)
+        if kept is not None:
             cleaned[key] = kept
     return cleaned
