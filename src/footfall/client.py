@@ -79,7 +79,7 @@ class Client:
             from footfall.spool import Spool
 
             spool = Spool(state.spool_dir)
-            self._recorder = Recorder(builder, transport, spool, queue_size, exit_timeout)
+            self._recorder = Recorder(builder, transport, spool, queue_size, exit_timeout, state)
 
     @property
     def enabled(self) -> bool:
@@ -88,6 +88,11 @@ class Client:
     @property
     def state_file(self) -> str:
         return self._state.path
+
+    @property
+    def collector_refusal(self) -> str | None:
+        """The collector's latest final refusal of a batch (`unknown_app`...), kept until it takes one."""
+        return self._state.collector_refusal()
 
     @no_throw()
     def track(self, name: str, **props: Any) -> None:
@@ -320,6 +325,11 @@ def init(
         if decision.layer == "saved setting" and state.install_id(create=False):
             state.update(install_id=None)
     if debug_enabled():
+        refused = state.collector_refusal()
+        if refused is not None:
+            from footfall.delivery import refusal_sentence
+
+            debug(f"an earlier run: {refusal_sentence(refused, app)} Until it takes a batch, nothing arrives.")
         transport = DebugTransport()
     elif transport is None:
         transport = HttpTransport(endpoint) if bad_endpoint is None else NoTransport()

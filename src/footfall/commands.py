@@ -66,6 +66,11 @@ def run_analytics_command(client: Client | NullClient, action: str, out: IO[str]
         state = "on" if client.enabled else "off"
         print(f"Anonymous usage statistics for {client.app} are {state} in this run.", file=out)
         print(f"Decided by: {client.decision.layer} ({client.decision.reason}).", file=out)
+        refused = client.collector_refusal
+        if refused is not None:
+            from footfall.delivery import refusal_sentence
+
+            print(f"{refusal_sentence(refused, client.app)} Until it takes a batch, nothing arrives.", file=out)
         print(f"Settings and install id: {client.state_file}", file=out)
         return 0
     if action == "preview":

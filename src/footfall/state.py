@@ -6,7 +6,10 @@ The file is `<config dir>/footfall/<app>.json`, where the config dir is
 
     {"install_id": "<32 hex digits>",   random; absent in the no-id mode or when off
      "enabled": true | false,           set by `analytics on|off`; absent by default
-     "notice_version": 1}               the newest notice this user has been shown
+     "notice_version": 1,               the newest notice this user has been shown
+     "collector_refusal": {"code": "unknown_app", "time": "..."}}
+                                        the collector's latest final refusal of a batch, kept
+                                        for `analytics status` until it takes one again
 
 Each tool has its own file, so two tools cannot link their users. Unsent batches
 wait in `<config dir>/footfall/<app>.spool/`. When the file cannot be written
@@ -121,6 +124,12 @@ class ToolState:
     def notice_version(self) -> int:
         value = self.load().get("notice_version")
         return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    def collector_refusal(self) -> str | None:
+        """The error code of the collector's latest final refusal of a batch, if any."""
+        value = self.load().get("collector_refusal")
+        code = value.get("code") if isinstance(value, dict) else None
+        return code if isinstance(code, str) and compiled(r"^[a-z][a-z0-9_]{0,39}$").match(code) else None
 
     def install_id(self, create: bool = True) -> str | None:
         """This tool's install id, made on first use; None when it cannot be kept.
