@@ -4,6 +4,7 @@ analytics is not using the tool: the analytics command itself is never recorded.
 
 from __future__ import annotations
 
+import gzip
 import json
 import textwrap
 from pathlib import Path
@@ -145,8 +146,6 @@ def test_analytics_off_first_thing_makes_no_id_and_sends_nothing(tmp_path: Path,
 
 
 def sent_installs(stub: Any) -> list[str | None]:
-    import gzip
-
     return [
         json.loads(gzip.decompress(body))["context"]["install"]
         for path, body, _ in stub.requests
@@ -202,3 +201,21 @@ def test_an_opt_out_variable_keeps_an_existing_id_so_installs_are_not_inflated(
     assert json.loads(state_file.read_text())["install_id"] == first
     run_tool_env(home, stub.url, {}, "build")
     assert sent_installs(stub) == [first, first], "one machine, one install"
+
+
+def test_forget_while_a_variable_is_set_asks_the_collector_and_makes_no_new_id(
+    tmp_path: Path, collector_stub: Any
+) -> None:
+    # The one request made while an opt-out variable is set is the one the user asks for by
+    # name: deleting the install's events. It carries no usage, and no new id is made.
+    stub = collector_stub(mode="ok")
+    home = tmp_path / "config"
+    seed_notice_shown(home, "quiet-tool")
+    run_tool_env(home, stub.url, {}, "build")
+    state_file = home / "footfall" / "quiet-tool.json"
+    old = json.loads(state_file.read_text())["install_id"]
+    out = run_tool_env(home, stub.url, {"DO_NOT_TRACK": "1"}, "analytics", "forget")
+    assert "The collector will delete every event of this install" in out
+    assert [path for path, _, _ in stub.requests] == ["/v1/batch", "/v1/forget"]
+    assert json.loads(gzip.decompress(stub.requests[1][1])) == {"app": "quiet-tool", "install": old}
+    assert "install_id" not in json.loads(state_file.read_text())
