@@ -18,7 +18,7 @@ from footfall.context import detect_ci
 from footfall.errors import debug, debug_enabled, no_throw
 from footfall.patterns import compiled
 from footfall.state import ToolState, config_dir, new_install_id
-from footfall.transport import DebugTransport, HttpTransport, NoTransport, Transport
+from footfall.transport import DebugTransport, HttpTransport, NoTransport, Transport, refusal_sentence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -327,8 +327,6 @@ def init(
     if debug_enabled():
         refused = state.collector_refusal()
         if refused is not None:
-            from footfall.delivery import refusal_sentence
-
             debug(f"an earlier run: {refusal_sentence(refused, app)} Until it takes a batch, nothing arrives.")
         transport = DebugTransport()
     elif transport is None:

@@ -28,7 +28,7 @@ from footfall.batch import BatchBuilder, format_time
 from footfall.errors import capture_internal_exceptions, debug
 from footfall.spool import Spool
 from footfall.state import ToolState
-from footfall.transport import SendResult, Transport
+from footfall.transport import SendResult, Transport, refusal_sentence
 from footfall.worker import BackgroundWorker, Item
 
 MAX_ATTEMPTS = 3  # per batch, while the process runs
@@ -56,16 +56,6 @@ def post_forget(transport: Transport, request: dict[str, Any]) -> str:
         return "retry"
     debug(f"the collector refused a forget request ({status}); it was dropped")
     return "refused"
-
-
-def refusal_sentence(code: str, app: str) -> str:
-    """What a final refusal means, for `analytics status` and FOOTFALL_DEBUG."""
-    if code == "unknown_app":
-        return (
-            f"The collector does not know the app {app!r} (unknown_app): its maintainers register it"
-            f" on the collector with `footfall app add {app}`."
-        )
-    return f"The collector refused a batch ({code})."
 
 
 class Recorder:

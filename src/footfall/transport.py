@@ -89,6 +89,16 @@ def parse_retry_after(value: str | None) -> float | None:
         return None  # the HTTP-date form is rare for APIs; fall back to our backoff
 
 
+def refusal_sentence(code: str, app: str) -> str:
+    """What a final refusal means, for `analytics status` and FOOTFALL_DEBUG."""
+    if code == "unknown_app":
+        return (
+            f"The collector does not know the app {app!r} (unknown_app): its maintainers register it"
+            f" on the collector with `footfall app add {app}`."
+        )
+    return f"The collector refused a batch ({code})."
+
+
 class HttpTransport(Transport):
     def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.endpoint = endpoint.rstrip("/")
