@@ -37,7 +37,8 @@ ANALYTICS = {
                 "workers": footfall.Integer((1, 2, 5, 10, 50)),
                 "locustfile": footfall.Enum("default", "custom"),
             }
-        }
+        },
+        commands=False,  # the launcher records launches, not commands: its notice says so
     ),
 }
 

@@ -10,15 +10,16 @@ import os
 import time
 
 from footfall.context import detect_context
-from footfall.errors import debug
+from footfall.errors import debug, debug_enabled
 from footfall.patterns import compiled
-from footfall.schema import Schema, clean_without_schema
+from footfall.schema import PARTLY_SENT, Schema, clean_without_schema
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from footfall.schema import Drops
     from footfall.state import ToolState
 
     BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
@@ -58,9 +59,9 @@ class BatchBuilder:
             detected = detect_context()
             if self._ci_policy == "send":
                 detected["environment"]["ci"] = ""
-            # Once the user turned analytics off, nothing may make an id: not this batch, not a preview.
-            may_create = self._state.enabled is not False
-            install = self._state.install_id(create=may_create) if self._identity == "random" else None
+            # Once the user turned analytics off, or in a run that may not send, nothing makes an
+            # id: not this batch, not a preview (ToolState decides).
+            install = self._state.install_id() if self._identity == "random" else None
             self._context = {
                 "install": install,
                 "session": self.session,
@@ -75,25 +76,37 @@ class BatchBuilder:
         self.session = os.urandom(16).hex()
         self._context = None
 
-    def clean(self, name: str, props: dict[str, object]) -> dict[str, Any] | None:
+    def clean(self, name: str, props: dict[str, object], drops: Drops | None = None) -> dict[str, Any] | None:
+        """The properties to send, or None to drop the event. With `drops` (FOOTFALL_DEBUG),
+        each property left out is printed with the reason, never with its value."""
         if not isinstance(name, str) or not compiled(EVENT_NAME_PATTERN).match(name):
             debug(f"dropped event {name!r}: names are lowercase identifiers")
             return None
         if self._schema is not None:
-            cleaned = self._schema.clean(name, props)
+            cleaned = self._schema.clean(name, props, drops)
             if cleaned is None:
                 debug(f"dropped event {name!r}: it is not declared in the schema")
                 return None
         else:
-            cleaned = clean_without_schema(name, props)
+            cleaned = clean_without_schema(name, props, drops)
         return cleaned
 
     def build(self, items: list[Item], dropped: int = 0) -> dict[str, Any] | None:
         """The batch to send, or None when every event was dropped."""
         events = []
+        explain = debug_enabled()  # the reasons cost a little: worked out only to be printed
+        dropped_props = dropped_events = 0
         for name, moment, props in items:
-            cleaned = self.clean(name, props)
+            drops: Drops | None = [] if explain else None
+            cleaned = self.clean(name, props, drops)
+            for key, reason in drops or ():
+                if reason.startswith(PARTLY_SENT):
+                    debug(f"event {name!r}: property {key!r} {reason}")
+                else:
+                    debug(f"event {name!r}: dropped property {key!r}: {reason}")
+                    dropped_props += 1
             if cleaned is None:
+                dropped_events += 1
                 continue
             event: dict[str, Any] = {"name": name, "time": format_time(moment), "props": cleaned}
             kept: dict[str, Any] | None = event
@@ -105,6 +118,15 @@ class BatchBuilder:
                     kept = None
             if kept is not None:
                 events.append(kept)
+            else:
+                debug(f"dropped event {name!r}: before_send dropped it")
+                dropped_events += 1
+        if explain:
+            debug(
+                f"{len(events)} of {len(items)} events kept; {dropped_events} events and {dropped_props}"
+                f' properties were dropped before sending, each named above. The batch\'s "dropped": {dropped}'
+                " counts only events lost to a full queue."
+            )
         if not events:
             return None
         return {"app": self.app, "context": self.context(), "dropped": dropped, "events": events}

@@ -18,10 +18,11 @@ from footfall.context import detect_ci
 from footfall.errors import debug, debug_enabled, no_throw
 from footfall.patterns import compiled
 from footfall.state import ToolState, config_dir, new_install_id
-from footfall.transport import DebugTransport, HttpTransport, Transport
+from footfall.transport import DebugTransport, HttpTransport, NoTransport, Transport, refusal_sentence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from footfall.batch import BeforeSend
@@ -34,6 +35,7 @@ DEFAULT_EXIT_TIMEOUT_S = 0.25  # the most a process exit may wait for delivery
 FORGET_WAIT_S = 2.0  # the most `forget` waits for a batch in flight before asking the collector
 APP_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+COMMAND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}( [A-Za-z0-9][A-Za-z0-9._-]{0,63}){0,4}$"
 CHOICES = {
     "notice": ("once", "every-run"),
     "consent": ("opt-out", "opt-in"),
@@ -77,7 +79,7 @@ class Client:
             from footfall.spool import Spool
 
             spool = Spool(state.spool_dir)
-            self._recorder = Recorder(builder, transport, spool, queue_size, exit_timeout)
+            self._recorder = Recorder(builder, transport, spool, queue_size, exit_timeout, state)
 
     @property
     def enabled(self) -> bool:
@@ -86,6 +88,11 @@ class Client:
     @property
     def state_file(self) -> str:
         return self._state.path
+
+    @property
+    def collector_refusal(self) -> str | None:
+        """The collector's latest final refusal of a batch (`unknown_app`...), kept until it takes one."""
+        return self._state.collector_refusal()
 
     @no_throw()
     def track(self, name: str, **props: Any) -> None:
@@ -189,7 +196,7 @@ class Client:
 
     def _take_new_identity(self) -> None:
         """A new install id (none when the user turned analytics off) and a new run id."""
-        self._state.update(install_id=new_install_id() if self._state.enabled is not False else None)
+        self._state.update(install_id=new_install_id() if self._state.may_make_new_id() else None)
         self._builder.new_identity()
 
     def _send_waiting_forgets(self, spool: Spool, held: str | None = None) -> bool:
@@ -200,12 +207,56 @@ class Client:
         return not [path for path in spool.pending_forgets() if path != held]
 
 
-def _check(name: str, value: Any) -> None:
-    if value not in CHOICES[name]:
-        raise ValueError(f"{name} must be one of {CHOICES[name]}, not {value!r}")
+def endpoint_problem(endpoint: object) -> str | None:
+    """Why `endpoint` cannot be a collector's base URL, or None when it can."""
+    import urllib.parse
+
+    if not isinstance(endpoint, str):
+        return f"endpoint must be a string, not {type(endpoint).__name__}"
+    shown = repr(endpoint[:200])
+    if not endpoint.isprintable() or any(character.isspace() for character in endpoint):
+        return f"endpoint {shown} has spaces or control characters"
+    try:
+        url = urllib.parse.urlsplit(endpoint)
+        url.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return f"endpoint {shown} is not a valid URL"
+    if url.scheme.lower() not in ("http", "https"):
+        return f"endpoint {shown} is not an http(s) URL, such as https://footfall.example.org"
+    if not url.hostname:
+        return f"endpoint {shown} has no host name, as in https://footfall.example.org"
+    if url.query or url.fragment:
+        return f"endpoint {shown} must not have a query or a fragment: it is the collector's base URL"
+    return None
 
 
-@no_throw(default=NullClient())
+def check_options(options: Mapping[str, Any]) -> None:
+    """Raise ValueError, naming the option, for the first `footfall.init` option that is wrong.
+
+    `footfall disclose` runs it too, so a tool's ANALYTICS.md is never written from options
+    that `init` would refuse.
+    """
+    app = options.get("app")
+    if not isinstance(app, str) or not compiled(APP_PATTERN).match(app):
+        raise ValueError(f"app {app!r} must be a lowercase id (1-64 of a-z 0-9 . _ -)")
+    if "endpoint" in options:
+        problem = endpoint_problem(options["endpoint"])
+        if problem is not None:
+            raise ValueError(problem)
+    for name, choices in CHOICES.items():
+        value = options.get(name, choices[0])
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {choices}, not {value!r}")
+    for name in ("opt_out_env", "enable_env"):
+        variable = options.get(name)
+        if variable is not None and not (isinstance(variable, str) and compiled(ENV_NAME_PATTERN).match(variable)):
+            raise ValueError(f"{name}: {variable!r} is not an environment variable name")
+    command = options.get("analytics_command")
+    if command is not None and not (isinstance(command, str) and compiled(COMMAND_PATTERN).match(command)):
+        raise ValueError(f"analytics_command {command!r} must be the command's words, such as 'mytool analytics'")
+
+
+@no_throw(default=NullClient(), unless="strict")
 def init(
     app: str,
     endpoint: str,
@@ -220,6 +271,7 @@ def init(
     prompt: bool = False,
     opt_out_env: str | None = None,
     enable_env: str | None = None,
+    analytics_command: str | None = None,
     identity: str = "random",
     ci: str = "tag",
     schema: Schema | None = None,
@@ -228,46 +280,63 @@ def init(
     state_dir: str | os.PathLike[str] | None = None,
     queue_size: int = DEFAULT_QUEUE_SIZE,
     exit_timeout: float = DEFAULT_EXIT_TIMEOUT_S,
+    strict: bool = False,
 ) -> Client | NullClient:
     """Create the client for `app`, reporting to the collector at `endpoint`.
 
-    Never raises: bad arguments give a `NullClient` (and a line with FOOTFALL_DEBUG=1).
-    See README.md for every option; the consent layers are in footfall.consent.
+    Never raises: bad arguments give a `NullClient` (and a line with FOOTFALL_DEBUG=1), and an
+    endpoint that is not an http(s) URL gives a client that sends nothing and says why in
+    `analytics status`. With `strict=True`, for the tool's own tests, each of these is a
+    ValueError instead. See docs/sdk.md for every option; the consent layers are in
+    footfall.consent.
     """
-    if not compiled(APP_PATTERN).match(app):
-        raise ValueError(f"app {app!r} must be a lowercase id")
-    for name, value in (
-        ("notice", notice),
-        ("consent", consent),
-        ("identity", identity),
-        ("ci", ci),
-    ):
-        _check(name, value)
-    for variable in (opt_out_env, enable_env):
-        if variable is not None and not compiled(ENV_NAME_PATTERN).match(variable):
-            raise ValueError(f"{variable!r} is not an environment variable name")
+    options = {
+        "app": app,
+        "notice": notice,
+        "consent": consent,
+        "identity": identity,
+        "ci": ci,
+        "opt_out_env": opt_out_env,
+        "enable_env": enable_env,
+        "analytics_command": analytics_command,
+    }
+    check_options(options)
+    bad_endpoint = endpoint_problem(endpoint)
+    if bad_endpoint is not None and strict:
+        raise ValueError(bad_endpoint)
     environ = os.environ
     state = ToolState(os.fspath(state_dir) if state_dir is not None else config_dir(), app)
     decision = _consent_layers(environ, state, opt_out_env, enable_env, consent, ci)
+    if bad_endpoint is not None and decision.enabled:
+        decision = _refused_endpoint(bad_endpoint)
     if decision.enabled and consent == "opt-out":
-        text = notice_text or _default_notice(app, opt_out_env, enable_env, link)
+        text = notice_text or _default_notice(app, schema, opt_out_env, enable_env, analytics_command, link)
         decision = _show_notice(state, text, notice, notice_version, notice_needs_tty, decision)
     elif not decision.enabled and consent == "opt-in" and prompt and decision.layer == "default":
-        decision = _prompt(state, notice_text or _default_notice(app, opt_out_env, enable_env, link))
+        text = notice_text or _default_notice(app, schema, opt_out_env, enable_env, analytics_command, link)
+        decision = _prompt(state, text)
     if not decision.enabled:
         debug(f"analytics off ({decision.layer}: {decision.reason})")
-        if decision.layer in (
-            "tool variable",
-            "DO_NOT_TRACK",
-            "saved setting",
-        ) and state.install_id(create=False):
-            state.update(install_id=None)  # opting out deletes the id
+        # A run that may not send makes no id. An opt-out variable keeps an existing one (it
+        # never leaves the machine while the variable is set): deleting it would make the next
+        # run without the variable count as a new install. `analytics off` deletes it for good
+        # (Client.set_enabled); a saved "off" left with an id (an older version) deletes it here.
+        state.may_make_id = False
+        if decision.layer == "saved setting" and state.install_id(create=False):
+            state.update(install_id=None)
     if debug_enabled():
+        refused = state.collector_refusal()
+        if refused is not None:
+            debug(f"an earlier run: {refusal_sentence(refused, app)} Until it takes a batch, nothing arrives.")
         transport = DebugTransport()
     elif transport is None:
-        transport = HttpTransport(endpoint)
+        transport = HttpTransport(endpoint) if bad_endpoint is None else NoTransport()
     builder = BatchBuilder(app, app_version, state, identity, ci, schema, before_send)
     return Client(builder, transport, state, decision, queue_size, exit_timeout)
+
+
+def _refused_endpoint(problem: str) -> consent.Decision:
+    return consent.Decision(False, "endpoint", f"{problem}; nothing is sent")
 
 
 def _consent_layers(
@@ -289,10 +358,19 @@ def _consent_layers(
     )
 
 
-def _default_notice(app: str, opt_out_env: str | None, enable_env: str | None, link: str | None) -> str:
-    hints = [f"{opt_out_env}=1"] if opt_out_env else []
-    hints += [f"{enable_env}=false"] if enable_env else []
-    return consent.default_notice(app, hints, link)
+def _default_notice(
+    app: str,
+    schema: Schema | None,
+    opt_out_env: str | None,
+    enable_env: str | None,
+    analytics_command: str | None,
+    link: str | None,
+) -> str:
+    switches = [f"{analytics_command} off"] if analytics_command else []
+    switches += [f"{opt_out_env}=1"] if opt_out_env else []
+    switches += [f"{enable_env}=false"] if enable_env else []
+    events = schema.notice_lines() if schema is not None else None
+    return consent.default_notice(app, events, switches, link)
 
 
 def _show_notice(

@@ -12,6 +12,7 @@ import sys
 from typing import IO
 
 from footfall.client import Client, NullClient
+from footfall.transport import refusal_sentence
 
 ACTIONS = ("on", "off", "status", "preview", "forget")
 HELP = {
@@ -50,7 +51,7 @@ def run_analytics_command(client: Client | NullClient, action: str, out: IO[str]
             print(f"Could not save the setting in {client.state_file}.", file=out)
             return 1
         print(f"Anonymous usage statistics for {client.app} are on from the next run.", file=out)
-        if client.decision.layer in ("tool variable", "DO_NOT_TRACK", "run suppression"):
+        if client.decision.layer in ("tool variable", "DO_NOT_TRACK", "run suppression", "CI policy", "endpoint"):
             print(f"Note: {client.decision.reason} still keeps them off.", file=out)
         return 0
     if action == "off":
@@ -66,6 +67,9 @@ def run_analytics_command(client: Client | NullClient, action: str, out: IO[str]
         state = "on" if client.enabled else "off"
         print(f"Anonymous usage statistics for {client.app} are {state} in this run.", file=out)
         print(f"Decided by: {client.decision.layer} ({client.decision.reason}).", file=out)
+        refused = client.collector_refusal
+        if refused is not None:
+            print(f"{refusal_sentence(refused, client.app)} Until it takes a batch, nothing arrives.", file=out)
         print(f"Settings and install id: {client.state_file}", file=out)
         return 0
     if action == "preview":

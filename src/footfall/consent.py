@@ -129,14 +129,33 @@ def ask(question: str) -> bool | None:
     return answer in ("y", "yes")
 
 
-def default_notice(app: str, opt_out_hints: list[str], link: str | None) -> str:
-    hints = " or ".join([*opt_out_hints, "DO_NOT_TRACK=1"])
-    lines = [
-        f"{app} collects anonymous usage statistics to help its maintainers decide what to",
-        "work on: the commands and option names used (never their values), durations,",
-        "outcomes, the version, OS and Python version. No names, paths or IP addresses.",
-        f"Turn it off with {hints}.",
-    ]
+NOTICE_WIDTH = 88  # characters per line
+UNTYPED_EVENTS = (
+    "the commands and option names used (never their values), durations and outcomes, and"
+    " events with numbers, true/false values and short names (never free text)"
+)
+
+
+def default_notice(app: str, events: list[str] | None, off_switches: list[str], link: str | None) -> str:
+    """The built-in notice: what `app` sends, from its schema (`events`, one line per event;
+    None without a schema), and every way to turn it off, the tool's own first."""
+    import textwrap
+
+    intro = f"{app} collects anonymous usage statistics to help its maintainers decide what to work on."
+    if events is None:
+        lines = textwrap.wrap(f"{intro} It sends {UNTYPED_EVENTS}.", NOTICE_WIDTH)
+    else:
+        lines = textwrap.wrap(f"{intro} It sends these events:", NOTICE_WIDTH)
+        for event in events:
+            lines += textwrap.wrap(event, NOTICE_WIDTH, initial_indent="  - ", subsequent_indent="    ")
+    lines += textwrap.wrap(
+        "With each: the version, OS and Python version, and whether it runs in CI or a container."
+        " Never names, paths, values typed in or IP addresses.",
+        NOTICE_WIDTH,
+    )
+    switches = [*off_switches, "DO_NOT_TRACK=1"]
+    ways = ", ".join(switches[:-1]) + " or " + switches[-1] if len(switches) > 1 else switches[0]
+    lines += textwrap.wrap(f"Turn it off with {ways}.", NOTICE_WIDTH)
     if link:
         lines.append(f"Details: {link}")
     return "\n".join(lines)

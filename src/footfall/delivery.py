@@ -11,6 +11,11 @@ that waited in the spool go out after the next batch the collector takes.
 
 After `stop` (the user turned analytics off) the recorder sends, spools and replays
 nothing more in this run, at exit neither.
+
+A batch the collector refuses for good (a 4xx other than 408 and 429, such as
+`unknown_app` for an app it does not know) is dropped: neither retried nor spooled. Its
+error code is kept in the state file, for `analytics status` and FOOTFALL_DEBUG, until
+the collector takes a batch again; with FOOTFALL_DEBUG it is printed once per run.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import atexit
 import time
 from typing import Any
 
-from footfall.batch import BatchBuilder
+from footfall.batch import BatchBuilder, format_time
 from footfall.errors import capture_internal_exceptions, debug
 from footfall.spool import Spool
-from footfall.transport import Transport
+from footfall.state import ToolState
+from footfall.transport import SendResult, Transport, refusal_sentence
 from footfall.worker import BackgroundWorker, Item
 
 MAX_ATTEMPTS = 3  # per batch, while the process runs
@@ -60,8 +66,11 @@ class Recorder:
         spool: Spool,
         queue_size: int,
         exit_timeout: float,
+        state: ToolState | None = None,
     ) -> None:
         self.builder = builder
+        self._state = state
+        self._reported_codes: set[str] = set()  # refusals already printed in this run
         self._transport = transport
         self._spool = spool
         self._spool_may_hold = True  # a previous run may have left batches
@@ -103,9 +112,10 @@ class Recorder:
                 return "rejected"
             result = self._transport.send(batch)
             if result.delivered:
+                self._remember_refusal(None)
                 return "delivered"
             if not result.retryable:
-                debug("the collector refused a batch; it was dropped")
+                self._refused(result)
                 return "rejected"
             if attempt + 1 < attempts:
                 wait = result.retry_after if result.retry_after is not None else BACKOFF_S[attempt]
@@ -113,6 +123,19 @@ class Recorder:
                     break
                 time.sleep(wait)
         return "failed"
+
+    def _refused(self, result: SendResult) -> None:
+        code = result.code or "refused"
+        if code not in self._reported_codes:
+            self._reported_codes.add(code)
+            debug(f"{refusal_sentence(code, self.builder.app)} The batch was dropped: not retried, not kept.")
+        self._remember_refusal(code)
+
+    def _remember_refusal(self, code: str | None) -> None:
+        """Keep the latest final refusal in the state file (None: the collector takes batches)."""
+        if self._state is None or self._state.collector_refusal() == code:
+            return  # unchanged: the file is not written for every batch
+        self._state.update(collector_refusal=None if code is None else {"code": code, "time": format_time(time.time())})
 
     def _deliver(self, items: list[Item]) -> bool:
         if self._stopped:

@@ -1,8 +1,11 @@
 """ANALYTICS.md, written from what a tool passes to `footfall.init`: the page can't drift.
 
     footfall disclose mytool/analytics.py:OPTIONS > ANALYTICS.md
+    footfall disclose mytool/cli.py:analytics > ANALYTICS.md
 
-where OPTIONS is the dict of keyword arguments the tool gives `footfall.init`.
+where OPTIONS is the dict of keyword arguments the tool gives `footfall.init`, or
+`analytics` the client made at module level by `footfall.init(...)`. The module is read,
+not run (footfall.static_options), so none of the tool's own code runs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import importlib.util
 import sys
 from typing import Any
 
+from footfall.client import check_options
 from footfall.schema import Schema
 
 
@@ -98,11 +102,20 @@ def disclose(options: dict[str, Any], command: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def load_options(target: str) -> dict[str, Any]:
-    """`path/to/file.py:NAME` or `package.module:NAME` -> the dict of init options."""
+def load_options(target: str, run_module: bool = False) -> dict[str, Any]:
+    """`path/to/file.py:NAME` or `package.module:NAME` -> the dict of init options.
+
+    NAME is the dict of options, or the client made by `footfall.init(...)`. The source is
+    read, not run (footfall.static_options); `run_module=True` imports it instead, running
+    its module-level code, for options that are not literals.
+    """
     location, _, name = target.rpartition(":")
     if not location or not name:
         raise ValueError(f"{target!r} must look like FILE.py:NAME or MODULE:NAME")
+    if not run_module:
+        from footfall.static_options import read_options, source_path
+
+        return read_options(source_path(location), name)
     if location.endswith(".py"):
         spec = importlib.util.spec_from_file_location("footfall_disclosed", location)
         if spec is None or spec.loader is None:
@@ -122,12 +135,27 @@ def disclose_main(argv: list[str]) -> int:
         prog="footfall disclose",
         description="Write a tool's ANALYTICS.md from the options it gives footfall.init.",
     )
-    parser.add_argument("target", help="FILE.py:NAME or MODULE:NAME, a dict of footfall.init options")
-    parser.add_argument("--command", help="the tool's analytics command, e.g. 'mytool analytics'")
+    parser.add_argument(
+        "target",
+        help="FILE.py:NAME or MODULE:NAME: a dict of footfall.init options, or NAME = footfall.init(...)."
+        " The source is read, not run",
+    )
+    parser.add_argument(
+        "--import",
+        dest="run_module",
+        action="store_true",
+        help="import the module instead (running its code) to read options that are not literals",
+    )
+    parser.add_argument(
+        "--command",
+        help="the tool's analytics command, e.g. 'mytool analytics' (default: the analytics_command option)",
+    )
     parser.add_argument("--out", help="write here instead of stdout")
     args = parser.parse_args(argv)
     try:
-        page = disclose(load_options(args.target), command=args.command)
+        options = load_options(args.target, run_module=args.run_module)
+        check_options(options)  # the page is never written from options `init` would refuse
+        page = disclose(options, command=args.command or options.get("analytics_command"))
         if args.out:
             with open(args.out, "w", encoding="utf-8") as handle:
                 handle.write(page)

@@ -45,12 +45,17 @@ class capture_internal_exceptions:  # used like a function, as in Sentry
         return False
 
 
-def no_throw(default: Any = None) -> Callable[[F], F]:
+def no_throw(default: Any = None, unless: str | None = None) -> Callable[[F], F]:
+    """Catch every `Exception` and return `default`; with `unless="strict"`, a call made with
+    `strict=True` raises instead (for the tool's own tests, never at run time)."""
+
     def decorate(function: F) -> F:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return function(*args, **kwargs)
             except Exception as exc:
+                if unless is not None and kwargs.get(unless) is True:
+                    raise
                 debug(f"internal error in {function.__name__}: {type(exc).__name__}: {exc}")
                 return default
 

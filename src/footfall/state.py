@@ -6,12 +6,16 @@ The file is `<config dir>/footfall/<app>.json`, where the config dir is
 
     {"install_id": "<32 hex digits>",   random; absent in the no-id mode or when off
      "enabled": true | false,           set by `analytics on|off`; absent by default
-     "notice_version": 1}               the newest notice this user has been shown
+     "notice_version": 1,               the newest notice this user has been shown
+     "collector_refusal": {"code": "unknown_app", "time": "..."}}
+                                        the collector's latest final refusal of a batch, kept
+                                        for `analytics status` until it takes one again
 
 Each tool has its own file, so two tools cannot link their users. Unsent batches
 wait in `<config dir>/footfall/<app>.spool/`. When the file cannot be written
 (read-only home, full disk), the run sends no id rather than a new one each run.
-Once the user turned analytics off (`"enabled": false`) no id is made at all.
+Once the user turned analytics off (`"enabled": false`) no id is made at all, and a run
+that may not send (an opt-out variable is set, the notice run, opt-in not given) makes none.
 
 The folder is 0700 and the file 0600. An older version made them 0755 and 0644, and
 `os.makedirs(mode=...)` leaves an existing folder as it is, so the first read or write of
@@ -57,6 +61,9 @@ class ToolState:
 
         self._lock = _thread.allocate_lock()
         self._tightened = False
+        # False for a run that may not send (an opt-out variable, the notice run, opt-in not
+        # yet given...): such a run makes no id, not even for `analytics preview` or `forget`.
+        self.may_make_id = True
 
     def _tighten(self) -> None:
         """Once a run: make the folder and the file private, whatever an older version left."""
@@ -118,19 +125,29 @@ class ToolState:
         value = self.load().get("notice_version")
         return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
+    def collector_refusal(self) -> str | None:
+        """The error code of the collector's latest final refusal of a batch, if any."""
+        value = self.load().get("collector_refusal")
+        code = value.get("code") if isinstance(value, dict) else None
+        return code if isinstance(code, str) and compiled(r"^[a-z][a-z0-9_]{0,39}$").match(code) else None
+
     def install_id(self, create: bool = True) -> str | None:
         """This tool's install id, made on first use; None when it cannot be kept.
 
-        None, and nothing made, once the user turned analytics off: that choice deleted the id.
+        None, and nothing made, once the user turned analytics off (that choice deleted the id),
+        and in a run that may not send (`may_make_id`): an existing id is kept, none is made.
         """
         if not create:
             return self._saved_id()
         with self._lock:  # checked and made at once: `analytics off` may be saving right now
             value = self._saved_id()
-            if value is not None or self.enabled is False:
+            if value is not None or not self.may_make_new_id():
                 return value
             fresh = new_install_id()
             return fresh if self._update({"install_id": fresh}) else None
+
+    def may_make_new_id(self) -> bool:
+        return self.may_make_id and self.enabled is not False
 
     def _saved_id(self) -> str | None:
         value = self.load().get("install_id")

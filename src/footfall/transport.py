@@ -24,17 +24,50 @@ MAX_RETRY_AFTER_S = 60.0
 
 
 class SendResult:
-    """`delivered`: the collector took it. Otherwise `retryable` says whether to try again."""
+    """`delivered`: the collector took it. Otherwise `retryable` says whether to try again, and
+    `code` is the collector's error code for a final refusal (`unknown_app`...), when it gave one."""
 
-    __slots__ = ("delivered", "retry_after", "retryable")
+    __slots__ = ("code", "delivered", "retry_after", "retryable")
 
-    def __init__(self, delivered: bool, retryable: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        delivered: bool,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
         self.delivered = delivered
         self.retryable = retryable
         self.retry_after = retry_after
+        self.code = code
 
     def __repr__(self) -> str:
-        return f"SendResult(delivered={self.delivered}, retryable={self.retryable}, retry_after={self.retry_after})"
+        return (
+            f"SendResult(delivered={self.delivered}, retryable={self.retryable},"
+            f" retry_after={self.retry_after}, code={self.code!r})"
+        )
+
+
+ERROR_CODE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+
+
+def error_code(reply: bytes) -> str | None:
+    """The `code` of the collector's error reply `{"error": {"code", "message"}}`, or None.
+
+    Only a short lowercase code is taken: the message, written by whoever answers at the
+    endpoint, is never kept or printed.
+    """
+    import json
+
+    from footfall.patterns import compiled
+
+    try:
+        document = json.loads(reply)
+    except ValueError:
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) and compiled(ERROR_CODE_PATTERN).match(code) else None
 
 
 DELIVERED = SendResult(True)
@@ -54,6 +87,16 @@ def parse_retry_after(value: str | None) -> float | None:
         return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
     except ValueError:
         return None  # the HTTP-date form is rare for APIs; fall back to our backoff
+
+
+def refusal_sentence(code: str, app: str) -> str:
+    """What a final refusal means, for `analytics status` and FOOTFALL_DEBUG."""
+    if code == "unknown_app":
+        return (
+            f"The collector does not know the app {app!r} (unknown_app): its maintainers register it"
+            f" on the collector with `footfall app add {app}`."
+        )
+    return f"The collector refused a batch ({code})."
 
 
 class HttpTransport(Transport):
@@ -119,7 +162,7 @@ class HttpTransport(Transport):
         from http.client import HTTPException
 
         try:
-            status, _, retry_after = self.post_json(BATCH_PATH, batch)
+            status, reply, retry_after = self.post_json(BATCH_PATH, batch)
         except (OSError, ValueError, HTTPException) as exc:  # refused, timed out, bad TLS, not HTTP
             from footfall.errors import debug
 
@@ -128,7 +171,15 @@ class HttpTransport(Transport):
         if 200 <= status < 300:
             return DELIVERED
         retryable = status in RETRY_STATUSES or status >= 500
-        return SendResult(False, retryable=retryable, retry_after=parse_retry_after(retry_after))
+        code = None if retryable else error_code(reply)
+        return SendResult(False, retryable=retryable, retry_after=parse_retry_after(retry_after), code=code)
+
+
+class NoTransport(Transport):
+    """Sends nothing: the client of a tool whose endpoint is not an http(s) URL."""
+
+    def send(self, batch: dict[str, Any]) -> SendResult:
+        return SendResult(False, retryable=False)
 
 
 class MemoryTransport(Transport):

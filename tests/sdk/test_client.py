@@ -203,7 +203,7 @@ def test_debug_mode_prints_the_payload_and_sends_nothing(tmp_path: Path, collect
     """)
     result, _ = run_host(script, sdk_env(tmp_path, FOOTFALL_DEBUG="1"))
     assert result.stdout == "flushed True\n"
-    assert result.stderr.startswith("footfall: would send ")
+    assert "\nfootfall: would send {" in result.stderr  # after the line that counts what was dropped
     assert '"command": "build"' in result.stderr
     assert stub.requests == []
 
@@ -284,3 +284,13 @@ def test_off_in_a_running_client_drops_what_is_queued_and_sends_nothing(tmp_path
     assert preview is not None and preview["context"]["install"] is None
     assert "install_id" not in json.loads((state / f"{GOLDEN_APP}.json").read_text())
     assert not (state / f"{GOLDEN_APP}.spool").exists() or not any((state / f"{GOLDEN_APP}.spool").iterdir())
+
+
+def test_every_init_option_is_documented() -> None:
+    import inspect
+
+    from tests.conftest import REPO
+
+    documented = (REPO / "docs" / "sdk.md").read_text()
+    missing = [name for name in inspect.signature(footfall.init).parameters if f"| `{name}` |" not in documented]
+    assert missing == [], f"add these options to the table in docs/sdk.md: {missing}"

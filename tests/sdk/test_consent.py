@@ -180,7 +180,7 @@ def test_opt_out_variables_stop_all_traffic(
     assert control.stdout == "enabled\n" and len(stub.requests) == 1, "the same host sends when not opted out"
 
 
-def test_opting_out_deletes_the_install_id(tmp_path: Path, clean_env: None) -> None:
+def test_an_opt_out_variable_keeps_the_install_id_unsent(tmp_path: Path, clean_env: None) -> None:
     (tmp_path / "tool.json").write_text(json.dumps({"notice_version": 1, "install_id": "ab" * 16}))
     os.environ["DO_NOT_TRACK"] = "1"
     try:
@@ -188,7 +188,8 @@ def test_opting_out_deletes_the_install_id(tmp_path: Path, clean_env: None) -> N
     finally:
         del os.environ["DO_NOT_TRACK"]
     assert not client.enabled
-    assert json.loads((tmp_path / "tool.json").read_text()) == {"notice_version": 1}
+    # Kept, not deleted: deleting it made the next run without DO_NOT_TRACK a new install.
+    assert json.loads((tmp_path / "tool.json").read_text()) == {"notice_version": 1, "install_id": "ab" * 16}
 
 
 def test_opt_in_sends_nothing_until_enabled(tmp_path: Path, collector_stub: Any) -> None:
@@ -236,3 +237,42 @@ def test_opt_in_prompt_on_a_terminal(tmp_path: Path, collector_stub: Any, answer
     assert stdout.decode().strip() == expected
     saved = json.loads((tmp_path / "footfall" / "notice-tool.json").read_text())
     assert saved["enabled"] is (expected == "enabled")
+
+
+# Issue 8: the built-in notice said "the commands and option names used..." whatever the tool
+# sent, and named only the variables. It is written from the schema, and names the tool's
+# own off switches first.
+NOTICE_HOST = textwrap.dedent(
+    """
+    import footfall
+    schema = footfall.Schema(
+        {{"export": {{"format": footfall.Enum("csv", "json"), "rows": footfall.Integer((1, 100))}}}},
+        commands={commands},
+    )
+    footfall.init(app="notice-tool", endpoint="http://127.0.0.1:9", schema=schema,
+                  opt_out_env="NOTICE_TOOL_NO_ANALYTICS", analytics_command="notice-tool analytics")
+    """
+)
+
+
+def test_the_notice_is_written_from_the_schema_and_names_the_tools_off_switch(tmp_path: Path) -> None:
+    result, _ = run_host(NOTICE_HOST.format(commands=False), sdk_env(tmp_path / "a"))
+    assert result.returncode == 0 and result.stdout == ""
+    notice = " ".join(result.stderr.split())
+    assert "- export: format, rows (a range, never the number)" in notice
+    assert "command" not in notice.replace("analytics", ""), "this tool records no commands"
+    assert "Turn it off with notice-tool analytics off, NOTICE_TOOL_NO_ANALYTICS=1 or DO_NOT_TRACK=1." in notice
+    with_commands, _ = run_host(NOTICE_HOST.format(commands=True), sdk_env(tmp_path / "b"))
+    notice = " ".join(with_commands.stderr.split())
+    assert "- command: command (its name, never its arguments), duration, options (their names, never" in notice
+    assert "- export: format, rows" in notice
+    assert all(len(line) <= 88 for line in with_commands.stderr.splitlines())
+
+
+def test_without_a_schema_the_notice_says_what_may_be_sent(tmp_path: Path) -> None:
+    script = 'import footfall\nfootfall.init(app="notice-tool", endpoint="http://127.0.0.1:9")\n'
+    result, _ = run_host(script, sdk_env(tmp_path))
+    notice = " ".join(result.stderr.split())
+    assert "the commands and option names used (never their values)" in notice
+    assert "short names (never free text)" in notice
+    assert "Turn it off with DO_NOT_TRACK=1." in notice

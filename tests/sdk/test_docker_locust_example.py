@@ -44,6 +44,11 @@ def test_every_run_shows_the_notice_and_sends(tmp_path: Path, collector_stub: An
         assert result.stdout.startswith("locust -f locustfile.py --host http://127.0.0.1:8089 --master")
         assert "docker-locust collects anonymous usage statistics" in result.stderr
         assert "SEND_ANONYMOUS_USAGE_INFO=false" in result.stderr
+        # Issue 8: the notice said "the commands and option names used"; the launcher sends
+        # launches, with a role and user counts, and its notice names exactly those.
+        notice = " ".join(result.stderr.split())
+        assert "- launch: headless, locustfile, role, users (a range, never the number), workers" in notice
+        assert "command" not in notice
     props = [e["props"] for e in stub.events]
     assert (
         props

@@ -225,3 +225,95 @@ def test_forget_without_a_collector_starts_a_new_id_and_keeps_the_request(tmp_pa
     assert json.loads((tmp_path / "t.json").read_text())["install_id"] != "a" * 32
     (waiting,) = (tmp_path / "t.spool").glob("forget-*.json")
     assert json.loads(waiting.read_text()) == {"app": "t", "install": "a" * 32}
+
+
+# Issue 8: a command that failed with a non-zero exit code was recorded as "ok" (an argparse
+# `func` returning 1, a usage error) or as a bare "exit"; the outcome is now "exit:<code>".
+def test_argparse_records_the_real_exit_code(tmp_path: Path, clean_env: None) -> None:
+    client, transport = sdk_client(tmp_path, app="gitlike")
+    parser, sub = build_parser()
+    ff_argparse.add_analytics_command(sub, client)
+    sub.choices["build"].set_defaults(func=lambda args: 1 if args.jobs == 1 else 0)
+    with ff_argparse.track_command(client, parser, ["build", "-j", "1"]) as args:
+        assert args.func(args) == 1, "the function's own return value is handed back"
+    with ff_argparse.track_command(client, parser, ["build", "-j", "2"]) as args:
+        args.func(args)
+    with pytest.raises(SystemExit) as usage, ff_argparse.track_command(client, parser, ["build", "--jobs", SECRET]):
+        pass
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit), ff_argparse.track_command(client, parser, ["build"]):
+        raise SystemExit(3)
+    with pytest.raises(SystemExit), ff_argparse.track_command(client, parser, ["build"]):
+        raise SystemExit(SECRET)  # Python prints the message and exits with 1
+    with pytest.raises(SystemExit), ff_argparse.track_command(client, parser, ["--help"]):
+        pass
+    with pytest.raises(SystemExit), ff_argparse.track_command(client, parser, ["analytics", "of"]):
+        pass  # a typo while managing analytics is not recorded either
+    assert client.flush(5)
+    assert [(e["command"], e["options"], e["outcome"]) for e in commands(transport)] == [
+        ("build", ["--jobs"], "exit:1"),
+        ("build", ["--jobs"], "ok"),
+        ("build", ["--jobs"], "exit:2"),
+        ("build", [], "exit:3"),
+        ("build", [], "exit:1"),
+    ]
+
+
+def test_click_records_the_real_exit_code(tmp_path: Path, clean_env: None) -> None:
+    client, transport = sdk_client(tmp_path, app="clicky")
+
+    @click.group()
+    def cli() -> None:
+        pass
+
+    @cli.command()
+    @click.option("--level", type=int, default=0)
+    @click.pass_context
+    def check(ctx: click.Context, level: int) -> None:
+        if level == 3:
+            ctx.exit(3)
+        if level == 2:
+            raise click.UsageError(SECRET)
+        if level == 1:
+            ctx.exit(0)
+
+    cli.add_command(ff_click.analytics_command(client))
+    ff_click.instrument(cli, client)
+    runner = CliRunner()
+    expected_codes = {"3": 3, "2": 2, "1": 0, SECRET: 2}
+    for level, code in expected_codes.items():
+        assert runner.invoke(cli, ["check", "--level", level]).exit_code == code
+    assert runner.invoke(cli, ["analytics", "of"]).exit_code == 2
+    assert client.flush(5)
+    assert [(e["command"], e["options"], e["outcome"]) for e in commands(transport)] == [
+        ("check", ["--level"], "exit:3"),
+        ("check", ["--level"], "UsageError"),
+        ("check", ["--level"], "ok"),
+        ("check", ["--level"], "BadParameter"),  # refused before its callback ran: click exits with 2
+    ]
+
+
+def test_typer_records_the_real_exit_code(tmp_path: Path, clean_env: None) -> None:
+    client, transport = sdk_client(tmp_path, app="typed")
+    app = typer.Typer()
+
+    @app.command()
+    def check(level: int = 0) -> None:
+        if level:
+            raise typer.Exit(code=level)
+
+    @app.command()
+    def other() -> None:
+        raise typer.Abort()
+
+    ff_typer.instrument(app, client)
+    runner = TyperRunner()
+    assert runner.invoke(app, ["check", "--level", "1"]).exit_code == 1
+    assert runner.invoke(app, ["check"]).exit_code == 0
+    assert runner.invoke(app, ["other"]).exit_code == 1
+    assert client.flush(5)
+    assert [(e["command"], e["outcome"]) for e in commands(transport)] == [
+        ("check", "exit:1"),
+        ("check", "ok"),
+        ("other", "Abort"),
+    ]

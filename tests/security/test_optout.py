@@ -4,6 +4,7 @@ analytics is not using the tool: the analytics command itself is never recorded.
 
 from __future__ import annotations
 
+import gzip
 import json
 import textwrap
 from pathlib import Path
@@ -128,3 +129,93 @@ def test_preview_while_off_makes_no_install_id(tmp_path: Path, collector_stub: A
     state = json.loads(state_file.read_text())
     assert state["enabled"] is False and "install_id" not in state, state
     assert stub.requests == []
+
+
+# Issue 8: `analytics off` on a fresh install (no id yet) sends nothing, makes no id and
+# leaves none on disk; it is the very first thing a careful user runs.
+def test_analytics_off_first_thing_makes_no_id_and_sends_nothing(tmp_path: Path, collector_stub: Any) -> None:
+    stub = collector_stub(mode="ok")
+    home = tmp_path / "config"
+    run_tool(home, stub.url, "analytics", "off")  # the notice run, too
+    run_tool(home, stub.url, "build")
+    run_tool(home, stub.url, "analytics", "status")
+    state = json.loads((home / "footfall" / "quiet-tool.json").read_text())
+    assert state["enabled"] is False and "install_id" not in state, state
+    assert stub.requests == []
+    assert not (home / "footfall" / "quiet-tool.spool").exists()
+
+
+def sent_installs(stub: Any) -> list[str | None]:
+    return [
+        json.loads(gzip.decompress(body))["context"]["install"]
+        for path, body, _ in stub.requests
+        if path == "/v1/batch"
+    ]
+
+
+OPT_OUT_VARIABLES = [{"DO_NOT_TRACK": "1"}, {"QUIET_NO_ANALYTICS": "1"}]
+TOOL_WITH_VARIABLE = TOOL.replace("endpoint={endpoint!r})", "endpoint={endpoint!r}, opt_out_env='QUIET_NO_ANALYTICS')")
+
+
+def run_tool_env(home: Path, endpoint: str, variables: dict[str, str], *argv: str) -> str:
+    script = TOOL_WITH_VARIABLE.format(endpoint=endpoint).replace("sys.argv[1:]", repr(list(argv)))
+    result, _ = run_host(script, sdk_env(home, **variables))
+    assert result.returncode == 0, result.stderr
+    assert "QUIET_NO_ANALYTICS" in TOOL_WITH_VARIABLE
+    return result.stdout
+
+
+@pytest.mark.parametrize("variables", OPT_OUT_VARIABLES)
+def test_an_opt_out_variable_makes_no_id_whatever_runs(
+    tmp_path: Path, collector_stub: Any, variables: dict[str, str]
+) -> None:
+    # Issue 8: while an opt-out variable is set nothing is sent and no id is made, not by a
+    # command, `analytics preview`, `status`, `on` or `forget`.
+    stub = collector_stub(mode="ok")
+    home = tmp_path / "config"
+    seed_notice_shown(home, "quiet-tool")
+    for argv in (["build"], ["analytics", "preview"], ["analytics", "status"], ["analytics", "forget"], ["build"]):
+        run_tool_env(home, stub.url, variables, *argv)
+        state = json.loads((home / "footfall" / "quiet-tool.json").read_text())
+        assert "install_id" not in state, (argv, state)
+    assert stub.requests == []
+    assert not (home / "footfall" / "quiet-tool.spool").exists()
+
+
+@pytest.mark.parametrize("variables", OPT_OUT_VARIABLES)
+def test_an_opt_out_variable_keeps_an_existing_id_so_installs_are_not_inflated(
+    tmp_path: Path, collector_stub: Any, variables: dict[str, str]
+) -> None:
+    # Issue 8: the variables deleted the install id, so the next run without them made a new
+    # one and the same machine counted as two installs. The id stays on the machine, unsent.
+    stub = collector_stub(mode="ok")
+    home = tmp_path / "config"
+    seed_notice_shown(home, "quiet-tool")
+    run_tool_env(home, stub.url, {}, "build")
+    state_file = home / "footfall" / "quiet-tool.json"
+    first = json.loads(state_file.read_text())["install_id"]
+    assert sent_installs(stub) == [first]
+    for _ in range(2):
+        run_tool_env(home, stub.url, variables, "build")
+    assert len(stub.requests) == 1, "nothing is sent while the variable is set"
+    assert json.loads(state_file.read_text())["install_id"] == first
+    run_tool_env(home, stub.url, {}, "build")
+    assert sent_installs(stub) == [first, first], "one machine, one install"
+
+
+def test_forget_while_a_variable_is_set_asks_the_collector_and_makes_no_new_id(
+    tmp_path: Path, collector_stub: Any
+) -> None:
+    # The one request made while an opt-out variable is set is the one the user asks for by
+    # name: deleting the install's events. It carries no usage, and no new id is made.
+    stub = collector_stub(mode="ok")
+    home = tmp_path / "config"
+    seed_notice_shown(home, "quiet-tool")
+    run_tool_env(home, stub.url, {}, "build")
+    state_file = home / "footfall" / "quiet-tool.json"
+    old = json.loads(state_file.read_text())["install_id"]
+    out = run_tool_env(home, stub.url, {"DO_NOT_TRACK": "1"}, "analytics", "forget")
+    assert "The collector will delete every event of this install" in out
+    assert [path for path, _, _ in stub.requests] == ["/v1/batch", "/v1/forget"]
+    assert json.loads(gzip.decompress(stub.requests[1][1])) == {"app": "quiet-tool", "install": old}
+    assert "install_id" not in json.loads(state_file.read_text())

@@ -1,8 +1,9 @@
 """Integrations with command-line frameworks and tools.
 
 Each records the `command` event: the command path, the names of the options used
-(never their values), the duration in buckets, and the outcome ("ok" or the error
-type name only). Each also mounts the ready-made `analytics` command in one line.
+(never their values), the duration in buckets, and the outcome: "ok", "exit:<code>"
+for a non-zero exit code, or the error's type name only (footfall.integrations.invocation).
+Each also mounts the ready-made `analytics` command in one line.
 
     footfall.integrations.argparse   standard library
     footfall.integrations.click      needs click

@@ -18,6 +18,7 @@ from footfall.commands import ACTIONS, COMMAND_HELP, run_analytics_command
 from footfall.integrations.invocation import CommandRecorder
 
 _MARK = "__footfall_tracked__"
+_ANALYTICS_MARK = "__footfall_analytics__"  # managing analytics is never recorded, not even a typo
 
 
 def describe(ctx: Any) -> tuple[str, list[str]]:
@@ -57,13 +58,33 @@ def track_callback(
     return tracked
 
 
+def track_usage_errors(command: click.Command, client: Any) -> None:
+    """Record a leaf command whose arguments click refuses (a bad value, a missing argument,
+    an unknown option): its callback never runs, and click exits with 2."""
+    parse_args = command.parse_args
+    if getattr(parse_args, _MARK, False):
+        return
+
+    def parse_args_tracked(ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return parse_args(ctx, args)
+        except click.UsageError:
+            path, options = describe(ctx)
+            with CommandRecorder(client, path, options):
+                raise
+
+    setattr(parse_args_tracked, _MARK, True)
+    command.parse_args = parse_args_tracked  # type: ignore[method-assign]
+
+
 def instrument(command: click.Command, client: Any) -> click.Command:
     """Record every leaf command of `command` (a group or a single command)."""
     if isinstance(command, click.Group):
         for child in command.commands.values():
             instrument(child, client)
-    elif command.callback is not None:
+    elif command.callback is not None and not getattr(command, _ANALYTICS_MARK, False):
         command.callback = track_callback(command.callback, client)
+        track_usage_errors(command, client)
     return command
 
 
@@ -75,4 +96,5 @@ def analytics_command(client: Any, name: str = "analytics") -> click.Command:
         if code:
             sys.exit(code)
 
+    setattr(analytics, _ANALYTICS_MARK, True)
     return analytics

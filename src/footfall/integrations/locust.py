@@ -18,6 +18,7 @@ from typing import Any
 
 import footfall
 from footfall.integrations.argparse import describe
+from footfall.integrations.invocation import exit_outcome
 from footfall.schema import DURATION_BUCKETS, duration_bucket
 
 MODES = {"LocalRunner": "standalone", "MasterRunner": "master", "WorkerRunner": "worker"}
@@ -37,7 +38,8 @@ LOCUST_SCHEMA = footfall.Schema(
             "duration": footfall.Enum(*DURATION_BUCKETS),
             "outcome": footfall.Identifier(),
         },
-    }
+    },
+    commands=False,  # the plugin records runs, not commands
 )
 
 
@@ -79,7 +81,7 @@ def install(endpoint: str, app: str = "locust", **options: Any) -> footfall.Clie
 
     def on_quitting(environment: Any, **kwargs: Any) -> None:
         code = getattr(environment, "process_exit_code", None)
-        outcome = "ok" if code in (0, None) else "failed"
+        outcome = exit_outcome(code)  # "ok" or "exit:<code>", as the CLI integrations
         client.track("stop", mode=mode, duration=duration_bucket(time.monotonic() - started), outcome=outcome)
         client.flush(1.0)
 
