@@ -320,6 +320,28 @@ class DuckDBStore(EventStore):
         self._act(upsert)
         self.registry.schemas[app] = schema
 
+    def backup(self, destination: Path) -> None:
+        # On the writer thread, in one transaction: no commit can interleave, and DuckDB copies
+        # one snapshot of every table (schema, constraints and the migration record too) into a
+        # fresh file. Readers go on meanwhile; writers queue behind the copy.
+        if destination.exists():
+            raise UsageError(f"{destination} already exists")
+        target = str(destination).replace("'", "''")
+
+        def copy(con: duckdb.DuckDBPyConnection) -> None:
+            (source,) = con.execute("SELECT current_database()").fetchone() or ("",)
+            con.execute(f"ATTACH '{target}' AS footfall_backup")
+            try:
+                con.execute('COPY FROM DATABASE "{}" TO footfall_backup'.format(source.replace('"', '""')))
+            finally:
+                con.execute("DETACH footfall_backup")
+
+        try:
+            self._act(copy)
+        except BaseException:
+            destination.unlink(missing_ok=True)  # never leave a partial copy that looks whole
+            raise
+
     def _act(self, action: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
         """Run one change on the writer thread, in its own transaction, and wait for it."""
         future: Future[Any] = Future()

@@ -1,0 +1,226 @@
+"""Deployment: online backup and restore for real, and every file docs/deployment.md ships checked."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import os
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from footfall.server.query.reports import REPORTS
+from tests.conftest import LiveServer, footfall_command, load_golden, start_server, with_fresh_times
+
+BACKED_UP_APP = "golden-tool"  # its events are all acknowledged before the backup starts
+BUSY_APP = "busy-tool"  # its events keep arriving while the backup runs
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(footfall_command(*args), capture_output=True, text=True, timeout=120, input=stdin)
+
+
+def post_batch(url: str, batch: Any) -> int:
+    request = urllib.request.Request(
+        url + "/v1/batch", data=json.dumps(batch).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code
+
+
+def batch_of(app: str, index: int) -> Any:
+    """A golden batch from one of a few installs, each run its own session, with varied commands."""
+    batch = with_fresh_times(copy.deepcopy(load_golden("batch-command.json")))
+    batch["app"] = app
+    batch["context"]["install"] = uuid.UUID(int=index % 7 + 1).hex
+    batch["context"]["session"] = uuid.UUID(int=1000 + index).hex
+    batch["context"]["app_version"] = f"1.{index % 3}.0"
+    batch["events"][1]["props"]["command"] = ("build", "test", "lint")[index % 3]
+    batch["events"][1]["props"]["outcome"] = "ok" if index % 4 else "error"
+    return batch
+
+
+def api(url: str, token: str, path: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+def every_report(url: str, token: str, app: str) -> dict[str, tuple[int, Any]]:
+    today = dt.datetime.now(dt.timezone.utc).date()
+    span = f"start={(today - dt.timedelta(days=30)).isoformat()}&end={(today + dt.timedelta(days=1)).isoformat()}"
+    return {name: api(url, token, f"/api/v1/apps/{app}/reports/{name}?{span}") for name in REPORTS}
+
+
+def test_backup_while_serving_then_restore_gives_every_report_back(live_server: LiveServer, tmp_path: Path) -> None:
+    data = str(live_server.data)
+    for app in (BACKED_UP_APP, BUSY_APP):
+        assert run("app", "add", app, "--data", data).returncode == 0
+    added = run(
+        "user",
+        "add",
+        "ann@example.org",
+        "--role",
+        "admin",
+        "--password-stdin",
+        "--data",
+        data,
+        stdin="a long password\n",
+    )
+    assert added.returncode == 0, added.stderr
+    api_token = run("token", "create", "ann@example.org", "--data", data).stdout.splitlines()[-1]
+    for index in range(40):
+        assert post_batch(live_server.url, batch_of(BACKED_UP_APP, index)) == 202
+    before = every_report(live_server.url, live_server.token, BACKED_UP_APP)
+    assert before["overview"][0] == 200 and before["overview"][1]["rows"], before["overview"]
+    assert all(status == 200 for status, _ in before.values()), {k: v for k, v in before.items() if v[0] != 200}
+
+    # Another app's events keep arriving while the backup runs, acknowledged one batch at a time.
+    acknowledged: list[float] = []
+    stop = threading.Event()
+
+    def keep_sending() -> None:
+        index = 0
+        while not stop.is_set():
+            if post_batch(live_server.url, batch_of(BUSY_APP, index)) == 202:
+                acknowledged.append(dt.datetime.now().timestamp())
+            index += 1
+
+    sender = threading.Thread(target=keep_sending, daemon=True)
+    sender.start()
+    try:
+        while len(acknowledged) < 5:  # the sender is under way before the backup starts
+            stop.wait(0.05)
+        backup_started = dt.datetime.now().timestamp()
+        backed_up = run("backup", str(tmp_path / "backup"), "--data", data)
+        backup_done = dt.datetime.now().timestamp()
+        stop.wait(0.3)
+    finally:
+        stop.set()
+        sender.join(60)
+    assert backed_up.returncode == 0, backed_up.stderr
+    assert live_server.process.poll() is None, "the server kept serving"
+    backup = tmp_path / "backup"
+    assert sorted(p.name for p in backup.iterdir()) >= ["accounts.sqlite", "footfall-backup.json", "footfall.duckdb"]
+    assert (backup.stat().st_mode & 0o777) == 0o700
+    assert all((p.stat().st_mode & 0o077) == 0 for p in backup.rglob("*")), "the backup holds secrets: private"
+    assert json.loads((backup / "footfall-backup.json").read_text())["format"] == 1
+
+    restored_data = tmp_path / "restored"
+    restored = run("restore", str(backup), "--data", str(restored_data))
+    assert restored.returncode == 0, restored.stderr
+    second = start_server(restored_data, tmp_path / "restored.log")
+    try:
+        after = every_report(second.url, second.token, BACKED_UP_APP)
+        busy = api(second.url, second.token, f"/api/v1/apps/{BUSY_APP}/summary?days=2")
+        still_admin = api(second.url, api_token, "/api/v1/apps")  # the accounts came back too
+    finally:
+        second.stop()
+    assert second.token == live_server.token, "the secrets came back: same admin token, same install hashes"
+    assert after == before, [name for name in REPORTS if after[name] != before[name]]
+    assert still_admin[0] == 200 and {a["name"] for a in still_admin[1]["apps"]} == {BACKED_UP_APP, BUSY_APP}
+    # Events acknowledged before the backup began are in it; those acknowledged during it may be.
+    busy_events = busy[1]["events"]
+    before_backup = sum(1 for t in acknowledged if t < backup_started)
+    assert before_backup * 2 <= busy_events <= len(acknowledged) * 2, (before_backup, busy_events, len(acknowledged))
+    assert backup_done > backup_started
+
+
+def test_backup_and_restore_without_a_server_and_their_refusals(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run("app", "add", "offline-tool", "--data", str(data)).returncode == 0
+    server = start_server(data, tmp_path / "first.log")
+    try:
+        for index in range(5):
+            assert post_batch(server.url, batch_of("offline-tool", index)) == 202
+        before = every_report(server.url, server.token, "offline-tool")
+    finally:
+        server.stop()
+
+    nothing = run("backup", str(tmp_path / "none"), "--data", str(tmp_path / "empty"))
+    assert nothing.returncode == 2 and "no Footfall data" in nothing.stderr
+    made = run("backup", str(tmp_path / "copy"), "--data", str(data))
+    assert made.returncode == 0, made.stderr
+    again = run("backup", str(tmp_path / "copy"), "--data", str(data))
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("an operator's file")
+    refused = run("restore", str(tmp_path / "copy"), "--data", str(occupied))
+    assert refused.returncode == 2 and "is not empty" in refused.stderr
+    assert sorted(p.name for p in occupied.iterdir()) == ["keep.txt"]
+
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "footfall.duckdb").write_bytes(b"")
+    refused = run("restore", str(unfinished), "--data", str(tmp_path / "fresh"))
+    assert refused.returncode == 2 and "not a finished Footfall backup" in refused.stderr
+
+    empty_target = tmp_path / "mounted"
+    empty_target.mkdir()  # an empty folder, such as a fresh volume, is fine
+    assert run("restore", str(tmp_path / "copy"), "--data", str(empty_target)).returncode == 0
+    server = start_server(empty_target, tmp_path / "second.log")
+    try:
+        assert every_report(server.url, server.token, "offline-tool") == before
+    finally:
+        server.stop()
+
+
+def test_a_backup_is_taken_by_the_local_admin_token_only(live_server: LiveServer, tmp_path: Path) -> None:
+    data = str(live_server.data)
+    added = run(
+        "user",
+        "add",
+        "root@example.org",
+        "--role",
+        "admin",
+        "--password-stdin",
+        "--data",
+        data,
+        stdin="a long password\n",
+    )
+    assert added.returncode == 0, added.stderr
+    api_token = run("token", "create", "root@example.org", "--data", data).stdout.splitlines()[-1]
+
+    def post(token: str, body: Any) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            live_server.url + "/api/v1/backup",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return int(response.status), json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, json.loads(exc.read())
+
+    target = tmp_path / "by-token"
+    status, body = post(api_token, {"destination": str(target)})
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    assert not target.exists(), "an instance admin's API token cannot make the server write its secrets anywhere"
+    status, body = post(live_server.token, {"destination": "relative/path"})
+    assert status == 400 and "absolute" in body["error"]["message"]
+    status, body = post(live_server.token, {"destination": str(tmp_path / "no" / "such" / "parent")})
+    assert status == 400
+    status, body = post(live_server.token, {"nothing": 1})
+    assert status == 400 and body["error"]["code"] == "invalid_request"
+    status, body = post(live_server.token, {"destination": str(target)})
+    assert status == 201 and body["destination"] == str(target)
+    status, body = post(live_server.token, {"destination": str(target)})
+    assert status == 400 and "already exists" in body["error"]["message"]
+    assert os.listdir(target)
