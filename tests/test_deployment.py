@@ -6,7 +6,10 @@ import copy
 import datetime as dt
 import json
 import os
+import re
+import shutil
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -14,8 +17,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from footfall.server.query.reports import REPORTS
-from tests.conftest import LiveServer, footfall_command, load_golden, start_server, with_fresh_times
+from tests.conftest import REPO, LiveServer, footfall_command, load_golden, start_server, with_fresh_times
 
 BACKED_UP_APP = "golden-tool"  # its events are all acknowledged before the backup starts
 BUSY_APP = "busy-tool"  # its events keep arriving while the backup runs
@@ -224,3 +229,164 @@ def test_a_backup_is_taken_by_the_local_admin_token_only(live_server: LiveServer
     status, body = post(live_server.token, {"destination": str(target)})
     assert status == 400 and "already exists" in body["error"]["message"]
     assert os.listdir(target)
+
+
+# -- the files docs/deployment.md ships -----------------------------------------------------------
+#
+# Each check runs on the shipped file and on a copy broken on purpose: a check that cannot fail is
+# no check. A missing tool skips here and fails under CI=true (`make system-deps` installs nginx and
+# Caddy; hadolint and check-jsonschema come with the test extra).
+
+DEPLOY = REPO / "deploy"
+VENV_BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=f"{VENV_BIN}:/usr/sbin:/sbin")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is not installed (make system-deps, or the test extra)")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def checked(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def check_unit(text: str, work: Path) -> None:
+    """`systemd-analyze verify` with no complaint about the unit, and an exposure level of at most 2.0 (`--threshold` counts tenths)."""
+    # verify needs ExecStart's program to exist: the venv's own `footfall` stands in for /opt/footfall's.
+    program = VENV_BIN / "footfall"
+    assert program.exists() and "ExecStart=/opt/footfall/bin/footfall " in text
+    unit = work / "footfall.service"
+    unit.write_text(text.replace("/opt/footfall/bin/footfall", str(program)))
+    analyze = tool("systemd-analyze")
+    verified = checked([analyze, "verify", str(unit)])
+    complaints = [line for line in (verified.stdout + verified.stderr).splitlines() if unit.name in line]
+    assert verified.returncode == 0 and not complaints, verified.stdout + verified.stderr
+    exposure = checked([analyze, "security", "--offline=true", "--threshold=20", str(unit)])
+    assert exposure.returncode == 0, exposure.stdout[-400:]
+    for promised in ("User=footfall", "StateDirectory=footfall", "ProtectSystem=strict", "NoNewPrivileges=yes"):
+        assert f"\n{promised}\n" in text, promised
+
+
+def check_compose(text: str, work: Path) -> None:
+    """The Compose specification's JSON schema (vendored in check-jsonschema), and what the doc promises."""
+    import yaml
+
+    compose = work / "compose.yaml"
+    compose.write_text(text)
+    schema = checked([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose)])
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    service = yaml.safe_load(text)["services"]["footfall"]
+    assert "footfall-data:/data" in service["volumes"]
+    assert "ports" not in service, "only the proxy is published"
+    assert not service.get("privileged") and "user" not in service, "the image's own unprivileged uid"
+
+
+def check_dockerfile(text: str, work: Path) -> None:
+    """hadolint, at its strictest default (any rule, info included, fails), and a non-root user."""
+    dockerfile = work / "Dockerfile"
+    dockerfile.write_text(text)
+    linted = checked([tool("hadolint"), "--no-color", str(dockerfile)])
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("0", "root"), users
+
+
+def check_caddyfile(text: str, work: Path) -> None:
+    """`caddy adapt` parses it; the adapted JSON proxies the public name to footfall serve."""
+    caddyfile = work / "Caddyfile"
+    caddyfile.write_text(text)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "XDG_DATA_HOME": str(work)}
+    adapted = checked([tool("caddy"), "adapt", "--config", str(caddyfile), "--adapter", "caddyfile"], env=env)
+    assert adapted.returncode == 0, adapted.stderr
+    (server,) = json.loads(adapted.stdout)["apps"]["http"]["servers"].values()
+    (route,) = server["routes"]
+    assert route["match"] == [{"host": ["footfall.example.org"]}]
+    handlers = json.dumps(route["handle"])
+    assert '"handler": "reverse_proxy"' in handlers and '"dial": "127.0.0.1:8000"' in handlers
+    assert "logs" not in server, "no access log: Footfall keeps no client addresses"
+
+
+def check_nginx(text: str, work: Path) -> None:
+    """`nginx -t` on the snippet inside a minimal nginx.conf, with a throwaway certificate in place of
+    certbot's; and the headers the doc promises."""
+    key, cert = work / "key.pem", work / "cert.pem"
+    made = checked(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=footfall.example.org", "-keyout", str(key), "-out", str(cert)),
+        ]
+    )
+    assert made.returncode == 0, made.stderr
+    letsencrypt = "/etc/letsencrypt/live/footfall.example.org/"
+    snippet = work / "footfall.conf"
+    snippet.write_text(
+        text.replace(letsencrypt + "fullchain.pem", str(cert)).replace(letsencrypt + "privkey.pem", str(key))
+    )
+    main = work / "nginx.conf"
+    main.write_text(f"pid {work}/nginx.pid;\nevents {{}}\nhttp {{\n    include {snippet};\n}}\n")
+    tested = checked([tool("nginx"), "-t", "-q", "-e", "stderr", "-p", str(work), "-c", str(main)])
+    assert tested.returncode == 0, tested.stderr
+    for promised in (
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "access_log off;",
+        "proxy_pass http://footfall;",
+    ):
+        assert promised in text, promised
+
+
+SHIPPED = {
+    "unit": (DEPLOY / "footfall.service", check_unit, ("ProtectSystem=strict", "ProtectSytem=strict")),
+    "compose": (REPO / "compose.yaml", check_compose, ("    expose:", "    exposes:")),
+    "Dockerfile": (REPO / "Dockerfile", check_dockerfile, ("FROM python:3.12-slim\n", "FROM python:latest\n")),
+    "docker-locust Dockerfile": (
+        REPO / "examples" / "docker-locust" / "Dockerfile",
+        check_dockerfile,
+        ("USER 10001:10001", "USER root"),
+    ),
+    "Caddyfile": (DEPLOY / "Caddyfile", check_caddyfile, ("reverse_proxy {", "reverse_prox {")),
+    "nginx": (DEPLOY / "nginx.conf", check_nginx, ("proxy_pass http://footfall;", "proxy_pas http://footfall;")),
+}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_shipped_file_passes_its_check(name: str, tmp_path: Path) -> None:
+    path, check, _ = SHIPPED[name]
+    check(path.read_text(encoding="utf-8"), tmp_path)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_check_fails_on_a_broken_file(name: str, tmp_path: Path) -> None:
+    path, check, (good, bad) = SHIPPED[name]
+    text = path.read_text(encoding="utf-8")
+    assert good in text
+    with pytest.raises(AssertionError):
+        check(text.replace(good, bad, 1), tmp_path)
+
+
+def test_the_deployment_guide_names_real_settings_and_every_shipped_file() -> None:
+    from footfall.server.settings import SETTINGS
+
+    guide = (REPO / "docs" / "deployment.md").read_text(encoding="utf-8")
+    known = {s.env for s in SETTINGS} | {s.flag for s in SETTINGS} | {"FOOTFALL_DATA"}
+    proxy_only = {"FOOTFALL_DOMAIN", "FOOTFALL_UPSTREAM"}  # read by the Caddyfile and compose.yaml, not by Footfall
+    texts = [guide, *(path.read_text(encoding="utf-8") for path, _, _ in SHIPPED.values())]
+    named = {m for text in texts for m in re.findall(r"FOOTFALL_[A-Z_]+[A-Z]", text)}
+    assert named - known - proxy_only == set(), "a setting that does not exist"
+    flags = set(re.findall(r"(?<![\w-])--(?:[a-z]+-)*[a-z]+", guide))
+    serve_flags = {s.flag for s in SETTINGS}
+    assert {"--trusted-proxies", "--public-url"} <= flags
+    assert not {f for f in flags if f.startswith(("--public-", "--trusted-", "--max-")) and f not in serve_flags}
+    for path, _, _ in SHIPPED.values():
+        assert str(path.relative_to(REPO)) in guide, f"docs/deployment.md does not mention {path.relative_to(REPO)}"
+
+
+def test_a_unit_without_its_hardening_fails_the_exposure_check(tmp_path: Path) -> None:
+    text = (DEPLOY / "footfall.service").read_text(encoding="utf-8")
+    start, end = text.index("# Hardening"), text.index("[Install]")
+    weak = text[:start] + "NoNewPrivileges=yes\nProtectSystem=strict\n\n" + text[end:]
+    with pytest.raises(AssertionError, match="exposure level"):
+        check_unit(weak, tmp_path)
