@@ -308,6 +308,7 @@ def check_caddyfile(text: str, work: Path) -> None:
     handlers = json.dumps(route["handle"])
     assert '"handler": "reverse_proxy"' in handlers and '"dial": "127.0.0.1:8000"' in handlers
     assert "logs" not in server, "no access log: Footfall keeps no client addresses"
+    assert '"path": ["/metrics"]' in handlers and '"status_code": 404' in handlers, "/metrics stays internal"
 
 
 def check_nginx(text: str, work: Path) -> None:
