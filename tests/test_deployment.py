@@ -373,7 +373,8 @@ def test_the_deployment_guide_names_real_settings_and_every_shipped_file() -> No
 
     guide = (REPO / "docs" / "deployment.md").read_text(encoding="utf-8")
     known = {s.env for s in SETTINGS} | {s.flag for s in SETTINGS} | {"FOOTFALL_DATA"}
-    proxy_only = {"FOOTFALL_DOMAIN", "FOOTFALL_UPSTREAM"}  # read by the Caddyfile and compose.yaml, not by Footfall
+    # Read by the Caddyfile and compose.yaml, and by the docker-locust launcher, not by the server.
+    proxy_only = {"FOOTFALL_DOMAIN", "FOOTFALL_UPSTREAM", "FOOTFALL_ENDPOINT"}
     texts = [guide, *(path.read_text(encoding="utf-8") for path, _, _ in SHIPPED.values())]
     named = {m for text in texts for m in re.findall(r"FOOTFALL_[A-Z_]+[A-Z]", text)}
     assert named - known - proxy_only == set(), "a setting that does not exist"
