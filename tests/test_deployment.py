@@ -185,52 +185,6 @@ def test_backup_and_restore_without_a_server_and_their_refusals(tmp_path: Path) 
         server.stop()
 
 
-def test_a_backup_is_taken_by_the_local_admin_token_only(live_server: LiveServer, tmp_path: Path) -> None:
-    data = str(live_server.data)
-    added = run(
-        "user",
-        "add",
-        "root@example.org",
-        "--role",
-        "admin",
-        "--password-stdin",
-        "--data",
-        data,
-        stdin="a long password\n",
-    )
-    assert added.returncode == 0, added.stderr
-    api_token = run("token", "create", "root@example.org", "--data", data).stdout.splitlines()[-1]
-
-    def post(token: str, body: Any) -> tuple[int, Any]:
-        request = urllib.request.Request(
-            live_server.url + "/api/v1/backup",
-            data=json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return int(response.status), json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return exc.code, json.loads(exc.read())
-
-    target = tmp_path / "by-token"
-    status, body = post(api_token, {"destination": str(target)})
-    assert status == 403 and body["error"]["code"] == "forbidden"
-    assert not target.exists(), "an instance admin's API token cannot make the server write its secrets anywhere"
-    status, body = post(live_server.token, {"destination": "relative/path"})
-    assert status == 400 and "absolute" in body["error"]["message"]
-    status, body = post(live_server.token, {"destination": str(tmp_path / "no" / "such" / "parent")})
-    assert status == 400
-    status, body = post(live_server.token, {"nothing": 1})
-    assert status == 400 and body["error"]["code"] == "invalid_request"
-    status, body = post(live_server.token, {"destination": str(target)})
-    assert status == 201 and body["destination"] == str(target)
-    status, body = post(live_server.token, {"destination": str(target)})
-    assert status == 400 and "already exists" in body["error"]["message"]
-    assert os.listdir(target)
-
-
 # -- the files docs/deployment.md ships -----------------------------------------------------------
 #
 # Each check runs on the shipped file and on a copy broken on purpose: a check that cannot fail is
@@ -392,3 +346,12 @@ def test_a_unit_without_its_hardening_fails_the_exposure_check(tmp_path: Path) -
     weak = text[:start] + "NoNewPrivileges=yes\nProtectSystem=strict\n\n" + text[end:]
     with pytest.raises(AssertionError, match="exposure level"):
         check_unit(weak, tmp_path)
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_backup_and_restore_have_help(command: str) -> None:
+    helped = run(command, "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith(f"usage: footfall {command}")
+    assert "--data" in helped.stdout
+    missing = run(command)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr

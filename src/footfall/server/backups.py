@@ -2,7 +2,8 @@
 
 A backup is a folder holding what a data directory needs to be served again:
 
-    DEST/footfall.duckdb       a consistent copy of the store, made by the store's writer
+    DEST/footfall.duckdb       a consistent copy of the store, made by the store's writer (and
+                               its .wal, in the rare case a checkpoint left one)
     DEST/accounts.sqlite       users, tokens, sessions and the audit log (SQLite's online backup)
     DEST/secrets.json          the install-hash key and the local admin token
     DEST/public/<app>/...      the apps' daily public releases
@@ -100,6 +101,8 @@ def write_backup(store: EventStore, data: Path, destination: Path) -> dict[str, 
     started = dt.datetime.now(dt.timezone.utc)
     try:
         store.backup(destination / DATABASE_FILE)
+        for made in destination.iterdir():  # the store's copy (and any journal beside it), whatever the umask
+            os.chmod(made, PRIVATE_FILE_MODE)
         if (data / ACCOUNTS_FILE).exists():
             backup_accounts(data / ACCOUNTS_FILE, destination / ACCOUNTS_FILE)
         _copy_file(data / SECRETS_FILE, destination / SECRETS_FILE)
@@ -153,7 +156,7 @@ def restore_files(source: Path, data: Path) -> dict[str, Any]:
     data.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     os.chmod(data, PRIVATE_DIR_MODE)
     try:
-        for name in (DATABASE_FILE, ACCOUNTS_FILE, SECRETS_FILE):
+        for name in (DATABASE_FILE, DATABASE_FILE + ".wal", ACCOUNTS_FILE, SECRETS_FILE):
             if (source / name).is_file():
                 _copy_file(source / name, data / name)
         for folder in COPIED_FOLDERS:

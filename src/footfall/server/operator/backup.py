@@ -9,15 +9,42 @@ same itself. See footfall.server.backups for what a backup holds.
 from __future__ import annotations
 
 import argparse
+import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from footfall.server.backups import restore_files, write_backup
 from footfall.server.datadir import DataDir
-from footfall.server.errors import UsageError
-from footfall.server.operator.control import RemoteOperations, find_server
+from footfall.server.errors import FootfallError, StoreUnavailable, UsageError
+from footfall.server.operator.control import find_server
 
 BACKUP_ROUTE = "/api/v1/backup"
+# A copy of a large store takes minutes, not the seconds other API calls are allowed.
+BACKUP_TIMEOUT_S = 6 * 3600
+
+
+def ask_server_to_back_up(url: str, token: str, destination: Path) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url.rstrip("/") + BACKUP_ROUTE,
+        data=json.dumps({"destination": str(destination)}).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=BACKUP_TIMEOUT_S) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        with exc:
+            try:
+                message = str(json.loads(exc.read())["error"]["message"])
+            except (ValueError, KeyError, TypeError):
+                message = f"the server answered {exc.code}"
+        raise (UsageError if exc.code in (400, 403) else FootfallError)(message) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise StoreUnavailable(f"the server at {url} does not answer: {exc}") from None
 
 
 def add_backup_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -46,9 +73,7 @@ def backup_command(datadir: DataDir, destination: Path) -> dict[str, Any]:
         raise UsageError(f"{target} already exists: a backup goes into a new folder")
     url = find_server(datadir)
     if url is not None:
-        remote = RemoteOperations(url, datadir.secrets().admin_token)
-        result: dict[str, Any] = remote._call("POST", BACKUP_ROUTE, {"destination": str(target)})
-        return result
+        return ask_server_to_back_up(url, datadir.secrets().admin_token, target)
     if not datadir.database.exists():
         raise UsageError(f"{datadir.path} holds no Footfall data to back up")
     from footfall.server.stores.duckdb import DuckDBStore
