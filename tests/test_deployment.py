@@ -355,3 +355,47 @@ def test_backup_and_restore_have_help(command: str) -> None:
     assert "--data" in helped.stdout
     missing = run(command)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_restoring_a_backup_from_an_older_version_migrates_it_and_keeps_its_events(tmp_path: Path) -> None:
+    import duckdb
+
+    from footfall.server.stores.duckdb import MIGRATIONS
+
+    old = tmp_path / "old-backup"
+    old.mkdir()
+    con = duckdb.connect(str(old / "footfall.duckdb"))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)")
+    for version, statements in MIGRATIONS[:4]:  # a store from before the app time zones (migration 5)
+        for statement in statements:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_migrations VALUES (?)", [version])
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    con.execute("INSERT INTO apps VALUES ('old-tool', ?)", [now])
+    row = [now, now, "old-tool", "0.9", "start", "ab" * 32, "cd" * 32, "linux", "6", "x86_64", "cpython", "3.11"]
+    con.execute(
+        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', 'DE', '{}', 'native', ?, ?, true)",
+        [*row, int("ab" * 8, 16), int("cd" * 8, 16)],
+    )
+    con.close()
+    (old / "secrets.json").write_text(json.dumps({"install_key": "00" * 32, "admin_token": "old-token"}))
+    (old / "footfall-backup.json").write_text(json.dumps({"format": 1, "footfall_version": "0.0.9"}))
+
+    data = tmp_path / "data"
+    restored = run("restore", str(old), "--data", str(data))
+    assert restored.returncode == 0, restored.stderr
+    versions = duckdb.connect(str(data / "footfall.duckdb"), read_only=True)
+    try:
+        assert [v for (v,) in versions.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [
+            v for v, _ in MIGRATIONS
+        ]
+    finally:
+        versions.close()
+    server = start_server(data, tmp_path / "server.log")
+    try:
+        status, apps = api(server.url, "old-token", "/api/v1/apps")
+        status_summary, summary = api(server.url, "old-token", "/api/v1/apps/old-tool/summary?days=2")
+    finally:
+        server.stop()
+    assert status == 200 and [(a["name"], a["timezone"]) for a in apps["apps"]] == [("old-tool", "UTC")]
+    assert status_summary == 200 and summary["events"] == 1, summary
