@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from footfall.server.query.reports import REPORTS
-from tests.conftest import REPO, LiveServer, footfall_command, load_golden, start_server, with_fresh_times
+from tests.conftest import REPO, LiveServer, footfall_command, load_golden, start_server, wait_until, with_fresh_times
 
 BACKED_UP_APP = "golden-tool"  # its events are all acknowledged before the backup starts
 BUSY_APP = "busy-tool"  # its events keep arriving while the backup runs
@@ -399,3 +399,31 @@ def test_restoring_a_backup_from_an_older_version_migrates_it_and_keeps_its_even
         server.stop()
     assert status == 200 and [(a["name"], a["timezone"]) for a in apps["apps"]] == [("old-tool", "UTC")]
     assert status_summary == 200 and summary["events"] == 1, summary
+
+
+def test_events_waiting_in_the_spool_are_backed_up_and_stored_after_the_restore(tmp_path: Path) -> None:
+    from footfall.server.ingest.spool import EventSpool
+    from footfall.server.stores.base import EventRecord
+
+    data = tmp_path / "data"
+    assert run("app", "add", "spooled-tool", "--data", str(data)).returncode == 0
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    record = EventRecord(
+        now, now, "spooled-tool", "1.0", "start", "ab" * 32, "cd" * 32, "linux", "6", "x86_64", "cpython", "3.12",
+        "", "", "DE", "{}", "native",
+    )  # fmt: skip
+    # Acknowledged into the spool while the store was down, and the server stopped before a replay.
+    EventSpool(data / "spool", 10**6).append([record, record])
+    made = run("backup", str(tmp_path / "copy"), "--data", str(data))
+    assert made.returncode == 0, made.stderr
+    assert json.loads((tmp_path / "copy" / "footfall-backup.json").read_text())["files"]["spool"] == 1
+    assert run("restore", str(tmp_path / "copy"), "--data", str(tmp_path / "restored")).returncode == 0
+    server = start_server(tmp_path / "restored", tmp_path / "server.log")
+    try:
+        wait_until(
+            lambda: api(server.url, server.token, "/api/v1/apps/spooled-tool/summary?days=2")[1]["events"] == 2,
+            30,
+            "the restored spool to be replayed",
+        )
+    finally:
+        server.stop()

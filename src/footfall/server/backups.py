@@ -19,11 +19,14 @@ else an operator keeps in the folder.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +38,18 @@ from footfall.server.datadir import (
     PRIVATE_FILE_MODE,
     SECRETS_FILE,
 )
-from footfall.server.errors import UsageError
+from footfall.server.errors import FootfallError, UsageError
 from footfall.server.stores.base import EventStore
 
 MANIFEST_FILE = "footfall-backup.json"
+
+
+class BackupFailed(FootfallError):
+    """The disk failed the copy (full, unreadable, gone): a 500 over HTTP, exit 1 in the CLI."""
+
+    code = "backup_failed"
+
+
 BACKUP_FORMAT = 1
 COPIED_FOLDERS = ("public", "spool")  # files in them are written whole (renamed into place) or appended and fsynced
 
@@ -94,19 +105,33 @@ def backup_accounts(source: Path, target: Path) -> None:
     os.chmod(target, PRIVATE_FILE_MODE)
 
 
-def write_backup(store: EventStore, data: Path, destination: Path) -> dict[str, Any]:
+def write_backup(
+    store: EventStore,
+    data: Path,
+    destination: Path,
+    spool_paused: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> dict[str, Any]:
     """Back up the data directory `data`, whose store `store` is open in this process, into the
-    new folder `destination`. Returns the manifest. On failure nothing that looks whole is left."""
+    new folder `destination`. Returns the manifest. On failure nothing that looks whole is left.
+
+    A running server passes its spool's `paused`: the spool is copied at the moment the store
+    is, while no replay moves events from one to the other (else an event could be in both
+    copies, or in neither).
+    """
     _new_folder(destination)
     started = dt.datetime.now(dt.timezone.utc)
     try:
-        store.backup(destination / DATABASE_FILE)
+        with spool_paused():
+            store.backup(destination / DATABASE_FILE)
+            spooled = _copy_tree(data / "spool", destination / "spool")
         for made in destination.iterdir():  # the store's copy (and any journal beside it), whatever the umask
-            os.chmod(made, PRIVATE_FILE_MODE)
+            if made.is_file():
+                os.chmod(made, PRIVATE_FILE_MODE)
         if (data / ACCOUNTS_FILE).exists():
             backup_accounts(data / ACCOUNTS_FILE, destination / ACCOUNTS_FILE)
-        _copy_file(data / SECRETS_FILE, destination / SECRETS_FILE)
-        files = {folder: _copy_tree(data / folder, destination / folder) for folder in COPIED_FOLDERS}
+        if (data / SECRETS_FILE).exists():  # missing only where no server ever ran, so nothing was hashed yet
+            _copy_file(data / SECRETS_FILE, destination / SECRETS_FILE)
+        files = {"spool": spooled, "public": _copy_tree(data / "public", destination / "public")}
         manifest = {
             "format": BACKUP_FORMAT,
             "footfall_version": __version__,
@@ -120,8 +145,10 @@ def write_backup(store: EventStore, data: Path, destination: Path) -> dict[str, 
             json.dump(manifest, handle, indent=2)
             handle.flush()
             os.fsync(handle.fileno())
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(destination, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise BackupFailed(f"the backup failed, and {destination} was removed: {exc}") from None
         raise
     return {"destination": str(destination), **manifest}
 
@@ -135,9 +162,8 @@ def read_manifest(source: Path) -> dict[str, Any]:
         raise UsageError(f"{source / MANIFEST_FILE} is unreadable: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BACKUP_FORMAT:
         raise UsageError(f"{source} is a backup in a format this version does not know")
-    for name in (DATABASE_FILE, SECRETS_FILE):
-        if not (source / name).is_file():
-            raise UsageError(f"{source} is incomplete: it has no {name}")
+    if not (source / DATABASE_FILE).is_file():
+        raise UsageError(f"{source} is incomplete: it has no {DATABASE_FILE}")
     return manifest
 
 
@@ -161,11 +187,13 @@ def restore_files(source: Path, data: Path) -> dict[str, Any]:
                 _copy_file(source / name, data / name)
         for folder in COPIED_FOLDERS:
             _copy_tree(source / folder, data / folder)
-    except BaseException:
+    except BaseException as exc:
         for entry in data.iterdir():  # back to empty: the folder itself may be a mount point
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise BackupFailed(f"the restore failed, and {data} was emptied again: {exc}") from None
         raise
     return manifest
