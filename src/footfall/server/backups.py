@@ -42,16 +42,14 @@ from footfall.server.errors import FootfallError, UsageError
 from footfall.server.stores.base import EventStore
 
 MANIFEST_FILE = "footfall-backup.json"
+BACKUP_FORMAT = 1
+COPIED_FOLDERS = ("public", "spool")  # files in them are written whole (renamed into place) or appended and fsynced
 
 
 class BackupFailed(FootfallError):
     """The disk failed the copy (full, unreadable, gone): a 500 over HTTP, exit 1 in the CLI."""
 
     code = "backup_failed"
-
-
-BACKUP_FORMAT = 1
-COPIED_FOLDERS = ("public", "spool")  # files in them are written whole (renamed into place) or appended and fsynced
 
 
 def _new_folder(destination: Path) -> None:
