@@ -26,11 +26,15 @@ run: $(VENV)/.server-installed
 	@test -f $(DATA)/footfall.duckdb || $(BIN)/footfall demo --data $(DATA)
 	$(BIN)/footfall serve --data $(DATA) --host $(HOST) --port $(PORT)
 
-## system-deps: Debian's Chromium for the browser tests, installed when missing
+## system-deps: Debian's Chromium (browser tests), nginx and Caddy (proxy config checks), installed when missing
 system-deps:
 	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "Chromium could not be installed: browser tests skip here (and fail under CI=true)."
+	@{ { test -x /usr/sbin/nginx || command -v nginx; } && command -v caddy; } >/dev/null || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends nginx-light caddy >/dev/null; } || \
+	  echo "nginx or Caddy could not be installed: their config checks skip here (and fail under CI=true)."
 
 ## test: install, lint, type-check and run the whole suite
 test: $(VENV)/.test-installed system-deps lint

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
+import footfall
 from footfall.server.settings import SETTINGS, settings_markdown
 from tests.conftest import REPO
 
@@ -99,7 +102,16 @@ def test_each_layer_imports_only_what_it_may(layer: str, path: Path) -> None:
 
 
 def test_every_server_module_sits_in_a_layer_or_is_shared() -> None:
-    shared = {"__init__.py", "settings.py", "errors.py", "datadir.py", "metrics.py", "logs.py", "operations.py"}
+    shared = {
+        "__init__.py",
+        "settings.py",
+        "errors.py",
+        "datadir.py",
+        "metrics.py",
+        "logs.py",
+        "operations.py",
+        "backups.py",
+    }
     loose = {p.name for p in SERVER.glob("*.py")} - shared
     assert not loose, f"put these in a layer, or name them shared here: {sorted(loose)}"
     assert {p.name for p in SERVER.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(FORBIDDEN)
@@ -128,3 +140,82 @@ def test_every_setting_is_documented() -> None:
     assert settings_markdown() in docs, "regenerate the table with settings_markdown()"
     for setting in SETTINGS:
         assert setting.flag in docs and setting.env in docs, setting.name
+
+
+def build_wheel(into: Path) -> Path:
+    """This project's wheel, built from a copy of the sources (the worktree is left untouched)."""
+    tree = into / "tree"
+    shutil.copytree(SRC, tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, tree / name)
+    # No build isolation: the test extra brings setuptools, so no network is needed here.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(into), str(tree)],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    (wheel,) = into.glob("footfall-*.whl")
+    return wheel
+
+
+@pytest.mark.timeout(420)  # a wheel build and a venv: about a minute, far longer on a loaded machine
+def test_an_sdk_only_install_has_no_broken_command(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(
+            archive.read(name).decode() for name in archive.namelist() if name.endswith(".dist-info/METADATA")
+        )
+    assert f"Version: {footfall.__version__}\n" in metadata, "footfall.__version__ is the package's version"
+    assert "Project-URL: Documentation, " in metadata and "Classifier: Typing :: Typed" in metadata
+    assert "Requires-Dist" not in metadata.split("Provides-Extra")[0], "the SDK alone has no dependencies"
+
+    # A venv without the server extra: the wheel alone, whose SDK needs nothing else.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    command = venv / "bin" / "footfall"
+    assert command.exists(), "the console script is installed"
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+
+    def footfall_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(command), *args], capture_output=True, text=True, timeout=120, env=env)
+
+    helped = footfall_run("--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "pip install 'footfall[server]'" in helped.stdout and "disclose" in helped.stdout
+    version = footfall_run("--version")
+    assert (version.returncode, version.stdout) == (0, f"footfall {footfall.__version__}\n")
+    for args in (("serve",), ("backup", "/tmp/x"), ()):
+        refused = footfall_run(*args)
+        assert refused.returncode == 1, (args, refused.stderr)
+        assert "the server is not installed: pip install 'footfall[server]'" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    disclosed = footfall_run("disclose", "--help")
+    assert disclosed.returncode == 0 and disclosed.stdout.startswith("usage: footfall disclose")
+    imported = subprocess.run(
+        [str(python), "-c", "import footfall; print(footfall.__version__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert imported.stdout == f"{footfall.__version__}\n", imported.stderr
+
+
+def test_the_version_is_printed_by_the_full_command_too() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "footfall.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert (shown.returncode, shown.stdout) == (0, f"footfall {footfall.__version__}\n")
+    from footfall.server.operator.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0

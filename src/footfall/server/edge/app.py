@@ -84,6 +84,7 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
 
 def create_app(settings: Settings, store: EventStore) -> Starlette:
     from footfall.server.edge.api import api_routes
+    from footfall.server.edge.backup import backup_routes
     from footfall.server.edge.collection import collection_routes
     from footfall.server.edge.pages import page_routes
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         Route("/metrics", metrics),
         *collection_routes(ctx),
         *api_routes(ctx),
+        *backup_routes(ctx),
         *page_routes(ctx),
     ]
     app = Starlette(

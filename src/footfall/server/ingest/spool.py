@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from footfall.server.errors import StoreError, StoreUnavailable
@@ -80,6 +80,13 @@ class EventSpool:
     @property
     def over_limit(self) -> bool:
         return self._refused or self.size() >= self.max_bytes
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the spool still: no append, replay or forget runs until the block ends. A backup
+        copies the store and the spool inside it, so each spooled event is in exactly one copy."""
+        with self._lock:
+            yield
 
     def append(self, records: Sequence[EventRecord]) -> None:
         """Append and fsync; raises StoreUnavailable when the spool is full or unwritable."""

@@ -17,11 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from footfall import __version__
 from footfall.server.auth.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, UsageError
 from footfall.server.operations import Operations
 from footfall.server.operator.access import add_access_commands, run_access_command
+from footfall.server.operator.backup import add_backup_commands, backup_command, restore_command
 from footfall.server.operator.control import find_server, open_operations
 from footfall.server.operator.terminal import print_csv, print_report, print_summary, say
 from footfall.server.query.filters import CI_CHOICES, CONTAINERS, check_timezone
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="footfall",
         description="Self-hostable, anonymous, aggregate usage analytics for open-source tools.",
     )
+    parser.add_argument("--version", action="version", version=f"footfall {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     commands.required = True
 
@@ -185,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
 
     add_access_commands(commands, common, ArgumentParser)
+    add_backup_commands(commands, common)
 
     publish = commands.add_parser(
         "publish",
@@ -246,6 +250,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return demo(args, datadir, console)
     if args.command in ("user", "token", "admin", "audit"):
         return run_access_command(args, datadir, console)
+    if args.command == "backup":
+        result = backup_command(datadir, args.destination)
+        say(console, f"Backed up {datadir.path} to {result['destination']}.")
+        return 0
+    if args.command == "restore":
+        restore_command(args.source, datadir)
+        say(console, f"Restored {args.source} into {datadir.path}; serve it with: footfall serve --data {datadir.path}")
+        return 0
     with open_operations(datadir) as operations:
         if args.command == "app":
             app_command(args, operations, datadir, console)

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import queue
 import re
+import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
@@ -319,6 +320,29 @@ class DuckDBStore(EventStore):
 
         self._act(upsert)
         self.registry.schemas[app] = schema
+
+    def backup(self, destination: Path) -> None:
+        # On the writer thread, which makes every change to the file: a checkpoint moves the WAL
+        # into the file, and until this job ends no commit (or automatic checkpoint) can touch
+        # either, so a plain copy is one consistent state. Readers go on meanwhile (they never
+        # write to the file); writers queue for the copy's duration: about 0.1 s for a 270 MB
+        # store, where DuckDB's COPY FROM DATABASE took 17 s (docs/deployment.md).
+        if destination.exists():
+            raise UsageError(f"{destination} already exists")
+
+        def copy(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute("CHECKPOINT")
+            shutil.copyfile(self.path, destination)
+            wal = Path(self.path + ".wal")
+            if wal.exists():  # left by a checkpoint DuckDB skipped: the copy replays it when opened
+                shutil.copyfile(wal, str(destination) + ".wal")
+
+        try:
+            self._act(copy)
+        except BaseException:
+            destination.unlink(missing_ok=True)  # never leave a partial copy that looks whole
+            Path(str(destination) + ".wal").unlink(missing_ok=True)
+            raise
 
     def _act(self, action: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
         """Run one change on the writer thread, in its own transaction, and wait for it."""
