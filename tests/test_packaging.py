@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -179,6 +180,8 @@ def test_an_sdk_only_install_has_no_broken_command(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
         timeout=240,
+        # Without PYTHONPATH: a source tree on it (with its egg-info) would look installed to pip.
+        env={name: value for name, value in os.environ.items() if name != "PYTHONPATH"},
     )
     command = venv / "bin" / "footfall"
     assert command.exists(), "the console script is installed"
