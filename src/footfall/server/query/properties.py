@@ -258,6 +258,23 @@ def property_names(store: EventStore, app: str, filters: Filters) -> dict[str, A
     return {"source": "data", "events": [{"name": n, "properties": sorted(found[n])} for n in top_events]}
 
 
+def choose_property(events: list[dict[str, Any]], event: str | None, prop: str | None) -> tuple[str, str]:
+    """The dashboard's pick: the asked event (any valid name, listed or not), else the first listed
+    event with properties; the asked property, else that event's first; ("", "") when there is none."""
+    listed = {item["name"]: item["properties"] for item in events}
+    if not event:
+        event = next((item["name"] for item in events if item["properties"]), "")
+    if not event:
+        return "", ""
+    event = _check_name(event, "event")
+    names = listed.get(event)
+    if prop and names is not None and prop not in names:
+        prop = ""  # the picker kept the property of the event chosen before
+    if not prop:
+        prop = names[0] if names else ""
+    return event, _check_name(prop, "property") if prop else ""
+
+
 # ---------------------------------------------------------------- errors
 
 # The command events that carry an outcome, with `failed` and `error_type` for each.
