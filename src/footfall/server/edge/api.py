@@ -315,6 +315,16 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "apps"}, **_errors(401)},
                 }
             },
+            "/api/v1/apps/{app}/summary": {
+                "get": {
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}},
+                        *_optional("days"),
+                    ],
+                    "responses": {"200": {"description": "totals and top events"}, **_errors(400, 401, 403, 404)},
+                }
+            },
             "/api/v1/apps/{app}/reports/{name}": {
                 "get": _report_operation(
                     "a named report as JSON, or CSV (properties and compare take their arguments too)",
