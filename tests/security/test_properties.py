@@ -124,3 +124,14 @@ def test_the_pickers_stay_bounded(app_server: InThreadServer) -> None:
     names = httpx.get(f"{app_server.url}/api/v1/apps/{GOLDEN_APP}/properties/names", headers=bearer(app_server)).json()
     assert len(names["events"]) == MAX_PICKER_EVENTS
     assert max(len(e["properties"]) for e in names["events"]) == MAX_PICKER_PROPERTIES
+
+
+def test_a_hostile_property_name_is_shown_but_never_picked(app_server: InThreadServer) -> None:
+    """A key no report can take (markup, spaces) is not offered, so the tab still opens on a real pick."""
+    app_server.store.write([stored("export", {HOSTILE: 1, "format": "csv"}), stored(HOSTILE, {"a": 1})]).result(30)
+    names = httpx.get(f"{app_server.url}/api/v1/apps/{GOLDEN_APP}/properties/names", headers=bearer(app_server)).json()
+    assert names["events"] == [{"name": "export", "properties": ["format"]}]
+    with httpx.Client(base_url=app_server.url) as client:
+        log_in(client, app_server)
+        page = client.get(f"/apps/{GOLDEN_APP}", params={"tab": "properties"})
+    assert page.status_code == 200 and 'data-report="properties"' in page.text

@@ -172,8 +172,8 @@ def _value_link(base: str, filters: Filters, state: TabState, lists: bool) -> An
     None where such a filter could not hold (a list property, the "(other)" row, a long value)."""
 
     def link(value: str) -> str | None:
-        if lists or value == "(other)" or len(value) > MAX_FILTER_VALUE_CHARS:
-            return None
+        if lists or value == "(other)" or len(value) > MAX_FILTER_VALUE_CHARS or "." in state.event:
+            return None  # (a filter names event.property: an event with a dot in it cannot be named)
         added = PropertyFilter(state.event, state.property, value)
         if added in filters.properties or len(filters.properties) >= MAX_PROPERTY_FILTERS:
             return None

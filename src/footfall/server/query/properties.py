@@ -229,19 +229,27 @@ ARGUMENT_REPORTS["properties"] = ArgumentReport(
 
 def property_names(store: EventStore, app: str, filters: Filters) -> dict[str, Any]:
     """The pickers: each event and its property names, from the app's schema when it has one,
-    else from the data in the filtered range (the most frequent events and properties only)."""
+    else from the data in the filtered range (the most frequent events and properties only).
+
+    Only names a report can take are offered (`PROPERTY_NAME`): a client's odd key, such as
+    one with spaces or markup, is stored and shown in tables, but is not a pick."""
     schema = store.schema(app)
     if schema is not None:
         declared = parse_schema(schema).events
-        events = [{"name": name, "properties": sorted(declared[name])} for name in sorted(declared)]
+        events = [
+            {"name": name, "properties": sorted(p for p in declared[name] if PROPERTY_NAME.fullmatch(p))}
+            for name in sorted(declared)
+            if PROPERTY_NAME.fullmatch(name)
+        ]
         return {"source": "schema", "events": events}
     where, params = filters.where(app)
     top_events = [
         row[0]
         for row in _rows(
             store,
-            f"SELECT name FROM events WHERE {where} GROUP BY name ORDER BY count(*) DESC, name LIMIT $limit",
-            {**params, "limit": MAX_PICKER_EVENTS},
+            f"SELECT name FROM events WHERE {where} AND regexp_full_match(name, $pattern)"
+            " GROUP BY name ORDER BY count(*) DESC, name LIMIT $limit",
+            {**params, "limit": MAX_PICKER_EVENTS, "pattern": PROPERTY_NAME.pattern},
         )
     ]
     found: dict[str, list[str]] = {name: [] for name in top_events}
@@ -250,9 +258,9 @@ def property_names(store: EventStore, app: str, filters: Filters) -> dict[str, A
             store,
             "SELECT name, key FROM (SELECT name, key, row_number() OVER (PARTITION BY name"
             " ORDER BY count(*) DESC, key) AS position FROM (SELECT name, unnest(json_keys(props)) AS key"
-            f" FROM events WHERE {where} AND list_contains($names, name)) GROUP BY name, key)"
-            " WHERE position <= $limit ORDER BY name, position",
-            {**params, "names": top_events, "limit": MAX_PICKER_PROPERTIES},
+            f" FROM events WHERE {where} AND list_contains($names, name)) WHERE regexp_full_match(key, $pattern)"
+            " GROUP BY name, key) WHERE position <= $limit ORDER BY name, position",
+            {**params, "names": top_events, "limit": MAX_PICKER_PROPERTIES, "pattern": PROPERTY_NAME.pattern},
         ):
             found[name].append(key)
     return {"source": "data", "events": [{"name": n, "properties": sorted(found[n])} for n in top_events]}
