@@ -135,3 +135,21 @@ def test_a_hostile_property_name_is_shown_but_never_picked(app_server: InThreadS
         log_in(client, app_server)
         page = client.get(f"/apps/{GOLDEN_APP}", params={"tab": "properties"})
     assert page.status_code == 200 and 'data-report="properties"' in page.text
+
+
+def test_a_value_named_other_does_not_merge_with_the_rest(app_server: InThreadServer) -> None:
+    """The rest is summed apart from any value of that name: a client sending "(other)" cannot
+    fold its count into the rest (or the rest into its own)."""
+    from footfall.server.query.properties import OTHER, TOP_VALUES
+
+    records = [stored("export", {"format": OTHER}, install=f"o{i}") for i in range(50)]
+    records += [stored("export", {"format": f"f{i:02d}"}, install=f"f{i}") for i in range(TOP_VALUES + 5)]
+    app_server.store.write(records).result(30)
+    rows = httpx.get(
+        f"{app_server.url}/api/v1/apps/{GOLDEN_APP}/properties",
+        params={"event": "export", "property": "format"},
+        headers=bearer(app_server),
+    ).json()["rows"]
+    assert rows[0] == {"value": OTHER, "events": 50, "installs": 50, "share": pytest.approx(50 / 75, abs=1e-4)}
+    assert rows[-1]["value"] == OTHER and rows[-1]["events"] == 6, "the rest: the 6 values past the top 19 others"
+    assert len(rows) == TOP_VALUES + 1

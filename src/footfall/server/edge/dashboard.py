@@ -68,6 +68,11 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={static_assets()[name].digest}"
 
 
+def number(value: float) -> str:
+    """A measured number for a figure: whole ones with thousands separators, others to two places."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
 def _urlquote(value: Any) -> str:
     return urllib.parse.quote(str(value), safe="")
 
@@ -83,6 +88,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["urlquote"] = _urlquote
+    env.filters["number"] = number
     env.globals["static_url"] = static_url
     return env
 

@@ -407,10 +407,15 @@ def report_command(args: argparse.Namespace, operations: Operations, console: Co
                 say(
                     console,
                     "numbers: "
-                    + ", ".join(f"{key} {numbers[key]:,g}" for key in ("min", "p50", "p90", "p99", "max"))
+                    + ", ".join(f"{key} {figure(numbers[key])}" for key in ("min", "p50", "p90", "p99", "max"))
                     + "; histogram: "
                     + ", ".join(f"{bucket['bucket']}: {bucket['events']:,}" for bucket in numbers["histogram"]),
                 )
+
+
+def figure(value: float) -> str:
+    """A measured number: whole ones with thousands separators, others to two places (as the dashboard)."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
 def write_public(data: dict[str, Any], out: Path) -> None:

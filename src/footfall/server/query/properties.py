@@ -133,10 +133,12 @@ def properties(store: EventStore, app: str, filters: Filters, arguments: dict[st
         head + ", ranked AS (SELECT value, count(*) AS events, count(DISTINCT install_key) AS installs,"
         " row_number() OVER (ORDER BY count(*) DESC, count(DISTINCT install_key) DESC, value) AS position"
         " FROM occurrences WHERE value IS NOT NULL GROUP BY value)"
-        " SELECT CASE WHEN r.position <= $top THEN o.value ELSE $other END AS shown, count(*),"
+        # The rest is the NULL group, never a group named "(other)": a client's own value "(other)"
+        # must not merge with it.
+        " SELECT CASE WHEN r.position <= $top THEN o.value END AS shown, count(*),"
         " count(DISTINCT o.install_key), min(r.position) AS first FROM occurrences o JOIN ranked r USING (value)"
         " GROUP BY shown ORDER BY first",
-        {**params, "top": TOP_VALUES, "other": OTHER},
+        {**params, "top": TOP_VALUES},
     )
     totals = store.query(
         f"SELECT count(*), count(*) FILTER (WHERE json_extract(props, $path) IS NOT NULL"
@@ -150,7 +152,7 @@ def properties(store: EventStore, app: str, filters: Filters, arguments: dict[st
         0
     ][0]
     table = [
-        [value, int(events), int(value_installs), int(events) / with_property if with_property else 0.0]
+        [OTHER if value is None else value, int(events), int(value_installs), int(events) / with_property]
         for value, events, value_installs, _ in rows
     ]
     meta: dict[str, Any] = {
