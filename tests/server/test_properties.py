@@ -15,6 +15,7 @@ import io
 import json
 import math
 import random
+import subprocess
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -35,7 +36,7 @@ from footfall.server.query.reports import run_report
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
 from footfall.server.stores.memory import MemoryStore
-from tests.conftest import InThreadServer
+from tests.conftest import InThreadServer, LiveServer, footfall_command, load_golden, wait_until, with_fresh_times
 
 APP = "tool"
 END = dt.date(2026, 11, 28)
@@ -572,3 +573,37 @@ def test_cli_mistakes_are_clear(
 ) -> None:
     assert main(["report", APP, *args, "--data", str(data_dir)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_cli_where_through_a_running_server(live_server: LiveServer) -> None:
+    """`footfall report` while `footfall serve` owns the data: the options travel over the API."""
+    data = str(live_server.data)
+
+    def footfall(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(footfall_command(*args, "--data", data), capture_output=True, text=True, timeout=120)
+
+    assert footfall("app", "add", "remote-tool").returncode == 0
+    batch = with_fresh_times(load_golden("batch-command.json"))
+    batch["app"] = "remote-tool"
+    response = urllib.request.urlopen(
+        urllib.request.Request(
+            live_server.url + "/v1/batch",
+            data=json.dumps(batch).encode(),
+            headers={"Content-Type": "application/json"},
+        ),
+        timeout=30,
+    )
+    assert response.status == 202
+    response.close()
+    report = ["report", "remote-tool", "properties", "--event", "start", "--property", "mode", "--format", "json"]
+
+    def values(*where: str) -> list[Any]:
+        result = footfall(*report, *(arg for item in where for arg in ("--where", item)))
+        assert result.returncode == 0, result.stderr
+        return [(row["value"], row["events"]) for row in json.loads(result.stdout)["rows"]]
+
+    wait_until(lambda: values() == [("release", 1)], 30, "the batch to be stored")
+    assert values("start.jobs=4", "start.cached=true") == [("release", 1)]
+    assert values("start.jobs=5") == [], "the filter reached the server"
+    refused = footfall(*report, "--where", "start.jobs")
+    assert refused.returncode == 2 and "event.property=value" in refused.stderr
