@@ -148,9 +148,8 @@ def properties(store: EventStore, app: str, filters: Filters, arguments: dict[st
         params,
     ).rows[0]
     event_count, with_property, installs, lists = (int(v or 0) for v in totals)
-    distinct = store.query(head + "SELECT count(DISTINCT value) FROM occurrences WHERE value IS NOT NULL", params).rows[
-        0
-    ][0]
+    distinct_sql = head + "SELECT count(DISTINCT value) FROM occurrences WHERE value IS NOT NULL"
+    distinct = store.query(distinct_sql, params).rows[0][0]
     table = [
         [OTHER if value is None else value, int(events), int(value_installs), int(events) / with_property]
         for value, events, value_installs, _ in rows
