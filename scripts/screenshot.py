@@ -1,7 +1,8 @@
 """Take the README's screenshot of the dashboard: `.venv/bin/python scripts/screenshot.py`.
 
 Loads demo data into a temporary folder, starts `footfall serve`, logs in with the
-operator's one-time link in Debian's Chromium and saves docs/screenshot.png.
+operator's one-time link in Debian's Chromium and saves docs/screenshot.png: the
+Properties tab of docker-locust, its launch event's `users`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def main() -> None:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 page.goto(link)
-                page.goto(f"{url}/apps/mdlint?days=90")
+                # The Properties tab: a tool's own property as values, quantiles and a histogram.
+                page.goto(f"{url}/apps/docker-locust?days=90&tab=properties&event=launch&property=users")
                 page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=False)
                 browser.close()
         finally:

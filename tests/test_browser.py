@@ -135,3 +135,61 @@ def test_the_dashboard_fits_a_phone(browser: Any, demo_server: LiveServer) -> No
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"the page scrolls sideways by {overflow}px on a phone"
     context.close()
+
+
+def test_properties_pick_a_value_to_filter_and_compare_versions(browser: Any, demo_server: LiveServer) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    log_in(page, demo_server)
+    page.goto(demo_server.url + "/apps/mdlint?days=40")
+    page.click("nav.tabs >> text=Properties")
+    page.wait_for_selector("form.pickers select[name=event]")
+    assert page.locator("select[name=property] option").count() > 0, "the property picker is filled"
+
+    # Another event: the property resets to that event's first, a number, with quantiles and a histogram.
+    page.select_option("select[name=event]", "lint")
+    page.click("form.pickers button[type=submit]")
+    page.wait_for_url(re.compile(r".*event=lint.*"))
+    assert page.locator("select[name=property]").input_value() == "files"
+    panel = page.locator("section[data-report=properties]")
+    assert panel.locator("[data-measure=p50] b").inner_text() != ""
+    assert panel.locator("table[aria-label^=Histogram] tbody tr").count() >= 2
+
+    page.select_option("select[name=property]", "format")
+    page.click("form.pickers button[type=submit]")
+    page.wait_for_url(re.compile(r".*property=format.*"))
+    before = int(panel.locator("[data-with-property]").get_attribute("data-with-property") or 0)
+    first = panel.locator("table.values tbody tr").first
+    value = first.locator("a.add-filter").inner_text()
+    value_events = int(first.locator("td").nth(1).inner_text().replace(",", ""))
+    assert 0 < value_events < before, "the value is one of several"
+
+    first.locator("a.add-filter").click()
+    page.wait_for_url(re.compile(r".*where=lint\.format%3D.*"))
+    chip = page.locator("li.chip")
+    assert chip.count() == 1 and f"lint.format={value}" in chip.inner_text()
+    after = int(panel.locator("[data-with-property]").get_attribute("data-with-property") or 0)
+    assert after == value_events, "the numbers are those of the chosen value only"
+    page.click("nav.tabs >> text=How")
+    page.wait_for_url(re.compile(r".*tab=how.*"))
+    assert page.locator("li.chip").count() == 1, "the tabs keep the filter"
+    page.click("li.chip a")
+    page.wait_for_url(lambda url: "where=" not in url)
+    assert page.locator("li.chip").count() == 0, "the chip removes its filter"
+
+    page.click("nav.tabs >> text=Versions")
+    options = page.locator("select[name=a] option").all_inner_texts()
+    assert len(options) >= 2
+    page.select_option("select[name=a]", options[-1])
+    page.select_option("select[name=b]", options[0])
+    page.click("form.pickers button[type=submit]")
+    page.wait_for_url(re.compile(r".*tab=versions.*a=.*"))
+    compared = page.locator("[data-compare]").get_attribute("data-compare")
+    assert compared == f"{options[-1]} {options[0]}"
+    assert page.locator("table.compare tr[data-dimension=command]").count() >= 1
+    assert page.locator("table.compare svg.pair rect").count() >= 2
+    violations = [text for text in console if "Content Security Policy" in text]
+    assert not violations, f"the new views broke the CSP: {violations[:3]}"
+    context.close()

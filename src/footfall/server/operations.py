@@ -19,7 +19,7 @@ from footfall.server.errors import NotFound, UsageError
 from footfall.server.ingest.pipeline import Ingestor
 from footfall.server.ingest.schemas import parse_schema
 from footfall.server.ingest.spool import EventSpool
-from footfall.server.query import reports
+from footfall.server.query import properties, reports
 from footfall.server.query.filters import Filters, check_timezone
 from footfall.server.query.public import PublicPolicy, daily_snapshot, remove_releases, snapshot_folder
 from footfall.server.stores.base import APP_PATTERN, EventStore
@@ -76,7 +76,7 @@ class Operations(Protocol):
 
     def summary(self, app: str, days: int) -> dict[str, Any]: ...
 
-    def report(self, app: str, name: str, params: dict[str, str]) -> dict[str, Any]: ...
+    def report(self, app: str, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
 
     def public_snapshot(self, app: str, policy: PublicPolicy, folder: Path) -> dict[str, Any]: ...
 
@@ -184,9 +184,21 @@ class StoreOperations:
         self._known(app)
         return reports.run_report(self.store, name, app, filters)
 
-    def report(self, app: str, name: str, params: dict[str, str]) -> dict[str, Any]:
+    def report(self, app: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A named report as JSON; `params` are query parameters (a list for a repeated `where`),
+        and also carry the arguments of a report that takes some (`properties.ARGUMENT_REPORTS`)."""
         filters = self.filters(app, params)
-        return self.run_report(app, name, filters).as_json(app, filters)
+        if name in properties.ARGUMENT_REPORTS:
+            return properties.report_json(self.argument_report(app, name, filters, params), app, filters)
+        return properties.report_json(self.run_report(app, name, filters), app, filters)
+
+    def argument_report(self, app: str, name: str, filters: Filters, params: Mapping[str, Any]) -> reports.Report:
+        self._known(app)
+        return properties.run_argument_report(self.store, name, app, filters, params)
+
+    def property_names(self, app: str, filters: Filters) -> dict[str, Any]:
+        self._known(app)
+        return properties.property_names(self.store, app, filters)
 
     def public_snapshot(self, app: str, policy: PublicPolicy, folder: Path) -> dict[str, Any]:
         """Today's differentially private release of `app`, stored in `folder` on first use."""

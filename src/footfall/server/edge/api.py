@@ -16,7 +16,8 @@ from footfall.server.auth.accounts import Principal
 from footfall.server.edge.context import ServerContext
 from footfall.server.errors import BadRequest, Forbidden, UsageError
 from footfall.server.ingest.protocols.framing import parse_json
-from footfall.server.query.filters import parse_days
+from footfall.server.query.filters import MAX_PROPERTY_FILTERS, parse_days
+from footfall.server.query.properties import ARGUMENT_REPORTS, report_json
 from footfall.server.query.public import PublicPolicy, snapshot_folder
 from footfall.server.query.reports import REPORTS
 
@@ -87,14 +88,15 @@ def api_routes(ctx: ServerContext) -> list[Route]:
             raise BadRequest(exc.message, code="invalid_request") from None
         return JSONResponse(await run_in_threadpool(ctx.operations.summary, app, days))
 
-    async def app_report(request: Request) -> Response:
+    async def serve_report(request: Request, name: str, as_csv: bool) -> Response:
+        """A named report, or one that takes arguments (properties, compare), as JSON or CSV."""
         app = request.path_params["app"]
         principal = ctx.require(request, app)
-        name = request.path_params["name"]
-        as_csv = name.endswith(".csv") or request.query_params.get("format") == "csv"
-        name = name.removesuffix(".csv")
         filters = ctx.operations.filters(app, request.query_params)
-        result = await run_in_threadpool(ctx.operations.run_report, app, name, filters)
+        if name in ARGUMENT_REPORTS:
+            result = await run_in_threadpool(ctx.operations.argument_report, app, name, filters, request.query_params)
+        else:
+            result = await run_in_threadpool(ctx.operations.run_report, app, name, filters)
         if as_csv:
             await run_in_threadpool(ctx.accounts.audit, principal.email, "export", app, name)
             filename = f"{app}-{name}-{filters.start}-{filters.end}.csv"
@@ -103,7 +105,24 @@ def api_routes(ctx: ServerContext) -> list[Route]:
                 media_type="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="{filename}"'},
             )
-        return JSONResponse(result.as_json(app, filters))
+        return JSONResponse(report_json(result, app, filters))
+
+    async def app_report(request: Request) -> Response:
+        name = request.path_params["name"]
+        as_csv = name.endswith(".csv") or request.query_params.get("format") == "csv"
+        return await serve_report(request, name.removesuffix(".csv"), as_csv)
+
+    async def properties_report(request: Request) -> Response:
+        return await serve_report(request, "properties", request.query_params.get("format") == "csv")
+
+    async def compare_report(request: Request) -> Response:
+        return await serve_report(request, "compare", request.query_params.get("format") == "csv")
+
+    async def property_names(request: Request) -> Response:
+        app = request.path_params["app"]
+        ctx.require(request, app)
+        filters = ctx.operations.filters(app, request.query_params)
+        return JSONResponse(await run_in_threadpool(ctx.operations.property_names, app, filters))
 
     async def public_preview(request: Request) -> Response:
         app = request.path_params["app"]
@@ -129,6 +148,9 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         Route("/api/v1/apps/{app}/timezone", put_timezone, methods=["PUT"]),
         Route("/api/v1/apps/{app}/summary", app_summary, methods=["GET"]),
         Route("/api/v1/apps/{app}/reports/{name}", app_report, methods=["GET"]),
+        Route("/api/v1/apps/{app}/properties", properties_report, methods=["GET"]),
+        Route("/api/v1/apps/{app}/properties/names", property_names, methods=["GET"]),
+        Route("/api/v1/apps/{app}/compare", compare_report, methods=["GET"]),
         Route("/api/v1/apps/{app}/public", public_preview, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
@@ -166,8 +188,42 @@ def _errors(*statuses: int) -> dict[str, Any]:
     }
 
 
+FILTER_PARAMETERS = ("days", "start", "end", "version", "country", "ci", "container", "format")
+ARGUMENT_NAMES = ("event", "property", "a", "b")
+
+
+def _required(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": True, "description": description, "schema": {"type": "string"}}
+
+
+def _optional(*names: str) -> list[dict[str, Any]]:
+    return [{"name": p, "in": "query", "schema": {"type": "string"}} for p in names]
+
+
+def _report_operation(description: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """A GET under /api/v1/apps/{app}: the filters, and `where` (event.property=value, repeatable)."""
+    return {
+        "security": [{"bearer": []}],
+        "parameters": [
+            {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}},
+            *parameters,
+            *_optional(*FILTER_PARAMETERS),
+            {
+                "name": "where",
+                "in": "query",
+                "description": "a property filter event.property=value, e.g. export.format=csv; repeatable",
+                "style": "form",
+                "explode": True,
+                "schema": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_PROPERTY_FILTERS},
+            },
+        ],
+        "responses": {"200": {"description": description}, **_errors(400, 401, 403, 404)},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The public HTTP contract; contract/native-v1.md has the prose."""
+    names = sorted([*REPORTS, *ARGUMENT_REPORTS])
     native_body = {"$ref": "#/components/schemas/Batch"}
     form = {"application/x-www-form-urlencoded": {"schema": {"type": "string"}}}
     return {
@@ -291,44 +347,47 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "the app's new time zone"}, **_errors(400, 401, 403, 404)},
                 }
             },
-            "/api/v1/apps/{app}/reports/{name}": {
+            "/api/v1/apps/{app}/summary": {
                 "get": {
                     "security": [{"bearer": []}],
                     "parameters": [
-                        {
-                            "name": "app",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
+                        {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}},
+                        *_optional("days"),
+                    ],
+                    "responses": {"200": {"description": "totals and top events"}, **_errors(400, 401, 403, 404)},
+                }
+            },
+            "/api/v1/apps/{app}/reports/{name}": {
+                "get": _report_operation(
+                    "a named report as JSON, or CSV (properties and compare take their arguments too)",
+                    [
                         {
                             "name": "name",
                             "in": "path",
                             "required": True,
-                            "schema": {
-                                "type": "string",
-                                "enum": sorted(REPORTS) + [f"{r}.csv" for r in sorted(REPORTS)],
-                            },
+                            "schema": {"type": "string", "enum": [*names, *(f"{r}.csv" for r in names)]},
                         },
-                        *[
-                            {"name": p, "in": "query", "schema": {"type": "string"}}
-                            for p in (
-                                "days",
-                                "start",
-                                "end",
-                                "version",
-                                "country",
-                                "ci",
-                                "container",
-                                "format",
-                            )
-                        ],
+                        *_optional(*ARGUMENT_NAMES),
                     ],
-                    "responses": {
-                        "200": {"description": "the report as JSON, or CSV"},
-                        **_errors(400, 401, 403, 404),
-                    },
-                }
+                )
+            },
+            "/api/v1/apps/{app}/properties": {
+                "get": _report_operation(
+                    "the values of one property of one event (events, installs; numbers as a histogram and"
+                    " quantiles), as JSON or CSV",
+                    [_required("event", "an event name, e.g. export"), _required("property", "e.g. format")],
+                )
+            },
+            "/api/v1/apps/{app}/properties/names": {
+                "get": _report_operation(
+                    "the pickers: each event and its property names, from the schema or else the data", []
+                )
+            },
+            "/api/v1/apps/{app}/compare": {
+                "get": _report_operation(
+                    "versions a and b side by side: commands, options, outcomes and platforms as shares",
+                    [_required("a", "a version, e.g. 1.2"), _required("b", "another version, e.g. 1.3")],
+                )
             },
             "/debug/mp/collect": {
                 "post": {

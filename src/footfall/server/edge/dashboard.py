@@ -18,16 +18,24 @@ from typing import Any
 
 import jinja2
 
-from footfall.server.edge import charts, worldmap
-from footfall.server.query.filters import CI_CHOICES, CONTAINERS, Filters
+from footfall.server.edge import charts, property_charts, worldmap
+from footfall.server.query.filters import (
+    CI_CHOICES,
+    CONTAINERS,
+    MAX_FILTER_VALUE_CHARS,
+    MAX_PROPERTY_FILTERS,
+    Filters,
+    PropertyFilter,
+)
 from footfall.server.query.filters import today as local_today
 from footfall.server.query.reports import TOP_ROWS, Report
 
 TABS: dict[str, tuple[str, ...]] = {
     "overview": ("overview", "timeseries", "events", "countries"),
     "when": ("timeseries", "heatmap"),
-    "how": ("commands", "options", "outcomes", "durations", "ga", "dimensions"),
-    "versions": ("versions", "adoption"),
+    "how": ("commands", "options", "outcomes", "errors", "errors_by_version", "durations", "ga", "dimensions"),
+    "properties": ("properties",),
+    "versions": ("compare", "versions", "adoption"),
     "platforms": ("os", "platforms", "runtimes"),
     "where": ("countries", "environments"),
     "retention": ("retention",),
@@ -64,6 +72,11 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={static_assets()[name].digest}"
 
 
+def number(value: float) -> str:
+    """A measured number for a figure: whole ones with thousands separators, others to two places."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
 def _urlquote(value: Any) -> str:
     return urllib.parse.quote(str(value), safe="")
 
@@ -79,6 +92,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["urlquote"] = _urlquote
+    env.filters["number"] = number
     env.globals["static_url"] = static_url
     return env
 
@@ -158,7 +172,61 @@ def account_page(tokens: list[Any], who: str, csrf: str, admin: bool) -> str:
     )
 
 
-def _panel(report: Report, tab: str = "") -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class TabState:
+    """What a tab chose besides the filters (the Properties tab's event and property, the
+    Versions tab's pair), with the choices offered; kept in every link and form of the tab."""
+
+    pairs: tuple[tuple[str, str], ...] = ()  # query parameters, e.g. (("event", "export"), ...)
+    pickers: tuple[dict[str, Any], ...] = ()  # the Properties tab: each event and its properties
+    picker_source: str = ""  # "schema" or "data"
+    event: str = ""
+    property: str = ""
+    versions: tuple[str, ...] = ()  # the Versions tab's version pickers
+    a: str = ""
+    b: str = ""
+
+
+def _link(base: str, filters: Filters, tab: str, state: TabState) -> str:
+    return f"{base}?{urllib.parse.urlencode([*filters.as_query(), ('tab', tab), *state.pairs])}"
+
+
+def chips(base: str, filters: Filters, tab: str, state: TabState) -> list[tuple[str, str]]:
+    """The filters in force as (label, link without it): the dashboard's removable chips."""
+    found: list[tuple[str, str]] = []
+    for name, value, without in (
+        ("version", filters.version, dataclasses.replace(filters, version=None)),
+        ("country", filters.country, dataclasses.replace(filters, country=None)),
+        ("container", filters.container, dataclasses.replace(filters, container=None)),
+    ):
+        if value:
+            found.append((f"{name}: {value}", _link(base, without, tab, state)))
+    if filters.ci != "include":
+        found.append((f"ci: {filters.ci}", _link(base, dataclasses.replace(filters, ci="include"), tab, state)))
+    for item in filters.properties:
+        rest = tuple(other for other in filters.properties if other != item)
+        found.append((str(item), _link(base, dataclasses.replace(filters, properties=rest), tab, state)))
+    return found
+
+
+def _value_link(base: str, filters: Filters, state: TabState, lists: bool) -> Any:
+    """A value of the Properties table as a link that adds `event.property=value` to the filters;
+    None where such a filter could not hold (a list property, the "(other)" row, a long value)."""
+
+    def link(value: str) -> str | None:
+        if lists or value == "(other)" or len(value) > MAX_FILTER_VALUE_CHARS or "." in state.event:
+            return None  # (a filter names event.property: an event with a dot in it cannot be named)
+        added = PropertyFilter(state.event, state.property, value)
+        if added in filters.properties or len(filters.properties) >= MAX_PROPERTY_FILTERS:
+            return None
+        return _link(base, dataclasses.replace(filters, properties=(*filters.properties, added)), "properties", state)
+
+    return link
+
+
+def _panel(
+    report: Report, tab: str = "", base: str = "", filters: Filters | None = None, state: TabState | None = None
+) -> dict[str, Any]:
     panel: dict[str, Any] = {
         "name": report.name,
         "title": report.title,
@@ -166,9 +234,29 @@ def _panel(report: Report, tab: str = "") -> dict[str, Any]:
         "chart": "",
         "latest": None,
         "hidden_rows": 0,
+        "numeric": None,
+        "histogram": "",
     }
     name = report.name
-    if name == "overview":
+    if name == "properties" and filters is not None and state is not None:
+        rows = report.rows[:MAX_TABLE_ROWS]
+        link = _value_link(base, filters, state, bool(report.meta.get("lists")))
+        panel["chart"] = property_charts.values_table(rows, link, f"Values of {report.title}")
+        panel["meta"] = report.meta
+        numeric = report.meta.get("numeric")
+        if numeric:
+            panel["numeric"] = numeric
+            panel["histogram"] = charts.bar_table(
+                ["bucket", "events"],
+                [[bucket["bucket"], bucket["events"]] for bucket in numeric["histogram"]],
+                1,
+                f"Histogram of {report.title}, in powers of ten",
+            )
+    elif name == "compare":
+        a, b = report.meta["a"], report.meta["b"]
+        panel["chart"] = property_charts.paired_table(report.rows, a, b, f"Versions {a} and {b} side by side")
+        panel["meta"] = report.meta
+    elif name == "overview":
         panel["figures"] = [
             {"measure": measure, "value": value, "previous": previous, "change": change}
             for measure, value, previous, change in report.rows
@@ -205,7 +293,11 @@ def _panel(report: Report, tab: str = "") -> dict[str, Any]:
             charts.line_chart(days, series, "Active installs per version per day") if days else charts.EMPTY
         )
     else:
-        numeric = next((i for i, c in enumerate(report.columns) if c in ("installs", "events", "runs", "uses")), 1)
+        # The error reports draw their errors (per command) and their rate (per version: did a release do worse?).
+        measures = {"errors": ("errors",), "errors_by_version": ("rate",)}.get(
+            name, ("installs", "events", "runs", "uses")
+        )
+        numeric = next((i for i, c in enumerate(report.columns) if c in measures), 1)
         rows = report.rows[:MAX_TABLE_ROWS]
         panel["hidden_rows"] = len(report.rows) - len(rows)
         panel["chart"] = charts.bar_table(report.columns, rows, numeric, report.title)
@@ -251,10 +343,13 @@ def app_page(
     owner: bool,
     public: bool,
     admin: bool = False,
+    state: TabState | None = None,
 ) -> str:
-    """One app's tab. `versions` are suggestions for the version filter, at most `MAX_VERSION_CHOICES` shown."""
+    """One app's tab. `versions` are suggestions for the version filter, at most `MAX_VERSION_CHOICES` shown;
+    `state` is what the tab chose besides the filters (kept in its links and forms)."""
     base = f"/apps/{_urlquote(app)}"
-    tab_links = [(t, f"{base}?{urllib.parse.urlencode({**filters.as_params(), 'tab': t})}") for t in TABS]
+    state = state or TabState()
+    tab_links = [(t, _link(base, filters, t, TabState())) for t in TABS]
     return render(
         "app.html",
         title=app,
@@ -262,14 +357,17 @@ def app_page(
         tab=tab,
         tab_links=tab_links,
         filters=filters,
-        query=urllib.parse.urlencode(filters.as_params()),
+        query=urllib.parse.urlencode([*filters.as_query(), *state.pairs]),
+        filter_pairs=filters.as_query(),
+        state=state,
+        chips=chips(base, filters, tab, state),
         preset=filters.days if filters.days in DAY_PRESETS else "",
         day_presets=DAY_PRESETS,
         ci_choices=CI_CHOICES,
         containers=CONTAINERS,
         versions=versions[:MAX_VERSION_CHOICES],
         apps=apps,
-        panels=[_panel(r, tab) for r in reports],
+        panels=[_panel(r, tab, base, filters, state) for r in reports],
         who=who,
         csrf=csrf,
         owner=owner,

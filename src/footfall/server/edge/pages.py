@@ -25,6 +25,8 @@ from footfall.server.auth.accounts import DEVICE_TTL, Principal, TokenInfo
 from footfall.server.edge import dashboard
 from footfall.server.edge.context import SESSION_COOKIE, ServerContext
 from footfall.server.errors import NotFound, UsageError
+from footfall.server.query.filters import Filters
+from footfall.server.query.properties import choose_property, default_pair, property_names, run_argument_report
 from footfall.server.query.public import PublicPolicy, daily_snapshot, snapshot_folder
 from footfall.server.query.reports import app_versions, run_report
 
@@ -157,16 +159,18 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             )
             return HTMLResponse(html, status_code=400)
 
-        def build() -> tuple[list[Any], list[str], list[str], bool]:
-            reports = [run_report(ctx.store, name, app, filters) for name in dashboard.TABS[tab]]
-            return (
-                reports,
-                app_versions(ctx.store, app, limit=dashboard.MAX_VERSION_CHOICES),
-                visible_apps(principal),
-                ctx.accounts.is_public(app),
-            )
+        def build() -> tuple[list[Any], list[str], list[str], bool, dashboard.TabState]:
+            versions = app_versions(ctx.store, app, limit=dashboard.MAX_VERSION_CHOICES)
+            reports, state = tab_reports(app, tab, filters, request.query_params, versions)
+            return (reports, versions, visible_apps(principal), ctx.accounts.is_public(app), state)
 
-        reports, versions, apps, public = await run_in_threadpool(build)
+        try:
+            reports, versions, apps, public, state = await run_in_threadpool(build)
+        except UsageError as exc:  # a bad event, property or version pick
+            html = dashboard.message_page(
+                app, exc.message, principal.email, principal.csrf, alert=True, link="?", link_text="Start over"
+            )
+            return HTMLResponse(html, status_code=400)
         html = dashboard.app_page(
             app,
             tab,
@@ -179,8 +183,43 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             principal.can_own(app),
             public,
             principal.admin,
+            state,
         )
         return HTMLResponse(html)
+
+    def tab_reports(
+        app: str, tab: str, filters: Filters, params: Any, versions: list[str]
+    ) -> tuple[list[Any], dashboard.TabState]:
+        """The tab's reports; the Properties tab's pick (event, property) and the Versions tab's (a, b)
+        come from the query, or default to the first event and property, and the two newest versions."""
+        reports = []
+        state = dashboard.TabState()
+        for name in dashboard.TABS[tab]:
+            if name == "properties":
+                names = property_names(ctx.store, app, filters)
+                event, prop = choose_property(names["events"], params.get("event"), params.get("property"))
+                state = dashboard.TabState(
+                    pairs=(("event", event), ("property", prop)) if event and prop else (),
+                    pickers=tuple(names["events"]),
+                    picker_source=names["source"],
+                    event=event,
+                    property=prop,
+                )
+                if event and prop:
+                    reports.append(
+                        run_argument_report(ctx.store, name, app, filters, {"event": event, "property": prop})
+                    )
+            elif name == "compare":
+                chosen = (params.get("a") or "", params.get("b") or "")
+                pair = chosen if all(chosen) else default_pair(versions)
+                state = dashboard.TabState(versions=tuple(versions))
+                if pair is not None:
+                    a, b = pair
+                    state = dashboard.TabState(pairs=(("a", a), ("b", b)), versions=tuple(versions), a=a, b=b)
+                    reports.append(run_argument_report(ctx.store, name, app, filters, {"a": a, "b": b}))
+            else:
+                reports.append(run_report(ctx.store, name, app, filters))
+        return reports, state
 
     async def sharing(request: Request) -> Response:
         principal = ctx.require(request)

@@ -27,6 +27,7 @@ from footfall.server.operator.backup import add_backup_commands, backup_command,
 from footfall.server.operator.control import find_server, open_operations
 from footfall.server.operator.terminal import print_csv, print_report, print_summary, say
 from footfall.server.query.filters import CI_CHOICES, CONTAINERS, check_timezone
+from footfall.server.query.properties import ARGUMENT_REPORTS
 from footfall.server.query.public import PublicPolicy, snapshot_folder
 from footfall.server.query.reports import REPORTS
 from footfall.server.settings import SETTINGS, default_data_dir, resolve_settings
@@ -172,11 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show an app's usage: a summary, or any named report with filters.",
     )
     report.add_argument("name", help="the app id")
+    report_names = [*REPORTS, *ARGUMENT_REPORTS]
+    report.add_argument(
+        "report_name",
+        nargs="?",
+        metavar="REPORT",
+        choices=[*report_names, "all"],
+        help="a named report (the same as --report)",
+    )
     report.add_argument(
         "--report",
         metavar="REPORT",
-        choices=[*REPORTS, "all"],
-        help=f"a named report: {', '.join(REPORTS)}, or all (default: a summary)",
+        choices=[*report_names, "all"],
+        help=f"a named report: {', '.join(report_names)}, or all (default: a summary)",
     )
     report.add_argument("--days", type=int, default=30, help="days up to --end (default 30)")
     report.add_argument("--start", help="first day, e.g. 2026-11-01 (instead of --days)")
@@ -185,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--country", help="only this country (two letters)")
     report.add_argument("--ci", choices=CI_CHOICES, default="include", help="CI runs: include, exclude or only")
     report.add_argument("--container", choices=CONTAINERS, help="only this container kind, or none")
+    report.add_argument(
+        "--where",
+        action="append",
+        metavar="EVENT.PROPERTY=VALUE",
+        help="only events whose property has this value, e.g. export.format=csv (repeatable)",
+    )
+    report.add_argument("--event", help="the properties report: the event, e.g. export")
+    report.add_argument("--property", dest="property_name", help="the properties report: its property, e.g. format")
+    report.add_argument("--a", dest="version_a", metavar="VERSION", help="the compare report: the first version")
+    report.add_argument("--b", dest="version_b", metavar="VERSION", help="the compare report: the second version")
     report.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
 
     add_access_commands(commands, common, ArgumentParser)
@@ -343,10 +362,24 @@ SUMMARY_UNFILTERED = (
     ("--country", "country"),
     ("--ci", "ci"),
     ("--container", "container"),
+    ("--where", "where"),
+)
+# The arguments of the reports that take some: (flag, attribute, query parameter, report).
+REPORT_ARGUMENTS = (
+    ("--event", "event", "event", "properties"),
+    ("--property", "property_name", "property", "properties"),
+    ("--a", "version_a", "a", "compare"),
+    ("--b", "version_b", "b", "compare"),
 )
 
 
 def report_command(args: argparse.Namespace, operations: Operations, console: Console) -> None:
+    if args.report_name and args.report and args.report_name != args.report:
+        raise UsageError(f"two reports named: {args.report_name} and --report {args.report}; name one")
+    args.report = args.report or args.report_name
+    for flag, attribute, _, owner in REPORT_ARGUMENTS:
+        if getattr(args, attribute) is not None and args.report != owner:
+            raise UsageError(f"{flag} is for the {owner} report: footfall report {args.name} {owner} ...")
     if args.report is None:
         # The summary counts the last --days only: a filter it cannot apply is refused, never
         # silently ignored (an unfiltered total shown as a filtered one is a wrong number).
@@ -367,7 +400,15 @@ def report_command(args: argparse.Namespace, operations: Operations, console: Co
     names = list(REPORTS) if args.report == "all" else [args.report]
     if args.format == "csv" and len(names) > 1:
         raise UsageError("CSV holds one report at a time: name it with --report")
-    params = {"days": str(args.days), "ci": args.ci}
+    params: dict[str, Any] = {"days": str(args.days), "ci": args.ci}
+    if args.where:
+        params["where"] = list(args.where)
+    if args.report in ARGUMENT_REPORTS:
+        needed = [(flag, attribute, key) for flag, attribute, key, owner in REPORT_ARGUMENTS if owner == args.report]
+        missing = [flag for flag, attribute, _ in needed if not getattr(args, attribute)]
+        if missing:
+            raise UsageError(f"the {args.report} report needs {' and '.join(missing)}")
+        params.update({key: getattr(args, attribute) for _, attribute, key in needed})
     for key, value in (
         ("start", args.start),
         ("end", args.end),
@@ -385,6 +426,20 @@ def report_command(args: argparse.Namespace, operations: Operations, console: Co
     else:
         for result in results:
             print_report(result, console)
+            if result.get("numeric"):
+                numbers = result["numeric"]
+                say(
+                    console,
+                    "numbers: "
+                    + ", ".join(f"{key} {figure(numbers[key])}" for key in ("min", "p50", "p90", "p99", "max"))
+                    + "; histogram: "
+                    + ", ".join(f"{bucket['bucket']}: {bucket['events']:,}" for bucket in numbers["histogram"]),
+                )
+
+
+def figure(value: float) -> str:
+    """A measured number: whole ones with thousands separators, others to two places (as the dashboard)."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
 def write_public(data: dict[str, Any], out: Path) -> None:

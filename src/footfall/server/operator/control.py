@@ -88,8 +88,8 @@ class RemoteOperations:
         apps: list[dict[str, Any]] = self._call("GET", "/api/v1/apps")["apps"]
         return apps
 
-    def report(self, app: str, name: str, params: dict[str, str]) -> dict[str, Any]:
-        query = urllib.parse.urlencode(params)
+    def report(self, app: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        query = urllib.parse.urlencode(params, doseq=True)  # a repeated `where` is a list
         result: dict[str, Any] = self._call(
             "GET", f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/reports/{name}?{query}"
         )

@@ -3,8 +3,11 @@
 Three apps over 90 days (about 200,000 events at scale 1). Each install starts on
 the newest release of its first day and upgrades after a lag; installs mix OSes,
 architectures, Python versions, countries, CI providers and containers; runs are
-commands with options, durations and outcomes. Ids are hashed exactly as the
-collector hashes real ones.
+commands with options, durations and outcomes, and some commands send a tool event
+of their own with properties (`TOOL_EVENTS`: texts, numbers and flags), so the
+Properties tab has data. One release of each app fails more often than the others
+(`BAD_RELEASE_ERRORS`), so the error reports and the version comparison show something.
+Ids are hashed exactly as the collector hashes real ones.
 """
 
 from __future__ import annotations
@@ -110,6 +113,37 @@ CI_PROVIDERS = (
     ("circleci", 5),
     ("buildkite", 5),
 )
+# (app, command) -> (event name, property generator): the tool's own `track(...)` after that command.
+# Drawn from a generator seeded per run, so the main stream (and every other number) is unchanged.
+ToolEvent = tuple[str, Callable[[random.Random], dict[str, object]]]
+TOOL_EVENTS: dict[tuple[str, str], ToolEvent] = {
+    ("mdlint", "check"): (
+        "lint",
+        lambda r: {
+            "format": r.choices(("text", "json", "sarif", "github"), (60, 20, 8, 12))[0],
+            "files": max(1, int(r.lognormvariate(3, 1.4))),
+            "problems": int(r.expovariate(1 / 6)),
+        },
+    ),
+    ("mdlint", "fix"): ("fixed", lambda r: {"files": max(1, int(r.lognormvariate(2, 1))), "backup": r.random() < 0.3}),
+    ("tilecraft", "render"): (
+        "export",
+        lambda r: {
+            "format": r.choices(("png", "webp", "mvt", "pdf"), (50, 25, 20, 5))[0],
+            "tiles": max(1, int(r.lognormvariate(5, 1.8))),
+            "zoom": r.randint(0, 18),
+        },
+    ),
+    ("docker-locust", "run standalone"): (
+        "launch",
+        lambda r: {"users": r.choice((1, 10, 50, 100, 500, 1000, 5000)), "role": "standalone"},
+    ),
+    ("docker-locust", "run master"): (
+        "launch",
+        lambda r: {"users": r.choice((100, 1000, 5000, 20000)), "workers": r.randint(2, 32), "role": "master"},
+    ),
+}
+BAD_RELEASE_ERRORS = 2.5  # the second-newest release of each app fails this many times as often
 DURATIONS = (("<1s", 30), ("1-10s", 40), ("10-60s", 20), ("1-10m", 8), (">10m", 2))
 
 
@@ -222,7 +256,8 @@ def _run(
     session = uuid.UUID(int=rng.getrandbits(128)).hex
     command, _, options = app.commands[rng.choices(range(len(app.commands)), [c[1] for c in app.commands])[0]]
     used = sorted(o for o in options if rng.random() < 0.35)
-    failed = rng.random() < 0.04
+    bad_release = install.version_index == len(app.releases) - 2
+    failed = rng.random() < 0.04 * (BAD_RELEASE_ERRORS if bad_release else 1.0)
     outcome = rng.choice(app.errors) if failed else "ok"
     os_name, os_version, arch = install.platform
     names: list[tuple[str, dict[str, object]]] = []
@@ -241,6 +276,9 @@ def _run(
     )
     if failed:
         names.append(("error", {"command": command, "error": outcome}))
+    elif (app.name, command) in TOOL_EVENTS:
+        event, properties = TOOL_EVENTS[app.name, command]
+        names.append((event, properties(random.Random(session))))
     return [
         EventRecord(
             time=started + dt.timedelta(seconds=index),

@@ -52,9 +52,9 @@ def format_cell(column: str, value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        if column == "change":
+        if column in ("change", "difference"):
             return f"{value:+.0%}"
-        return f"{value:.0%}" if column.endswith("share") else f"{value:,.1f}"
+        return f"{value:.0%}" if column.endswith(("share", "rate")) else f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
     return safe_text(value)
