@@ -143,9 +143,9 @@ def app_card(app: str, timeseries: Report, filters: Filters, installs: int) -> d
     full = per_day[:-1] if partial else per_day
     current, previous = sum(full[-CHANGE_DAYS:]), sum(full[-2 * CHANGE_DAYS : -CHANGE_DAYS])
     if previous:
-        change = (current - previous) / previous
-        text = f"{change:+.0%}".replace("-", "\u2212")  # a real minus sign, as Plausible prints it
-        trend = "up" if change > 0 else "down" if change < 0 else "flat"
+        percent = round((current - previous) / previous * 100)  # a change under half a percent reads +0%
+        text = ("+" if percent >= 0 else "\u2212") + f"{abs(percent)}%"  # a real minus sign, as Plausible's
+        trend = "up" if percent > 0 else "down" if percent < 0 else "flat"
     else:
         text, trend = ("new", "up") if current else ("no events", "flat")
     label = f"{app}: events per day, {days[0]:%b %d} to {days[-1]:%b %d}" if days else f"{app}: no days"
