@@ -81,6 +81,12 @@ class StoreError(FootfallError):
     code = "store_error"
 
 
+class SegmentRefused(StoreError):
+    """The store cannot read an ingest-log segment as data: it is quarantined, not retried."""
+
+    code = "segment_refused"
+
+
 class StoreUnavailable(StoreError):
     status = 503
     code = "store_unavailable"

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 
@@ -134,6 +135,15 @@ class EventStore:
 
     def set_schema(self, app: str, schema: str) -> None:
         """Store the app's schema (JSON text), replacing any earlier one."""
+        raise NotImplementedError
+
+    def load_segment(self, path: Path, segment: str) -> int | None:
+        """Store a sealed ingest-log segment (`ingest.segments`) in one transaction, exactly once.
+
+        The segment's id is recorded with its rows; a segment already loaded is skipped
+        (None). Returns how many events were stored: the lines of apps that no longer exist
+        are dropped. Raises SegmentRefused when the engine cannot read the segment as data.
+        """
         raise NotImplementedError
 
     def delete_install(self, app: str, install: str) -> int:
