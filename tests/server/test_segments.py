@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from footfall.server.errors import SegmentRefused
+from footfall.server.errors import SegmentRefused, StoreUnavailable
 from footfall.server.ingest import segments
+from footfall.server.ingest.loader import SegmentLoader
 from footfall.server.ingest.segments import SegmentLog, decode, encode, recover, sealed_segments, segment_id
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
@@ -170,6 +171,7 @@ def test_lines_of_a_removed_app_are_dropped_and_a_bad_segment_is_refused(tmp_pat
 APPENDER = """
 import sys
 from pathlib import Path
+from footfall.server.ingest.loader import SegmentLoader
 from footfall.server.ingest.segments import SegmentLog
 from tests.server.test_segments import record
 
@@ -217,3 +219,51 @@ def test_the_log_folder_and_segments_are_private(tmp_path: Path) -> None:
     assert opened.stat().st_mode & 0o077 == 0
     assert (tmp_path / "log").stat().st_mode & 0o077 == 0
     log.close()
+
+
+def test_the_loader_quarantines_undecodable_lines_and_loads_the_rest(tmp_path: Path, store: DuckDBStore) -> None:
+    folder = tmp_path / "log"
+    folder.mkdir()
+    segment = folder / "00000000000000000009-00-cccccccc.seg"
+    segment.write_bytes(encode(record(1)) + b'{"time": "not a time"}\n' + encode(record(2)))
+    loader = SegmentLoader(folder, store)
+    assert loader.load_ready() == 2
+    assert loader.quarantined_lines == 1
+    assert (folder / "quarantine" / segment.name).read_bytes() == b'{"time": "not a time"}\n'
+    assert sealed_segments(folder) == []
+    assert _stored(store) == 2
+    store.close()
+
+
+def test_while_the_store_is_down_the_log_keeps_every_segment(tmp_path: Path, store: DuckDBStore) -> None:
+    log = SegmentLog(tmp_path / "log", max_age=60)
+    log.append([record(1), record(2)]).result(timeout=10)
+    store.close()
+    loader = SegmentLoader(tmp_path / "log", store, own_log=log)
+    with pytest.raises(StoreUnavailable):
+        loader.catch_up()
+    assert len(sealed_segments(tmp_path / "log")) == 1  # sealed by the catch-up, kept for later
+    log.close()
+    reopened = DuckDBStore(tmp_path / "events.duckdb")
+    try:
+        assert SegmentLoader(tmp_path / "log", reopened).load_ready() == 2
+    finally:
+        reopened.close()
+
+
+def test_a_catch_up_makes_acknowledged_events_visible_at_once(tmp_path: Path, store: DuckDBStore) -> None:
+    log = SegmentLog(tmp_path / "log", max_age=60)  # never sealed by age within the test
+    loader = SegmentLoader(tmp_path / "log", store, own_log=log)
+    loader.start()
+    try:
+        log.append([record(i) for i in range(10)]).result(timeout=10)
+        loader.catch_up()
+        assert _stored(store) == 10
+        log.append([record(10)]).result(timeout=10)
+        loader.catch_up()
+        assert _stored(store) == 11
+        assert loader.depth()[0] == 0
+    finally:
+        loader.stop()
+        log.close()
+        store.close()

@@ -131,6 +131,15 @@ class _Append:
 _STOP = object()
 
 
+class _Seal:
+    """A request to seal the open segment now (so its events can be loaded at once)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: Future[None] = Future()
+
+
 class SegmentLog:
     """One writer's segments: appends, group syncs, rotation. Thread-safe; one per process."""
 
@@ -176,6 +185,14 @@ class SegmentLog:
         self._queue.put(item)
         return item.future
 
+    def seal(self, timeout: float = 10.0) -> None:
+        """Seal the open segment once what is queued before this call is written."""
+        if self._closed:
+            return
+        request = _Seal()
+        self._queue.put(request)
+        request.future.result(timeout)
+
     def wait_sealed(self, timeout: float) -> bool:
         """Block until a segment is sealed (or timeout); for the loader in this process."""
         sealed = self._sealed_event.wait(timeout)
@@ -202,9 +219,13 @@ class SegmentLog:
             except queue.Empty:
                 self._seal_if_old()
                 continue
+            seal: _Seal | None = None
             while True:
                 if item is _STOP:
                     stopping = True
+                    break
+                if isinstance(item, _Seal):
+                    seal = item
                     break
                 assert isinstance(item, _Append)
                 group.append(item)
@@ -217,6 +238,13 @@ class SegmentLog:
                     break
             if group:
                 self._write_group(group)
+            if seal is not None:
+                try:
+                    self._seal()
+                except OSError as exc:
+                    seal.future.set_exception(exc)
+                else:
+                    seal.future.set_result(None)
             self._seal_if_old()
         with contextlib.suppress(OSError):
             self._seal()
