@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from footfall.server.errors import SegmentRefused, StoreUnavailable
+from footfall.server.errors import Backpressure, SegmentRefused, StoreUnavailable
 from footfall.server.ingest import segments
-from footfall.server.ingest.loader import SegmentLoader
+from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.segments import SegmentLog, decode, encode, recover, sealed_segments, segment_id
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
@@ -171,7 +171,7 @@ def test_lines_of_a_removed_app_are_dropped_and_a_bad_segment_is_refused(tmp_pat
 APPENDER = """
 import sys
 from pathlib import Path
-from footfall.server.ingest.loader import SegmentLoader
+from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.segments import SegmentLog
 from tests.server.test_segments import record
 
@@ -226,44 +226,51 @@ def test_the_loader_quarantines_undecodable_lines_and_loads_the_rest(tmp_path: P
     folder.mkdir()
     segment = folder / "00000000000000000009-00-cccccccc.seg"
     segment.write_bytes(encode(record(1)) + b'{"time": "not a time"}\n' + encode(record(2)))
-    loader = SegmentLoader(folder, store)
+    loader = IngestLog(folder, store, 0, 0)
     assert loader.load_ready() == 2
-    assert loader.quarantined_lines == 1
-    assert (folder / "quarantine" / segment.name).read_bytes() == b'{"time": "not a time"}\n'
+    assert loader.quarantined() == 1
+    assert b"".join(p.read_bytes() for p in (folder / "quarantine").iterdir()) == b'{"time": "not a time"}\n'
     assert sealed_segments(folder) == []
     assert _stored(store) == 2
     store.close()
 
 
 def test_while_the_store_is_down_the_log_keeps_every_segment(tmp_path: Path, store: DuckDBStore) -> None:
-    log = SegmentLog(tmp_path / "log", max_age=60)
+    log = IngestLog(tmp_path / "log", store, 0, 0, segment_age_s=60)
     log.append([record(1), record(2)]).result(timeout=10)
     store.close()
-    loader = SegmentLoader(tmp_path / "log", store, own_log=log)
     with pytest.raises(StoreUnavailable):
-        loader.catch_up()
+        log.catch_up()
     assert len(sealed_segments(tmp_path / "log")) == 1  # sealed by the catch-up, kept for later
     log.close()
     reopened = DuckDBStore(tmp_path / "events.duckdb")
     try:
-        assert SegmentLoader(tmp_path / "log", reopened).load_ready() == 2
+        assert IngestLog(tmp_path / "log", reopened, 0, 0).load_ready() == 2
     finally:
         reopened.close()
 
 
 def test_a_catch_up_makes_acknowledged_events_visible_at_once(tmp_path: Path, store: DuckDBStore) -> None:
-    log = SegmentLog(tmp_path / "log", max_age=60)  # never sealed by age within the test
-    loader = SegmentLoader(tmp_path / "log", store, own_log=log)
-    loader.start()
+    log = IngestLog(tmp_path / "log", store, 0, 0, segment_age_s=60)  # never sealed by age in the test
+    store.barrier = log.catch_up
+    log.start()
     try:
         log.append([record(i) for i in range(10)]).result(timeout=10)
-        loader.catch_up()
-        assert _stored(store) == 10
+        assert _stored(store) == 10  # the query's barrier loaded them
         log.append([record(10)]).result(timeout=10)
-        loader.catch_up()
         assert _stored(store) == 11
-        assert loader.depth()[0] == 0
+        assert log.backlog()[0] == 0
     finally:
-        loader.stop()
         log.close()
         store.close()
+
+
+def test_backpressure_refuses_appends_past_the_byte_cap(tmp_path: Path, store: DuckDBStore) -> None:
+    log = IngestLog(tmp_path / "log", store, max_bytes=2000, max_age_s=0, segment_bytes=500, segment_age_s=60)
+    store.close()  # nothing is loaded: the log only grows
+    with pytest.raises(Backpressure) as refused:
+        for i in range(100):
+            log.append([record(i)]).result(timeout=10)
+    assert refused.value.status == 503 and refused.value.retry_after >= 1
+    assert "cap" in log.pressure()
+    log.close()

@@ -92,6 +92,16 @@ class StoreUnavailable(StoreError):
     code = "store_unavailable"
 
 
+class Backpressure(StoreUnavailable):
+    """The ingest log holds more unloaded data than its cap: nothing more is acknowledged for now."""
+
+    code = "backpressure"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
 class DataDirLocked(StoreError):
     code = "data_dir_locked"
 

@@ -49,7 +49,8 @@ def encode(record: EventRecord) -> bytes:
     row = {column: getattr(record, column) for column in EVENT_COLUMNS}
     for field in TIME_FIELDS:
         row[field] = row[field].isoformat()
-    return json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    # ASCII (non-ASCII escaped), so any str encodes, even a lone surrogate the pipeline should have refused.
+    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
 
 
 def decode(line: bytes | str) -> EventRecord:
@@ -57,6 +58,13 @@ def decode(line: bytes | str) -> EventRecord:
     for field in TIME_FIELDS:
         row[field] = dt.datetime.fromisoformat(row[field])
     return EventRecord(**row)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a large write may be partial)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def segment_id(path: Path) -> str:
@@ -113,10 +121,10 @@ class LogStats:
 
     appended_events: int = 0
     appended_bytes: int = 0
+    appends: int = 0  # requests written; appends / syncs is the mean group size
     syncs: int = 0
+    sync_seconds: float = 0.0  # summed
     sealed: int = 0
-    sync_seconds: list[float] = dataclasses.field(default_factory=list)  # drained by the metrics reader
-    group_sizes: list[int] = dataclasses.field(default_factory=list)
 
 
 class _Append:
@@ -193,6 +201,10 @@ class SegmentLog:
         self._queue.put(request)
         request.future.result(timeout)
 
+    def pending(self) -> bool:
+        """Whether a segment is open (holds appended lines not yet sealed)."""
+        return self._fd is not None
+
     def wait_sealed(self, timeout: float) -> bool:
         """Block until a segment is sealed (or timeout); for the loader in this process."""
         sealed = self._sealed_event.wait(timeout)
@@ -260,13 +272,10 @@ class SegmentLog:
             if self._fd is None:
                 self._open()
             assert self._fd is not None
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            write_all(self._fd, data)
             started = time.perf_counter()
             os.fdatasync(self._fd)
-            self.stats.sync_seconds.append(time.perf_counter() - started)
+            self.stats.sync_seconds += time.perf_counter() - started
         except OSError as exc:
             # Whatever reached the file unsynced is not acknowledged; the segment is sealed so the
             # next group starts a clean file (recover() would cut a torn line the same way).
@@ -278,7 +287,7 @@ class SegmentLog:
             return
         self._size += len(data)
         self.stats.syncs += 1
-        self.stats.group_sizes.append(len(group))
+        self.stats.appends += len(group)
         self.stats.appended_bytes += len(data)
         self.stats.appended_events += sum(item.events for item in group)
         for item in group:

@@ -135,7 +135,7 @@ _KEY_SQL = (
 _SEGMENT_COLUMNS = "{" + ", ".join(f"'{c}': '{_COLUMN_TYPES.get(c, 'VARCHAR')}'" for c in EVENT_COLUMNS) + "}"
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 # What the engine raises for data it will not take (not for being unavailable): these records are
-# refused alone; any other failure leaves the whole group unacknowledged, to be spooled and retried.
+# refused alone; any other failure leaves the whole group unstored, to be retried.
 _REFUSED_DATA = (
     duckdb.InvalidInputException,
     duckdb.ConversionException,
@@ -553,7 +553,7 @@ class DuckDBStore(EventStore):
             for name, created in result.rows
         ]
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    def query_now(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
         cursor = self._cursor()
         try:
             cursor.execute(sql, dict(params or {}))
