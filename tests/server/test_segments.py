@@ -274,3 +274,49 @@ def test_backpressure_refuses_appends_past_the_byte_cap(tmp_path: Path, store: D
     assert refused.value.status == 503 and refused.value.retry_after >= 1
     assert "cap" in log.pressure()
     log.close()
+
+
+LOADER = """
+import sys
+from pathlib import Path
+from footfall.server.ingest.log import IngestLog
+from footfall.server.stores.duckdb import DuckDBStore
+
+store = DuckDBStore(Path(sys.argv[1]))
+log = IngestLog(Path(sys.argv[2]), store, 0, 0)
+print("loading", flush=True)
+log.load_ready()
+print("loaded", flush=True)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.6, 1.5])
+def test_kill_9_during_a_bulk_load_loses_nothing_and_loads_nothing_twice(tmp_path: Path, delay: float) -> None:
+    store = DuckDBStore(tmp_path / "events.duckdb")
+    store.add_app(APP)
+    store.close()
+    folder = tmp_path / "log"
+    writer = SegmentLog(folder, max_age=60)
+    count = 100_000
+    for start in range(0, count, 10_000):
+        writer.append([record(i, session=f"s{i % 50}") for i in range(start, start + 10_000)]).result(timeout=60)
+    writer.close()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), *sys.path])}
+    command = [sys.executable, "-c", LOADER, str(tmp_path / "events.duckdb"), str(folder)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "loading"
+        threading.Event().wait(delay)  # somewhere inside the load, or after it
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    reopened = DuckDBStore(tmp_path / "events.duckdb")
+    try:
+        before = _stored(reopened)
+        assert before in (0, count)  # a load is one transaction: all of the segment or none of it
+        IngestLog(folder, reopened, 0, 0).load_ready()
+        assert _stored(reopened) == count
+        assert _stored(reopened, "SELECT count(DISTINCT props) FROM events") == count
+        assert _stored(reopened, "SELECT count(*) FILTER (WHERE run_start) FROM events") == 50
+        assert sealed_segments(folder) == []
+    finally:
+        reopened.close()
