@@ -401,8 +401,8 @@ def test_restoring_a_backup_from_an_older_version_migrates_it_and_keeps_its_even
     assert status_summary == 200 and summary["events"] == 1, summary
 
 
-def test_events_waiting_in_the_spool_are_backed_up_and_stored_after_the_restore(tmp_path: Path) -> None:
-    from footfall.server.ingest.spool import EventSpool
+def test_events_waiting_in_the_log_are_backed_up_and_stored_after_the_restore(tmp_path: Path) -> None:
+    from footfall.server.ingest.segments import encode
     from footfall.server.stores.base import EventRecord
 
     data = tmp_path / "data"
@@ -412,18 +412,18 @@ def test_events_waiting_in_the_spool_are_backed_up_and_stored_after_the_restore(
         now, now, "spooled-tool", "1.0", "start", "ab" * 32, "cd" * 32, "linux", "6", "x86_64", "cpython", "3.12",
         "", "", "DE", "{}", "native",
     )  # fmt: skip
-    # Acknowledged into the spool while the store was down, and the server stopped before a replay.
-    EventSpool(data / "spool", 10**6).append([record, record])
+    # Acknowledged into the log while the store was down, and the server stopped before a load.
+    (data / "log" / "00000000000000000001-00-0000test.seg").write_bytes(encode(record) * 2)
     made = run("backup", str(tmp_path / "copy"), "--data", str(data))
     assert made.returncode == 0, made.stderr
-    assert json.loads((tmp_path / "copy" / "footfall-backup.json").read_text())["files"]["spool"] == 1
+    assert json.loads((tmp_path / "copy" / "footfall-backup.json").read_text())["files"]["log"] == 1
     assert run("restore", str(tmp_path / "copy"), "--data", str(tmp_path / "restored")).returncode == 0
     server = start_server(tmp_path / "restored", tmp_path / "server.log")
     try:
         wait_until(
             lambda: api(server.url, server.token, "/api/v1/apps/spooled-tool/summary?days=2")[1]["events"] == 2,
             30,
-            "the restored spool to be replayed",
+            "the restored log to be loaded",
         )
     finally:
         server.stop()

@@ -279,7 +279,7 @@ def test_an_app_is_removed_with_all_its_data(served: InThreadServer) -> None:
     assert httpx.delete(url, headers=bearer(owner)).status_code == 403, "owners may not, only admins"
     removed = httpx.delete(url, headers=bearer(served.token))
     assert removed.status_code == 200
-    assert removed.json() == {"name": GOLDEN_APP, "events": 2, "spooled_events": 0, "releases": 0}
+    assert removed.json() == {"name": GOLDEN_APP, "events": 2, "unloaded_events": 0, "releases": 0}
     assert served.store.query("SELECT count(*) FROM events WHERE app = $app", {"app": GOLDEN_APP}).rows[0][0] == 0
     assert not served.store.has_app(GOLDEN_APP)
     assert store.principal(VICTIM) is not None and store.principal(VICTIM).roles == {}  # type: ignore[union-attr]

@@ -2,7 +2,7 @@
 
 - `/v1/forget` must reach every id form a protocol stores (GA v1 `cid`/`uid`, GA4
   `client_id`, Firebase `app_instance_id`, native ids), answer the same whether anything
-  was kept, and reach the server spool too, so nothing comes back on replay.
+  was kept, and reach the ingest log too, so nothing comes back with a load.
 - The debug endpoints must not hand out the keyed hash of a chosen id.
 """
 
@@ -13,18 +13,18 @@ import os
 import stat
 import subprocess
 import threading
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from footfall.server.errors import StoreUnavailable
-from footfall.server.ingest.spool import EventSpool
+from footfall.server.ingest.log import IngestLog
+from footfall.server.ingest.segments import sealed_segments
 from footfall.server.operations import secret_hash
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.conftest import GOLDEN_APP, InThreadServer, with_fresh_times
+from tests.stores import FlakyStore
 
 TID = "UA-12345-1"
 MEASUREMENT_ID = "G-TEST12345"
@@ -32,19 +32,6 @@ FIREBASE_ID = "1:1234567890:android:321abc456def7890"
 SECRET = "s3cr3t-api-key"
 GA_CID = "1234567.89012345"  # what GA v1 clients (analytics.js, most libraries) send
 NATIVE_ID = "a" * 32
-
-
-class FlakyStore(DuckDBStore):
-    """A real DuckDB store whose event writes fail while `failing` is set, as a full disk would."""
-
-    failing = False
-
-    def write(self, events: Any) -> Future[None]:
-        if self.failing:
-            future: Future[None] = Future()
-            future.set_exception(StoreUnavailable("the disk is full"))
-            return future
-        return super().write(events)
 
 
 def with_keys(server: InThreadServer) -> InThreadServer:
@@ -162,51 +149,51 @@ def test_forget_keeps_its_rate_limit(app_server_factory: Any) -> None:
     assert statuses == [200, 200, 429]
 
 
-# -- the server spool --------------------------------------------------------------------
+# -- the ingest log --------------------------------------------------------------------
 
 
-def test_forgotten_events_in_the_spool_do_not_come_back_on_replay(app_server_factory: Any, tmp_path: Path) -> None:
+def test_forgotten_events_in_the_log_are_never_loaded(app_server_factory: Any, tmp_path: Path) -> None:
     store = FlakyStore(tmp_path / "flaky.duckdb")
     server: InThreadServer = app_server_factory(store=store)
-    spool: EventSpool = server.app.state.context.spool
+    ingest_log: IngestLog = server.app.state.context.log
     store.failing = True
     for n in range(3):
         for install in (NATIVE_ID, "b" * 32):
             assert httpx.post(server.url + "/v1/batch", json=native_batch(install, n)).status_code == 202
-    assert spool.depth() == 6
-    store.failing = False  # the store is back; the replayer has not run yet
     assert forget(server, NATIVE_ID).status_code == 200
-    assert spool.depth() == 3
-    for path in spool.files():
+    lines = b"".join(p.read_bytes() for p in sealed_segments(ingest_log.folder)).splitlines()
+    assert len(lines) == 3
+    for path in sealed_segments(ingest_log.folder):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert not [p for p in spool.directory.iterdir() if not p.name.startswith("spool-")], "no temporary file left"
-    spool.replay(store)
+    assert not [p for p in ingest_log.folder.iterdir() if p.name.startswith(".")], "no temporary file left"
+    store.failing = False  # the store is back
+    ingest_log.load_ready()
     rows = store.query("SELECT install, props FROM events ORDER BY props").rows
     assert len(rows) == 3 and len({install for install, _ in rows}) == 1
     assert [json.loads(p)["n"] for _, p in rows] == [0, 1, 2]
 
 
-def test_forget_then_replay_and_replay_then_forget_both_leave_nothing(app_server_factory: Any, tmp_path: Path) -> None:
-    """The two orders a forget and a replay can take; `Ingestor.forget` documents why both are safe."""
+def test_forget_then_load_and_load_then_forget_both_leave_nothing(app_server_factory: Any, tmp_path: Path) -> None:
+    """The two orders a forget and a load can take; `Ingestor.forget` documents why both are safe."""
     store = FlakyStore(tmp_path / "flaky.duckdb")
     server: InThreadServer = app_server_factory(store=store)
-    spool: EventSpool = server.app.state.context.spool
+    ingest_log: IngestLog = server.app.state.context.log
     store.failing = True
     assert httpx.post(server.url + "/v1/batch", json=native_batch(NATIVE_ID)).status_code == 202
     store.failing = False
-    spool.replay(store)  # replay first ...
+    ingest_log.catch_up()  # load first ...
     assert forget(server, NATIVE_ID).status_code == 200  # ... then forget
     assert installs(server) == []
     store.failing = True
     assert httpx.post(server.url + "/v1/batch", json=native_batch(NATIVE_ID)).status_code == 202
-    store.failing = False
     assert forget(server, NATIVE_ID).status_code == 200  # forget first ...
-    spool.replay(store)  # ... then replay
-    assert installs(server) == [] and spool.files() == []
+    store.failing = False
+    ingest_log.catch_up()  # ... then load
+    assert installs(server) == [] and sealed_segments(ingest_log.folder) == []
 
 
 class GatedStore(FlakyStore):
-    """Event writes wait at a gate while `held`: a replay paused between reading and writing."""
+    """Segment loads wait at a gate while `held`: a load paused between reading and committing."""
 
     held = False
 
@@ -214,68 +201,61 @@ class GatedStore(FlakyStore):
         super().__init__(path)
         self.entered, self.gate = threading.Event(), threading.Event()
 
-    def write(self, events: Any) -> Future[None]:
+    def load_segment(self, path: Path, segment: str) -> int | None:
         if self.held:
             self.entered.set()
             self.gate.wait(30)
-        return super().write(events)
+        return super().load_segment(path, segment)
 
 
-def test_a_forget_racing_a_replay_leaves_nothing(app_server_factory: Any, tmp_path: Path) -> None:
+def test_a_forget_racing_a_load_leaves_nothing(app_server_factory: Any, tmp_path: Path) -> None:
     store = GatedStore(tmp_path / "gated.duckdb")
     server: InThreadServer = app_server_factory(store=store)
-    spool: EventSpool = server.app.state.context.spool
+    ingest_log: IngestLog = server.app.state.context.log
     store.failing = True
     assert httpx.post(server.url + "/v1/batch", json=native_batch(NATIVE_ID)).status_code == 202
+    ingest_log.writer.seal()
     store.failing, store.held = False, True
-    replay = threading.Thread(target=spool.replay, args=(store,))
-    replay.start()
-    assert store.entered.wait(10), "the replay read the file and is about to write it"
+    load = threading.Thread(target=ingest_log.load_ready)
+    load.start()
+    assert store.entered.wait(10), "the load read the segment and is about to store it"
     answers: list[int] = []
     forgetting = threading.Thread(target=lambda: answers.append(forget(server, NATIVE_ID).status_code))
     forgetting.start()
-    forgetting.join(1.0)  # a safe forget waits here for the replay; an unsafe one finishes
+    forgetting.join(1.0)  # a safe forget waits here for the load; an unsafe one finishes
     store.gate.set()
-    replay.join(30)
+    load.join(30)
     forgetting.join(30)
+    store.held = False
     assert answers == [200]
-    assert installs(server) == [], "the replay's write came after the forget's delete"
+    assert installs(server) == [], "the load's rows came after the forget's delete"
 
 
-def test_spool_forget_keeps_other_lines_and_deletes_emptied_files(tmp_path: Path) -> None:
+def test_log_forget_keeps_other_lines_and_deletes_emptied_files(tmp_path: Path) -> None:
     from footfall.server.stores.base import EventRecord
 
     def record(app: str, install: str, n: int) -> EventRecord:
         moment = __import__("datetime").datetime(2026, 1, 1, 12, 0, n)
         return EventRecord(
-            moment,
-            moment,
-            app,
-            "1.0",
-            "start",
-            install,
-            "s" * 32,
-            "linux",
-            "6.1",
-            "x86_64",
-            "cpython",
-            "3.12",
-            "",
-            "",
-            "",
-            json.dumps({"n": n}),
-            "native",
-        )
+            moment, moment, app, "1.0", "start", install, "s" * 32, "linux", "6.1", "x86_64", "cpython", "3.12",
+            "", "", "", json.dumps({"n": n}), "native",
+        )  # fmt: skip
 
-    spool = EventSpool(tmp_path / "spool", 1 << 20)
-    spool.append([record("tool", "h1", 0), record("tool", "h2", 1), record("other", "h1", 2)])
-    spool.append([record("tool", "h1", 3)])
-    assert spool.forget("tool", "h1") == 2
-    (left,) = spool.files()
-    lines = [json.loads(line) for line in left.read_text().splitlines()]
-    assert [(row["app"], row["install"]) for row in lines] == [("tool", "h2"), ("other", "h1")]
-    assert spool.forget("tool", "nobody") == 0 and spool.forget("tool", "") == 0
-    assert os.listdir(tmp_path / "spool") == [left.name]
+    store = DuckDBStore(tmp_path / "events.duckdb")
+    ingest_log = IngestLog(tmp_path / "log", store, 0, 0, segment_age_s=60)
+    try:
+        ingest_log.append([record("tool", "h1", 0), record("tool", "h2", 1), record("other", "h1", 2)]).result(10)
+        ingest_log.writer.seal()
+        ingest_log.append([record("tool", "h1", 3)]).result(10)
+        assert ingest_log.forget("tool", "h1") == 2
+        (left,) = sealed_segments(tmp_path / "log")
+        lines = [json.loads(line) for line in left.read_text().splitlines()]
+        assert [(row["app"], row["install"]) for row in lines] == [("tool", "h2"), ("other", "h1")]
+        assert ingest_log.forget("tool", "nobody") == 0 and ingest_log.forget("tool", "") == 0
+        assert os.listdir(tmp_path / "log") == [left.name]
+    finally:
+        ingest_log.close()
+        store.close()
 
 
 # -- debug endpoints are no hash oracle ----------------------------------------------------
@@ -365,14 +345,14 @@ def test_a_readable_data_directory_from_an_older_version_is_tightened(tmp_path: 
     from tests.conftest import footfall_command
 
     data = tmp_path / "old"
-    (data / "spool").mkdir(parents=True)
-    for name in ("accounts.sqlite", "spool/spool-00000000000000000001-000001.jsonl"):
+    (data / "log").mkdir(parents=True)
+    for name in ("accounts.sqlite", "log/00000000000000000001-00-aaaaaaaa.seg"):
         (data / name).write_text("")
         os.chmod(data / name, 0o644)
     (data / "backup.sh").write_text("#!/bin/sh\n")  # the operator's own file: not Footfall's to change
     os.chmod(data / "backup.sh", 0o755)
     os.chmod(data, 0o755)
-    os.chmod(data / "spool", 0o755)
+    os.chmod(data / "log", 0o755)
     result = subprocess.run(footfall_command("app", "list", "--data", str(data)), capture_output=True, text=True)
     assert loose_modes(data) == {"backup.sh": "0o755"}, result.stderr
 

@@ -4,7 +4,8 @@ request must not stall the server.
 Found: a lone surrogate ("\\ud800", a valid JSON escape) in a context field passed
 validation and got 202; DuckDB's insert then failed for the whole group commit, so every
 other request in that group was spooled, and the spool's replayer stopped at the bad file
-for good. And the safety net, run on the event loop, held /healthz for seconds.
+for good. And the safety net, run on the event loop, held /healthz for seconds. (The spool
+is now the ingest log; its loader must hold the same line.)
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from typing import Any
 import httpx
 import pytest
 
+from footfall.server.errors import StoreUnavailable
+from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.pipeline import keyed_hash
-from footfall.server.ingest.spool import EventSpool
+from footfall.server.ingest.segments import encode, sealed_segments
 from footfall.server.operations import secret_hash
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
@@ -100,7 +103,7 @@ def test_poison_batches_racing_honest_ones_lose_no_honest_event(app_server_facto
     assert all(status == 400 for kind, status, _ in results if kind == "poison")
     assert acknowledged == honest * per_batch
     assert stored_count(server.store) == acknowledged
-    assert server.app.state.context.spool.files() == []
+    assert server.app.state.context.log.quarantined() == 0
 
 
 def record(name: str = "command", version: str = "1.0.0", install: str = "a" * 32) -> EventRecord:
@@ -142,65 +145,63 @@ def test_the_store_refuses_a_bad_record_alone(tmp_path: Path) -> None:
         store.close()
 
 
-def spool_line(item: EventRecord) -> str:
-    row = {**item.__dict__} if hasattr(item, "__dict__") else {f: getattr(item, f) for f in item.__slots__}
-    row["time"] = item.time.isoformat()
-    row["received"] = item.received.isoformat()
-    return json.dumps(row)
+def line(item: EventRecord) -> bytes:
+    return encode(item)
 
 
-def test_an_unreplayable_spool_file_is_quarantined_not_retried_ahead_of_good_data(app_server: InThreadServer) -> None:
-    spool: EventSpool = app_server.app.state.context.spool
-    spool.directory.mkdir(parents=True, exist_ok=True)
-    good = spool_line(record(install="c" * 32))
-    poisoned = spool_line(record(version="x\ud800"))  # json.dumps escapes it; loading brings it back
-    (spool.directory / "spool-00000000000000000001-000001.jsonl").write_text(
-        "\n".join([good, poisoned, "{not json", good]) + "\n"
-    )
-    (spool.directory / "spool-00000000000000000002-000001.jsonl").write_text(good + "\n")
+def put_segment(ingest_log: IngestLog, number: int, lines: list[bytes]) -> None:
+    """A sealed segment, as a writer leaves it (written aside, then renamed: a loader may be looking)."""
+    temporary = ingest_log.folder / f".segment-{number}.tmp"
+    temporary.write_bytes(b"".join(lines))
+    temporary.rename(ingest_log.folder / f"{number:020d}-00-0000test.seg")
 
-    assert spool.replay(app_server.store) == 3
-    assert spool.files() == []
+
+def test_an_unloadable_segment_is_quarantined_line_by_line_not_retried_ahead_of_good_data(
+    app_server: InThreadServer,
+) -> None:
+    ingest_log: IngestLog = app_server.app.state.context.log
+    good = line(record(install="c" * 32))
+    poisoned = line(record(version="x\ud800"))  # escaped in the line; the engine refuses it
+    put_segment(ingest_log, 1, [good, poisoned, b"{not json\n", good])
+    put_segment(ingest_log, 2, [good])
+
+    ingest_log.catch_up()
+    assert sealed_segments(ingest_log.folder) == []
     assert stored_count(app_server.store) == 3
-    assert spool.quarantined() == 2
+    assert ingest_log.quarantined() == 2
 
     ready = httpx.get(app_server.url + "/readyz")
     assert ready.status_code == 200  # collection goes on; the operator is told
     assert any("quarantine" in w for w in ready.json()["warnings"])
     metrics = httpx.get(app_server.url + "/metrics").text
-    assert "footfall_spool_quarantined_events 2" in metrics
-    assert spool.replay(app_server.store) == 0  # nothing is retried forever
+    assert "footfall_log_quarantined_events 2" in metrics
+    assert ingest_log.load_ready() == 0  # nothing is retried forever
 
 
-def test_a_removed_apps_spooled_events_are_not_replayed(app_server: InThreadServer) -> None:
-    spool: EventSpool = app_server.app.state.context.spool
-    spool.directory.mkdir(parents=True, exist_ok=True)
+def test_a_removed_apps_logged_events_are_not_loaded(app_server: InThreadServer) -> None:
+    ingest_log: IngestLog = app_server.app.state.context.log
     app_server.store.add_app("leaving")
     leaving = dataclasses.replace(record(), app="leaving")
-    (spool.directory / "spool-00000000000000000001-000001.jsonl").write_text(
-        spool_line(leaving) + "\n" + spool_line(record()) + "\n"
-    )
     app_server.store.remove_app("leaving")
-    assert spool.replay(app_server.store) == 1
+    put_segment(ingest_log, 1, [line(leaving), line(record())])
+    ingest_log.catch_up()
     assert app_server.store.query("SELECT DISTINCT app FROM events").rows == [(GOLDEN_APP,)]
-    assert spool.files() == [] and spool.quarantined() == 0
+    assert sealed_segments(ingest_log.folder) == [] and ingest_log.quarantined() == 0
 
 
 def test_forget_reaches_quarantined_events(app_server: InThreadServer) -> None:
     """Quarantine keeps what could not be stored for an operator, but not past a user's forget."""
-    spool: EventSpool = app_server.app.state.context.spool
-    spool.directory.mkdir(parents=True, exist_ok=True)
+    ingest_log: IngestLog = app_server.app.state.context.log
     ingestor = app_server.app.state.context.ingestor
     raw = "quarantined-install-01"
     hashed = keyed_hash(ingestor._key, "install", GOLDEN_APP, raw)
-    lines = [spool_line(record(version="x\ud800", install=hashed)), spool_line(record(version="y\ud800"))]
-    (spool.directory / "spool-00000000000000000001-000001.jsonl").write_text("\n".join(lines) + "\n")
-    assert spool.replay(app_server.store) == 0
-    assert spool.quarantined() == 2
+    put_segment(ingest_log, 1, [line(record(version="x\ud800", install=hashed)), line(record(version="y\ud800"))])
+    ingest_log.catch_up()
+    assert ingest_log.quarantined() == 2
     response = httpx.post(app_server.url + "/v1/forget", json={"app": GOLDEN_APP, "install": raw})
     assert response.status_code == 200
-    assert spool.quarantined() == 1
-    assert hashed not in "".join(path.read_text() for path in spool.quarantine.iterdir())
+    assert ingest_log.quarantined() == 1
+    assert hashed not in "".join(path.read_text() for path in ingest_log.quarantine.iterdir())
 
 
 GA_CONTROL_CASES = [
@@ -240,7 +241,7 @@ def test_ga4_lone_surrogates_are_not_stored(app_server: InThreadServer) -> None:
     assert rows[0] == ("clean", '{"label":"fine"}')  # its neighbour is stored
     for _, props in rows[1:]:  # the poisoned event is dropped, or kept without the bad property
         assert json.loads(props) == {"ok": "fine"}
-    assert app_server.app.state.context.spool.files() == []
+    assert app_server.app.state.context.log.quarantined() == 0
 
 
 @pytest.mark.parametrize(
@@ -335,19 +336,22 @@ def test_healthz_answers_promptly_while_hostile_batches_are_processed(tmp_path: 
 
 def test_retrying_while_the_store_is_down_never_repeats_a_quarantined_line(tmp_path: Path) -> None:
     """Review: the undecodable lines were appended to quarantine on every retry, one copy a second."""
-    spool = EventSpool(tmp_path / "spool", 1 << 20)
-    spool.directory.mkdir(parents=True)
-    (spool.directory / "spool-00000000000000000001-000001.jsonl").write_text(spool_line(record()) + "\n{not json\n")
     down = DuckDBStore(tmp_path / "down.duckdb")
     down.add_app(GOLDEN_APP)
-    down.close()  # every write now fails as unavailable
+    down.close()  # every load now fails as unavailable
+    ingest_log = IngestLog(tmp_path / "log", down, 0, 0)
+    put_segment(ingest_log, 1, [line(record()), b"{not json\n"])
     for _ in range(3):
-        assert spool.replay(down) == 0
-    assert spool.quarantined() == 1
+        with pytest.raises(StoreUnavailable):
+            ingest_log.load_ready()
+    assert ingest_log.quarantined() == 0  # nothing was judged while the store could not answer
+    ingest_log.close()
     store = DuckDBStore(tmp_path / "up.duckdb")
+    store.add_app(GOLDEN_APP)
+    back = IngestLog(tmp_path / "log", store, 0, 0)
     try:
-        store.add_app(GOLDEN_APP)
-        assert spool.replay(store) == 1
-        assert spool.quarantined() == 1 and spool.files() == []
+        assert back.load_ready() == 1
+        assert back.quarantined() == 1 and sealed_segments(tmp_path / "log") == []
     finally:
+        back.close()
         store.close()

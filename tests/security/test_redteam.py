@@ -241,9 +241,9 @@ def test_readyz_does_not_tell_the_internet_where_the_data_lives(tmp_path: Path) 
     """Seen: with anything in quarantine, `/readyz` (unauthenticated, meant for load balancers)
     answers "N spooled events are in quarantine in /full/path/to/DATA/spool/quarantine"."""
     data = tmp_path / "data"
-    spool = data / "spool"
-    spool.mkdir(parents=True, mode=0o700)
-    damaged = spool / "spool-00000000000000000001-000001.jsonl"
+    folder = data / "log"
+    folder.mkdir(parents=True, mode=0o700)
+    damaged = folder / "00000000000000000001-00-0000test.seg"
     damaged.write_text("this line is not an event\n")
     damaged.chmod(0o600)
     server = start_server(data, tmp_path / "server.log")

@@ -80,7 +80,7 @@ def test_the_card_shows_a_fall_with_a_minus_sign_and_new_and_quiet_apps() -> Non
     assert (dashboard.app_card("tool", quiet, filters, 0)["change"]) == "no events"
     steady, filters = series([2] * 14, yesterday)
     assert (dashboard.app_card("tool", steady, filters, 0)["trend"]) == "flat"
-    # A fall under half a percent rounds to nothing: "+0%" and flat, never "−0%" (seen in the browser test).
+    # A fall under half a percent rounds to nothing: "+0%" and flat, never a minus zero (seen in the browser test).
     slight, filters = series([1000] * 7 + [999] * 6 + [1001 - 4], yesterday)
     card = dashboard.app_card("tool", slight, filters, 0)
     assert (card["change"], card["trend"]) == ("+0%", "flat")

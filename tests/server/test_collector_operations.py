@@ -1,4 +1,4 @@
-"""Operating the collector: readiness, metrics, limits, proxies, schemas and the spool."""
+"""Operating the collector: readiness, metrics, limits, proxies, schemas and the ingest log."""
 
 from __future__ import annotations
 
@@ -6,16 +6,14 @@ import json
 import socket
 import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from footfall.server.errors import StoreUnavailable
-from footfall.server.stores.duckdb import DuckDBStore
 from tests.conftest import GOLDEN_APP, InThreadServer, load_golden, wait_until, with_fresh_times
+from tests.stores import FlakyStore
 
 
 def batch(**props: Any) -> dict[str, Any]:
@@ -35,7 +33,7 @@ def test_readyz_and_metrics(app_server: InThreadServer) -> None:
     text = httpx.get(app_server.url + "/metrics").text
     assert 'footfall_events_accepted_total{protocol="native"} 1' in text
     assert 'footfall_events_rejected_total{protocol="native",reason="unknown_app"} 1' in text
-    assert "footfall_spool_events 0" in text
+    assert "footfall_log_unloaded_segments 0" in text
     assert 'footfall_commit_seconds_bucket{le="+Inf"} 1' in text
 
 
@@ -129,47 +127,35 @@ def test_app_schema_drops_undeclared_events_and_properties(app_server: InThreadS
     assert bad.status_code == 400 and "type must be one of" in bad.json()["error"]["message"]
 
 
-class FlakyStore(DuckDBStore):
-    """A real DuckDB store whose writes fail while `failing` is set, as a full disk would."""
-
-    failing = False
-
-    def write(self, events: Any) -> Future[None]:
-        if self.failing:
-            future: Future[None] = Future()
-            future.set_exception(StoreUnavailable("the disk is full"))
-            return future
-        return super().write(events)
-
-
-def test_when_the_store_fails_events_are_spooled_and_replayed_in_order(app_server_factory: Any, tmp_path: Path) -> None:
-    from footfall.server.ingest.spool import SpoolReplayer
-
+def test_when_the_store_fails_events_wait_in_the_log_and_load_in_order(app_server_factory: Any, tmp_path: Path) -> None:
     store = FlakyStore(tmp_path / "flaky.duckdb")
     server: InThreadServer = app_server_factory(store=store)
     store.failing = True
     for n in range(5):
         response = httpx.post(server.url + "/v1/batch", json=batch(n=n))
-        assert response.status_code == 202, "acknowledged: it is fsynced in the spool"
-    assert store.query("SELECT count(*) FROM events").rows == [(0,)]
-    assert "footfall_spool_events 5" in httpx.get(server.url + "/metrics").text
-    spool = server.app.state.context.spool
+        assert response.status_code == 202, "acknowledged: it is fsynced in the log"
+    wait_until(lambda: server.app.state.context.log.last_error, 10, "the loader to find the store down")
+    assert store.query_now("SELECT count(*) FROM events").rows == [(0,)]
+    ready = httpx.get(server.url + "/readyz").json()
+    assert ready["status"] == "ready" and ready["warnings"], "collection goes on; the operator is told"
     store.failing = False
-    replayer = SpoolReplayer(spool, store, interval=0.05)
-    replayer.start()
-    wait_until(lambda: not spool.files(), 10, "the spool to drain")
-    replayer.stop()
+    wait_until(lambda: store.query_now("SELECT count(*) FROM events").rows == [(5,)], 60, "the loader to retry")
     rows = store.query("SELECT props FROM events ORDER BY received, time").rows
     assert [json.loads(p)["n"] for (p,) in rows] == [0, 1, 2, 3, 4]
 
 
-def test_a_full_spool_stops_acknowledging(app_server_factory: Any, tmp_path: Path) -> None:
+def test_backpressure_stops_acknowledging_at_the_log_cap(app_server_factory: Any, tmp_path: Path) -> None:
     store = FlakyStore(tmp_path / "flaky.duckdb")
-    server: InThreadServer = app_server_factory(store=store, max_spool_bytes=600)
+    server: InThreadServer = app_server_factory(store=store, max_log_bytes=600)
     store.failing = True
-    statuses = [httpx.post(server.url + "/v1/batch", json=batch(n=n)).status_code for n in range(4)]
-    assert statuses[0] == 202 and statuses[-1] == 503
-    assert httpx.get(server.url + "/readyz").status_code == 503
+    answers = [httpx.post(server.url + "/v1/batch", json=batch(n=n)) for n in range(4)]
+    assert answers[0].status_code == 202 and answers[-1].status_code == 503
+    assert answers[-1].json()["error"]["code"] == "backpressure"
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    ready = httpx.get(server.url + "/readyz")
+    assert ready.status_code == 503 and "backpressure" in ready.text
+    refused = sum(answer.status_code == 503 for answer in answers)
+    assert f"footfall_log_backpressure_refusals {refused}" in httpx.get(server.url + "/metrics").text
 
 
 def test_concurrent_writers_and_the_spool_lose_nothing(app_server: InThreadServer) -> None:

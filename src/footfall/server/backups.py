@@ -7,7 +7,7 @@ A backup is a folder holding what a data directory needs to be served again:
     DEST/accounts.sqlite       users, tokens, sessions and the audit log (SQLite's online backup)
     DEST/secrets.json          the install-hash key and the local admin token
     DEST/public/<app>/...      the apps' daily public releases
-    DEST/spool/...             events waiting for the store, and the quarantine, if any
+    DEST/log/...               acknowledged events not yet loaded into the store, and the quarantine
     DEST/footfall-backup.json  what this is: the format, the Footfall version, the time
 
 The server makes it while serving (`POST /api/v1/backup`, the local admin token only), or the
@@ -43,7 +43,7 @@ from footfall.server.stores.base import EventStore
 
 MANIFEST_FILE = "footfall-backup.json"
 BACKUP_FORMAT = 1
-COPIED_FOLDERS = ("public", "spool")  # files in them are written whole (renamed into place) or appended and fsynced
+COPIED_FOLDERS = ("public", "log")  # files in them are written whole (renamed into place), or sealed and never changed
 
 
 class BackupFailed(FootfallError):
@@ -83,7 +83,7 @@ def _copy_tree(source: Path, target: Path) -> int:
             try:
                 _copy_file(path, target / path.relative_to(source))
             except FileNotFoundError:
-                continue  # replayed (spool) or replaced (public release) meanwhile
+                continue  # loaded (log) or replaced (public release) meanwhile
             copied += 1
     return copied
 
@@ -107,21 +107,22 @@ def write_backup(
     store: EventStore,
     data: Path,
     destination: Path,
-    spool_paused: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+    log_paused: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> dict[str, Any]:
     """Back up the data directory `data`, whose store `store` is open in this process, into the
     new folder `destination`. Returns the manifest. On failure nothing that looks whole is left.
 
-    A running server passes its spool's `paused`: the spool is copied at the moment the store
-    is, while no replay moves events from one to the other (else an event could be in both
-    copies, or in neither).
+    The caller passes its ingest log's `paused`: it seals the open segment, then holds loads
+    while the store and the log are copied, so every event acknowledged before the backup
+    began is in exactly one of the two copies (a load between them could put it in both, or
+    in neither).
     """
     _new_folder(destination)
     started = dt.datetime.now(dt.timezone.utc)
     try:
-        with spool_paused():
+        with log_paused():
             store.backup(destination / DATABASE_FILE)
-            spooled = _copy_tree(data / "spool", destination / "spool")
+            logged = _copy_tree(data / "log", destination / "log")
         for made in destination.iterdir():  # the store's copy (and any journal beside it), whatever the umask
             if made.is_file():
                 os.chmod(made, PRIVATE_FILE_MODE)
@@ -129,13 +130,13 @@ def write_backup(
             backup_accounts(data / ACCOUNTS_FILE, destination / ACCOUNTS_FILE)
         if (data / SECRETS_FILE).exists():  # missing only where no server ever ran, so nothing was hashed yet
             _copy_file(data / SECRETS_FILE, destination / SECRETS_FILE)
-        files = {"spool": spooled, "public": _copy_tree(data / "public", destination / "public")}
+        files = {"log": logged, "public": _copy_tree(data / "public", destination / "public")}
         manifest = {
             "format": BACKUP_FORMAT,
             "footfall_version": __version__,
             "started": started.isoformat(timespec="seconds"),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "files": {"public": files["public"], "spool": files["spool"]},
+            "files": files,
         }
         # Written last: a folder without it is an unfinished backup, and restore refuses it.
         fd = os.open(destination / MANIFEST_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)

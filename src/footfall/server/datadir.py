@@ -5,14 +5,14 @@
     DIR/accounts.sqlite   users, tokens and sessions, and its -wal and -shm
     DIR/secrets.json      the install-hash key and the local admin token
     DIR/server.json       while `footfall serve` runs: its pid and URL
-    DIR/spool/            acknowledged events waiting for the store
-    DIR/spool/quarantine/ spooled lines the store would not take, kept for an operator
+    DIR/log/              the ingest log: acknowledged events, fsynced, waiting to be loaded
+    DIR/log/quarantine/   lines the store would not take, kept for an operator
     DIR/public/<app>/     the app's daily public releases (when it is public)
 
 Nothing in it is for other users of the machine: the store holds the keyed hashes and the
 account database holds password hashes and session tokens. `create` makes the folder private,
 tightens what an older version left readable, and sets the process umask to 0077, so that the
-files the databases create on their own later (DuckDB's .wal, SQLite's -wal and -shm, the spool)
+files the databases create on their own later (DuckDB's .wal, SQLite's -wal and -shm, the log)
 are private from their first byte. Several instances live side by side in different folders.
 """
 
@@ -37,9 +37,9 @@ PRIVATE_UMASK = 0o077  # no group or other bits on anything this process creates
 
 
 # What Footfall keeps in the folder, by name: each database with its journal, WAL and
-# shared-memory files, the secrets, the server file (and its temporary), and the spool.
+# shared-memory files, the secrets, the server file (and its temporary), and the ingest log.
 OWN_FILE_PREFIXES = (DATABASE_FILE, ACCOUNTS_FILE, SECRETS_FILE, "server.")
-OWN_FOLDERS = frozenset({"spool"})
+OWN_FOLDERS = frozenset({"log", "spool"})  # spool: the log's predecessor, adopted on start
 
 
 def _chmod(path: str, mode: int) -> None:
@@ -47,7 +47,7 @@ def _chmod(path: str, mode: int) -> None:
         if not os.path.islink(path):
             os.chmod(path, mode)
     except OSError:
-        pass  # deleted meanwhile (a replayed spool file, a checkpointed .wal)
+        pass  # deleted meanwhile (a loaded segment, a checkpointed .wal)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,10 @@ class DataDir:
     @property
     def database(self) -> Path:
         return self.path / DATABASE_FILE
+
+    @property
+    def log(self) -> Path:
+        return self.path / "log"
 
     @property
     def server_file(self) -> Path:

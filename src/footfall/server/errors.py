@@ -81,9 +81,25 @@ class StoreError(FootfallError):
     code = "store_error"
 
 
+class SegmentRefused(StoreError):
+    """The store cannot read an ingest-log segment as data: it is quarantined, not retried."""
+
+    code = "segment_refused"
+
+
 class StoreUnavailable(StoreError):
     status = 503
     code = "store_unavailable"
+
+
+class Backpressure(StoreUnavailable):
+    """The ingest log holds more unloaded data than its cap: nothing more is acknowledged for now."""
+
+    code = "backpressure"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
 
 
 class DataDirLocked(StoreError):

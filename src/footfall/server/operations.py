@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from footfall.server.auth.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.errors import NotFound, UsageError
+from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.pipeline import Ingestor
 from footfall.server.ingest.schemas import parse_schema
-from footfall.server.ingest.spool import EventSpool
 from footfall.server.query import properties, reports
 from footfall.server.query.filters import Filters, check_timezone
 from footfall.server.query.public import PublicPolicy, daily_snapshot, remove_releases, snapshot_folder
@@ -102,9 +102,10 @@ class StoreOperations:
     """The operations on an open store; with `accounts`, removing an app also removes its
     roles and public page there. `actor` names who acts, for the audit log.
 
-    With `data` (the data directory), removing an app also deletes its published releases
-    and its spooled and quarantined events; with `ingestor` (the running server's), it
-    also drops what ingest caches about the app (schema, distinct-value slots).
+    With `data` (the data directory), removing an app also deletes its published releases;
+    with `log` (the data directory's ingest log), its events not yet loaded and quarantined;
+    with `ingestor` (the running server's), what ingest caches about the app (schema,
+    distinct-value slots).
     """
 
     def __init__(
@@ -114,12 +115,14 @@ class StoreOperations:
         actor: str = LOCAL_ADMIN,
         data: Path | None = None,
         ingestor: Ingestor | None = None,
+        log: IngestLog | None = None,
     ) -> None:
         self.store = store
         self.accounts = accounts
         self.actor = actor
         self.data = data
         self.ingestor = ingestor
+        self.log = log
 
     def add_app(
         self,
@@ -206,13 +209,13 @@ class StoreOperations:
         return daily_snapshot(self.store, app, policy, folder)
 
     def remove_app(self, name: str, actor: str | None = None) -> dict[str, Any]:
-        """Delete an app and all its data; its roles, public flag and releases, spooled and
-        quarantined events, and ingest's caches go too, so nothing of it reaches an app
-        later created under the same name.
+        """Delete an app and all its data; its roles, public flag and releases, its events
+        not yet loaded or quarantined, and ingest's caches go too, so nothing of it reaches
+        an app later created under the same name.
 
         The order matters: once the store has no such app, ingest refuses its events and a
-        replay drops its spooled lines; once the accounts have no public flag, no new
-        release is drawn; the releases are then deleted under the lock a draw holds.
+        load drops its lines; once the accounts have no public flag, no new release is
+        drawn; the releases are then deleted under the lock a draw holds.
         """
         self._known(name)
         events = self.store.remove_app(name)
@@ -220,14 +223,9 @@ class StoreOperations:
             self.ingestor.forget_app(name)
         if self.accounts is not None:
             self.accounts.remove_app(name, actor or self.actor, detail=f"{events} events deleted")
-        spooled = releases = 0
-        if self.data is not None:
-            # Without a running server, the data directory's spool (as `build_context` opens it;
-            # its size limit only bounds appends, which this never makes).
-            spool = self.ingestor.spool if self.ingestor is not None else EventSpool(self.data / "spool", 0)
-            spooled = spool.forget_app(name)
-            releases = remove_releases(snapshot_folder(self.data), name)
-        return {"name": name, "events": events, "spooled_events": spooled, "releases": releases}
+        unloaded = self.log.forget_app(name) if self.log is not None else 0
+        releases = remove_releases(snapshot_folder(self.data), name) if self.data is not None else 0
+        return {"name": name, "events": events, "unloaded_events": unloaded, "releases": releases}
 
     def set_public(self, app: str, public: bool, actor: str | None = None) -> None:
         """Share an existing app's public page, or stop sharing it; NotFound for an unknown app."""

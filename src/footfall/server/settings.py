@@ -100,10 +100,19 @@ SETTINGS: tuple[Setting, ...] = (
         zero=True,
     ),
     Setting(
-        "max_spool_bytes",
+        "max_log_bytes",
         int,
-        256 * 1024 * 1024,
-        "Spool size at which the collector stops acknowledging.",
+        1024 * 1024 * 1024,
+        "Bytes of acknowledged events not yet stored at which the collector answers 503 (backpressure); "
+        "0 is unlimited.",
+        zero=True,
+    ),
+    Setting(
+        "max_log_age_s",
+        float,
+        3600.0,
+        "Age of the oldest acknowledged event not yet stored at which the collector answers 503; 0 is unlimited.",
+        zero=True,
     ),
     Setting("trusted_proxies", str, "", "Comma-separated proxies whose X-Forwarded-For is used."),
     Setting(
@@ -168,7 +177,8 @@ class Settings:
     header_timeout_s: float = 10.0
     keep_alive_s: float = 5.0
     max_connections: int = 1000
-    max_spool_bytes: int = 256 * 1024 * 1024
+    max_log_bytes: int = 1024 * 1024 * 1024
+    max_log_age_s: float = 3600.0
     trusted_proxies: str = ""
     public_url: str = ""
     geoip_db: str = ""

@@ -8,7 +8,9 @@ handling. No SQL here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -24,14 +26,15 @@ from footfall.server.edge.context import ServerContext
 from footfall.server.edge.headers import SecurityHeadersMiddleware
 from footfall.server.edge.ratelimit import TokenBuckets
 from footfall.server.errors import (
+    Backpressure,
     FootfallError,
     RateLimited,
     error_body,
 )
 from footfall.server.ingest.cardinality import CardinalityGuard
 from footfall.server.ingest.geo import CountryResolver, parse_networks
+from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.pipeline import Ingestor
-from footfall.server.ingest.spool import EventSpool
 from footfall.server.metrics import Metrics
 from footfall.server.operations import StoreOperations
 from footfall.server.settings import Settings
@@ -48,28 +51,20 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
     datadir = DataDir(settings.data)
     secrets = datadir.secrets()
     metrics = Metrics()
-    spool = EventSpool(settings.data / "spool", settings.max_spool_bytes)
-    metrics.gauge(
-        "footfall_spool_events",
-        "Acknowledged events waiting in the spool.",
-        lambda: float(spool.depth()),
-    )
-    metrics.gauge(
-        "footfall_spool_quarantined_events",
-        "Spooled events the store would not take, kept in DIR/spool/quarantine for an operator.",
-        lambda: float(spool.quarantined()),
-    )
+    ingest_log = IngestLog(datadir.log, store, settings.max_log_bytes, settings.max_log_age_s)
+    store.barrier = ingest_log.catch_up  # a report sees every event acknowledged before it
+    register_log_metrics(metrics, ingest_log)
     accounts = AccountStore(settings.data / "accounts.sqlite")
     ingestor = Ingestor(
-        store, secrets.install_key, metrics, spool, CardinalityGuard(store, settings.max_distinct_values, metrics)
+        store, secrets.install_key, metrics, ingest_log, CardinalityGuard(store, settings.max_distinct_values, metrics)
     )
     return ServerContext(
         settings=settings,
         store=store,
         ingestor=ingestor,
-        operations=StoreOperations(store, accounts, data=settings.data, ingestor=ingestor),
+        operations=StoreOperations(store, accounts, data=settings.data, ingestor=ingestor, log=ingest_log),
         metrics=metrics,
-        spool=spool,
+        log=ingest_log,
         accounts=accounts,
         datadir=datadir,
         geo=CountryResolver(settings.geoip_db or None),
@@ -79,6 +74,54 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
         per_app_bytes=TokenBuckets(settings.bytes_per_app, settings.burst_bytes_per_app),
         forgets=TokenBuckets(settings.forget_per_minute / 60, max(settings.forget_per_minute, 1)),
         logins=TokenBuckets(settings.logins_per_minute / 60, max(settings.logins_per_minute, 1)),
+    )
+
+
+def register_log_metrics(metrics: Metrics, ingest_log: IngestLog) -> None:
+    metrics.gauge(
+        "footfall_log_unloaded_segments",
+        "Sealed ingest-log segments waiting to be loaded into the store.",
+        lambda: float(ingest_log.backlog()[0]),
+    )
+    metrics.gauge(
+        "footfall_log_unloaded_bytes",
+        "Bytes of acknowledged events waiting in sealed segments.",
+        lambda: float(ingest_log.backlog()[1]),
+    )
+    metrics.gauge(
+        "footfall_log_oldest_unloaded_seconds",
+        "Age of the oldest sealed segment not yet loaded (the loader's lag).",
+        lambda: ingest_log.backlog()[2],
+    )
+    metrics.gauge(
+        "footfall_log_quarantined_events",
+        "Lines the store would not take, kept in DIR/log/quarantine for an operator.",
+        lambda: float(ingest_log.quarantined()),
+    )
+    metrics.gauge(
+        "footfall_log_loaded_events",
+        "Events loaded from the log into the store since start.",
+        lambda: float(ingest_log.loaded_events),
+    )
+    metrics.gauge(
+        "footfall_log_syncs",
+        "fdatasync calls of the log writer since start (each covers a group of appends).",
+        lambda: float(ingest_log.writer.stats.syncs),
+    )
+    metrics.gauge(
+        "footfall_log_appends",
+        "Requests appended to the log since start; divided by footfall_log_syncs, the mean group size.",
+        lambda: float(ingest_log.writer.stats.appends),
+    )
+    metrics.gauge(
+        "footfall_log_sync_seconds",
+        "Seconds spent in fdatasync since start; divided by footfall_log_syncs, the mean sync latency.",
+        lambda: ingest_log.writer.stats.sync_seconds,
+    )
+    metrics.gauge(
+        "footfall_log_backpressure_refusals",
+        "Appends refused because the unloaded log was past a cap.",
+        lambda: float(ingest_log.refused_appends),
     )
 
 
@@ -99,13 +142,17 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
             await run_in_threadpool(store.ping)
         except FootfallError as exc:
             problems.append(f"store: {exc.message}")
-        if ctx.spool.over_limit:
-            problems.append("the spool is over its limit")
+        if pressure := ctx.log.pressure():
+            problems.append(f"backpressure: {pressure}")
         if problems:
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
-        # Quarantined events do not stop collection, so the server stays ready; an operator is told.
-        quarantined = await run_in_threadpool(ctx.spool.quarantined)
-        warnings = [f"{quarantined} spooled events are in quarantine (DIR/spool/quarantine)"] if quarantined else []
+        # Quarantined lines and a store that is catching up do not stop collection, so the
+        # server stays ready; an operator is told.
+        warnings = []
+        if quarantined := await run_in_threadpool(ctx.log.quarantined):
+            warnings.append(f"{quarantined} events are in quarantine (DIR/log/quarantine)")
+        if ctx.log.last_error:  # the details (which may name paths) are in the server's log, not here
+            warnings.append("the store is not taking events; the log keeps them and the loader retries")
         return JSONResponse({"status": "ready", "warnings": warnings})
 
     async def metrics(request: Request) -> Response:
@@ -114,7 +161,8 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
 
     async def footfall_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FootfallError)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        retry_after = exc.retry_after if isinstance(exc, (RateLimited, Backpressure)) else None
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
         return error_response(exc.code, exc.message, exc.status, headers)
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -135,8 +183,18 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         *backup_routes(ctx),
         *page_routes(ctx),
     ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx.log.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(ctx.log.close)
+
     app = Starlette(
         routes=routes,
+        lifespan=lifespan,
         middleware=[Middleware(SecurityHeadersMiddleware, hsts=settings.public_url.startswith("https://"))],
         exception_handlers={
             FootfallError: footfall_error,

@@ -36,9 +36,7 @@ def backup_routes(ctx: ServerContext) -> list[Route]:
             raise BadRequest('send {"destination": "<a new folder, as an absolute path>"}', code="invalid_request")
         if "\x00" in destination:
             raise BadRequest("the destination holds a NUL character", code="invalid_request")
-        result = await run_in_threadpool(
-            write_backup, ctx.store, ctx.settings.data, Path(destination), ctx.spool.paused
-        )
+        result = await run_in_threadpool(write_backup, ctx.store, ctx.settings.data, Path(destination), ctx.log.paused)
         await run_in_threadpool(ctx.accounts.audit, LOCAL_ADMIN, "backup", "", destination)
         return JSONResponse(result, status_code=201)
 

@@ -3,8 +3,8 @@
 Every protocol ends in the same place: `Incoming` events through the ingest
 pipeline, then `persist`, and only then an answer. The native protocol answers
 errors with 4xx JSON; the GA protocols keep GA's own semantics (2xx, malformed or
-rate-limited hits dropped and counted by reason), except that when the store is
-down and the spool full they answer 503: nothing could be kept.
+rate-limited hits dropped and counted by reason), except that when the ingest log
+is past its caps (backpressure) or unwritable they answer 503: nothing could be kept.
 """
 
 from __future__ import annotations
@@ -115,14 +115,8 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         body = await ctx.read_body(request, settings.max_body_bytes)
         encoding = request.headers.get("content-encoding", "")
         results, records = await run_in_threadpool(native_records, body, encoding, ctx.geo.country(ip))
-        refused = set(await ctx.ingestor.persist(records))
-        if refused:  # the store would not take these: never acknowledged
-            accepted_results = (r for r in results if r["status"] == "accepted")
-            for index, result in enumerate(accepted_results):
-                if index in refused:
-                    code = ctx.ingestor.why_not_stored(records[index])
-                    result.update(status="rejected", code=code, message=REFUSALS[code])
-        accepted = len(records) - len(refused)
+        await ctx.ingestor.persist(records)
+        accepted = len(records)
         return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 202)
 
     async def forget(request: Request) -> Response:
@@ -197,7 +191,7 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         elif problems:
             ctx.ingestor.reject("ga-v1", "request_too_large")
         records = await run_in_threadpool(ga_records, hits, request.headers.get("user-agent", ""), ip)
-        await ctx.ingestor.persist(records)  # only a full spool fails here: then we cannot keep it
+        await ctx.ingestor.persist(records)  # fails only when the log is full or unwritable: then we cannot keep it
         if batch:
             return Response(status_code=200, headers=NO_CACHE)
         return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)

@@ -25,8 +25,8 @@ from footfall.server.errors import (
     Unauthorized,
 )
 from footfall.server.ingest.geo import CountryResolver, Network, client_ip
+from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.pipeline import Ingestor
-from footfall.server.ingest.spool import EventSpool
 from footfall.server.metrics import Metrics
 from footfall.server.operations import StoreOperations
 from footfall.server.settings import Settings
@@ -47,7 +47,7 @@ class ServerContext:
     ingestor: Ingestor
     operations: StoreOperations
     metrics: Metrics
-    spool: EventSpool
+    log: IngestLog
     accounts: AccountStore
     datadir: DataDir
     geo: CountryResolver

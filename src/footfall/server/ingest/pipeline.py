@@ -5,8 +5,8 @@ and properties; every string that would be stored must be clean Unicode and pass
 the safety net (an email, an address, a path, a token...); the distinct values of
 each field are capped per app; install and run ids become a keyed hash (HMAC-SHA256 under a
 server secret, scoped to the app), so raw ids never reach the store. Then
-`persist` commits the records, or, when the store is unavailable, appends them to
-the fsynced spool, and only then may the collector acknowledge them.
+`persist` appends the records to the fsynced ingest log (`log`), and only then may
+the collector acknowledge them; the log's loader stores them in bulk.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Any
 from footfall.schema import sensitive_kind, sensitive_kind_in
 from footfall.server.errors import BadRequest, StoreUnavailable
 from footfall.server.ingest.cardinality import CardinalityGuard
+from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.protocols import Incoming
 from footfall.server.ingest.protocols.framing import storable
 from footfall.server.ingest.schemas import AppSchema, parse_schema
-from footfall.server.ingest.spool import EventSpool
 from footfall.server.metrics import Metrics
 from footfall.server.stores.base import APP_PATTERN, EventRecord, EventStore
 
@@ -49,8 +49,6 @@ REFUSALS = {
     "undeclared_event": "the event is not in the app's schema",
     "invalid_text": "a text field holds a control character or a lone surrogate",
     "sensitive_name": "the event name looks like something that identifies a person or a machine",
-    "unstorable": "the store could not take this event",
-    "unknown_app": "the app was removed while this event waited to be stored",
 }
 
 
@@ -101,13 +99,13 @@ class Ingestor:
         store: EventStore,
         install_key: bytes,
         metrics: Metrics,
-        spool: EventSpool,
+        log: IngestLog,
         cardinality: CardinalityGuard | None = None,
     ) -> None:
         self.store = store
         self.cardinality = cardinality or CardinalityGuard(None, 0)  # the default caps nothing
         self.metrics = metrics
-        self.spool = spool
+        self.log = log
         self._key = install_key
         self._schemas: dict[str, tuple[str, AppSchema]] = {}  # app -> (schema text, parsed)
 
@@ -214,29 +212,20 @@ class Ingestor:
         record = self.cardinality.fold(record, learn=count)
         return record, "", dropped
 
-    async def persist(self, records: list[EventRecord]) -> tuple[int, ...]:
-        """Return once the records are committed, or fsynced to the spool; raise if neither.
+    async def persist(self, records: list[EventRecord]) -> None:
+        """Return once the records are fsynced in the ingest log; raise StoreUnavailable if not.
 
-        The result is the indexes of records the store refused as data it cannot hold (the
-        pipeline's checks should leave none): they are counted, and not acknowledged.
+        Raises Backpressure (a StoreUnavailable) when the log is past its caps: nothing is
+        acknowledged that could not be kept.
         """
         if not records:
-            return ()
+            return
         started = time.perf_counter()
         try:
-            refused = await asyncio.wrap_future(self.store.write(records))
-        except StoreUnavailable:
-            await asyncio.to_thread(self.spool.append, records)
-            self.metrics.count("footfall_events_spooled_total", "Events acknowledged into the spool.", len(records))
-            return ()
+            await asyncio.wrap_future(self.log.append(records))
+        except OSError as exc:
+            raise StoreUnavailable(f"the ingest log cannot be written: {exc}") from exc
         self.metrics.observe_commit(time.perf_counter() - started)
-        for index in refused:
-            self.reject(records[index].source, self.why_not_stored(records[index]))
-        return refused
-
-    def why_not_stored(self, record: EventRecord) -> str:
-        """The reason for a record the store refused: its app was removed meanwhile, or its data."""
-        return "unstorable" if self.store.has_app(record.app) else "unknown_app"
 
     def forget(self, document: Any) -> int:
         """`POST /v1/forget`: delete everything kept for one raw install id; returns how many went.
@@ -246,11 +235,12 @@ class Ingestor:
         hashed exactly as `record` hashes it. The caller answers the same whatever this returns,
         and whether the app exists, so the endpoint is no oracle for guessable ids.
 
-        Order: the spool first, then the store. An acknowledged event waits in exactly one of the
-        two, and a replay moves it from the spool to the store. Provided a replay holds the spool's
-        lock from reading a file to deleting it (see `EventSpool.forget`), either it ran first and
-        the store delete that follows removes what it wrote, or it runs after and reads the
-        rewritten file. Deleting from the store first would let a replay bring events back.
+        Order: the log first, then the store. An acknowledged event waits in exactly one of the
+        two, and a load moves it from the log to the store. A load holds the log's lock from
+        reading a segment to deleting it, and so does the rewrite (see `IngestLog.forget`):
+        either the load ran first and the store delete that follows removes what it stored, or
+        it runs after and reads the rewritten segment. Deleting from the store first would let
+        a load bring events back.
         """
         from footfall.server.ingest.protocols.ga_v1 import MAX_HIT_BYTES  # no stored id can be longer
 
@@ -267,7 +257,7 @@ class Ingestor:
         except UnicodeEncodeError:  # a lone surrogate: no protocol stores one
             raise BadRequest("'install' must be valid Unicode text", code="invalid_request") from None
         install_hash = keyed_hash(self._key, "install", app, install)
-        removed = self.spool.forget(app, install_hash)
+        removed = self.log.forget(app, install_hash)
         # An unknown app is deleted from too (nothing matches): the same work, the same answer.
         removed += self.store.delete_install(app, install_hash)
         self.metrics.count("footfall_forget_requests_total", "Forget requests carried out.")

@@ -153,13 +153,20 @@ def open_operations(datadir: DataDir) -> Iterator[Operations]:
         yield RemoteOperations(url, datadir.secrets().admin_token)
         return
     from footfall.server.auth.accounts import AccountStore
+    from footfall.server.ingest.log import IngestLog
+    from footfall.server.settings import Settings
     from footfall.server.stores.duckdb import DuckDBStore
 
     datadir.create()
     store = DuckDBStore(datadir.database)
+    # Events a stopped server acknowledged but did not load yet are loaded first, so reports are whole.
+    settings = Settings(data=datadir.path)
+    ingest_log = IngestLog(datadir.log, store, settings.max_log_bytes, settings.max_log_age_s)
+    store.barrier = ingest_log.catch_up
     accounts = AccountStore(datadir.path / "accounts.sqlite")
     try:
-        yield StoreOperations(store, accounts, data=datadir.path)
+        yield StoreOperations(store, accounts, data=datadir.path, log=ingest_log)
     finally:
         accounts.close()
+        ingest_log.close()
         store.close()

@@ -25,7 +25,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from footfall.server.datadir import DataDir
 from footfall.server.edge.app import create_app
 from footfall.server.errors import UsageError
-from footfall.server.ingest.spool import SpoolReplayer
 from footfall.server.logs import configure_logging
 from footfall.server.settings import Settings, absolute_url, listening_url
 from footfall.server.stores.duckdb import DuckDBStore
@@ -129,8 +128,6 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
         url = listening_url(settings.host, port)
         configure_logging()
         app = create_app(settings, store)
-        replayer = SpoolReplayer(app.state.context.spool, store)
-        replayer.start()
         server = uvicorn.Server(server_config(app, settings))
         # The CLI talks to the server at the address it listens on; links it prints use the public one.
         datadir.write_server_file(os.getpid(), url, settings.public_url)
@@ -139,10 +136,7 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
         announce(url, absolute_url(settings, f"/login?code={code}", port))
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        try:
-            server.run(sockets=[sock])
-        finally:
-            replayer.stop()
+        server.run(sockets=[sock])  # its lifespan starts and stops the ingest log
     finally:
         datadir.remove_server_file(os.getpid())
         if sock is not None:

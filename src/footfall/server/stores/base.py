@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,9 @@ class EventStore:
         raise NotImplementedError
 
     registry: AppRegistry
+    # Called before each report query: the server sets it to the ingest log's catch-up, so
+    # a read sees every event acknowledged before it (read-your-writes).
+    barrier: Callable[[], None] | None = None
 
     def has_app(self, name: str) -> bool:
         return name in self.registry.apps
@@ -137,6 +140,15 @@ class EventStore:
         """Store the app's schema (JSON text), replacing any earlier one."""
         raise NotImplementedError
 
+    def load_segment(self, path: Path, segment: str) -> int | None:
+        """Store a sealed ingest-log segment (`ingest.segments`) in one transaction, exactly once.
+
+        The segment's id is recorded with its rows; a segment already loaded is skipped
+        (None). Returns how many events were stored: the lines of apps that no longer exist
+        are dropped. Raises SegmentRefused when the engine cannot read the segment as data.
+        """
+        raise NotImplementedError
+
     def delete_install(self, app: str, install: str) -> int:
         """Delete every event of one (hashed) install; returns how many went."""
         raise NotImplementedError
@@ -157,18 +169,24 @@ class EventStore:
         raise NotImplementedError
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        """Run one read-only report query with named `$name` parameters."""
+        """Run one read-only report query with named `$name` parameters, after the barrier."""
+        if self.barrier is not None:
+            self.barrier()
+        return self.query_now(sql, params)
+
+    def query_now(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        """`query` without the barrier: for reads that need not see the very latest events."""
         raise NotImplementedError
 
     def ping(self) -> None:
         """Return when the store answers; raise StoreUnavailable otherwise (for /readyz)."""
-        self.query("SELECT 1")
+        self.query_now("SELECT 1")
 
     def distinct_values(self, app: str, column: str, limit: int) -> list[str]:
         """Up to `limit` distinct values of one event column of one app, in no order."""
         if column not in EVENT_COLUMNS:
             raise ValueError(f"{column!r} is not an event column")
-        rows = self.query(
+        rows = self.query_now(  # on the ingest path: it must not wait for a load
             f"SELECT DISTINCT {column} FROM events WHERE app = $app LIMIT $limit", {"app": app, "limit": limit}
         ).rows
         return [str(row[0]) for row in rows if row[0] is not None]

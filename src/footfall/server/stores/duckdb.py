@@ -19,11 +19,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
-from footfall.server.errors import DataDirLocked, FootfallError, StoreUnavailable, UsageError
+from footfall.server.errors import DataDirLocked, FootfallError, SegmentRefused, StoreUnavailable, UsageError
 from footfall.server.stores.base import (
     DERIVED_COLUMNS,
     EVENT_COLUMNS,
@@ -103,6 +103,16 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         ),
     ),
     (5, ("ALTER TABLE apps ADD COLUMN timezone VARCHAR NOT NULL DEFAULT 'UTC'",)),
+    (
+        6,
+        (
+            """CREATE TABLE loaded_segments (
+                id VARCHAR PRIMARY KEY,
+                loaded TIMESTAMP NOT NULL,
+                events BIGINT NOT NULL
+            )""",
+        ),
+    ),
 )
 RUN_MEMORY = dt.timedelta(hours=73)  # a run idle this long counts again: longer than any event may lag
 
@@ -118,9 +128,15 @@ _INSERT_SQL = "INSERT INTO events ({0}) SELECT {0} FROM (SELECT {1})".format(
     ", ".join(_INSERT_COLUMNS),
     ", ".join(f"unnest(${i + 1}::{_COLUMN_TYPES.get(c, 'VARCHAR')}[]) AS {c}" for i, c in enumerate(_INSERT_COLUMNS)),
 )
+# record_key() in SQL: the first 16 hex digits of a hash, or of its SHA-256 when it is not hex.
+_KEY_SQL = (
+    "CASE WHEN {0} = '' THEN NULL WHEN regexp_full_match(substr({0}, 1, 16), '[0-9a-f]{{16}}')"
+    " THEN ('0x' || substr({0}, 1, 16))::UBIGINT ELSE ('0x' || substr(sha256({0}), 1, 16))::UBIGINT END"
+)
+_SEGMENT_COLUMNS = "{" + ", ".join(f"'{c}': '{_COLUMN_TYPES.get(c, 'VARCHAR')}'" for c in EVENT_COLUMNS) + "}"
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 # What the engine raises for data it will not take (not for being unavailable): these records are
-# refused alone; any other failure leaves the whole group unacknowledged, to be spooled and retried.
+# refused alone; any other failure leaves the whole group unstored, to be retried.
 _REFUSED_DATA = (
     duckdb.InvalidInputException,
     duckdb.ConversionException,
@@ -163,6 +179,13 @@ def _fail(job: _Job, exc: BaseException) -> None:
 
 
 _STOP = object()
+
+
+class _AfterCommit(NamedTuple):
+    """An action's result, and what the writer does once the action's transaction committed."""
+
+    result: Any
+    then: Callable[[], None]
 
 
 def connect(path: str) -> duckdb.DuckDBPyConnection:
@@ -303,6 +326,45 @@ class DuckDBStore(EventStore):
         self.registry.keys[(kind, key)] = (app, secret_hash)
         return created
 
+    def load_segment(self, path: Path, segment: str) -> int | None:
+        return self._act(lambda con: self._load_segment(con, path, segment))  # type: ignore[no-any-return]
+
+    def _load_segment(self, con: duckdb.DuckDBPyConnection, path: Path, segment: str) -> _AfterCommit | None:
+        """On the writer thread, inside `_act`'s transaction: the engine reads the file itself.
+
+        Python touches one row per run (to flag where runs start), never one per event.
+        """
+        if con.execute("SELECT 1 FROM loaded_segments WHERE id = ?", [segment]).fetchall():
+            return None
+        source = str(path).replace("'", "''")
+        try:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE incoming AS SELECT *,"
+                f" {_KEY_SQL.format('install')} AS install_key, {_KEY_SQL.format('session')} AS session_key,"
+                " false AS run_start"
+                f" FROM read_json('{source}', format = 'newline_delimited', columns = {_SEGMENT_COLUMNS})"
+                " WHERE app IN (SELECT name FROM apps)"
+            )
+        except _REFUSED_DATA as exc:
+            raise SegmentRefused(f"segment {segment} cannot be read: {exc}") from None
+        runs = con.execute(
+            "SELECT app, session_key, min(rowid), max(received) FROM incoming"
+            " WHERE session_key IS NOT NULL GROUP BY app, session_key"
+        ).fetchall()
+        starts = [first for app, session, first, _ in runs if (app, session) not in self._runs]
+        if starts:
+            con.execute("UPDATE incoming SET run_start = true WHERE list_contains(?, rowid)", [starts])
+        columns = ", ".join(_INSERT_COLUMNS)
+        con.execute(f"INSERT INTO events ({columns}) SELECT {columns} FROM incoming")
+        (events,) = con.execute("SELECT count(*) FROM incoming").fetchall()[0]
+        con.execute(
+            "INSERT INTO loaded_segments VALUES (?, ?, ?)",
+            [segment, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), events],
+        )
+        con.execute("DROP TABLE incoming")
+        seen = {(app, session): last for app, session, _, last in runs}
+        return _AfterCommit(int(events), lambda: self._runs.update(seen))
+
     def set_timezone(self, app: str, timezone: str) -> None:
         self._act(lambda con: con.execute("UPDATE apps SET timezone = ? WHERE name = ?", [timezone, app]))
         if timezone == "UTC":
@@ -390,6 +452,9 @@ class DuckDBStore(EventStore):
                 con.execute("BEGIN")
                 result = job.action(con)
                 con.execute("COMMIT")
+                if isinstance(result, _AfterCommit):
+                    result.then()
+                    result = result.result
             except Exception as exc:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
@@ -512,7 +577,7 @@ class DuckDBStore(EventStore):
             for name, created in result.rows
         ]
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    def query_now(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
         cursor = self._cursor()
         try:
             cursor.execute(sql, dict(params or {}))

@@ -1,0 +1,323 @@
+"""The ingest log of one data directory: appends, the loader, backpressure, and upkeep.
+
+`IngestLog` is the one way in. The pipeline appends records (`append`) and the
+collector acknowledges once they are fsynced; the loader thread moves sealed segments
+into the store, oldest first, one bulk load each, and deletes them. Each load records
+the segment's id with its rows in one transaction, so a crash at any point loads
+nothing twice and loses nothing (`EventStore.load_segment`). While the store is
+unavailable the log grows and the loader retries with backoff; past `max_bytes` or
+`max_age` of unloaded data, appends are refused (`Backpressure`, a 503 with
+Retry-After), so nothing is acknowledged that could not be kept.
+
+A segment the store refuses as data is cut in halves, each a new segment loaded in its
+place, until every refused line stands alone; those go to `quarantine/`. So one bad
+line costs about log2(lines) extra loads, fails no other line, is never retried ahead
+of good data, and is counted. The halves' ids derive from the segment's, so a crash
+midway still loads each line once.
+
+Reads see every acknowledged event: `catch_up` seals this process's open segment and
+loads everything sealed; the store calls it before each report query (its `barrier`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+from footfall.server.errors import Backpressure, SegmentRefused, StoreUnavailable
+from footfall.server.ingest.segments import (
+    DEFAULT_MAX_AGE_S,
+    DEFAULT_MAX_BYTES,
+    SEALED_SUFFIX,
+    SegmentLog,
+    sealed_segments,
+    segment_id,
+    sync_directory,
+    write_all,
+)
+from footfall.server.stores.base import EventRecord, EventStore
+
+log = logging.getLogger("footfall.log")
+RETRY_FIRST_S = 0.2  # backoff while the store is unavailable: doubled up to RETRY_MAX_S
+RETRY_MAX_S = 30.0
+IDLE_POLL_S = 1.0  # sealed segments are looked for at least this often
+HALF_MARK = "~"  # "<id>~0" and "<id>~1" are the halves of segment "<id>"; "~" sorts after the id
+BACKPRESSURE_RETRY_S = 5
+LEGACY_SPOOL = "spool"  # the folder the collector kept events in before the log; moved in on start
+
+
+class IngestLog:
+    def __init__(
+        self,
+        folder: Path,
+        store: EventStore,
+        max_bytes: int,
+        max_age_s: float,
+        worker: int = 0,
+        segment_bytes: int = DEFAULT_MAX_BYTES,
+        segment_age_s: float = DEFAULT_MAX_AGE_S,
+    ) -> None:
+        self.folder = folder
+        self.quarantine = folder / "quarantine"
+        self.store = store
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _adopt_legacy_spool(folder.parent / LEGACY_SPOOL, folder)
+        self.writer = SegmentLog(folder, worker, segment_bytes, segment_age_s)
+        self.loaded_events = 0
+        self.loaded_segments = 0
+        self.refused_appends = 0
+        self.last_error = ""
+        self._backlog = (0, 0, 0.0)  # unloaded segments, bytes, creation time of the oldest (epoch s)
+        self._appended_at_refresh = 0  # the writer's appended bytes when the backlog was counted
+        self._lock = threading.Lock()  # one load or rewrite at a time: the thread's, a catch-up's, a forget's
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._refresh_backlog()
+
+    # -- appends ------------------------------------------------------------------
+
+    def append(self, records: Sequence[EventRecord]) -> Future[None]:
+        """Queue records for the log; raises Backpressure when the unloaded log is past a cap."""
+        self.check_room()
+        return self.writer.append(records)
+
+    def check_room(self) -> None:
+        if why := self.pressure():
+            self.refused_appends += 1
+            raise Backpressure(f"the collector is catching up ({why}); retry later", BACKPRESSURE_RETRY_S)
+
+    def pressure(self) -> str:
+        """Why appends are refused now, or "" (for /readyz too)."""
+        _, size, oldest = self._backlog
+        size += self.writer.stats.appended_bytes - self._appended_at_refresh  # appended since it was counted
+        if self.max_bytes and size >= self.max_bytes:
+            return f"{size:,} bytes wait to be stored, the cap is {self.max_bytes:,}"
+        if self.max_age_s and oldest and time.time() - oldest >= self.max_age_s:
+            return f"the oldest event waiting to be stored is over {self.max_age_s:g} s old"
+        return ""
+
+    # -- loading -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="footfall-loader", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Seal and stop writing, stop the loader, and make a last attempt to load everything."""
+        self.writer.close()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with contextlib.suppress(StoreUnavailable):
+            self.load_ready()
+
+    def load_ready(self) -> int:
+        """Load every sealed segment now; returns the events stored. Raises StoreUnavailable."""
+        stored = 0
+        with self._lock:
+            try:
+                for path in sealed_segments(self.folder):
+                    stored += self._load(path)
+            finally:
+                self._refresh_backlog()
+        return stored
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Seal the open segment, then hold every load (and rewrite) until the block ends: for a
+        backup, which copies the store and the log at one moment."""
+        if self.writer.pending():
+            self.writer.seal()
+        with self._lock:
+            yield
+
+    def catch_up(self) -> None:
+        """Make every event acknowledged so far visible in the store (read-your-writes)."""
+        if self.writer.pending():
+            self.writer.seal()
+        if self._backlog[0] or sealed_segments(self.folder):
+            self.load_ready()
+
+    def _load(self, path: Path) -> int:
+        try:
+            events = self.store.load_segment(path, segment_id(path))
+        except SegmentRefused as exc:
+            log.warning("%s", exc)
+            return self._bisect(path)
+        if events is not None:
+            self.loaded_events += events
+            self.loaded_segments += 1
+        self._remove(path)
+        return events or 0
+
+    def _bisect(self, path: Path) -> int:
+        """Load a refused segment's halves in its place; a refused single line goes to quarantine."""
+        lines = path.read_bytes().splitlines(keepends=True)
+        if len(lines) <= 1:
+            self._quarantine(path.name, lines)
+            self._remove(path)
+            return 0
+        middle = len(lines) // 2
+        halves = [path.with_name(f"{segment_id(path)}{HALF_MARK}{i}{SEALED_SUFFIX}") for i in (0, 1)]
+        for half, part in zip(halves, (lines[:middle], lines[middle:]), strict=True):
+            _write_atomically(half, b"".join(part))
+        self._remove(path)  # only once both halves are durable
+        return sum(self._load(half) for half in halves)
+
+    def _quarantine(self, name: str, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        self.quarantine.mkdir(mode=0o700, exist_ok=True)
+        with open(self.quarantine / name, "ab") as handle:
+            handle.write(b"".join(lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        log.warning("lines the store would not take were quarantined", extra={"count": len(lines)})
+
+    def _remove(self, path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sync_directory(self.folder)
+
+    def _refresh_backlog(self) -> None:
+        self._appended_at_refresh = self.writer.stats.appended_bytes
+        segments = sealed_segments(self.folder)
+        size = 0
+        for path in segments:
+            with contextlib.suppress(OSError):
+                size += path.stat().st_size
+        oldest = int(segments[0].name.split("-")[0]) / 1e9 if segments else 0.0
+        self._backlog = (len(segments), size, oldest)
+
+    def _run(self) -> None:
+        delay = RETRY_FIRST_S
+        while not self._stop.is_set():
+            try:
+                self.load_ready()
+            except Exception as exc:  # the loader must outlive any failure: the next round retries
+                self.last_error = str(exc)
+                if isinstance(exc, StoreUnavailable):
+                    log.warning("the store is unavailable; the log keeps the events: %s", exc)
+                else:
+                    log.exception("loading the ingest log failed")
+                self._stop.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            delay = RETRY_FIRST_S
+            self.last_error = ""
+            self.writer.wait_sealed(IDLE_POLL_S)
+
+    # -- what /metrics and /readyz show -------------------------------------------
+
+    def backlog(self) -> tuple[int, int, float]:
+        """Unloaded sealed segments, their bytes, and the age in seconds of the oldest."""
+        count, size, oldest = self._backlog
+        return count, size, (time.time() - oldest if oldest else 0.0)
+
+    def quarantined(self) -> int:
+        """Lines in quarantine."""
+        count = 0
+        for path in sorted(self.quarantine.glob("*")) if self.quarantine.is_dir() else ():
+            with contextlib.suppress(OSError), path.open("rb") as handle:
+                count += sum(1 for _ in handle)
+        return count
+
+    # -- removals ------------------------------------------------------------------
+
+    def forget(self, app: str, install_hash: str) -> int:
+        """Remove one (hashed) install's lines from the segments not yet loaded and the quarantine.
+
+        The caller then deletes from the store. Both happen under the loader's lock (this
+        method takes it; the caller's store delete follows a catch-up), so no load can bring
+        a removed line back.
+        """
+        if not install_hash:
+            return 0
+        return self._remove_lines({"app": app, "install": install_hash})
+
+    def forget_app(self, app: str) -> int:
+        """Remove a removed app's lines, so an app later created under its name never gets them."""
+        return self._remove_lines({"app": app})
+
+    def _remove_lines(self, fields: dict[str, str]) -> int:
+        """Rewrite every unloaded segment and quarantine file without the lines whose record has all `fields`.
+
+        The open segment is sealed first, so every line is in a file this can rewrite. Lines are
+        compact JSON, so a substring test finds candidates; each is then decoded and compared.
+        A damaged line that does not decode is kept: it names nothing we can be sure of.
+        """
+        markers = [
+            f"{json.dumps(key)}:{json.dumps(value, ensure_ascii=False)}".encode() for key, value in fields.items()
+        ]
+
+        def matches(line: bytes) -> bool:
+            if not all(marker in line for marker in markers):
+                return False
+            try:
+                row = json.loads(line)
+            except ValueError:
+                return False
+            return isinstance(row, dict) and all(row.get(key) == value for key, value in fields.items())
+
+        if self.writer.pending():
+            self.writer.seal()
+        removed = 0
+        with self._lock:
+            quarantined = sorted(self.quarantine.glob("*")) if self.quarantine.is_dir() else []
+            for path in [*sealed_segments(self.folder), *quarantined]:
+                try:
+                    lines = path.read_bytes().splitlines(keepends=True)
+                except FileNotFoundError:
+                    continue
+                kept = [line for line in lines if not matches(line)]
+                if len(kept) == len(lines):
+                    continue
+                try:
+                    if kept:
+                        _write_atomically(path, b"".join(kept))
+                    else:
+                        path.unlink(missing_ok=True)
+                        sync_directory(path.parent)
+                except OSError as exc:
+                    raise StoreUnavailable(f"the ingest log could not be rewritten: {exc}") from exc
+                removed += len(lines) - len(kept)
+            self._refresh_backlog()
+        if removed:
+            log.info("events removed from the ingest log", extra={"count": removed})
+        return removed
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")  # outside the segments' glob
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    sync_directory(path.parent)
+
+
+def _adopt_legacy_spool(spool: Path, folder: Path) -> None:
+    """Move the files of the collector's former spool (same line format) into the log as sealed segments."""
+    if not spool.is_dir():
+        return
+    for path in sorted(spool.glob("spool-*.jsonl")):
+        _, created, sequence = path.stem.split("-")
+        os.replace(path, folder / f"{created}-99-spool{sequence}{SEALED_SUFFIX}")
+    legacy_quarantine = spool / "quarantine"
+    if legacy_quarantine.is_dir():
+        (folder / "quarantine").mkdir(mode=0o700, exist_ok=True)
+        for path in legacy_quarantine.iterdir():
+            os.replace(path, folder / "quarantine" / path.name)
+    sync_directory(folder)

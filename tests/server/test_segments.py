@@ -1,0 +1,322 @@
+"""The ingest log: group-synced appends, rotation, crash recovery, and the exactly-once bulk load."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from footfall.server.errors import Backpressure, SegmentRefused, StoreUnavailable
+from footfall.server.ingest import segments
+from footfall.server.ingest.log import IngestLog
+from footfall.server.ingest.segments import SegmentLog, decode, encode, recover, sealed_segments, segment_id
+from footfall.server.stores.base import EventRecord
+from footfall.server.stores.duckdb import DuckDBStore
+
+APP = "log-tool"
+START = dt.datetime(2026, 11, 30, 12, 0)
+
+
+def record(i: int, session: str = "", install: str = "", app: str = APP, marker: str = "") -> EventRecord:
+    moment = START + dt.timedelta(seconds=i)
+    props = json.dumps({"marker": marker or f"m{i}", "text": 'ü "quoted" \\ back'})
+    return EventRecord(
+        moment, moment, app, "1.0", "command", install, session, "linux", "6.1", "x86_64", "cpython", "3.12",
+        "", "", "DE", props, "native",
+    )  # fmt: skip
+
+
+def test_a_record_survives_the_line_format() -> None:
+    original = record(7, session="ab" * 32, install="cd" * 32)
+    assert decode(encode(original)) == original
+    assert encode(original).count(b"\n") == 1
+
+
+def test_appends_from_many_threads_share_syncs_and_all_land(tmp_path: Path) -> None:
+    log = SegmentLog(tmp_path / "log", max_age=60)
+    futures = []
+    lock = threading.Lock()
+
+    def client(base: int) -> None:
+        for i in range(50):
+            future = log.append([record(base + i)])
+            with lock:
+                futures.append(future)
+
+    threads = [threading.Thread(target=client, args=(t * 1000,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for future in futures:
+        future.result(timeout=30)
+    log.close()
+    assert log.stats.appended_events == 400
+    assert log.stats.syncs < 400  # appends waiting together share one fdatasync
+    lines = b"".join(p.read_bytes() for p in sealed_segments(tmp_path / "log")).splitlines()
+    assert sorted(json.loads(decode(line).props)["marker"] for line in lines) == sorted(
+        f"m{t * 1000 + i}" for t in range(8) for i in range(50)
+    )
+
+
+def test_segments_rotate_by_size_and_age(tmp_path: Path) -> None:
+    folder = tmp_path / "log"
+    log = SegmentLog(folder, max_bytes=1000, max_age=60)
+    for i in range(20):
+        log.append([record(i)]).result(timeout=10)
+    by_size = sealed_segments(folder)
+    assert len(by_size) >= 3 and all(p.stat().st_size >= 1000 for p in by_size)
+    log.close()
+    aged = SegmentLog(folder, worker=1, max_age=0.2)
+    aged.append([record(99)]).result(timeout=10)
+    assert aged.wait_sealed(timeout=10)  # sealed by age alone, with no further append
+    ids = [segment_id(p) for p in sealed_segments(folder)]
+    assert len(ids) == len(set(ids)) and ids == sorted(ids)
+    assert any(i.split("-")[1] == "01" for i in ids)
+    aged.close()
+    assert not list(folder.glob("*.open"))
+
+
+def test_recovery_cuts_a_torn_line_and_seals(tmp_path: Path) -> None:
+    folder = tmp_path / "log"
+    folder.mkdir()
+    whole = encode(record(1)) + encode(record(2))
+    (folder / "00000000000000000001-00-aaaaaaaa.open").write_bytes(whole + encode(record(3))[:40])
+    (folder / "00000000000000000002-00-bbbbbbbb.open").write_bytes(b'{"time": "20')  # nothing whole
+    (sealed,) = recover(folder)
+    assert sealed.read_bytes() == whole
+    assert sorted(p.name for p in folder.iterdir()) == ["00000000000000000001-00-aaaaaaaa.seg"]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DuckDBStore:
+    opened = DuckDBStore(tmp_path / "events.duckdb")
+    opened.add_app(APP)
+    return opened
+
+
+def _stored(store: DuckDBStore, sql: str = "SELECT count(*) FROM events") -> object:
+    return store.query(sql).rows[0][0]
+
+
+def test_a_segment_loads_exactly_once_even_after_a_restart(tmp_path: Path, store: DuckDBStore) -> None:
+    log = SegmentLog(tmp_path / "log", max_age=60)
+    log.append([record(i, session=f"s{i % 3}") for i in range(30)]).result(timeout=10)
+    log.close()
+    (segment,) = sealed_segments(tmp_path / "log")
+    assert store.load_segment(segment, segment_id(segment)) == 30
+    assert store.load_segment(segment, segment_id(segment)) is None
+    store.close()
+    reopened = DuckDBStore(tmp_path / "events.duckdb")
+    try:
+        assert reopened.load_segment(segment, segment_id(segment)) is None
+        assert _stored(reopened) == 30
+    finally:
+        reopened.close()
+
+
+def test_a_bulk_load_stores_what_the_row_path_stores(tmp_path: Path, store: DuckDBStore) -> None:
+    """Derived columns (install and session keys, where runs start) equal the per-row writer's."""
+    records = [
+        record(i, session=["ab" * 32, "not-hex-session", ""][i % 3], install=["cd" * 32, "", "zz"][i % 3])
+        for i in range(60)
+    ]
+    row_store = DuckDBStore(tmp_path / "rows.duckdb")
+    row_store.add_app(APP)
+    row_store.write(records[:30]).result(timeout=30)
+    row_store.write(records[30:]).result(timeout=30)
+    log = SegmentLog(tmp_path / "log", max_bytes=1, max_age=60)  # one segment per append
+    log.append(records[:30]).result(timeout=10)
+    log.append(records[30:]).result(timeout=10)
+    log.close()
+    for path in sealed_segments(tmp_path / "log"):
+        store.load_segment(path, segment_id(path))
+    sql = (
+        "SELECT time, received, app, app_version, name, install, session, os, country, props, source,"
+        " install_key, session_key, run_start FROM events ORDER BY time"
+    )
+    try:
+        assert store.query(sql).rows == row_store.query(sql).rows
+        assert _stored(store, "SELECT count(*) FILTER (WHERE run_start) FROM events") == 2  # runs span segments
+    finally:
+        row_store.close()
+        store.close()
+
+
+def test_lines_of_a_removed_app_are_dropped_and_a_bad_segment_is_refused(tmp_path: Path, store: DuckDBStore) -> None:
+    folder = tmp_path / "log"
+    log = SegmentLog(folder, max_bytes=1, max_age=60)
+    log.append([record(1), record(2, app="gone-tool")]).result(timeout=10)
+    log.close()
+    (segment,) = sealed_segments(folder)
+    assert store.load_segment(segment, segment_id(segment)) == 1
+    bad = folder / "00000000000000000009-00-cccccccc.seg"
+    bad.write_bytes(encode(record(3)) + b'{"time": "not a time"}\n')
+    with pytest.raises(SegmentRefused):
+        store.load_segment(bad, segment_id(bad))
+    assert _stored(store) == 1
+    # The refused segment was not recorded as loaded: a fixed copy under the same id loads.
+    bad.write_bytes(encode(record(3)))
+    assert store.load_segment(bad, segment_id(bad)) == 1
+    store.close()
+
+
+APPENDER = """
+import sys
+from pathlib import Path
+from footfall.server.ingest.log import IngestLog
+from footfall.server.ingest.segments import SegmentLog
+from tests.server.test_segments import record
+
+log = SegmentLog(Path(sys.argv[1]), max_bytes=4096, max_age=0.05)
+i = 0
+while True:
+    batch = [record(i + k, session=f"s{i}", marker=f"m{i + k}") for k in range(5)]
+    log.append(batch).result()
+    print(" ".join(f"m{i + k}" for k in range(5)), flush=True)
+    i += 5
+"""
+
+
+def test_kill_9_while_appending_loses_no_acknowledged_event_and_loads_none_twice(
+    tmp_path: Path, store: DuckDBStore
+) -> None:
+    folder = tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), *sys.path])}
+    acknowledged: list[str] = []
+    command = [sys.executable, "-c", APPENDER, str(folder)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            acknowledged.extend(line.split())
+            if len(acknowledged) >= 2000:
+                break
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert len(acknowledged) >= 2000
+    recover(folder)
+    loaded_twice = sealed_segments(folder)[: len(sealed_segments(folder)) // 2]
+    for path in [*sealed_segments(folder), *loaded_twice]:  # half of them offered twice
+        store.load_segment(path, segment_id(path))
+    rows = store.query("SELECT json_extract_string(props, '$.marker') AS m, count(*) FROM events GROUP BY m").rows
+    counts = dict(rows)
+    assert all(counts.get(marker) == 1 for marker in acknowledged)
+    assert max(counts.values()) == 1
+    store.close()
+
+
+def test_the_log_folder_and_segments_are_private(tmp_path: Path) -> None:
+    log = SegmentLog(tmp_path / "log", max_age=60)
+    log.append([record(1)]).result(timeout=10)
+    (opened,) = (tmp_path / "log").glob("*" + segments.OPEN_SUFFIX)
+    assert opened.stat().st_mode & 0o077 == 0
+    assert (tmp_path / "log").stat().st_mode & 0o077 == 0
+    log.close()
+
+
+def test_the_loader_quarantines_undecodable_lines_and_loads_the_rest(tmp_path: Path, store: DuckDBStore) -> None:
+    folder = tmp_path / "log"
+    folder.mkdir()
+    segment = folder / "00000000000000000009-00-cccccccc.seg"
+    segment.write_bytes(encode(record(1)) + b'{"time": "not a time"}\n' + encode(record(2)))
+    loader = IngestLog(folder, store, 0, 0)
+    assert loader.load_ready() == 2
+    assert loader.quarantined() == 1
+    assert b"".join(p.read_bytes() for p in (folder / "quarantine").iterdir()) == b'{"time": "not a time"}\n'
+    assert sealed_segments(folder) == []
+    assert _stored(store) == 2
+    store.close()
+
+
+def test_while_the_store_is_down_the_log_keeps_every_segment(tmp_path: Path, store: DuckDBStore) -> None:
+    log = IngestLog(tmp_path / "log", store, 0, 0, segment_age_s=60)
+    log.append([record(1), record(2)]).result(timeout=10)
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        log.catch_up()
+    assert len(sealed_segments(tmp_path / "log")) == 1  # sealed by the catch-up, kept for later
+    log.close()
+    reopened = DuckDBStore(tmp_path / "events.duckdb")
+    try:
+        assert IngestLog(tmp_path / "log", reopened, 0, 0).load_ready() == 2
+    finally:
+        reopened.close()
+
+
+def test_a_catch_up_makes_acknowledged_events_visible_at_once(tmp_path: Path, store: DuckDBStore) -> None:
+    log = IngestLog(tmp_path / "log", store, 0, 0, segment_age_s=60)  # never sealed by age in the test
+    store.barrier = log.catch_up
+    log.start()
+    try:
+        log.append([record(i) for i in range(10)]).result(timeout=10)
+        assert _stored(store) == 10  # the query's barrier loaded them
+        log.append([record(10)]).result(timeout=10)
+        assert _stored(store) == 11
+        assert log.backlog()[0] == 0
+    finally:
+        log.close()
+        store.close()
+
+
+def test_backpressure_refuses_appends_past_the_byte_cap(tmp_path: Path, store: DuckDBStore) -> None:
+    log = IngestLog(tmp_path / "log", store, max_bytes=2000, max_age_s=0, segment_bytes=500, segment_age_s=60)
+    store.close()  # nothing is loaded: the log only grows
+    with pytest.raises(Backpressure) as refused:
+        for i in range(100):
+            log.append([record(i)]).result(timeout=10)
+    assert refused.value.status == 503 and refused.value.retry_after >= 1
+    assert "cap" in log.pressure()
+    log.close()
+
+
+LOADER = """
+import sys
+from pathlib import Path
+from footfall.server.ingest.log import IngestLog
+from footfall.server.stores.duckdb import DuckDBStore
+
+store = DuckDBStore(Path(sys.argv[1]))
+log = IngestLog(Path(sys.argv[2]), store, 0, 0)
+print("loading", flush=True)
+log.load_ready()
+print("loaded", flush=True)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.6, 1.5])
+def test_kill_9_during_a_bulk_load_loses_nothing_and_loads_nothing_twice(tmp_path: Path, delay: float) -> None:
+    store = DuckDBStore(tmp_path / "events.duckdb")
+    store.add_app(APP)
+    store.close()
+    folder = tmp_path / "log"
+    writer = SegmentLog(folder, max_age=60)
+    count = 100_000
+    for start in range(0, count, 10_000):
+        writer.append([record(i, session=f"s{i % 50}") for i in range(start, start + 10_000)]).result(timeout=60)
+    writer.close()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), *sys.path])}
+    command = [sys.executable, "-c", LOADER, str(tmp_path / "events.duckdb"), str(folder)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "loading"
+        threading.Event().wait(delay)  # somewhere inside the load, or after it
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    reopened = DuckDBStore(tmp_path / "events.duckdb")
+    try:
+        before = _stored(reopened)
+        assert before in (0, count)  # a load is one transaction: all of the segment or none of it
+        IngestLog(folder, reopened, 0, 0).load_ready()
+        assert _stored(reopened) == count
+        assert _stored(reopened, "SELECT count(DISTINCT props) FROM events") == count
+        assert _stored(reopened, "SELECT count(*) FILTER (WHERE run_start) FROM events") == 50
+        assert sealed_segments(folder) == []
+    finally:
+        reopened.close()
