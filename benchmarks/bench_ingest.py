@@ -5,8 +5,8 @@
 Both servers run as subprocesses on loopback with the same Uvicorn settings. Each
 request posts one gzip-compressed batch, as the SDK does, over keep-alive
 connections from `--clients` threads. Footfall answers only after the batch is
-committed to DuckDB, so the ratio is the price of validation, anonymisation and a
-durable write. The collector's rate limits and byte budgets are off (one client
+fsynced in its ingest log (the loader then stores it in DuckDB in bulk), so the ratio
+is the price of validation, anonymisation and a durable write. The collector's rate limits and byte budgets are off (one client
 sending flat out is what they stop); every other setting is the default. Also
 prints the collector's resident memory after the load.
 """
@@ -153,7 +153,7 @@ def main() -> None:
         f" gzip, on {os.cpu_count()} cores"
     )
     print(f"  baseline (do-nothing ASGI): {results['baseline']:>10,.0f} events/s")
-    print(f"  footfall (committed):       {results['footfall']:>10,.0f} events/s")
+    print(f"  footfall (acknowledged):    {results['footfall']:>10,.0f} events/s")
     print(f"  ratio footfall/baseline:    {ratio:>10.2f}")
     print(f"  footfall RSS after load:    {memory:>10.0f} MiB")
 
