@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -72,7 +72,7 @@ class Operations(Protocol):
 
     def list_apps(self) -> list[dict[str, Any]]: ...
 
-    def summary(self, app: str, days: int) -> dict[str, Any]: ...
+    def summary(self, app: str, days: int, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
 
     def report(self, app: str, name: str, params: dict[str, str]) -> dict[str, Any]: ...
 
@@ -162,9 +162,10 @@ class StoreOperations:
             for app in self.store.list_apps()
         ]
 
-    def summary(self, app: str, days: int) -> dict[str, Any]:
+    def summary(self, app: str, days: int, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The summary of the last `days` days, or of the range and filters in `params` (as `report` takes)."""
         self._known(app)
-        return reports.summary(self.store, app, check_days(days))
+        return reports.summary(self.store, app, Filters.from_params(params or {}, default_days=check_days(days)))
 
     def run_report(self, app: str, name: str, filters: Filters) -> reports.Report:
         self._known(app)

@@ -20,6 +20,7 @@ import jinja2
 
 from footfall.server.edge import charts
 from footfall.server.query.filters import CI_CHOICES, CONTAINERS, Filters
+from footfall.server.query.public import DIMENSION_TITLES
 from footfall.server.query.reports import Report
 
 TABS: dict[str, tuple[str, ...]] = {
@@ -219,7 +220,7 @@ def public_page(data: dict[str, Any]) -> str:
             "days": int(window["days"]),
             "tables": [
                 {
-                    "title": name.title(),
+                    "title": DIMENSION_TITLES.get(name, name.title()),
                     "chart": charts.bar_table(
                         ["value", "installs", "events"],
                         [[r["value"], r["installs"], r["events"]] for r in rows],
