@@ -336,3 +336,19 @@ def test_runs_under_a_property_filter_count_the_runs_with_a_matching_event() -> 
         assert [sum(row[i] for row in hours) for i in (1, 2, 3)] == [1, 1, 1]
     finally:
         memory.close()
+
+
+def test_charts_draw_partial_periods_apart() -> None:
+    from footfall.server.edge import charts
+
+    days = [dt.date(2026, 11, 26), dt.date(2026, 11, 27), dt.date(2026, 11, 28)]
+    whole = charts.line_chart(days, {"events": [5, 6, 1]}, "events")
+    assert "stroke-dasharray" not in whole and 'class="partial"' not in whole
+    marked = charts.line_chart(days, {"events": [5, 6, 1]}, "events", partial=[days[-1]])
+    assert marked.count("<polyline") == 2 and marked.count("stroke-dasharray") == 1
+    assert 'class="partial"' in marked and "Nov 28: not over yet" in marked
+    monday = dt.date(2026, 11, 23)
+    rows = [[monday - dt.timedelta(weeks=1), 0, 4, 1.0], [monday - dt.timedelta(weeks=1), 1, 1, 0.25]]
+    table = charts.cohort_table(rows, "retention", partial=[monday])
+    assert "25%*" in table and "not over" in table and "100%*" not in table
+    assert "*" not in charts.cohort_table(rows, "retention")

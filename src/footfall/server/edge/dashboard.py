@@ -145,11 +145,15 @@ def _panel(report: Report) -> dict[str, Any]:
             "runs": [r[2] for r in report.rows],
             "installs": [r[3] for r in report.rows],
         }
-        panel["chart"] = charts.line_chart(periods, series, f"{report.title}: events, runs and installs")
+        panel["chart"] = charts.line_chart(
+            periods, series, f"{report.title}: events, runs and installs", partial=report.meta.get("partial", ())
+        )
     elif name == "heatmap":
         panel["chart"] = charts.heatmap(report.rows, "Events by weekday and hour, UTC")
     elif name == "retention":
-        panel["chart"] = charts.cohort_table(report.rows, "Share of each weekly cohort active in later weeks")
+        panel["chart"] = charts.cohort_table(
+            report.rows, "Share of each weekly cohort active in later weeks", partial=report.meta.get("partial", ())
+        )
     elif name == "adoption":
         days = sorted({r[0] for r in report.rows})
         totals: dict[str, int] = {}
