@@ -43,7 +43,7 @@ def runs(filters: Filters) -> str:
     return "count(*) FILTER (WHERE run_start)"
 
 
-def local_time(filters: Filters) -> str:
+def local_time(filters: Filters, column: str = "time") -> str:
     """The SQL expression of an event's time in the app's zone (`filters.timezone`), as a naive
     timestamp: every report buckets days, weeks, hours and weekdays by it.
 
@@ -52,8 +52,8 @@ def local_time(filters: Filters) -> str:
     before it is written into the SQL as a literal.
     """
     if filters.timezone == UTC:
-        return "time"
-    return f"timezone('{check_timezone(filters.timezone)}', time AT TIME ZONE 'UTC')"
+        return column
+    return f"timezone('{check_timezone(filters.timezone)}', {column} AT TIME ZONE 'UTC')"
 
 
 def label(expression: str) -> str:
@@ -433,7 +433,7 @@ def versions(store: EventStore, app: str, filters: Filters) -> Report:
     first_seen = dict(
         _rows(
             store,
-            f"SELECT app_version, min({local_time(filters)}) FROM events WHERE app = $app GROUP BY app_version",
+            f"SELECT app_version, {local_time(filters, 'min(time)')} FROM events WHERE app = $app GROUP BY app_version",
             {"app": app},
         )
     )
@@ -490,7 +490,7 @@ def retention(store: EventStore, app: str, filters: Filters) -> Report:
     local = local_time(filters)
     rows = _rows(
         store,
-        f"WITH cohorts AS (SELECT install, date_trunc('week', min({local})) AS cohort FROM events"
+        f"WITH cohorts AS (SELECT install, date_trunc('week', {local_time(filters, 'min(time)')}) AS cohort FROM events"
         "   WHERE app = $app AND install <> '' GROUP BY install),"
         f" active AS (SELECT DISTINCT install, date_trunc('week', {local}) AS week FROM events"
         f" WHERE {where} AND install <> '')"
