@@ -352,3 +352,23 @@ def test_charts_draw_partial_periods_apart() -> None:
     table = charts.cohort_table(rows, "retention", partial=[monday])
     assert "25%*" in table and "not over" in table and "100%*" not in table
     assert "*" not in charts.cohort_table(rows, "retention")
+
+
+def test_days_to_upgrade_follow_the_filters() -> None:
+    """The median days to upgrade ignored every filter but the range: `--country FR` showed Germany's upgrades."""
+    released = dt.datetime(2026, 11, 1, 12)
+    memory = fill(
+        event(0, "start", "first", "s0", at=released - dt.timedelta(days=30), version="1.0", country="DE"),
+        event(0, "start", "first", "s1", at=released, version="2.0", country="DE"),  # the release of 2.0
+        event(0, "start", "de", "s2", at=released - dt.timedelta(days=20), version="1.0", country="DE"),
+        event(0, "start", "de", "s3", at=released + dt.timedelta(days=2), version="2.0", country="DE"),
+        event(0, "start", "fr", "s4", at=released - dt.timedelta(days=20), version="1.0", country="FR"),
+        event(0, "start", "fr", "s5", at=released + dt.timedelta(days=6), version="2.0", country="FR"),
+    )
+    try:
+        november = Filters(dt.date(2026, 11, 1), dt.date(2026, 11, 28))
+        assert reports.run_report(memory, "versions", "tool", november).meta["median_upgrade_days"] == 2.0
+        french = dataclasses.replace(november, country="FR")
+        assert reports.run_report(memory, "versions", "tool", french).meta["median_upgrade_days"] == 6.0
+    finally:
+        memory.close()
