@@ -57,8 +57,8 @@ OUTCOMES = ("ok", "ok", "ok", "ValueError", "KeyboardInterrupt")
 DURATIONS = ("<1s", "1-10s", "10-60s", "1-10m", "10-60m", ">1h", "")
 FORMATS = ("csv", "json", "parquet")
 GA_CATEGORIES = ("ui", "file", "net")
-GA_ACTIONS = ("open", "save", "click", "fetch")
-GA_LABELS = ("toolbar", "menu", "", None)
+GA_ACTIONS = ("open", "save", "click", "fetch", "Zoom")  # capitals sort before lower case
+GA_LABELS = ("toolbar", "menü", "menu", None)  # None: the hit had no label (the decoder drops empty ones)
 GA4_EVENTS = ("level_up", "tutorial_begin", "select_content")
 DIMENSION_VALUES = ("free", "pro", "team", "")
 HISTORY_DAYS = 45  # events reach this far back from now
@@ -123,9 +123,9 @@ class Install:
     first_version: int
 
 
-def _run_events(pick: Chooser, install: Install, run: str, start: dt.datetime, version: str) -> list[dict[str, Any]]:
+def _run_events(pick: Chooser, install: Install, start: dt.datetime, version: str) -> list[dict[str, Any]]:
     """One run's events: (time, name, props, source), seconds apart, in order."""
-    kind = pick.choice(("native", "native", "native", "ga-v1", "ga4"))
+    kind = pick.choice(("native", "native", "native", "ga-v1", "ga4")) if install.install else "native"
     events: list[dict[str, Any]] = []
     moment = start
     for _ in range(pick.integer(1, 4)):
@@ -156,9 +156,11 @@ def _run_events(pick: Chooser, install: Install, run: str, start: dt.datetime, v
                     props["value"] = pick.integer(0, 5)
             else:
                 props = {"screen": pick.choice(("home", "settings"))}
-            for slot in (1, 2, 12):
+            for slot in (1, 2, 12):  # the decoder keeps only non-empty custom dimensions
                 if pick.integer(0, 2) == 0:
-                    props[f"cd{slot}"] = pick.choice(DIMENSION_VALUES)
+                    props[f"cd{slot}"] = pick.choice(DIMENSION_VALUES[:-1])
+            if pick.integer(0, 3) == 0:
+                props["cm1"] = pick.integer(-2, 9)  # a custom metric: an integer
         else:
             name = pick.choice(GA4_EVENTS)
             props = {"level": pick.integer(1, 3), "engagement_time_msec": pick.choice((100, 2500))}
@@ -206,8 +208,9 @@ def build(pick: Chooser, now: dt.datetime, size: int = 60) -> list[EventRecord]:
             version_index = min(install.first_version + step, len(VERSIONS) - 1)
             version = VERSIONS[version_index] if pick.integer(0, 11) else ""
             session = hashed(app, "run", n) if pick.integer(0, 14) else ""  # a few events belong to no run
+            ga_v1_session = hashed(app, install.install, start.date())  # GA v1 has no run id: one per install-day
             late = dt.timedelta(days=pick.integer(1, 3)) if pick.integer(0, 9) == 0 else dt.timedelta(0)
-            for item in _run_events(pick, install, session, start, version):
+            for item in _run_events(pick, install, start, version):
                 received = min(item["time"] + late + dt.timedelta(seconds=1), max(now, item["time"]))
                 os_name, os_version, arch = install.platform
                 runtime, runtime_version = install.runtime
@@ -218,7 +221,7 @@ def build(pick: Chooser, now: dt.datetime, size: int = 60) -> list[EventRecord]:
                     item["version"],
                     item["name"],
                     install.install,
-                    session,
+                    ga_v1_session if item["source"] == "ga-v1" else session,
                     os_name,
                     os_version,
                     arch,

@@ -219,6 +219,7 @@ def test_the_reference_differs_when_the_data_differ(fixed_store: tuple[EventStor
         same(reports.summary(store, "alpha", filters), after, "summary")
 
 
+@pytest.mark.timeout(0 if LONG else 120)  # the long search takes many minutes
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

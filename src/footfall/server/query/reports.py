@@ -26,6 +26,7 @@ from footfall.server.stores.base import EventStore
 TOP_ROWS = 20  # rows in the "top" lists
 UNKNOWN = "(unknown)"  # the label of a blank or missing value (a version, an OS, a command ...)
 INSTALLS = "count(DISTINCT install_key)"  # the 64-bit keys of the install hashes; NULL when no id
+RUNS = "count(*) FILTER (WHERE run_start)"  # runs with no property filter; use runs(filters)
 ENVIRONMENT = "CASE WHEN ci <> '' THEN 'ci:' || ci WHEN container <> '' THEN 'container:' || container ELSE 'local' END"
 
 
@@ -40,7 +41,7 @@ def runs(filters: Filters) -> str:
     """
     if filters.properties:
         return "count(DISTINCT session_key)"
-    return "count(*) FILTER (WHERE run_start)"
+    return RUNS
 
 
 def local_time(filters: Filters, column: str = "time") -> str:
