@@ -56,15 +56,25 @@ def test_app_changes_are_in_the_audit_log(tmp_path: Path) -> None:
     assert {("app_add", "audited"), ("schema_set", "audited")} <= actions, entries
 
 
-def test_the_summary_refuses_filters_it_cannot_apply(tmp_path: Path) -> None:
-    """It printed the unfiltered total for `--country DE` or `--ci only`: a wrong number, exit 0."""
+def test_the_summary_applies_every_filter(tmp_path: Path) -> None:
+    """It printed the unfiltered total for `--country DE` or `--ci only`: a wrong number, exit 0.
+
+    (It then refused those filters; now it applies them, like every named report.)
+    """
     data = str(tmp_path / "data")
     subprocess.run(footfall_command("app", "add", "summed", "--data", data), check=True, capture_output=True)
     for flags in (["--country", "DE"], ["--ci", "only"], ["--start", "2026-11-01"], ["--version", "1.0"]):
         result = subprocess.run(
-            footfall_command("report", "summed", "--data", data, *flags), capture_output=True, text=True, timeout=60
+            footfall_command("report", "summed", "--data", data, "--format", "json", *flags),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
-        assert result.returncode == 2, (flags, result.stdout, result.stderr)
-        assert flags[0] in result.stderr and "--report overview" in result.stderr and "Traceback" not in result.stderr
-    plain = subprocess.run(footfall_command("report", "summed", "--data", data, "--days", "7"), capture_output=True)
-    assert plain.returncode == 0, plain.stderr
+        assert result.returncode == 0, (flags, result.stdout, result.stderr)
+        applied = json.loads(result.stdout)["filters"]
+        name, value = flags[0].removeprefix("--"), flags[1]
+        assert applied[name] == value, (flags, applied)
+    wrong = subprocess.run(
+        footfall_command("report", "summed", "--data", data, "--country", "Germany"), capture_output=True, text=True
+    )
+    assert wrong.returncode == 2 and "two-letter code" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -74,7 +74,7 @@ class Operations(Protocol):
 
     def list_apps(self) -> list[dict[str, Any]]: ...
 
-    def summary(self, app: str, days: int) -> dict[str, Any]: ...
+    def summary(self, app: str, days: int, params: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
 
     def report(self, app: str, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -159,9 +159,9 @@ class StoreOperations:
         self._audit(actor, "timezone_set", app, timezone)
         return {"name": app, "timezone": timezone}
 
-    def filters(self, app: str, params: Mapping[str, Any]) -> Filters:
+    def filters(self, app: str, params: Mapping[str, Any], default_days: int = 30) -> Filters:
         """The filters in request or CLI parameters, in the app's time zone."""
-        return Filters.from_params(params, timezone=self.store.timezone(app))
+        return Filters.from_params(params, default_days, timezone=self.store.timezone(app))
 
     def _audit(self, actor: str | None, action: str, app: str, detail: str) -> None:
         if self.accounts is not None:
@@ -179,9 +179,10 @@ class StoreOperations:
             for app in self.store.list_apps()
         ]
 
-    def summary(self, app: str, days: int) -> dict[str, Any]:
+    def summary(self, app: str, days: int, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The summary of the last `days` days, or of the range and filters in `params` (as `report` takes)."""
         self._known(app)
-        return reports.summary(self.store, app, check_days(days))
+        return reports.summary(self.store, app, self.filters(app, params or {}, default_days=check_days(days)))
 
     def run_report(self, app: str, name: str, filters: Filters) -> reports.Report:
         self._known(app)

@@ -16,7 +16,7 @@ from footfall.server.auth.accounts import Principal
 from footfall.server.edge.context import ServerContext
 from footfall.server.errors import BadRequest, Forbidden, UsageError
 from footfall.server.ingest.protocols.framing import parse_json
-from footfall.server.query.filters import MAX_PROPERTY_FILTERS, parse_days
+from footfall.server.query.filters import MAX_PROPERTY_FILTERS
 from footfall.server.query.properties import ARGUMENT_REPORTS, report_json
 from footfall.server.query.public import PublicPolicy, snapshot_folder
 from footfall.server.query.reports import REPORTS
@@ -82,11 +82,11 @@ def api_routes(ctx: ServerContext) -> list[Route]:
     async def app_summary(request: Request) -> Response:
         app = request.path_params["app"]
         ctx.require(request, app)
-        try:
-            days = parse_days(request.query_params.get("days"), 30)
+        try:  # every filter a report takes applies to the summary too
+            summary = await run_in_threadpool(ctx.operations.summary, app, 30, request.query_params)
         except UsageError as exc:
             raise BadRequest(exc.message, code="invalid_request") from None
-        return JSONResponse(await run_in_threadpool(ctx.operations.summary, app, days))
+        return JSONResponse(summary)
 
     async def serve_report(request: Request, name: str, as_csv: bool) -> Response:
         """A named report, or one that takes arguments (properties, compare), as JSON or CSV."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from markupsafe import Markup
@@ -27,6 +27,8 @@ PALETTE = ("#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626")  # 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SHADES = 10  # td.cohort.s0 to .s10 in the CSS
 EMPTY = Markup('<p class="empty">No data in this range.</p>')
+PARTIAL_DASH = "5 4"  # the stroke of a line into or out of a period that is not over yet
+PARTIAL_FILL, PARTIAL_OPACITY = "#94a3b8", 0.18  # the band behind such a period
 
 
 def _number(value: float) -> str:
@@ -49,8 +51,14 @@ def _join(parts: Sequence[Markup]) -> Markup:
     return Markup("").join(parts)
 
 
-def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: str) -> Markup:
-    """Lines over time, one per series, with a y axis and a few x labels."""
+def line_chart(
+    x: Sequence[Any], series: Mapping[str, Sequence[float]], label: str, partial: Collection[Any] = ()
+) -> Markup:
+    """Lines over time, one per series, with a y axis and a few x labels.
+
+    A period in `partial` is not over yet (today, this hour): it sits on a grey band, and the
+    lines into and out of it are dashed, so a low "today" does not read as a drop.
+    """
     peak = max((max(values, default=0) for values in series.values()), default=0) or 1
     count = max(len(x), 1)
     plot_w, plot_h = WIDTH - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - 10
@@ -79,13 +87,30 @@ def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: s
                     px, HEIGHT - 6, anchor, _label(x[i])
                 )
             )
-    for (name, values), colour in zip(series.items(), PALETTE, strict=False):
-        points = " ".join(point(i, v) for i, v in enumerate(values))
+    marked = [i for i, moment in enumerate(x) if moment in partial]
+    step = plot_w / (count - 1) if count > 1 else plot_w
+    for i in marked:
+        centre = float(point(i, 0).split(",")[0])
         parts.append(
             Markup(
-                '<polyline points="{}" fill="none" stroke="{}" stroke-width="2"><title>{}</title></polyline>'
-            ).format(points, colour, name)
+                '<rect class="partial" x="{:.1f}" y="10" width="{:.1f}" height="{:.1f}" fill="{}" fill-opacity="{}">'
+                "<title>{}: not over yet</title></rect>"
+            ).format(max(centre - step / 2, PAD_LEFT), step, plot_h, PARTIAL_FILL, PARTIAL_OPACITY, _label(x[i]))
         )
+    for (name, values), colour in zip(series.items(), PALETTE, strict=False):
+        for first, last, dashed in _stretches(len(values), set(marked)):
+            points = " ".join(point(i, values[i]) for i in range(first, last + 1))
+            parts.append(
+                Markup(
+                    '<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{}><title>{}{}</title></polyline>'
+                ).format(
+                    points,
+                    colour,
+                    Markup(' stroke-dasharray="{}"').format(PARTIAL_DASH) if dashed else "",
+                    name,
+                    " (not over yet)" if dashed else "",
+                )
+            )
     parts.append(Markup("</svg>"))
     legend = _join(
         [
@@ -95,6 +120,23 @@ def line_chart(x: Sequence[Any], series: Mapping[str, Sequence[float]], label: s
         ]
     )
     return Markup("<figure>{}<figcaption>{}</figcaption></figure>").format(_join(parts), legend)
+
+
+def _stretches(count: int, partial: set[int]) -> list[tuple[int, int, bool]]:
+    """The line's segments grouped into runs: (first point, last point, dashed).
+
+    A segment is dashed when either end is a partial period.
+    """
+    stretches: list[tuple[int, int, bool]] = []
+    if count == 1:
+        return [(0, 0, 0 in partial)]
+    for i in range(count - 1):
+        dashed = i in partial or i + 1 in partial
+        if stretches and stretches[-1][2] == dashed and stretches[-1][1] == i:
+            stretches[-1] = (stretches[-1][0], i + 1, dashed)
+        else:
+            stretches.append((i, i + 1, dashed))
+    return stretches
 
 
 def bar_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], value_index: int, label: str) -> Markup:
@@ -137,8 +179,8 @@ def _cell(value: Any) -> str:
     return _label(value)
 
 
-def heatmap(rows: Sequence[Sequence[Any]], label: str) -> Markup:
-    """Weekday by hour cells, darker for more events."""
+def heatmap(rows: Sequence[Sequence[Any]], label: str, zone: str = "UTC") -> Markup:
+    """Weekday by hour cells, darker for more events; hours are local to `zone` (the app's)."""
     counts = {(int(d), int(h)): int(n) for d, h, n in rows}
     peak = max(counts.values(), default=0) or 1
     cell, left, top = 26, 40, 18
@@ -165,8 +207,9 @@ def heatmap(rows: Sequence[Sequence[Any]], label: str) -> Markup:
             parts.append(
                 Markup(
                     '<rect x="{x}" y="{y}" width="{size}" height="{size}" rx="3" fill="#2563eb" fill-opacity="{o:.2f}">'
-                    "<title>{day} {hour:02d}:00 UTC: {n:,} events</title></rect>"
+                    "<title>{day} {hour:02d}:00 {zone}: {n:,} events</title></rect>"
                 ).format(
+                    zone=zone,
                     x=left + hour * cell,
                     y=y,
                     size=cell - 2,
@@ -180,8 +223,12 @@ def heatmap(rows: Sequence[Sequence[Any]], label: str) -> Markup:
     return _join(parts)
 
 
-def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> Markup:
-    """Retention: one row per weekly cohort, one shaded cell per week after."""
+def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8, partial: Collection[Any] = ()) -> Markup:
+    """Retention: one row per weekly cohort, one shaded cell per week after.
+
+    A cell whose week (by its Monday) is in `partial` is not a whole week (the current one, or
+    one the range cuts): it is marked with an asterisk and a note, not shaded as a drop.
+    """
     cohorts: dict[Any, dict[int, tuple[int, float]]] = {}
     for cohort, week, installs, share in rows:
         if week < weeks:
@@ -194,7 +241,14 @@ def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> M
         size = cells.get(0, (0, 0.0))[0]
         tds = []
         for week in range(weeks):
-            if week in cells:
+            if week in cells and _week_of(cohort, week) in partial:
+                installs, share = cells[week]
+                tds.append(
+                    Markup(
+                        '<td class="num cohort partial" title="{:,} installs so far: the week is not over">{:.0%}*</td>'
+                    ).format(installs, share)
+                )
+            elif week in cells:
                 installs, share = cells[week]
                 shade = round(min(max(share, 0.0), 1.0) * SHADES)
                 tds.append(
@@ -207,9 +261,16 @@ def cohort_table(rows: Sequence[Sequence[Any]], label: str, weeks: int = 8) -> M
         body.append(Markup('<tr><th scope="row">{} ({:,})</th>{}</tr>').format(_label(cohort), size, _join(tds)))
     table = Markup(
         '<table class="cohorts" aria-label="{}"><thead><tr><th scope="col">cohort</th>{}</tr></thead>'
-        "<tbody>{}</tbody></table>"
+        "<tbody>{}</tbody></table>{}"
     )
-    return table.format(label, head, _join(body))
+    note = Markup('<p class="muted">* a week not over yet, or cut by the range: fewer days than a whole week.</p>')
+    marked = any(_week_of(c, w) in partial for c, w, _, _ in rows)
+    return table.format(label, head, _join(body), note if marked else "")
+
+
+def _week_of(cohort: Any, week: Any) -> Any:
+    """The Monday of a cohort's `week`-th week (the cohort is a date; a string in tests is left alone)."""
+    return cohort + dt.timedelta(weeks=int(week)) if isinstance(cohort, dt.date) else None
 
 
 SPARK_WIDTH, SPARK_HEIGHT = 120, 32  # viewBox units of a home-page sparkline

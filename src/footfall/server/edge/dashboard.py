@@ -28,6 +28,7 @@ from footfall.server.query.filters import (
     PropertyFilter,
 )
 from footfall.server.query.filters import today as local_today
+from footfall.server.query.public import DIMENSION_TITLES
 from footfall.server.query.reports import TOP_ROWS, Report
 
 TABS: dict[str, tuple[str, ...]] = {
@@ -268,11 +269,16 @@ def _panel(
             "runs": [r[2] for r in report.rows],
             "installs": [r[3] for r in report.rows],
         }
-        panel["chart"] = charts.line_chart(periods, series, f"{report.title}: events, runs and installs")
+        panel["chart"] = charts.line_chart(
+            periods, series, f"{report.title}: events, runs and installs", partial=report.meta.get("partial", ())
+        )
     elif name == "heatmap":
-        panel["chart"] = charts.heatmap(report.rows, "Events by weekday and hour, UTC")
+        zone = filters.timezone if filters is not None else "UTC"
+        panel["chart"] = charts.heatmap(report.rows, f"Events by weekday and hour, {zone}", zone)
     elif name == "retention":
-        panel["chart"] = charts.cohort_table(report.rows, "Share of each weekly cohort active in later weeks")
+        panel["chart"] = charts.cohort_table(
+            report.rows, "Share of each weekly cohort active in later weeks", partial=report.meta.get("partial", ())
+        )
     elif name == "countries":
         _countries_panel(panel, report, with_map=tab in MAP_TABS)
     elif name == "os":
@@ -384,7 +390,7 @@ def public_page(data: dict[str, Any]) -> str:
             "days": int(window["days"]),
             "tables": [
                 {
-                    "title": name.title(),
+                    "title": DIMENSION_TITLES.get(name, name.title()),
                     "chart": charts.bar_table(
                         ["value", "installs", "events"],
                         [[r["value"], r["installs"], r["events"]] for r in rows],

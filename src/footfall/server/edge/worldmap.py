@@ -28,7 +28,6 @@ LEFT_OUT = frozenset({"AQ"})  # a fifth of the height for a place no install rep
 TOLERANCE = 0.5  # map units: a point this close to the simplified outline is dropped
 MIN_RING_SPAN = 2.5  # map units: an island narrower and shorter than this is dropped (unless it is all there is)
 DOT_SPAN = 2  # map units: a country smaller than this is drawn as a square this wide
-UNKNOWN = "unknown"  # what the countries report calls events without a country
 SVG_NS = "{http://www.w3.org/2000/svg}"
 CODE = re.compile(r"[a-z]{2}")
 TOKEN = re.compile(r"[A-Za-z]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")

@@ -354,16 +354,6 @@ def confirm_removal(name: str) -> None:
         raise UsageError("not confirmed; nothing was removed")
 
 
-# The filters of the named reports, which the summary (last --days only) cannot apply.
-SUMMARY_UNFILTERED = (
-    ("--start", "start"),
-    ("--end", "end"),
-    ("--version", "app_version"),
-    ("--country", "country"),
-    ("--ci", "ci"),
-    ("--container", "container"),
-    ("--where", "where"),
-)
 # The arguments of the reports that take some: (flag, attribute, query parameter, report).
 REPORT_ARGUMENTS = (
     ("--event", "event", "event", "properties"),
@@ -380,23 +370,6 @@ def report_command(args: argparse.Namespace, operations: Operations, console: Co
     for flag, attribute, _, owner in REPORT_ARGUMENTS:
         if getattr(args, attribute) is not None and args.report != owner:
             raise UsageError(f"{flag} is for the {owner} report: footfall report {args.name} {owner} ...")
-    if args.report is None:
-        # The summary counts the last --days only: a filter it cannot apply is refused, never
-        # silently ignored (an unfiltered total shown as a filtered one is a wrong number).
-        given = [flag for flag, value in SUMMARY_UNFILTERED if getattr(args, value) not in (None, "include")]
-        if given:
-            raise UsageError(
-                f"the summary takes only --days; for {', '.join(given)} name a report,"
-                " e.g. --report overview (or --report all)"
-            )
-        summary = operations.summary(args.name, args.days)
-        if args.format == "json":
-            print(json.dumps(summary))
-        elif args.format == "csv":
-            print_csv(["day", "events", "installs"], summary["per_day"])
-        else:
-            print_summary(summary, console)
-        return
     names = list(REPORTS) if args.report == "all" else [args.report]
     if args.format == "csv" and len(names) > 1:
         raise UsageError("CSV holds one report at a time: name it with --report")
@@ -418,6 +391,17 @@ def report_command(args: argparse.Namespace, operations: Operations, console: Co
     ):
         if value:
             params[key] = value
+    if args.report is None:
+        # The summary applies every filter the reports take (a total shown unfiltered under
+        # a filter would be a wrong number).
+        summary = operations.summary(args.name, args.days, params)
+        if args.format == "json":
+            print(json.dumps(summary))
+        elif args.format == "csv":
+            print_csv(["day", "events", "installs"], summary["per_day"])
+        else:
+            print_summary(summary, console)
+        return
     results = [operations.report(args.name, name, params) for name in names]
     if args.format == "json":
         print(json.dumps(results[0] if len(results) == 1 else {"reports": results}))

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +100,9 @@ class RemoteOperations:
         result: dict[str, Any] = self._call("GET", f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/public")
         return result
 
-    def summary(self, app: str, days: int) -> dict[str, Any]:
-        path = f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/summary?days={days}"
+    def summary(self, app: str, days: int, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        query = urllib.parse.urlencode({"days": days, **(params or {})}, doseq=True)
+        path = f"/api/v1/apps/{urllib.parse.quote(app, safe='')}/summary?{query}"
         result: dict[str, Any] = self._call("GET", path)
         return result
 

@@ -72,7 +72,8 @@ def _csv_value(value: Any) -> Any:
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(
-        f"[bold]{safe_text(summary['app'])}[/bold]  {summary['start']} to {summary['end']} (UTC)",
+        f"[bold]{safe_text(summary['app'])}[/bold]  {summary['start']} to {summary['end']}"
+        f" ({safe_text(summary.get('timezone', 'UTC'))})",
         highlight=False,
     )
     totals = Table("events", "installs", "runs")

@@ -60,7 +60,14 @@ PUBLIC_DIMENSIONS = {  # name: (expression, extra condition)
 PUBLIC_WINDOWS_DAYS = (30, 90, 365)  # each ends on the last complete UTC day
 TOTALS_DIMENSION = "os"  # an install reports one OS, so the OS rows add up to the window's installs and events
 INSTALLS_SHARE = 0.75  # of each (window, dimension) epsilon; the rest noises the event counts
-UNKNOWN_VALUE = "unknown"  # shown for an empty or missing value
+UNKNOWN_VALUE = "(unknown)"  # shown for an empty or missing value, as in the reports
+DIMENSION_TITLES = {
+    "versions": "Versions",
+    "os": "OS",
+    "countries": "Countries",
+    "events": "Events",
+    "commands": "Commands",
+}
 SNAPSHOT_FOLDER = "public"  # inside the data directory
 SCALE_MARGIN = 1 + 1e-9  # widens each noise scale a hair so float rounding never overspends the budget
 ERROR_QUANTILE = 0.95  # the margin of error stated for each noised count

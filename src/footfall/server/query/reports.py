@@ -17,15 +17,67 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from footfall.schema import DURATION_BUCKETS
 from footfall.server.errors import NotFound
-from footfall.server.query.filters import Filters
-from footfall.server.query.filters import today as utc_today
+from footfall.server.query.filters import UTC, Filters, check_timezone, zone
+from footfall.server.query.filters import today as local_today
 from footfall.server.stores.base import EventStore
 
 TOP_ROWS = 20  # rows in the "top" lists
+UNKNOWN = "(unknown)"  # the label of a blank or missing value (a version, an OS, a command ...)
 INSTALLS = "count(DISTINCT install_key)"  # the 64-bit keys of the install hashes; NULL when no id
-RUNS = "count(*) FILTER (WHERE run_start)"  # a run counts where it starts (see stores.duckdb)
+RUNS = "count(*) FILTER (WHERE run_start)"  # runs with no property filter; use runs(filters)
 ENVIRONMENT = "CASE WHEN ci <> '' THEN 'ci:' || ci WHEN container <> '' THEN 'container:' || container ELSE 'local' END"
+
+
+def runs(filters: Filters) -> str:
+    """The runs measure (docs/reports.md, "runs").
+
+    A run counts once, where it starts: on its first stored event, which the writer flags
+    `run_start` (stores.duckdb), so no distinct count is needed. Version, country, CI and
+    container never change within a run, so those filters keep or drop whole runs. A property
+    filter keeps only some events of a run, usually not its first: then a run counts in each
+    period where it has a matching event.
+    """
+    if filters.properties:
+        return "count(DISTINCT session_key)"
+    return RUNS
+
+
+def local_time(filters: Filters, column: str = "time") -> str:
+    """The SQL expression of an event's time in the app's zone (`filters.timezone`), as a naive
+    timestamp: every report buckets days, weeks, hours and weekdays by it.
+
+    The store keeps naive UTC; DuckDB's ICU turns the instant into local wall time, so a day
+    across a DST change has 23 or 25 hours. The zone name is checked (letters, digits, `_+/-`)
+    before it is written into the SQL as a literal.
+    """
+    if filters.timezone == UTC:
+        return column
+    return f"timezone('{check_timezone(filters.timezone)}', {column} AT TIME ZONE 'UTC')"
+
+
+def label(expression: str) -> str:
+    """A text column with blanks and missing values shown as UNKNOWN, never as an empty row."""
+    return f"coalesce(nullif({expression}, ''), '{UNKNOWN}')"
+
+
+def _prop(name: str) -> str:
+    return label(f"json_extract_string(props, '$.{name}')")
+
+
+_PROP_COMMAND, _PROP_OUTCOME, _PROP_DURATION = _prop("command"), _prop("outcome"), _prop("duration")
+_PROP_CATEGORY, _PROP_ACTION, _PROP_LABEL = _prop("category"), _prop("action"), _prop("label")
+
+
+def partial_days(filters: Filters) -> list[dt.date]:
+    """The days of the range that are not over yet: today, in the app's zone, if the range holds it."""
+    current = local_today(filters.timezone)
+    return [current] if filters.start <= current <= filters.end else []
+
+
+def week_start(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
 
 
 @dataclasses.dataclass
@@ -72,6 +124,8 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, float):
         return round(value, 4)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
     return value
 
 
@@ -104,14 +158,16 @@ def _change(now: float, before: float) -> float | None:
 
 def _totals(store: EventStore, app: str, filters: Filters) -> tuple[int, int, int]:
     where, params = filters.where(app)
-    row = store.query(f"SELECT count(*), {RUNS}, {INSTALLS} FROM events WHERE {where}", params).rows
-    events, runs, installs = row[0]
-    return int(events), int(runs), int(installs)
+    row = store.query(f"SELECT count(*), {runs(filters)}, {INSTALLS} FROM events WHERE {where}", params).rows
+    events, run_count, installs = row[0]
+    return int(events), int(run_count), int(installs)
 
 
 @report("overview")
 def overview(store: EventStore, app: str, filters: Filters) -> Report:
-    """Events, runs, installs and active installs, each against the period just before."""
+    """Events, runs and installs against the period just before; active installs over the last
+    day, week and 30 days of the range against the same span before. `meta["partial"]` names
+    today when the range holds it: those figures are so far, the previous ones whole."""
     day = dt.timedelta(days=1)
 
     def window(end: dt.date, days: int) -> Filters:
@@ -133,20 +189,26 @@ def overview(store: EventStore, app: str, filters: Filters) -> Report:
         current = measure(window(filters.end, days))[2]
         previous = measure(window(filters.end - days * day, days))[2]
         rows.append([name, current, previous, _change(current, previous)])
-    return Report("overview", "Overview", ["measure", "value", "previous", "change"], rows)
+    return Report(
+        "overview", "Overview", ["measure", "value", "previous", "change"], rows, {"partial": partial_days(filters)}
+    )
 
 
 @report("timeseries")
 def timeseries(store: EventStore, app: str, filters: Filters) -> Report:
-    """Events, runs and installs per day (per hour for ranges of two days or less)."""
+    """Events, runs and installs per local day (per local hour for ranges of two days or less).
+
+    `meta["partial"]` lists the period that is not over yet (today, or this hour), if shown.
+    """
     hourly = filters.days <= 2
-    bucket = "date_trunc('hour', time)" if hourly else "CAST(time AS DATE)"
+    local = local_time(filters)
+    bucket = f"date_trunc('hour', {local})" if hourly else f"CAST({local} AS DATE)"
     where, params = filters.where(app)
     found = {
         row[0]: row[1:]
         for row in _rows(
             store,
-            f"SELECT {bucket} AS period, count(*), {RUNS}, {INSTALLS}"
+            f"SELECT {bucket} AS period, count(*), {runs(filters)}, {INSTALLS}"
             f" FROM events WHERE {where} GROUP BY period ORDER BY period",
             params,
         )
@@ -158,35 +220,74 @@ def timeseries(store: EventStore, app: str, filters: Filters) -> Report:
     while moment <= end - (step if hourly else dt.timedelta(0)):
         rows.append([moment, *found.get(moment, [0, 0, 0])])
         moment += step
+    if hourly:
+        now = dt.datetime.now(zone(filters.timezone)).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        partial: list[Any] = [now] if rows and rows[0][0] <= now <= rows[-1][0] else []
+    else:
+        partial = partial_days(filters)
     return Report(
         "timeseries",
         "Events per hour" if hourly else "Events per day",
         ["period", "events", "runs", "installs"],
         rows,
-        {"interval": "hour" if hourly else "day"},
+        {"interval": "hour" if hourly else "day", "partial": partial},
     )
 
 
 @report("heatmap")
 def heatmap(store: EventStore, app: str, filters: Filters) -> Report:
-    """Events by weekday (1 = Monday) and hour, in UTC."""
+    """Events by local weekday (1 = Monday) and hour."""
     where, params = filters.where(app)
+    local = local_time(filters)
     rows = _rows(
         store,
-        f"SELECT isodow(time) AS weekday, hour(time) AS hour, count(*) AS events"
+        f"SELECT isodow({local}) AS weekday, hour({local}) AS hour, count(*) AS events"
         f" FROM events WHERE {where} GROUP BY weekday, hour ORDER BY weekday, hour",
         params,
     )
-    return Report("heatmap", "When: weekday and hour (UTC)", ["weekday", "hour", "events"], rows)
+    return Report("heatmap", f"When: weekday and hour ({filters.timezone})", ["weekday", "hour", "events"], rows)
 
 
-def _top(name: str, title: str, expression: str, columns: list[str], measures: str, extra: str = "") -> None:
+def _top_level(text: str) -> list[str]:
+    """`text` split at its commas outside parentheses: the columns of a SELECT list."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+def _top(
+    name: str,
+    title: str,
+    expression: str,
+    columns: list[str],
+    measures: str,
+    extra: str = "",
+    order: str | None = None,
+) -> None:
+    """A "top" list: the label columns (`expression`), then the measures, cut at TOP_ROWS rows.
+
+    Rows are ordered by the first measure, descending, then by the other measures, descending,
+    then by the labels, ascending: a total order, so the cut never depends on the engine.
+    `order` replaces that (durations order by their buckets).
+    """
+    measure_count = len(_top_level(measures))
+    label_count = len(columns) - measure_count
+    positions = [f"{label_count + i + 1} DESC" for i in range(measure_count)]
+    labels = [str(i + 1) for i in range(label_count)]
+    ordering = order or ", ".join([*positions, *labels])
+
     def run(store: EventStore, app: str, filters: Filters) -> Report:
         where, params = filters.where(app)
         rows = _rows(
             store,
-            f"SELECT {expression}, {measures} FROM events WHERE {where} {extra}"
-            f" GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT {TOP_ROWS}",
+            f"SELECT * FROM (SELECT {expression}, {measures} FROM events WHERE {where} {extra}"
+            f" GROUP BY ALL) ORDER BY {ordering} LIMIT {TOP_ROWS}",
             params,
         )
         return Report(name, title, columns, rows)
@@ -198,7 +299,7 @@ _top("events", "Top events", "name", ["event", "events", "installs"], f"count(*)
 _top(
     "commands",
     "Top commands",
-    "json_extract_string(props, '$.command') AS command",
+    f"{_PROP_COMMAND} AS command",
     ["command", "runs", "installs"],
     f"count(*), {INSTALLS}",
     "AND name = 'command'",
@@ -206,23 +307,26 @@ _top(
 _top(
     "outcomes",
     "Outcomes and error types",
-    "json_extract_string(props, '$.outcome') AS outcome",
+    f"{_PROP_OUTCOME} AS outcome",
     ["outcome", "runs"],
     "count(*)",
     "AND name = 'command'",
 )
+# Durations in their buckets' natural order (the SDK's), any other value after them.
+_DURATION_LIST = "[" + ", ".join(f"'{bucket}'" for bucket in DURATION_BUCKETS) + "]"
 _top(
     "durations",
     "Durations",
-    "json_extract_string(props, '$.duration') AS duration",
+    f"{_PROP_DURATION} AS duration",
     ["duration", "runs"],
     "count(*)",
     "AND name = 'command'",
+    order=f"coalesce(list_position({_DURATION_LIST}, duration), {len(DURATION_BUCKETS) + 1}), 1",
 )
 _top(
     "countries",
     "Countries",
-    "CASE WHEN country = '' THEN 'unknown' ELSE country END AS country",
+    f"{label('country')} AS country",
     ["country", "installs", "events"],
     f"{INSTALLS}, count(*)",
 )
@@ -236,22 +340,21 @@ _top(
 _top(
     "platforms",
     "Platforms",
-    "os, os_version, arch",
+    f"{label('os')} AS os, {label('os_version')} AS os_version, {label('arch')} AS arch",
     ["os", "os_version", "arch", "installs"],
     INSTALLS,
 )
 _top(
     "runtimes",
     "Runtimes",
-    "runtime, runtime_version",
+    f"{label('runtime')} AS runtime, {label('runtime_version')} AS runtime_version",
     ["runtime", "runtime_version", "installs"],
     INSTALLS,
 )
 _top(
     "ga",
     "Google Analytics events",
-    "json_extract_string(props, '$.category') AS category,"
-    " json_extract_string(props, '$.action') AS action, json_extract_string(props, '$.label') AS label",
+    f"{_PROP_CATEGORY} AS category, {_PROP_ACTION} AS action, {_PROP_LABEL} AS label",
     ["category", "action", "label", "events"],
     "count(*)",
     "AND source = 'ga-v1' AND name = 'event'",
@@ -264,7 +367,8 @@ def options(store: EventStore, app: str, filters: Filters) -> Report:
     where, params = filters.where(app)
     rows = _rows(
         store,
-        "SELECT command, option, count(*) AS uses FROM (SELECT json_extract_string(props, '$.command') AS command,"
+        "SELECT command, option, count(*) AS uses FROM (SELECT"
+        f" {_PROP_COMMAND} AS command,"
         " unnest(from_json(json_extract(props, '$.options'), '[\"VARCHAR\"]')) AS option"
         f" FROM events WHERE {where} AND name = 'command') GROUP BY command, option"
         f" ORDER BY uses DESC, command, option LIMIT {TOP_ROWS * 5}",
@@ -279,8 +383,8 @@ def dimensions(store: EventStore, app: str, filters: Filters) -> Report:
     where, params = filters.where(app)
     rows = _rows(
         store,
-        "SELECT key AS dimension, value, count(*) AS events FROM (SELECT unnest(json_keys(props)) AS key,"
-        " json_extract_string(props, '$.' || unnest(json_keys(props))) AS value"
+        f"SELECT key AS dimension, {label('value')} AS value, count(*) AS events FROM (SELECT"
+        " unnest(json_keys(props)) AS key, json_extract_string(props, '$.' || unnest(json_keys(props))) AS value"
         f" FROM events WHERE {where}) WHERE regexp_matches(key, '^cd[0-9]+$')"
         f" GROUP BY ALL ORDER BY events DESC, dimension, value LIMIT {TOP_ROWS * 5}",
         params,
@@ -300,41 +404,59 @@ def app_versions(store: EventStore, app: str, limit: int | None = None) -> list[
         sql += " ORDER BY count(*) DESC, 1 LIMIT $limit"
         params["limit"] = limit
     found = [row[0] for row in store.query(sql, params).rows]
-    return sorted(found, key=version_key, reverse=True)
+    return sorted(found, key=version_order, reverse=True)
 
 
 def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:4]) or (-1,)
 
 
+def version_order(version: str) -> tuple[tuple[int, ...], str]:
+    """Versions by their numbers, then as text: a total order ("1.0" and "1.0.0" differ)."""
+    return version_key(version), version
+
+
 @report("versions")
 def versions(store: EventStore, app: str, filters: Filters) -> Report:
-    """Installs per version, the share of active installs on the latest, and days to upgrade."""
+    """Installs per version (each on the version of its last event in the range), the share
+    on the newest version, each version's first sighting and the median days to upgrade."""
     where, params = filters.where(app)
     latest_per_install = _rows(
-        store, f"SELECT arg_max(app_version, time) FROM events WHERE {where} AND install <> '' GROUP BY install", params
+        store,
+        f"SELECT app_version FROM events WHERE {where} AND install <> ''"
+        " QUALIFY row_number() OVER (PARTITION BY install ORDER BY time DESC, app_version DESC) = 1",
+        params,
     )
     counts: dict[str, int] = {}
     for (version,) in latest_per_install:
         counts[version] = counts.get(version, 0) + 1
+    # A version's release is its first event from any install, whatever the filters.
     first_seen = dict(
-        _rows(store, "SELECT app_version, min(time) FROM events WHERE app = $app GROUP BY app_version", {"app": app})
+        _rows(
+            store,
+            f"SELECT app_version, {local_time(filters, 'min(time)')} FROM events WHERE app = $app GROUP BY app_version",
+            {"app": app},
+        )
     )
-    ordered = sorted(counts, key=version_key, reverse=True)
+    ordered = sorted(counts, key=version_order, reverse=True)
     total = sum(counts.values())
-    latest = max(first_seen, key=version_key) if first_seen else None
+    released = [v for v in first_seen if v]
+    latest = max(released, key=version_order) if released else None
+    # An upgrade: an install's first event on a version (not its first version ever) in the
+    # range, counted when the install has an event on that version matching the filters.
     upgrade = store.query(
         "WITH released AS (SELECT app_version, min(time) AS released_at FROM events WHERE app = $app"
-        " GROUP BY app_version),"
+        " AND app_version <> '' GROUP BY app_version),"
         " adopted AS (SELECT install, app_version, min(time) AS adopted_at FROM events WHERE app = $app"
-        " AND install <> '' GROUP BY install, app_version),"
-        " starts AS (SELECT install, min(adopted_at) AS started_at FROM adopted GROUP BY install)"
+        " AND install <> '' AND app_version <> '' GROUP BY install, app_version),"
+        " starts AS (SELECT install, min(adopted_at) AS started_at FROM adopted GROUP BY install),"
+        f" matching AS (SELECT DISTINCT install, app_version FROM events WHERE {where} AND install <> '')"
         " SELECT median(date_diff('second', released_at, adopted_at)) / 86400.0 FROM adopted"
-        " JOIN released USING (app_version) JOIN starts USING (install)"
+        " JOIN released USING (app_version) JOIN starts USING (install) JOIN matching USING (install, app_version)"
         " WHERE adopted_at > started_at AND adopted_at >= $start AND adopted_at < $end",
-        {"app": app, "start": params["start"], "end": params["end"]},
+        params,
     ).rows[0][0]
-    rows = [[v, counts[v], counts[v] / total if total else 0, first_seen.get(v)] for v in ordered]
+    rows = [[v or UNKNOWN, counts[v], counts[v] / total if total else 0, first_seen.get(v)] for v in ordered]
     meta = {
         "latest": latest,
         "latest_share": (counts.get(latest or "", 0) / total) if total else None,
@@ -345,53 +467,71 @@ def versions(store: EventStore, app: str, filters: Filters) -> Report:
 
 @report("adoption")
 def adoption(store: EventStore, app: str, filters: Filters) -> Report:
-    """Active installs per version per day."""
+    """Active installs per version per local day."""
     where, params = filters.where(app)
     rows = _rows(
         store,
-        f"SELECT CAST(time AS DATE) AS day, app_version, {INSTALLS} FROM events WHERE {where}"
-        " GROUP BY day, app_version ORDER BY day, app_version",
+        f"SELECT CAST({local_time(filters)} AS DATE) AS day, {label('app_version')} AS version, {INSTALLS}"
+        f" FROM events WHERE {where} GROUP BY day, version ORDER BY day, version",
         params,
     )
-    return Report("adoption", "Version adoption", ["day", "version", "installs"], rows)
+    return Report(
+        "adoption", "Version adoption", ["day", "version", "installs"], rows, {"partial": partial_days(filters)}
+    )
 
 
 @report("retention")
 def retention(store: EventStore, app: str, filters: Filters) -> Report:
-    """Weekly cohorts: of the installs first seen in a week, the share active each week after."""
+    """Weekly cohorts: of the installs first seen in a local week, the share active each week after.
+
+    `meta["partial"]` lists the weeks (by their Monday) not wholly inside the range's past days:
+    the current week, and a week the range cuts. Their cells count fewer days than a whole week.
+    """
     where, params = filters.where(app)
+    local = local_time(filters)
     rows = _rows(
         store,
-        "WITH cohorts AS (SELECT install, date_trunc('week', min(time)) AS cohort FROM events"
+        f"WITH cohorts AS (SELECT install, date_trunc('week', {local_time(filters, 'min(time)')}) AS cohort FROM events"
         "   WHERE app = $app AND install <> '' GROUP BY install),"
-        " active AS (SELECT DISTINCT install, date_trunc('week', time) AS week FROM events"
+        f" active AS (SELECT DISTINCT install, date_trunc('week', {local}) AS week FROM events"
         f" WHERE {where} AND install <> '')"
         " SELECT CAST(cohort AS DATE), date_diff('week', cohort, week) AS week, count(*) FROM active"
-        " JOIN cohorts USING (install) WHERE cohort >= date_trunc('week', CAST($start AS TIMESTAMP))"
+        " JOIN cohorts USING (install) WHERE cohort >= date_trunc('week', $first_day)"
         " GROUP BY ALL ORDER BY 1, 2",
-        params,
+        {**params, "first_day": filters.start},
     )
     sizes = {cohort: installs for cohort, week, installs in rows if week == 0}
     table = [[c, w, n, n / sizes[c] if sizes.get(c) else None] for c, w, n in rows]
-    return Report("retention", "Retention by weekly cohort", ["cohort", "week", "installs", "share"], table)
+    last_whole_day = min(filters.end, local_today(filters.timezone) - dt.timedelta(days=1))
+    weeks = sorted({c + dt.timedelta(weeks=w) for c, w, _ in rows})
+    partial = [w for w in weeks if w < filters.start or w + dt.timedelta(days=6) > last_whole_day]
+    return Report(
+        "retention",
+        "Retention by weekly cohort",
+        ["cohort", "week", "installs", "share"],
+        table,
+        {"partial": partial},
+    )
 
 
-def summary(store: EventStore, app: str, days: int = 30, today: dt.date | None = None) -> dict[str, Any]:
-    """Totals, events and installs per day, and top events: the CLI's and API's quick look."""
-    end = today or utc_today()
-    filters = Filters(start=end - dt.timedelta(days=days - 1), end=end)
-    events, runs, installs = _totals(store, app, filters)
+def summary(store: EventStore, app: str, filters: Filters) -> dict[str, Any]:
+    """Totals, events and installs per day, and top events: the CLI's and API's quick look,
+    under every filter the reports take."""
+    events, run_count, installs = _totals(store, app, filters)
     per_day = _per_day(store, app, filters)
     top = REPORTS["events"](store, app, filters).rows[:10]
     return {
         "app": app,
         "start": filters.start.isoformat(),
         "end": filters.end.isoformat(),
-        "days": days,
+        "days": filters.days,
+        "timezone": filters.timezone,
+        "filters": {**filters.as_params(), "where": [str(item) for item in filters.properties]},
         "events": events,
         "installs": installs,
-        "runs": runs,
+        "runs": run_count,
         "per_day": per_day,
+        "partial": [day.isoformat() for day in partial_days(filters)],
         "top_events": [{"name": name, "events": count} for name, count, _ in top],
     }
 
@@ -402,7 +542,8 @@ def _per_day(store: EventStore, app: str, filters: Filters) -> list[dict[str, An
         row[0]: row
         for row in _rows(
             store,
-            f"SELECT CAST(time AS DATE) AS day, count(*), {INSTALLS} FROM events WHERE {where} GROUP BY day",
+            f"SELECT CAST({local_time(filters)} AS DATE) AS day, count(*), {INSTALLS} FROM events"
+            f" WHERE {where} GROUP BY day",
             params,
         )
     }
@@ -422,7 +563,7 @@ def operating_systems(store: EventStore, app: str, filters: Filters) -> Report:
     where, params = filters.where(app)
     rows = _rows(
         store,
-        f"SELECT CASE WHEN coalesce(os, '') = '' THEN '(unknown)' ELSE os END AS os_name, {INSTALLS} AS installs,"
+        f"SELECT CASE WHEN coalesce(os, '') = '' THEN '{UNKNOWN}' ELSE os END AS os_name, {INSTALLS} AS installs,"
         f" count(*) AS event_count FROM events WHERE {where}"
         f" GROUP BY os_name ORDER BY installs DESC, event_count DESC, os_name LIMIT {TOP_ROWS}",
         params,
