@@ -193,3 +193,40 @@ def test_properties_pick_a_value_to_filter_and_compare_versions(browser: Any, de
     violations = [text for text in console if "Content Security Policy" in text]
     assert not violations, f"the new views broke the CSP: {violations[:3]}"
     context.close()
+
+
+def test_an_apps_time_zone_moves_its_days_and_hours_in_the_dashboard(browser: Any, demo_server: LiveServer) -> None:
+    def set_zone(zone: str) -> None:
+        done = subprocess.run(
+            footfall_command("app", "timezone", "mdlint", zone, "--data", str(demo_server.data)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+
+    def busiest_cell(page: Any) -> str:
+        page.goto(demo_server.url + "/apps/mdlint?tab=when&days=40")
+        heatmap = page.locator("svg.heatmap")
+        titles = heatmap.locator("rect title").evaluate_all("titles => titles.map(t => t.textContent)")
+        counts = [int(re.search(r": ([\d,]+) events", t).group(1).replace(",", "")) for t in titles]  # type: ignore[union-attr]
+        assert heatmap.get_attribute("aria-label").endswith(page_zone[0])
+        return titles[counts.index(max(counts))]
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    log_in(page, demo_server)
+    page_zone = ["UTC"]
+    in_utc = busiest_cell(page)
+    try:
+        set_zone("Asia/Tokyo")  # nine hours ahead of UTC, no daylight saving
+        page_zone[0] = "Asia/Tokyo"
+        in_tokyo = busiest_cell(page)
+    finally:
+        set_zone("UTC")
+    assert "UTC" in in_utc and "Asia/Tokyo" in in_tokyo
+    hour_utc = int(re.search(r" (\d\d):00 ", in_utc).group(1))  # type: ignore[union-attr]
+    hour_tokyo = int(re.search(r" (\d\d):00 ", in_tokyo).group(1))  # type: ignore[union-attr]
+    assert hour_tokyo == (hour_utc + 9) % 24, (in_utc, in_tokyo)
+    assert in_utc.split(": ")[1] == in_tokyo.split(": ")[1], "the same busiest hour, the same count"
+    context.close()
