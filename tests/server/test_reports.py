@@ -224,6 +224,10 @@ def test_the_public_page_labels_blanks_and_headings() -> None:
         "items": {
             "versions": [{"value": UNKNOWN_VALUE, "installs": 50, "events": 500}],
             "os": [{"value": "linux", "installs": 50, "events": 500}],
+            "countries": [
+                {"value": "DE", "installs": 30, "events": 300},
+                {"value": "A1", "installs": 20, "events": 200},
+            ],
         },
     }
     data = {
@@ -243,6 +247,8 @@ def test_the_public_page_labels_blanks_and_headings() -> None:
     page = public_page(data)
     assert "<h3>OS</h3>" in page and "<h3>Os</h3>" not in page
     assert "(unknown)" in page
+    assert "Germany (DE)" in page, "countries by name, as on the dashboard"
+    assert '<td class="">A1</td>' in page, "a code with no name (an anonymous proxy) stays as it is"
 
 
 # -- partial periods ---------------------------------------------------------------------

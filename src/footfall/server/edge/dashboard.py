@@ -382,6 +382,11 @@ def app_page(
     )
 
 
+def _public_label(dimension: str, value: Any) -> Any:
+    """A value as the public page shows it: countries by name ("Germany (DE)"), the rest as they are."""
+    return worldmap.country_label(str(value)) if dimension == "countries" else value
+
+
 def public_page(data: dict[str, Any]) -> str:
     """A stored public release (see `footfall.server.query.public`) as one static page."""
     windows = [
@@ -393,7 +398,7 @@ def public_page(data: dict[str, Any]) -> str:
                     "title": DIMENSION_TITLES.get(name, name.title()),
                     "chart": charts.bar_table(
                         ["value", "installs", "events"],
-                        [[r["value"], r["installs"], r["events"]] for r in rows],
+                        [[_public_label(name, r["value"]), r["installs"], r["events"]] for r in rows],
                         1,
                         f"{name}, last {window['days']} days",
                     )
