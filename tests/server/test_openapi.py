@@ -164,9 +164,10 @@ def test_a_route_without_a_declaration_is_caught() -> None:
 def test_docs_renders_every_operation_on_the_server(app_server: InThreadServer) -> None:
     status, body, headers = fetch(app_server, "/docs")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert "script-src" not in headers["Content-Security-Policy"] and "default-src 'none'" in headers[
-        "Content-Security-Policy"
-    ], "the site's CSP, unrelaxed: the page needs no script"
+    assert (
+        "script-src" not in headers["Content-Security-Policy"]
+        and "default-src 'none'" in headers["Content-Security-Policy"]
+    ), "the site's CSP, unrelaxed: the page needs no script"
     page = body.decode()
     assert "<script" not in page and "//cdn" not in page
     for path, methods in document_of(app_server)["paths"].items():

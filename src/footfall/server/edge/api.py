@@ -152,14 +152,20 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         )
         return JSONResponse(data)
 
+    published: dict[str, bytes] = {}  # the routes are fixed once the app is built: render each once
+
     async def openapi(request: Request) -> Response:
-        return JSONResponse(build_document(request.app.routes))
+        if "json" not in published:
+            published["json"] = bytes(JSONResponse(build_document(request.app.routes)).body)
+        return Response(published["json"], media_type="application/json")
 
     async def docs(request: Request) -> Response:
-        document = build_document(request.app.routes)
-        schemas = [(name, schema_text(schema)) for name, schema in document["components"]["schemas"].items()]
-        page = dashboard.render("docs.html", title="API", sections=docs_sections(document), schemas=schemas)
-        return HTMLResponse(page)
+        if "html" not in published:
+            document = build_document(request.app.routes)
+            schemas = [(name, schema_text(schema)) for name, schema in document["components"]["schemas"].items()]
+            page = dashboard.render("docs.html", title="API", sections=docs_sections(document), schemas=schemas)
+            published["html"] = page.encode()
+        return HTMLResponse(published["html"])
 
     return [
         DocumentedRoute("/api/v1/apps", list_apps, {"GET": LIST_APPS}),

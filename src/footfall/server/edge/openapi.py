@@ -197,7 +197,7 @@ FORMAT = Param("format", "csv for a CSV download instead of JSON", {"type": "str
 DATE = {"type": "string", "format": "date"}
 DAYS = {"type": "integer", "minimum": 1, "maximum": MAX_DAYS}
 FILTER_PARAMETERS: tuple[Param, ...] = (
-    Param("days", "the range's length, up to `end` (default 30)", DAYS),
+    Param("days", "the range's length in days, up to end (default 30)", DAYS),
     Param("start", "the first day (YYYY-MM-DD, in the app's time zone); overrides days", DATE),
     Param("end", "the last day, inclusive (default today)", DATE),
     Param("version", "only events of this app version, e.g. 1.4.2", {"type": "string", "pattern": r"^[\w.+-]{1,64}$"}),
@@ -304,6 +304,23 @@ def schema_text(schema: Mapping[str, Any]) -> str:
     if isinstance(ref, str) and len(schema) == 1:
         return ref.rsplit("/", 1)[-1]
     return json.dumps(schema, indent=2)
+
+
+def type_label(schema: Mapping[str, Any]) -> str:
+    """A parameter's type in a few words: `include | exclude | only`, `integer 1..3660`, `date`, ..."""
+    if "enum" in schema:
+        return " | ".join(str(value) for value in schema["enum"])
+    if schema.get("type") == "array":
+        most = f", at most {schema['maxItems']}" if "maxItems" in schema else ""
+        return f"repeatable {type_label(schema.get('items', {}))}{most}"
+    if "format" in schema:
+        return str(schema["format"])
+    label = str(schema.get("type", "any"))
+    if "minimum" in schema or "maximum" in schema:
+        label += f" {schema.get('minimum', '')}..{schema.get('maximum', '')}"
+    if "pattern" in schema:
+        label += f" matching {schema['pattern']}"
+    return label
 
 
 def docs_sections(document: Mapping[str, Any]) -> list[dict[str, Any]]:
