@@ -170,6 +170,7 @@ def test_docs_renders_every_operation_on_the_server(app_server: InThreadServer) 
     ), "the site's CSP, unrelaxed: the page needs no script"
     page = body.decode()
     assert "<script" not in page and "//cdn" not in page
+    assert "repeatable string, at most 5" in page and "integer 1..3660" in page, "types are spelled out"
     for path, methods in document_of(app_server)["paths"].items():
         for method in methods:
             assert f'data-method="{method.upper()}" data-path="{path}"' in page, (method, path)

@@ -336,9 +336,7 @@ def docs_sections(document: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "name": p["name"],
                     "location": p["in"],
                     "required": p.get("required", False),
-                    "type": schema_text(p["schema"])
-                    if "enum" not in p["schema"]
-                    else " | ".join(str(v) for v in p["schema"]["enum"]),
+                    "type": type_label(p["schema"]),
                     "description": p.get("description", ""),
                 }
                 for p in operation.get("parameters", [])
