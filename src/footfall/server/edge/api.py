@@ -1,22 +1,36 @@
 """The maintainers' JSON API under /api/v1, behind the admin token or a session,
-and the OpenAPI document (`/openapi.json`) that describes every public endpoint.
+the OpenAPI document (`/openapi.json`) built from every route's declaration (see
+`edge.openapi`), and `/docs`, the same document as a page for people.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from footfall.server.auth.accounts import Principal
+from footfall.server.edge import dashboard
 from footfall.server.edge.context import ServerContext
+from footfall.server.edge.openapi import (
+    APP,
+    JSON_OBJECT,
+    Answer,
+    Body,
+    DocumentedRoute,
+    Operation,
+    Param,
+    argument_parameters,
+    build_document,
+    docs_sections,
+    report_parameters,
+    schema_text,
+)
 from footfall.server.errors import BadRequest, Forbidden, UsageError
 from footfall.server.ingest.protocols.framing import parse_json
-from footfall.server.query.filters import MAX_PROPERTY_FILTERS
 from footfall.server.query.properties import ARGUMENT_REPORTS, report_json
 from footfall.server.query.public import PublicPolicy, snapshot_folder
 from footfall.server.query.reports import REPORTS
@@ -50,7 +64,7 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         return JSONResponse(result, status_code=201 if result["created"] else 200)
 
     async def remove_app(request: Request) -> Response:
-        # Admin only, and not in the OpenAPI document: fuzzers given credentials must not find it.
+        # Admin only; the document marks it destructive, so the fuzz test given credentials leaves it alone.
         if not (principal := ctx.require(request)).admin:
             raise Forbidden("only an instance administrator may remove an app")
         app = request.path_params["app"]
@@ -137,22 +151,35 @@ def api_routes(ctx: ServerContext) -> list[Route]:
         )
         return JSONResponse(data)
 
+    published: dict[str, bytes] = {}  # the routes are fixed once the app is built: render each once
+
     async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_document())
+        if "json" not in published:
+            published["json"] = bytes(JSONResponse(build_document(request.app.routes)).body)
+        return Response(published["json"], media_type="application/json")
+
+    async def docs(request: Request) -> Response:
+        if "html" not in published:
+            document = build_document(request.app.routes)
+            schemas = [(name, schema_text(schema)) for name, schema in document["components"]["schemas"].items()]
+            page = dashboard.render("docs.html", title="API", sections=docs_sections(document), schemas=schemas)
+            published["html"] = page.encode()
+        return HTMLResponse(published["html"])
 
     return [
-        Route("/api/v1/apps", list_apps, methods=["GET"]),
-        Route("/api/v1/apps", add_app, methods=["POST"]),
-        Route("/api/v1/apps/{app}", remove_app, methods=["DELETE"]),
-        Route("/api/v1/apps/{app}/schema", put_schema, methods=["PUT"]),
-        Route("/api/v1/apps/{app}/timezone", put_timezone, methods=["PUT"]),
-        Route("/api/v1/apps/{app}/summary", app_summary, methods=["GET"]),
-        Route("/api/v1/apps/{app}/reports/{name}", app_report, methods=["GET"]),
-        Route("/api/v1/apps/{app}/properties", properties_report, methods=["GET"]),
-        Route("/api/v1/apps/{app}/properties/names", property_names, methods=["GET"]),
-        Route("/api/v1/apps/{app}/compare", compare_report, methods=["GET"]),
-        Route("/api/v1/apps/{app}/public", public_preview, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
+        DocumentedRoute("/api/v1/apps", list_apps, {"GET": LIST_APPS}),
+        DocumentedRoute("/api/v1/apps", add_app, {"POST": ADD_APP}),
+        DocumentedRoute("/api/v1/apps/{app}", remove_app, {"DELETE": REMOVE_APP}),
+        DocumentedRoute("/api/v1/apps/{app}/schema", put_schema, {"PUT": PUT_SCHEMA}),
+        DocumentedRoute("/api/v1/apps/{app}/timezone", put_timezone, {"PUT": PUT_TIMEZONE}),
+        DocumentedRoute("/api/v1/apps/{app}/summary", app_summary, {"GET": SUMMARY}),
+        DocumentedRoute("/api/v1/apps/{app}/reports/{name}", app_report, {"GET": REPORT}),
+        DocumentedRoute("/api/v1/apps/{app}/properties", properties_report, {"GET": PROPERTIES}),
+        DocumentedRoute("/api/v1/apps/{app}/properties/names", property_names, {"GET": PROPERTY_NAMES}),
+        DocumentedRoute("/api/v1/apps/{app}/compare", compare_report, {"GET": COMPARE}),
+        DocumentedRoute("/api/v1/apps/{app}/public", public_preview, {"GET": PUBLIC_PREVIEW}),
+        DocumentedRoute("/openapi.json", openapi, {"GET": OPENAPI}),
+        Route("/docs", docs, methods=["GET"]),
     ]
 
 
@@ -165,262 +192,150 @@ def _pairs(document: dict[str, Any], field: str, key: str) -> list[tuple[str, st
     return [(e[key], e["api_secret"]) for e in entries]
 
 
-ERROR = {
+# -- what /openapi.json says about each route (see edge/openapi.py) ----------------
+
+REPORT_NAMES = sorted([*REPORTS, *ARGUMENT_REPORTS])
+APP_ANSWER = {"type": "object", "properties": {"app": {"type": "string"}}}
+KEY_PAIR = {
     "type": "object",
-    "required": ["error"],
+    "required": ["api_secret"],
     "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-        }
+        "measurement_id": {"type": "string"},
+        "app_id": {"type": "string"},
+        "api_secret": {"type": "string"},
     },
 }
+REPORT_ANSWERS = {
+    200: Answer("the report as JSON (or as CSV with format=csv)", "application/json", JSON_OBJECT),
+}
 
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {
-        str(s): {
-            "description": "error",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+LIST_APPS = Operation(
+    "List the apps the caller may read",
+    "api",
+    {200: Answer("the apps", "application/json", {"type": "object", "properties": {"apps": {"type": "array"}}})},
+    access="token",
+    errors=(401,),
+)
+ADD_APP = Operation(
+    "Register an app (and its GA tracking ids, GA4 and Firebase keys)",
+    "api",
+    {
+        200: Answer("the app was already registered; its keys are added", "application/json", JSON_OBJECT),
+        201: Answer("the app is registered", "application/json", JSON_OBJECT),
+    },
+    access="admin",
+    body=Body(
+        {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "example": "mdlint"},
+                "ga_tids": {"type": "array", "items": {"type": "string"}, "example": ["UA-12345-1"]},
+                "ga4": {"type": "array", "items": KEY_PAIR},
+                "firebase": {"type": "array", "items": KEY_PAIR},
+            },
         }
-        for s in statuses
-    }
-
-
-FILTER_PARAMETERS = ("days", "start", "end", "version", "country", "ci", "container", "format")
-ARGUMENT_NAMES = ("event", "property", "a", "b")
-
-
-def _required(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": True, "description": description, "schema": {"type": "string"}}
-
-
-def _optional(*names: str) -> list[dict[str, Any]]:
-    return [{"name": p, "in": "query", "schema": {"type": "string"}} for p in names]
-
-
-def _report_operation(description: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    """A GET under /api/v1/apps/{app}: the filters, and `where` (event.property=value, repeatable)."""
-    return {
-        "security": [{"bearer": []}],
-        "parameters": [
-            {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}},
-            *parameters,
-            *_optional(*FILTER_PARAMETERS),
-            {
-                "name": "where",
-                "in": "query",
-                "description": "a property filter event.property=value, e.g. export.format=csv; repeatable",
-                "style": "form",
-                "explode": True,
-                "schema": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_PROPERTY_FILTERS},
-            },
-        ],
-        "responses": {"200": {"description": description}, **_errors(400, 401, 403, 404)},
-    }
-
-
-def openapi_document() -> dict[str, Any]:
-    """The public HTTP contract; contract/native-v1.md has the prose."""
-    names = sorted([*REPORTS, *ARGUMENT_REPORTS])
-    native_body = {"$ref": "#/components/schemas/Batch"}
-    form = {"application/x-www-form-urlencoded": {"schema": {"type": "string"}}}
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "Footfall collector", "version": "1"},
-        "paths": {
-            "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
-            "/readyz": {
-                "get": {
-                    "responses": {
-                        "200": {"description": "ready"},
-                        "503": {"description": "not ready"},
-                    }
-                }
-            },
-            "/v1/batch": {
-                "post": {
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": native_body}},
-                    },
-                    "responses": {
-                        "202": {"description": "per-event results"},
-                        **_errors(400, 408, 413, 422, 429, 503),
-                    },
-                }
-            },
-            "/v1/forget": {
-                "post": {
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "app": {"type": "string"},
-                                        "install": {"type": "string"},
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": (
-                                'accepted: always {"status": "accepted"}, whether anything was kept'
-                                " (200, not 202, so that every released SDK reads it as success)"
-                            ),
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {"status": {"type": "string", "enum": ["accepted"]}},
-                                        "required": ["status"],
-                                        "additionalProperties": False,
-                                    }
-                                }
-                            },
-                        },
-                        **_errors(400, 408, 413, 429, 503),
-                    },
-                }
-            },
-            "/collect": {
-                "get": {
-                    "parameters": [
-                        {"name": p, "in": "query", "schema": {"type": "string"}}
-                        for p in ("v", "tid", "cid", "t", "ec", "ea", "el", "ev", "an", "av")
-                    ],
-                    "responses": {"200": {"description": "always, as GA"}},
-                },
-                "post": {
-                    "requestBody": {"content": form},
-                    "responses": {"200": {"description": "always, as GA"}},
-                },
-            },
-            "/batch": {
-                "post": {
-                    "requestBody": {"content": form},
-                    "responses": {"200": {"description": "always"}},
-                }
-            },
-            "/debug/collect": {
-                "post": {
-                    "requestBody": {"content": form},
-                    "responses": {"200": {"description": "hitParsingResult"}},
-                }
-            },
-            "/mp/collect": {
-                "post": {
-                    "parameters": [
-                        {"name": p, "in": "query", "schema": {"type": "string"}}
-                        for p in ("measurement_id", "api_secret", "firebase_app_id")
-                    ],
-                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
-                    "responses": {"204": {"description": "always, as GA4"}},
-                }
-            },
-            "/api/v1/apps": {
-                "get": {
-                    "security": [{"bearer": []}],
-                    "responses": {"200": {"description": "apps"}, **_errors(401)},
-                }
-            },
-            "/api/v1/apps/{app}/timezone": {
-                "put": {
-                    "security": [{"bearer": []}],
-                    "parameters": [{"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}],
-                    "requestBody": {
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["timezone"],
-                                    "properties": {"timezone": {"type": "string", "example": "Europe/Berlin"}},
-                                }
-                            }
-                        }
-                    },
-                    "responses": {"200": {"description": "the app's new time zone"}, **_errors(400, 401, 403, 404)},
-                }
-            },
-            "/api/v1/apps/{app}/summary": {
-                "get": {
-                    "security": [{"bearer": []}],
-                    "parameters": [
-                        {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}},
-                        *_optional("days"),
-                    ],
-                    "responses": {"200": {"description": "totals and top events"}, **_errors(400, 401, 403, 404)},
-                }
-            },
-            "/api/v1/apps/{app}/reports/{name}": {
-                "get": _report_operation(
-                    "a named report as JSON, or CSV (properties and compare take their arguments too)",
-                    [
-                        {
-                            "name": "name",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "enum": [*names, *(f"{r}.csv" for r in names)]},
-                        },
-                        *_optional(*ARGUMENT_NAMES),
-                    ],
-                )
-            },
-            "/api/v1/apps/{app}/properties": {
-                "get": _report_operation(
-                    "the values of one property of one event (events, installs; numbers as a histogram and"
-                    " quantiles), as JSON or CSV",
-                    [_required("event", "an event name, e.g. export"), _required("property", "e.g. format")],
-                )
-            },
-            "/api/v1/apps/{app}/properties/names": {
-                "get": _report_operation(
-                    "the pickers: each event and its property names, from the schema or else the data", []
-                )
-            },
-            "/api/v1/apps/{app}/compare": {
-                "get": _report_operation(
-                    "versions a and b side by side: commands, options, outcomes and platforms as shares",
-                    [_required("a", "a version, e.g. 1.2"), _required("b", "another version, e.g. 1.3")],
-                )
-            },
-            "/debug/mp/collect": {
-                "post": {
-                    "parameters": [{"name": "measurement_id", "in": "query", "schema": {"type": "string"}}],
-                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
-                    "responses": {"200": {"description": "validationMessages"}},
-                }
-            },
-        },
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": ERROR,
-                "Batch": json.loads(BATCH_SCHEMA),
-            },
-        },
-    }
-
-
-BATCH_SCHEMA = """{
-  "type": "object",
-  "required": ["app", "context", "events"],
-  "properties": {
-    "app": {"type": "string"},
-    "dropped": {"type": "integer", "minimum": 0},
-    "context": {"type": "object", "properties": {
-      "install": {"type": "string", "nullable": true},
-      "session": {"type": "string", "nullable": true},
-      "app_version": {"type": "string"},
-      "platform": {"type": "object", "additionalProperties": {"type": "string"}},
-      "environment": {"type": "object", "additionalProperties": {"type": "string"}}}},
-    "events": {"type": "array", "items": {"type": "object", "required": ["name", "time"],
-      "properties": {"name": {"type": "string"}, "time": {"type": "string"},
-                     "props": {"type": "object"}}}}
-  }
-}"""
+    ),
+    errors=(400, 401, 403, 408, 413),
+)
+REMOVE_APP = Operation(
+    "Remove an app and all its events",
+    "api",
+    {200: Answer("what was removed", "application/json", JSON_OBJECT)},
+    access="admin",
+    description="Deletes every event of the app, for good.",
+    parameters=(APP,),
+    errors=(401, 403, 404),
+    destructive=True,
+)
+PUT_SCHEMA = Operation(
+    "Set the app's event schema",
+    "api",
+    {200: Answer("the schema as stored", "application/json", JSON_OBJECT)},
+    access="owner",
+    description="The schema names each event and its properties; it feeds the property pickers.",
+    parameters=(APP,),
+    body=Body(JSON_OBJECT, description="the app's event schema (JSON)"),
+    errors=(400, 401, 403, 404, 408, 413),
+)
+PUT_TIMEZONE = Operation(
+    "Set the app's time zone (where its days start)",
+    "api",
+    {200: Answer("the app's new time zone", "application/json", JSON_OBJECT)},
+    access="owner",
+    parameters=(APP,),
+    body=Body(
+        {
+            "type": "object",
+            "required": ["timezone"],
+            "properties": {"timezone": {"type": "string", "example": "Europe/Berlin"}},
+        }
+    ),
+    errors=(400, 401, 403, 404, 408, 413),
+)
+SUMMARY = Operation(
+    "Totals and top events of an app",
+    "api",
+    {200: Answer("totals and top events", "application/json", JSON_OBJECT)},
+    access="token",
+    parameters=report_parameters(csv=False),
+    errors=(400, 401, 403, 404),
+)
+REPORT = Operation(
+    "A named report",
+    "api",
+    REPORT_ANSWERS,
+    access="token",
+    description="As JSON, or as CSV with a .csv name or format=csv. Argument reports take their arguments too.",
+    parameters=report_parameters(
+        Param(
+            "name",
+            "the report; a .csv suffix asks for CSV",
+            {"type": "string", "enum": [*REPORT_NAMES, *(f"{name}.csv" for name in REPORT_NAMES)]},
+            location="path",
+        ),
+        *argument_parameters(
+            dict(pair for entry in ARGUMENT_REPORTS.values() for pair in entry.arguments).items(), required=False
+        ),
+    ),
+    errors=(400, 401, 403, 404),
+)
+PROPERTIES = Operation(
+    "The values of one property of one event",
+    "api",
+    REPORT_ANSWERS,
+    access="token",
+    description="Events and installs per value; numbers as a histogram and quantiles.",
+    parameters=report_parameters(*argument_parameters(ARGUMENT_REPORTS["properties"].arguments)),
+    errors=(400, 401, 403, 404),
+)
+PROPERTY_NAMES = Operation(
+    "Each event and its property names (the pickers)",
+    "api",
+    {200: Answer("events and their properties, from the schema or else the data", "application/json", JSON_OBJECT)},
+    access="token",
+    parameters=report_parameters(csv=False),
+    errors=(400, 401, 403, 404),
+)
+COMPARE = Operation(
+    "Two versions side by side",
+    "api",
+    REPORT_ANSWERS,
+    access="token",
+    description="Commands, options, outcomes and platforms of versions a and b, as shares.",
+    parameters=report_parameters(*argument_parameters(ARGUMENT_REPORTS["compare"].arguments)),
+    errors=(400, 401, 403, 404),
+)
+PUBLIC_PREVIEW = Operation(
+    "The app's public aggregates, as the public page serves them today",
+    "api",
+    {200: Answer("today's public snapshot (noised, thresholded)", "application/json", JSON_OBJECT)},
+    access="owner",
+    parameters=(APP,),
+    errors=(401, 403, 404),
+)
+OPENAPI = Operation(
+    "This document",
+    "operations",
+    {200: Answer("the OpenAPI document; /docs renders it for people", "application/json", JSON_OBJECT)},
+)

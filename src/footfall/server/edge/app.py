@@ -18,7 +18,6 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from footfall.server.auth.accounts import AccountStore
 from footfall.server.datadir import DataDir
@@ -129,6 +128,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
     from footfall.server.edge.api import api_routes
     from footfall.server.edge.backup import backup_routes
     from footfall.server.edge.collection import collection_routes
+    from footfall.server.edge.openapi import HEALTHZ, METRICS, READYZ, DocumentedRoute
     from footfall.server.edge.pages import page_routes
 
     ctx = build_context(settings, store)
@@ -175,9 +175,9 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         return error_response("internal", "the server failed; nothing was stored", 500)
 
     routes = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics),
+        DocumentedRoute("/healthz", healthz, {"GET": HEALTHZ}),
+        DocumentedRoute("/readyz", readyz, {"GET": READYZ}),
+        DocumentedRoute("/metrics", metrics, {"GET": METRICS}),
         *collection_routes(ctx),
         *api_routes(ctx),
         *backup_routes(ctx),

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from footfall.server.auth.accounts import LOCAL_ADMIN
 from footfall.server.backups import write_backup
 from footfall.server.edge.context import ServerContext
+from footfall.server.edge.openapi import Answer, Body, DocumentedRoute, Operation
 from footfall.server.errors import BadRequest, Forbidden
 from footfall.server.ingest.protocols.framing import parse_json
 
@@ -40,4 +41,22 @@ def backup_routes(ctx: ServerContext) -> list[Route]:
         await run_in_threadpool(ctx.accounts.audit, LOCAL_ADMIN, "backup", "", destination)
         return JSONResponse(result, status_code=201)
 
-    return [Route("/api/v1/backup", backup, methods=["POST"])]
+    return [DocumentedRoute("/api/v1/backup", backup, {"POST": BACKUP})]
+
+
+BACKUP = Operation(
+    "Back up the data directory, online, to a new folder on the server's machine",
+    "operations",
+    {201: Answer("what was copied", "application/json", {"type": "object"})},
+    access="local-admin",
+    description="Writes the server's secrets to the given path: never call it with a path others can read.",
+    body=Body(
+        {
+            "type": "object",
+            "required": ["destination"],
+            "properties": {"destination": {"type": "string", "maxLength": MAX_PATH_CHARS, "example": "/srv/backups/1"}},
+        }
+    ),
+    errors=(400, 401, 403, 408, 413),
+    destructive=True,
+)

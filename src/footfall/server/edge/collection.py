@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from footfall.server.edge.context import ServerContext
+from footfall.server.edge.openapi import JSON_OBJECT, Answer, Body, DocumentedRoute, Operation, Param
 from footfall.server.errors import PayloadTooLarge, RateLimited, RequestTimeout, UnknownApp
 from footfall.server.ingest.geo import truncate
 from footfall.server.ingest.pipeline import REFUSALS, utc_now
@@ -310,11 +311,165 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
         return JSONResponse(answer)
 
     return [
-        Route("/v1/batch", native_batch, methods=["POST"]),
-        Route("/v1/forget", forget, methods=["POST"]),
-        Route("/collect", ga_collect, methods=["GET", "POST"]),
-        Route("/batch", ga_batch, methods=["POST"]),
-        Route("/debug/collect", ga_debug, methods=["GET", "POST"]),
-        Route("/mp/collect", ga4_collect, methods=["POST"]),
-        Route("/debug/mp/collect", ga4_debug, methods=["POST"]),
+        DocumentedRoute("/v1/batch", native_batch, {"POST": NATIVE_BATCH}),
+        DocumentedRoute("/v1/forget", forget, {"POST": FORGET}),
+        DocumentedRoute("/collect", ga_collect, {"GET": GA_COLLECT_GET, "POST": GA_COLLECT_POST}),
+        DocumentedRoute("/batch", ga_batch, {"POST": GA_BATCH}),
+        DocumentedRoute("/debug/collect", ga_debug, {"GET": GA_DEBUG_GET, "POST": GA_DEBUG_POST}),
+        DocumentedRoute("/mp/collect", ga4_collect, {"POST": GA4_COLLECT}),
+        DocumentedRoute("/debug/mp/collect", ga4_debug, {"POST": GA4_DEBUG}),
     ]
+
+
+# -- what /openapi.json says about each route (see edge/openapi.py) ----------------
+
+BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["app", "context", "events"],
+    "properties": {
+        "app": {"type": "string"},
+        "dropped": {"type": "integer", "minimum": 0},
+        "context": {
+            "type": "object",
+            "properties": {
+                "install": {"type": "string", "nullable": True},
+                "session": {"type": "string", "nullable": True},
+                "app_version": {"type": "string"},
+                "platform": {"type": "object", "additionalProperties": {"type": "string"}},
+                "environment": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "events": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "time"],
+                "properties": {"name": {"type": "string"}, "time": {"type": "string"}, "props": {"type": "object"}},
+            },
+        },
+    },
+}
+BATCH_RESULTS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "accepted": {"type": "integer"},
+        "rejected": {"type": "integer"},
+        "results": {"type": "array", "items": {"type": "object"}},
+    },
+}
+GA_HIT_PARAMETERS = tuple(
+    Param(name, description)
+    for name, description in (
+        ("v", "protocol version, 1"),
+        ("tid", "tracking id, e.g. UA-12345-1 (registered with the app)"),
+        ("cid", "client id"),
+        ("uid", "user id"),
+        ("t", "hit type, e.g. event"),
+        ("ec", "event category"),
+        ("ea", "event action"),
+        ("el", "event label"),
+        ("ev", "event value"),
+        ("an", "application name"),
+        ("av", "application version"),
+    )
+)
+GA_FORM = Body({"type": "string"}, "application/x-www-form-urlencoded", "one hit as GA's form-encoded parameters")
+GA_BATCH_FORM = Body({"type": "string"}, "text/plain", "up to 20 hits, one per line, each form-encoded")
+GA_DEBUG_ANSWER = Answer(
+    "GA's hitParsingResult, with what Footfall would store (install and run hashes hidden)",
+    "application/json",
+    {"type": "object", "properties": {"hitParsingResult": {"type": "array"}, "parserMessage": {"type": "array"}}},
+)
+GA4_PARAMETERS = (
+    Param("measurement_id", "the GA4 measurement id registered with the app, e.g. G-XXXXXXX"),
+    Param("api_secret", "the API secret registered with it"),
+    Param("firebase_app_id", "a Firebase app id, instead of measurement_id"),
+)
+GA4_BODY = Body(JSON_OBJECT, description="GA4's Measurement Protocol body: client_id, events, user_properties")
+GA_SEMANTICS = "As GA: malformed or throttled hits are dropped and counted, and the answer is still 2xx."
+
+NATIVE_BATCH = Operation(
+    "Send a batch of events (the native protocol, as the SDK does)",
+    "collector",
+    {202: Answer("per-event results", "application/json", BATCH_RESULTS)},
+    description="May be gzip-compressed (Content-Encoding). contract/native-v1.md is the protocol.",
+    body=Body(BATCH_SCHEMA),
+    errors=(400, 404, 408, 413, 422, 429, 503),
+)
+FORGET = Operation(
+    "Forget an install: delete its events",
+    "collector",
+    {
+        200: Answer(
+            'always {"status": "accepted"}, whether anything was kept (200, not 202: every released SDK'
+            " reads it as success)",
+            "application/json",
+            {
+                "type": "object",
+                "properties": {"status": {"type": "string", "enum": ["accepted"]}},
+                "required": ["status"],
+                "additionalProperties": False,
+            },
+        )
+    },
+    body=Body({"type": "object", "properties": {"app": {"type": "string"}, "install": {"type": "string"}}}),
+    errors=(400, 408, 413, 429, 503),
+)
+GA_COLLECT_GET = Operation(
+    "Google Analytics v1 (Measurement Protocol): one hit in the query",
+    "collector",
+    {200: Answer("always, as GA: a 1x1 GIF", "image/gif", {"type": "string", "format": "binary"})},
+    description=GA_SEMANTICS,
+    parameters=GA_HIT_PARAMETERS,
+    errors=(503,),
+)
+GA_COLLECT_POST = Operation(
+    "Google Analytics v1 (Measurement Protocol): one hit in the body",
+    "collector",
+    {200: Answer("always, as GA: a 1x1 GIF", "image/gif", {"type": "string", "format": "binary"})},
+    description=GA_SEMANTICS,
+    body=GA_FORM,
+    errors=(503,),
+)
+GA_BATCH = Operation(
+    "Google Analytics v1: a batch of hits",
+    "collector",
+    {200: Answer("always, as GA")},
+    description=GA_SEMANTICS,
+    body=GA_BATCH_FORM,
+    errors=(503,),
+)
+GA_DEBUG_GET = Operation(
+    "Google Analytics v1 validation: one hit in the query, checked, not stored",
+    "collector",
+    {200: GA_DEBUG_ANSWER},
+    parameters=GA_HIT_PARAMETERS,
+)
+GA_DEBUG_POST = Operation(
+    "Google Analytics v1 validation: one hit in the body, checked, not stored",
+    "collector",
+    {200: GA_DEBUG_ANSWER},
+    body=GA_FORM,
+)
+GA4_COLLECT = Operation(
+    "GA4 Measurement Protocol: events of one client",
+    "collector",
+    {204: Answer("always, as GA4")},
+    description=GA_SEMANTICS,
+    parameters=GA4_PARAMETERS,
+    body=GA4_BODY,
+    errors=(503,),
+)
+GA4_DEBUG = Operation(
+    "GA4 validation: events checked, not stored (the api_secret is not checked, as GA's)",
+    "collector",
+    {
+        200: Answer(
+            "GA4's validationMessages, with what Footfall would store",
+            "application/json",
+            {"type": "object", "properties": {"validationMessages": {"type": "array"}}},
+        )
+    },
+    parameters=GA4_PARAMETERS,
+    body=GA4_BODY,
+)
