@@ -7,7 +7,6 @@ proves the page shows the numbers, not only that it draws something.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -17,27 +16,12 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer, footfall_command, start_server
-from tests.test_browser import CHROMIUM, FLAGS
 
 ADMIN = "admin@example.org"
 PASSWORD = "a long enough password"
 MAX_HOME_BYTES = 60_000  # three apps; a card is about 2 KB
 MAX_MAP_BYTES = 150_000  # the world map's inline SVG
 MAX_WHERE_BYTES = 200_000  # the whole Where tab, map included
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is required under CI: make test installs it with apt-get")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +38,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def page(chromium: Any, server: LiveServer) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+def page(browser: Any, server: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
     browser_page = context.new_page()
     console: list[str] = []
     browser_page.on("console", lambda message: console.append(message.text))

@@ -4,30 +4,11 @@ the page asks nothing of any host but the server (no CDN, no font, no script).""
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from tests.conftest import InThreadServer
-from tests.test_browser import CHROMIUM, FLAGS
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is required under CI: make test installs it with apt-get")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def test_docs_render_every_path_without_leaving_the_server(browser: Any, app_server: InThreadServer) -> None:
