@@ -53,7 +53,9 @@ PLATFORMS = (
 RUNTIMES = (("cpython", "3.12"), ("cpython", "3.11"), ("pypy", "3.10"), ("cpython", ""))
 COMMANDS = ("build", "check", "serve", "export", "")
 OPTIONS = ("--verbose", "--output", "--force", "--dry-run", "--jobs")
-OUTCOMES = ("ok", "ok", "ok", "ValueError", "KeyboardInterrupt")
+OUTCOMES = ("ok", "ok", "ok", "ok", "ValueError", "KeyboardInterrupt", "exit:2", "error:ValueError", "KeyError")
+SIZES = (0, 0.5, 2.5, 3, 10, 250, 1000, 12345, -4, -250, None)  # None: JSON null, which counts as no value
+TAGS = ("a", "b", "c", "", 1)  # list elements: text, a blank, a number
 DURATIONS = ("<1s", "1-10s", "10-60s", "1-10m", "10-60m", ">1h", "")
 FORMATS = ("csv", "json", "parquet")
 GA_CATEGORIES = ("ui", "file", "net")
@@ -141,8 +143,19 @@ def _run_events(pick: Chooser, install: Install, start: dt.datetime, version: st
                 }
                 if pick.integer(0, 9) == 0:
                     props["duration"] = "weird"  # a value outside the buckets
+                if pick.integer(0, 14) == 0:
+                    del props["command"]  # a missing command: one (unknown) row with the blank ones
             elif name == "export":
-                props = {"format": pick.choice(FORMATS), "rows": pick.choice((3, 10, 250))}
+                # rows: a number, or the same as text ("250" and 250 are one value); size: scalar numbers
+                # of every sign and decade, sometimes null or missing; tags: a list, repeats included;
+                # compressed: a boolean
+                props = {"format": pick.choice(FORMATS), "rows": pick.choice((3, 10, 250, "250"))}
+                if pick.integer(0, 4):
+                    props["size"] = pick.choice(SIZES)
+                if pick.integer(0, 2):
+                    props["tags"] = [pick.choice(TAGS) for _ in range(pick.integer(0, 3))]
+                if pick.integer(0, 1):
+                    props["compressed"] = bool(pick.integer(0, 1))
             else:
                 props = {}
         elif kind == "ga-v1":

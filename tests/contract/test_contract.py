@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from footfall.server.query import reports
-from footfall.server.query.filters import Filters, PropertyFilter
+from footfall.server.query import properties, reports
+from footfall.server.query.filters import PROPERTY_NAME, Filters, PropertyFilter
 from footfall.server.stores.base import EventRecord, EventStore
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.contract import reference
@@ -147,10 +147,38 @@ def as_dict(report: reports.Report) -> dict[str, Any]:
     }
 
 
-def answers(store: EventStore, data: reference.Data, name: str, app: str, filters: Filters) -> tuple[Any, Any]:
+# Version pairs for `compare`: neighbours, far apart, a version with itself, and one never seen.
+COMPARE_PAIRS = (("1.0", "1.2"), ("1.2", "1.10"), ("0.9", "2.0rc1"), ("1.10", "1.10"), ("2.0rc1", "9.9"))
+
+Call = tuple[str, dict[str, str]]  # a report's name and its arguments ({} for a named report)
+
+
+def calls(data: reference.Data, app: str) -> list[Call]:
+    """Every named report, the summary, `properties` for every (event, property) pair the app's
+    data hold (names a report can take), and `compare` for each of `COMPARE_PAIRS`."""
+    pairs = sorted(
+        {
+            (event.name, key)
+            for _, event in data.of_app(app)
+            for key in reference.props(event)
+            if PROPERTY_NAME.fullmatch(event.name) and PROPERTY_NAME.fullmatch(key)
+        }
+    )
+    return [
+        *((name, {}) for name in [*reports.REPORTS, "summary"]),
+        *(("properties", {"event": event, "property": key}) for event, key in pairs),
+        *(("compare", {"a": a, "b": b}) for a, b in COMPARE_PAIRS),
+    ]
+
+
+def answers(store: EventStore, data: reference.Data, call: Call, app: str, filters: Filters) -> tuple[Any, Any]:
     """The store's answer and the reference's, to one report (or the summary)."""
+    name, arguments = call
     if name == "summary":
         return reports.summary(store, app, filters), reference.summary(data, app, filters)
+    if name in properties.ARGUMENT_REPORTS:
+        found = properties.run_argument_report(store, name, app, filters, arguments)
+        return as_dict(found), as_dict(reference.ARGUMENT_REPORTS[name](data, app, filters, arguments))
     expected = reference.REPORTS[name](data, app, filters)
     return as_dict(reports.run_report(store, name, app, filters)), as_dict(expected)
 
@@ -160,15 +188,15 @@ def check_everything(store: EventStore, data: reference.Data, cases: Sequence[tu
     compared = 0
     for case, filters in cases:
         for app in QUERIED_APPS:
-            for name in [*reports.REPORTS, "summary"]:
-                found, expected = answers(store, data, name, app, filters)
+            for call in calls(data, app):
+                where = f"{call[0]}{call[1] or ''} of {app}, {case}"
+                found, expected = answers(store, data, call, app, filters)
                 try:
-                    same(found, expected, f"{name} of {app}, {case}")
+                    same(found, expected, where)
                 except AssertionError:
-                    found, expected = answers(
-                        store, data, name, app, filters
-                    )  # once more: the hour (a partial period) may have turned
-                    same(found, expected, f"{name} of {app}, {case}")
+                    # once more: the hour (a partial period) may have turned
+                    found, expected = answers(store, data, call, app, filters)
+                    same(found, expected, where)
                 compared += 1
     return compared
 
@@ -187,7 +215,10 @@ def fixed_store(store_factory: StoreFactory, tmp_path: Path) -> Iterator[tuple[E
 def test_every_report_matches_the_reference_on_the_fixed_seed(fixed_store: tuple[EventStore, reference.Data]) -> None:
     store, data = fixed_store
     cases = filter_cases()
-    assert check_everything(store, data, cases) == len(cases) * len(QUERIED_APPS) * (len(reports.REPORTS) + 1)
+    expected = len(cases) * sum(len(calls(data, app)) for app in QUERIED_APPS)
+    assert check_everything(store, data, cases) == expected
+    assert set(reference.REPORTS) == set(reports.REPORTS)  # a new report needs its reference
+    assert set(reference.ARGUMENT_REPORTS) == set(properties.ARGUMENT_REPORTS)
 
 
 def test_the_fixed_seed_covers_what_the_contract_promises(fixed_store: tuple[EventStore, reference.Data]) -> None:
