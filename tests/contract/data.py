@@ -9,8 +9,11 @@ get right:
   with installs upgrading across versions, blank versions included;
 - countries, blank (unknown) included; CI names and container kinds;
 - runs without an install id (no-id mode) and events without a run;
-- native command events (command, options, outcome, duration, including an odd duration
-  bucket), native `export` events (format, rows), GA v1 hits as the GA v1 decoder stores
+- native command events (command, sometimes blank or missing; options, sometimes one
+  repeated; outcome: "ok", exception types, "exit:2" and "error:ValueError"; duration,
+  including an odd duration bucket), native `export` events (format; rows, a number or the
+  same as text; size, numbers of both signs and several decades, sometimes null; tags, a
+  list with repeats, a blank and a number; compressed, a boolean), GA v1 hits as the GA v1 decoder stores
   them (`event` with category/action/label and `cdN` dimensions, `pageview` with a
   screen) and GA4 events (their own names and params);
 - late events (received days after they happened, so written after later ones);

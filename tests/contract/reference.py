@@ -521,8 +521,7 @@ def errors_by_version(data: Data, app: str, filters: Filters) -> Report:
         per_version[event.app_version].append(kind is not None)
     ordered = sorted(per_version, key=version_order, reverse=True)[:MAX_ERROR_ROWS]
     rows = [
-        [label(v), len(per_version[v]), sum(per_version[v]), sum(per_version[v]) / len(per_version[v])]
-        for v in ordered
+        [label(v), len(per_version[v]), sum(per_version[v]), sum(per_version[v]) / len(per_version[v])] for v in ordered
     ]
     return Report("errors_by_version", "Errors per version", ["version", "runs", "errors", "rate"], rows)
 
@@ -553,12 +552,10 @@ def histogram_bucket(side: int, k: int) -> dict[str, Any]:
     if side == 0:
         return {"bucket": "0", "lower": 0.0, "upper": 0.0}
     low, high = (10.0**k, 10.0 ** (k + 1)) if side > 0 else (-(10.0 ** (k + 1)), -(10.0**k))
-    return {"bucket": "%g to %g" % (low, high), "lower": low, "upper": high}
+    return {"bucket": f"{low:g} to {high:g}", "lower": low, "upper": high}
 
 
-def property_values(
-    data: Data, app: str, filters: Filters, event_name: str, prop: str
-) -> Report:
+def property_values(data: Data, app: str, filters: Filters, event_name: str, prop: str) -> Report:
     chosen = [e for _, e in data.matching(app, filters) if e.name == event_name]
     occurrences: dict[str, list[str]] = defaultdict(list)  # value -> the install of each event carrying it
     numbers: list[float] = []
@@ -580,9 +577,7 @@ def property_values(
                 numbers.append(float(value))
         for text in texts:
             occurrences[text].append(event.install)
-    ranked = sorted(
-        occurrences, key=lambda v: (-len(occurrences[v]), -len({i for i in occurrences[v] if i}), v)
-    )
+    ranked = sorted(occurrences, key=lambda v: (-len(occurrences[v]), -len({i for i in occurrences[v] if i}), v))
     rows: list[list[Any]] = [
         [v, len(occurrences[v]), len({i for i in occurrences[v] if i}), len(occurrences[v]) / with_property]
         for v in ranked[:TOP_VALUES]

@@ -354,7 +354,8 @@ def errors_by_version(store: EventStore, app: str, filters: Filters) -> Report:
     where, params = filters.where(app)
     rows = _rows(
         store,
-        _OUTCOMES_SQL.format(where=where, command=_COMMAND) + "SELECT app_version, count(*), count(*) FILTER (WHERE failed)"
+        _OUTCOMES_SQL.format(where=where, command=_COMMAND)
+        + "SELECT app_version, count(*), count(*) FILTER (WHERE failed)"
         " FROM judged GROUP BY app_version",
         params,
     )
