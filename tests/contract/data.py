@@ -13,7 +13,8 @@ get right:
   repeated; outcome: "ok", exception types, "exit:2" and "error:ValueError"; duration,
   including an odd duration bucket), native `export` events (format; rows, a number or the
   same as text; size, numbers of both signs and several decades, sometimes null; tags, a
-  list with repeats, a blank and a number; compressed, a boolean), GA v1 hits as the GA v1 decoder stores
+  list with repeats, a blank and a number; compressed, a boolean; via.client, a name with a
+  dot; extra, an object), GA v1 hits as the GA v1 decoder stores
   them (`event` with category/action/label and `cdN` dimensions, `pageview` with a
   screen) and GA4 events (their own names and params);
 - late events (received days after they happened, so written after later ones);
@@ -159,6 +160,10 @@ def _run_events(pick: Chooser, install: Install, start: dt.datetime, version: st
                     props["tags"] = [pick.choice(TAGS) for _ in range(pick.integer(0, 3))]
                 if pick.integer(0, 1):
                     props["compressed"] = bool(pick.integer(0, 1))
+                if pick.integer(0, 3) == 0:  # a name with a dot (a path member, not path syntax)
+                    props["via.client"] = pick.choice(("cli", "api"))
+                if pick.integer(0, 5) == 0:  # an object: a value of no row
+                    props["extra"] = {"k": pick.integer(0, 2)}
             else:
                 props = {}
         elif kind == "ga-v1":

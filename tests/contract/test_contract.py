@@ -269,6 +269,7 @@ def test_the_fixed_seed_covers_what_the_contract_promises(fixed_store: tuple[Eve
     assert any("" in e.get("tags", []) for e in exports) and any(1 in e.get("tags", []) for e in exports)
     assert {True, False} <= {e.get("compressed") for e in exports}
     assert {250, "250"} <= {e["rows"] for e in exports}
+    assert any("via.client" in e for e in exports) and any(isinstance(e.get("extra"), dict) for e in exports)
 
 
 def test_the_reference_differs_when_the_data_differ(fixed_store: tuple[EventStore, reference.Data]) -> None:
