@@ -9,8 +9,12 @@ get right:
   with installs upgrading across versions, blank versions included;
 - countries, blank (unknown) included; CI names and container kinds;
 - runs without an install id (no-id mode) and events without a run;
-- native command events (command, options, outcome, duration, including an odd duration
-  bucket), native `export` events (format, rows), GA v1 hits as the GA v1 decoder stores
+- native command events (command, sometimes blank or missing; options, sometimes one
+  repeated; outcome: "ok", exception types, "exit:2" and "error:ValueError"; duration,
+  including an odd duration bucket), native `export` events (format; rows, a number or the
+  same as text; size, numbers of both signs and several decades, sometimes null; tags, a
+  list with repeats, a blank and a number; compressed, a boolean; via.client, a name with a
+  dot; extra, an object), GA v1 hits as the GA v1 decoder stores
   them (`event` with category/action/label and `cdN` dimensions, `pageview` with a
   screen) and GA4 events (their own names and params);
 - late events (received days after they happened, so written after later ones);
@@ -53,7 +57,9 @@ PLATFORMS = (
 RUNTIMES = (("cpython", "3.12"), ("cpython", "3.11"), ("pypy", "3.10"), ("cpython", ""))
 COMMANDS = ("build", "check", "serve", "export", "")
 OPTIONS = ("--verbose", "--output", "--force", "--dry-run", "--jobs")
-OUTCOMES = ("ok", "ok", "ok", "ValueError", "KeyboardInterrupt")
+OUTCOMES = ("ok", "ok", "ok", "ok", "ValueError", "KeyboardInterrupt", "exit:2", "error:ValueError", "KeyError")
+SIZES = (0, 0.5, 2.5, 3, 10, 250, 1000, 12345, -4, -250, None)  # None: JSON null, which counts as no value
+TAGS = ("a", "b", "c", "", 1)  # list elements: text, a blank, a number
 DURATIONS = ("<1s", "1-10s", "10-60s", "1-10m", "10-60m", ">1h", "")
 FORMATS = ("csv", "json", "parquet")
 GA_CATEGORIES = ("ui", "file", "net")
@@ -141,8 +147,23 @@ def _run_events(pick: Chooser, install: Install, start: dt.datetime, version: st
                 }
                 if pick.integer(0, 9) == 0:
                     props["duration"] = "weird"  # a value outside the buckets
+                if pick.integer(0, 14) == 0:
+                    del props["command"]  # a missing command: one (unknown) row with the blank ones
             elif name == "export":
-                props = {"format": pick.choice(FORMATS), "rows": pick.choice((3, 10, 250))}
+                # rows: a number, or the same as text ("250" and 250 are one value); size: scalar numbers
+                # of every sign and decade, sometimes null or missing; tags: a list, repeats included;
+                # compressed: a boolean
+                props = {"format": pick.choice(FORMATS), "rows": pick.choice((3, 10, 250, "250"))}
+                if pick.integer(0, 4):
+                    props["size"] = pick.choice(SIZES)
+                if pick.integer(0, 2):
+                    props["tags"] = [pick.choice(TAGS) for _ in range(pick.integer(0, 3))]
+                if pick.integer(0, 1):
+                    props["compressed"] = bool(pick.integer(0, 1))
+                if pick.integer(0, 3) == 0:  # a name with a dot (a path member, not path syntax)
+                    props["via.client"] = pick.choice(("cli", "api"))
+                if pick.integer(0, 5) == 0:  # an object: a value of no row
+                    props["extra"] = {"k": pick.integer(0, 2)}
             else:
                 props = {}
         elif kind == "ga-v1":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import statistics
 import zoneinfo
@@ -463,3 +464,222 @@ def summary(data: Data, app: str, filters: Filters) -> dict[str, Any]:
         "partial": [d.isoformat() for d in partial_days(filters)],
         "top_events": [{"name": name, "events": count} for name, count, _ in top],
     }
+
+
+# -- os, errors, and the reports with arguments (docs/reports.md) -----------------------------
+
+
+def operating_systems(data: Data, app: str, filters: Filters) -> Report:
+    found = data.matching(app, filters)
+    groups: dict[str, list[tuple[int, EventRecord]]] = defaultdict(list)
+    for index, event in found:
+        groups[label(event.os)].append((index, event))
+    everyone = installs(found)
+    rows = [[name, installs(group), len(group)] for name, group in groups.items()]
+    rows.sort(key=lambda row: (-row[1], -row[2], row[0]))
+    table = [[*row, row[1] / everyone if everyone else 0.0] for row in rows[:TOP_ROWS]]
+    return Report("os", "Operating systems", ["os", "installs", "events", "share"], table, {"installs": everyone})
+
+
+MAX_ERROR_ROWS = 50
+
+
+def _judged(data: Data, app: str, filters: Filters) -> list[tuple[EventRecord, str | None]]:
+    """Command events that carry an outcome, each with its error type (None when it succeeded)."""
+    judged: list[tuple[EventRecord, str | None]] = []
+    for _, event in data.matching(app, filters):
+        outcome = as_text(props(event).get("outcome")) if event.name == "command" else None
+        if outcome is not None:
+            kind = None if outcome == "ok" else outcome.removeprefix("error:")
+            judged.append((event, kind))
+    return judged
+
+
+def errors(data: Data, app: str, filters: Filters) -> Report:
+    per_command: dict[str, list[str | None]] = defaultdict(list)
+    judged = _judged(data, app, filters)
+    for event, kind in judged:
+        per_command[_prop(event, "command")].append(kind)
+    rows: list[list[Any]] = []
+    for command, kinds in per_command.items():
+        failures = [k for k in kinds if k is not None]
+        counted: dict[str, int] = defaultdict(int)
+        for kind in failures:
+            counted[kind] += 1
+        top = min(counted, key=lambda k: (-counted[k], k)) if counted else None
+        rows.append([command, len(kinds), len(failures), len(failures) / len(kinds), top])
+    rows.sort(key=lambda row: (-row[2], -row[3], row[0]))
+    failed = sum(1 for _, kind in judged if kind is not None)
+    meta = {"runs": len(judged), "errors": failed, "rate": failed / len(judged) if judged else None}
+    columns = ["command", "runs", "errors", "rate", "top_error"]
+    return Report("errors", "Errors per command", columns, rows[:MAX_ERROR_ROWS], meta)
+
+
+def errors_by_version(data: Data, app: str, filters: Filters) -> Report:
+    per_version: dict[str, list[bool]] = defaultdict(list)
+    for event, kind in _judged(data, app, filters):
+        per_version[event.app_version].append(kind is not None)
+    ordered = sorted(per_version, key=version_order, reverse=True)[:MAX_ERROR_ROWS]
+    rows = [
+        [label(v), len(per_version[v]), sum(per_version[v]), sum(per_version[v]) / len(per_version[v])] for v in ordered
+    ]
+    return Report("errors_by_version", "Errors per version", ["version", "runs", "errors", "rate"], rows)
+
+
+TOP_VALUES = 20
+OTHER = "(other)"
+QUANTILES = (50, 90, 99)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def decade(number: float) -> tuple[int, int]:
+    """(side, k): 0 alone; 10^k <= |x| < 10^(k+1) otherwise (found by comparing powers, not by log10 alone)."""
+    if number == 0:
+        return 0, 0
+    size = abs(number)
+    k = math.floor(math.log10(size))
+    while 10.0**k > size:
+        k -= 1
+    while 10.0 ** (k + 1) <= size:
+        k += 1
+    return (1 if number > 0 else -1), k
+
+
+def histogram_bucket(side: int, k: int) -> dict[str, Any]:
+    if side == 0:
+        return {"bucket": "0", "lower": 0.0, "upper": 0.0}
+    low, high = (10.0**k, 10.0 ** (k + 1)) if side > 0 else (-(10.0 ** (k + 1)), -(10.0**k))
+    return {"bucket": f"{low:g} to {high:g}", "lower": low, "upper": high}
+
+
+def property_values(data: Data, app: str, filters: Filters, event_name: str, prop: str) -> Report:
+    chosen = [e for _, e in data.matching(app, filters) if e.name == event_name]
+    occurrences: dict[str, list[str]] = defaultdict(list)  # value -> the install of each event carrying it
+    numbers: list[float] = []
+    with_property = lists = 0
+    for event in chosen:
+        present = props(event)
+        value = present.get(prop)
+        if prop not in present or value is None:
+            continue
+        with_property += 1
+        if isinstance(value, list):
+            lists += 1
+            texts = {label(as_text(item)) for item in value if item is not None}
+        elif isinstance(value, dict):
+            texts = set()
+        else:
+            texts = {label(as_text(value))}
+            if _is_number(value):
+                numbers.append(float(value))
+        for text in texts:
+            occurrences[text].append(event.install)
+    ranked = sorted(occurrences, key=lambda v: (-len(occurrences[v]), -len({i for i in occurrences[v] if i}), v))
+    rows: list[list[Any]] = [
+        [v, len(occurrences[v]), len({i for i in occurrences[v] if i}), len(occurrences[v]) / with_property]
+        for v in ranked[:TOP_VALUES]
+    ]
+    rest = ranked[TOP_VALUES:]
+    if rest:
+        count = sum(len(occurrences[v]) for v in rest)
+        rows.append([OTHER, count, len({i for v in rest for i in occurrences[v] if i}), count / with_property])
+    numeric: dict[str, Any] | None = None
+    if numbers:
+        numbers.sort()
+        n = len(numbers)
+        buckets: dict[tuple[int, int], int] = defaultdict(int)
+        for number in numbers:
+            buckets[decade(number)] += 1
+        numeric = {
+            "count": n,
+            "min": numbers[0],
+            "max": numbers[-1],
+            **{f"p{p}": numbers[-(-n * p // 100) - 1] for p in QUANTILES},
+            "histogram": [
+                {**histogram_bucket(side, k), "events": buckets[(side, k)]}
+                for side, k in sorted(buckets, key=lambda b: (b[0], b[0] * b[1]))
+            ],
+        }
+    meta = {
+        "event": event_name,
+        "property": prop,
+        "event_count": len(chosen),
+        "with_property": with_property,
+        "installs": len({e.install for e in chosen if e.install}),
+        "values": len(occurrences),
+        "lists": lists,
+        "numeric": numeric,
+    }
+    return Report("properties", f"{event_name}.{prop}", ["value", "events", "installs", "share"], rows, meta)
+
+
+COMPARE_ROWS = 15
+
+
+def compare_versions(data: Data, app: str, filters: Filters, a: str, b: str) -> Report:
+    counts: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+    bases: dict[str, tuple[int, int]] = {}
+    for side, version in (("a", a), ("b", b)):
+        found = [e for _, e in data.matching(app, _with_version(filters, version))]
+        commands = [e for e in found if e.name == "command"]
+        bases[side] = (len(commands), len({e.install for e in found if e.install}))
+        tallies: dict[str, dict[str, int]] = {d: defaultdict(int) for d in ("command", "option", "outcome")}
+        for event in commands:
+            present = props(event)
+            for dimension in ("command", "outcome"):
+                if present.get(dimension) is not None:
+                    tallies[dimension][label(as_text(present[dimension]))] += 1
+            if isinstance(present.get("options"), list):
+                for option in present["options"]:
+                    if option is not None:
+                        tallies["option"][label(as_text(option))] += 1
+        per_os: dict[str, set[str]] = defaultdict(set)
+        for event in found:
+            held = per_os.setdefault(label(event.os), set())  # a no-id OS still has a row, with 0
+            if event.install:
+                held.add(event.install)
+        for dimension, tally in tallies.items():
+            counts[dimension][side] = dict(tally)
+        counts["platform"][side] = {os_name: len(held) for os_name, held in per_os.items()}
+    rows: list[list[Any]] = []
+    for dimension in ("command", "option", "outcome", "platform"):
+        base_a, base_b = (bases["a"][1], bases["b"][1]) if dimension == "platform" else (bases["a"][0], bases["b"][0])
+        in_a, in_b = counts[dimension]["a"], counts[dimension]["b"]
+        values = sorted(set(in_a) | set(in_b), key=lambda v: (-(in_a.get(v, 0) + in_b.get(v, 0)), v))
+        for value in values[:COMPARE_ROWS]:
+            share_a = in_a.get(value, 0) / base_a if base_a else 0.0
+            share_b = in_b.get(value, 0) / base_b if base_b else 0.0
+            rows.append([dimension, value, in_a.get(value, 0), share_a, in_b.get(value, 0), share_b, share_b - share_a])
+    meta = {
+        "a": a,
+        "b": b,
+        "runs_a": bases["a"][0],
+        "runs_b": bases["b"][0],
+        "installs_a": bases["a"][1],
+        "installs_b": bases["b"][1],
+    }
+    columns = ["dimension", "value", "a_count", "a_share", "b_count", "b_share", "difference"]
+    return Report("compare", f"{a} and {b} side by side", columns, rows, meta)
+
+
+def _with_version(filters: Filters, version: str) -> Filters:
+    return Filters(
+        filters.start,
+        filters.end,
+        version,
+        filters.country,
+        filters.ci,
+        filters.container,
+        filters.properties,
+        filters.timezone,
+    )
+
+
+REPORTS.update({"os": operating_systems, "errors": errors, "errors_by_version": errors_by_version})
+ARGUMENT_REPORTS: dict[str, Callable[[Data, str, Filters, dict[str, str]], Report]] = {
+    "properties": lambda data, app, filters, args: property_values(data, app, filters, args["event"], args["property"]),
+    "compare": lambda data, app, filters, args: compare_versions(data, app, filters, args["a"], args["b"]),
+}

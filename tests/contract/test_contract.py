@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from footfall.server.query import reports
-from footfall.server.query.filters import Filters, PropertyFilter
+from footfall.server.query import properties, reports
+from footfall.server.query.filters import PROPERTY_NAME, Filters, PropertyFilter
 from footfall.server.stores.base import EventRecord, EventStore
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.contract import reference
@@ -147,10 +147,55 @@ def as_dict(report: reports.Report) -> dict[str, Any]:
     }
 
 
-def answers(store: EventStore, data: reference.Data, name: str, app: str, filters: Filters) -> tuple[Any, Any]:
+# Version pairs for `compare`: neighbours, far apart, a version with itself, and one never seen.
+COMPARE_PAIRS = (("1.0", "1.2"), ("1.2", "1.10"), ("0.9", "2.0rc1"), ("1.10", "1.10"), ("2.0rc1", "9.9"))
+# The argument reports cost a few queries each; to stay fast, every (event, property) pair and every
+# version pair runs under the filter cases named here, and under every other case a rotating few
+# pairs run (so each case applies to both reports), always with the pairs in `ALWAYS_PROPERTIES`.
+FULL_CASES = ("30 days to today", "60 days", "export.format=csv", "30 days to today, Europe/Berlin")
+ALWAYS_PROPERTIES = (("export", "size"), ("export", "tags"), ("command", "options"))
+ROTATING_PROPERTIES = 3  # further pairs per app and case
+ROTATING_COMPARE = 1
+
+Call = tuple[str, dict[str, str]]  # a report's name and its arguments ({} for a named report)
+
+
+def property_pairs(data: reference.Data, app: str) -> list[tuple[str, str]]:
+    """Every (event, property) pair the app's data hold, with names a report can take."""
+    return sorted(
+        {
+            (event.name, key)
+            for _, event in data.of_app(app)
+            for key in reference.props(event)
+            if PROPERTY_NAME.fullmatch(event.name) and PROPERTY_NAME.fullmatch(key)
+        }
+    )
+
+
+def calls(data: reference.Data, app: str, case: str, number: int) -> list[Call]:
+    """Every named report and the summary, and the argument reports for case `number` (named `case`)."""
+    pairs = property_pairs(data, app)
+    versions = list(COMPARE_PAIRS)
+    if case not in FULL_CASES:
+        others = [pair for pair in pairs if pair not in ALWAYS_PROPERTIES]
+        rotating = [others[(number * ROTATING_PROPERTIES + i) % len(others)] for i in range(ROTATING_PROPERTIES)]
+        pairs = [pair for pair in pairs if pair in ALWAYS_PROPERTIES or pair in rotating]
+        versions = [versions[(number + i) % len(versions)] for i in range(ROTATING_COMPARE)]
+    return [
+        *((name, {}) for name in [*reports.REPORTS, "summary"]),
+        *(("properties", {"event": event, "property": key}) for event, key in pairs),
+        *(("compare", {"a": a, "b": b}) for a, b in versions),
+    ]
+
+
+def answers(store: EventStore, data: reference.Data, call: Call, app: str, filters: Filters) -> tuple[Any, Any]:
     """The store's answer and the reference's, to one report (or the summary)."""
+    name, arguments = call
     if name == "summary":
         return reports.summary(store, app, filters), reference.summary(data, app, filters)
+    if name in properties.ARGUMENT_REPORTS:
+        found = properties.run_argument_report(store, name, app, filters, arguments)
+        return as_dict(found), as_dict(reference.ARGUMENT_REPORTS[name](data, app, filters, arguments))
     expected = reference.REPORTS[name](data, app, filters)
     return as_dict(reports.run_report(store, name, app, filters)), as_dict(expected)
 
@@ -158,17 +203,17 @@ def answers(store: EventStore, data: reference.Data, name: str, app: str, filter
 def check_everything(store: EventStore, data: reference.Data, cases: Sequence[tuple[str, Filters]]) -> int:
     """Every report and the summary, for every queried app and case; returns how many were compared."""
     compared = 0
-    for case, filters in cases:
+    for number, (case, filters) in enumerate(cases):
         for app in QUERIED_APPS:
-            for name in [*reports.REPORTS, "summary"]:
-                found, expected = answers(store, data, name, app, filters)
+            for call in calls(data, app, case, number):
+                where = f"{call[0]}{call[1] or ''} of {app}, {case}"
+                found, expected = answers(store, data, call, app, filters)
                 try:
-                    same(found, expected, f"{name} of {app}, {case}")
+                    same(found, expected, where)
                 except AssertionError:
-                    found, expected = answers(
-                        store, data, name, app, filters
-                    )  # once more: the hour (a partial period) may have turned
-                    same(found, expected, f"{name} of {app}, {case}")
+                    # once more: the hour (a partial period) may have turned
+                    found, expected = answers(store, data, call, app, filters)
+                    same(found, expected, where)
                 compared += 1
     return compared
 
@@ -187,7 +232,12 @@ def fixed_store(store_factory: StoreFactory, tmp_path: Path) -> Iterator[tuple[E
 def test_every_report_matches_the_reference_on_the_fixed_seed(fixed_store: tuple[EventStore, reference.Data]) -> None:
     store, data = fixed_store
     cases = filter_cases()
-    assert check_everything(store, data, cases) == len(cases) * len(QUERIED_APPS) * (len(reports.REPORTS) + 1)
+    expected = sum(len(calls(data, app, case, n)) for n, (case, _) in enumerate(cases) for app in QUERIED_APPS)
+    assert check_everything(store, data, cases) == expected
+    for app in QUERIED_APPS:  # every pair ran under the full cases; the pairs hold lists, numbers and booleans
+        assert set(ALWAYS_PROPERTIES) <= set(property_pairs(data, app))
+    assert set(reference.REPORTS) == set(reports.REPORTS)  # a new report needs its reference
+    assert set(reference.ARGUMENT_REPORTS) == set(properties.ARGUMENT_REPORTS)
 
 
 def test_the_fixed_seed_covers_what_the_contract_promises(fixed_store: tuple[EventStore, reference.Data]) -> None:
@@ -205,6 +255,21 @@ def test_the_fixed_seed_covers_what_the_contract_promises(fixed_store: tuple[Eve
     assert any('"cd' in r.props for r in records) and any('"options"' in r.props for r in records)
     today = reference.today("UTC")
     assert any(r.time.date() == today for r in records)
+    # errors, errors_by_version and compare: failing outcomes of each kind, commands with options
+    commands = [reference.props(r) for r in records if r.name == "command"]
+    assert {"exit:2", "KeyError", "error:ValueError", "ValueError", "ok"} <= {c.get("outcome") for c in commands}
+    assert any("command" not in c for c in commands) and any(c.get("command") == "" for c in commands)
+    assert any(len(c.get("options", [])) == 2 and len(set(c["options"])) == 1 for c in commands)  # a repeat
+    # properties: scalar numbers of every sign and several decades, null, a list with a repeat and a blank,
+    # a boolean, and one value both as a number and as text
+    exports = [reference.props(r) for r in records if r.name == "export"]
+    sizes = {e["size"] for e in exports if "size" in e and e["size"] is not None}
+    assert {0, -4, 0.5, 1000} <= sizes and any("size" in e and e["size"] is None for e in exports)
+    assert any(len(e.get("tags", [])) > len(set(map(str, e.get("tags", [])))) for e in exports)
+    assert any("" in e.get("tags", []) for e in exports) and any(1 in e.get("tags", []) for e in exports)
+    assert {True, False} <= {e.get("compressed") for e in exports}
+    assert {250, "250"} <= {e["rows"] for e in exports}
+    assert any("via.client" in e for e in exports) and any(isinstance(e.get("extra"), dict) for e in exports)
 
 
 def test_the_reference_differs_when_the_data_differ(fixed_store: tuple[EventStore, reference.Data]) -> None:

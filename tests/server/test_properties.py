@@ -607,3 +607,74 @@ def test_the_cli_where_through_a_running_server(live_server: LiveServer) -> None
     assert values("start.jobs=5") == [], "the filter reached the server"
     refused = footfall(*report, "--where", "start.jobs")
     assert refused.returncode == 2 and "event.property=value" in refused.stderr
+
+
+# ---------------------------------------------------------------- found by the contract (tests/contract)
+
+
+def labelled_store(folder: Path) -> DuckDBStore:
+    """A few command and export events with blanks, missing values and a repeated list element."""
+    duck = DuckDBStore(folder / "footfall.duckdb")
+    moment = dt.datetime.combine(END, dt.time(12))
+    cases: list[tuple[str, str, str, dict[str, Any]]] = [  # (version, os, name, props)
+        ("1.2", "linux", "command", {"command": "", "outcome": "ValueError", "options": ["--fix"]}),
+        ("1.2", "", "command", {"outcome": "exit"}),  # no command at all
+        ("", "linux", "command", {"command": "check", "outcome": "ok", "options": ["--fix", "--fix"]}),
+        ("1.3", "", "command", {"command": "", "outcome": "ok"}),
+        ("1.2", "linux", "export", {"format": "", "tags": ["a", "a", "b"]}),
+        ("1.2", "linux", "export", {"format": "csv", "tags": ["a", ""]}),
+    ]
+    records = [
+        record(Event(moment + dt.timedelta(seconds=n), version, name, install_id(n + 1), "DE", os_name, props))
+        for n, (version, os_name, name, props) in enumerate(cases)
+    ]
+    assert duck.write(records).result(timeout=60) == ()
+    return duck
+
+
+@pytest.fixture
+def labelled(tmp_path: Path) -> Iterator[DuckDBStore]:
+    duck = labelled_store(tmp_path)
+    yield duck
+    duck.close()
+
+
+def end_day() -> Filters:
+    return Filters(END, END)
+
+
+def test_errors_show_a_blank_or_missing_command_as_one_unknown_row(labelled: DuckDBStore) -> None:
+    """docs/reports.md "Labels": once two rows named "" (a blank command, a missing one)."""
+    rows = run_report(labelled, "errors", APP, end_day()).rows
+    assert [row[:3] for row in rows] == [["(unknown)", 3, 2], ["check", 1, 0]]
+    assert rows[0][4] == "ValueError"  # exit and ValueError once each: the first by name
+
+
+def test_errors_by_version_shows_a_blank_version_as_unknown(labelled: DuckDBStore) -> None:
+    rows = run_report(labelled, "errors_by_version", APP, end_day()).rows
+    assert [row[:3] for row in rows] == [["1.3", 1, 0], ["1.2", 2, 2], ["(unknown)", 1, 0]]
+
+
+def test_property_values_label_blanks_and_count_a_repeated_element_once_per_event(labelled: DuckDBStore) -> None:
+    """`events` is how many events carry a value: ["a", "a", "b"] carries "a" once."""
+    tags = properties.run_argument_report(
+        labelled, "properties", APP, end_day(), {"event": "export", "property": "tags"}
+    )
+    assert [row[:3] for row in tags.rows] == [["a", 2, 2], ["(unknown)", 1, 1], ["b", 1, 1]]
+    assert tags.meta["values"] == 3
+    formats = properties.run_argument_report(
+        labelled, "properties", APP, end_day(), {"event": "export", "property": "format"}
+    )
+    assert [row[:3] for row in formats.rows] == [["(unknown)", 1, 1], ["csv", 1, 1]]
+    commands = properties.run_argument_report(
+        labelled, "properties", APP, end_day(), {"event": "command", "property": "command"}
+    )
+    assert [row[:3] for row in commands.rows] == [["(unknown)", 2, 2], ["check", 1, 1]]
+
+
+def test_compare_shows_blank_commands_and_oses_as_unknown(labelled: DuckDBStore) -> None:
+    result = properties.run_argument_report(labelled, "compare", APP, end_day(), {"a": "1.2", "b": "1.3"})
+    values = {(row[0], row[1]): (row[2], row[4]) for row in result.rows}
+    assert values[("command", "(unknown)")] == (1, 1)
+    assert values[("platform", "(unknown)")] == (1, 1) and values[("platform", "linux")] == (3, 0)
+    assert ("command", "") not in values and ("platform", "") not in values

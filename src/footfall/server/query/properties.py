@@ -19,8 +19,8 @@ Definitions, which the tests check against plain Python:
   n sorted values is the ceil(n*p)-th smallest), min and max, and a histogram in powers of
   ten: 0 alone, and for x > 0 the bucket [10^k, 10^(k+1)) with k = floor(log10 x); negative
   values mirror that, (-10^(k+1), -10^k].
-- **Errors.** From native `command` events that carry an `outcome`: a run is an error when
-  its outcome is not "ok" (the SDK sends "ok", the exception's type name, or "exit" for a
+- **Errors.** From `command` events that carry an `outcome`: a run is an error when
+  its outcome is not "ok" (the SDK sends "ok", the exception's type name, or "exit:<code>" for a
   non-zero exit; an "error:" prefix is dropped from the type). Rate = errors / runs.
 - **Compare.** For versions A and B, under the same other filters: each command, option and
   outcome as a share of that version's command runs, and each platform (OS) as a share of
@@ -38,7 +38,7 @@ from typing import Any
 
 from footfall.server.errors import UsageError
 from footfall.server.query.filters import PROPERTY_NAME, Filters, json_quote
-from footfall.server.query.reports import INSTALLS, Report, _rows, report, version_key
+from footfall.server.query.reports import INSTALLS, UNKNOWN, Report, _rows, label, report, version_key
 from footfall.server.stores.base import EventStore
 
 TOP_VALUES = 20  # value rows before the rest is summed into "(other)"
@@ -104,21 +104,29 @@ def _check_version(value: str, what: str) -> str:
 
 # ---------------------------------------------------------------- properties
 
-# One row per (event, value occurrence): a list contributes each element, a scalar itself;
-# a missing property or JSON null contributes nothing. `number` is the value as a DOUBLE
-# when it is a scalar JSON number.
-_VALUES_SQL = """
+# One row per (event, value it carries): a list contributes each of its different elements
+# once (an event listing "a" twice carries "a" once), a scalar itself; a missing property or
+# JSON null contributes nothing. A blank value is "(unknown)" (docs/reports.md, "Labels").
+# `number` is the value as a DOUBLE when it is a scalar JSON number.
+_VALUES_SQL = (
+    """
 WITH picked AS (
     SELECT install_key, json_extract(props, $path) AS j FROM events WHERE {where} AND name = $event
 ), occurrences AS (
-    SELECT install_key, unnest(json_extract_string(j, '$[*]')) AS value, NULL::DOUBLE AS number
+    SELECT install_key, unnest(list_distinct(list_transform(json_extract_string(j, '$[*]'),
+           lambda element: CASE WHEN element = '' THEN '"""
+    + UNKNOWN
+    + """' ELSE element END))) AS value, NULL::DOUBLE AS number
     FROM picked WHERE json_type(j) = 'ARRAY'
     UNION ALL
-    SELECT install_key, json_extract_string(j, '$') AS value,
+    SELECT install_key, CASE WHEN json_extract_string(j, '$') = '' THEN '"""
+    + UNKNOWN
+    + """' ELSE json_extract_string(j, '$') END AS value,
            CASE WHEN json_type(j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN CAST(j AS DOUBLE) END AS number
     FROM picked WHERE j IS NOT NULL AND json_type(j) NOT IN ('ARRAY', 'NULL', 'OBJECT')
 )
 """
+)
 
 
 def properties(store: EventStore, app: str, filters: Filters, arguments: dict[str, str]) -> Report:
@@ -292,7 +300,7 @@ def choose_property(events: list[dict[str, Any]], event: str | None, prop: str |
 # The command events that carry an outcome, with `failed` and `error_type` for each.
 _OUTCOMES_SQL = """
 WITH runs AS (
-    SELECT app_version, json_extract_string(props, '$.command') AS command,
+    SELECT app_version, {command} AS command,
            json_extract_string(props, '$.outcome') AS outcome
     FROM events WHERE {where} AND name = 'command'
 ), judged AS (
@@ -302,6 +310,10 @@ WITH runs AS (
     FROM runs WHERE outcome IS NOT NULL
 )
 """
+
+
+# A blank or missing command is one "(unknown)" row (docs/reports.md, "Labels"), as in the commands report.
+_COMMAND = label("json_extract_string(props, '$.command')")
 
 
 def error_type(outcome: str) -> str | None:
@@ -317,8 +329,8 @@ def errors(store: EventStore, app: str, filters: Filters) -> Report:
     where, params = filters.where(app)
     rows = _rows(
         store,
-        _OUTCOMES_SQL.format(where=where)
-        + "SELECT coalesce(command, '') AS command, count(*) AS runs, count(*) FILTER (WHERE failed) AS errors,"
+        _OUTCOMES_SQL.format(where=where, command=_COMMAND)
+        + "SELECT command, count(*) AS runs, count(*) FILTER (WHERE failed) AS errors,"
         " count(*) FILTER (WHERE failed) / count(*) AS rate,"
         " (SELECT error_type FROM judged j WHERE j.failed AND j.command IS NOT DISTINCT FROM judged.command"
         "  GROUP BY error_type ORDER BY count(*) DESC, error_type LIMIT 1) AS top_error"
@@ -326,7 +338,9 @@ def errors(store: EventStore, app: str, filters: Filters) -> Report:
         {**params, "limit": MAX_ERROR_ROWS},
     )
     totals = store.query(
-        _OUTCOMES_SQL.format(where=where) + "SELECT count(*), count(*) FILTER (WHERE failed) FROM judged", params
+        _OUTCOMES_SQL.format(where=where, command=_COMMAND)
+        + "SELECT count(*), count(*) FILTER (WHERE failed) FROM judged",
+        params,
     ).rows[0]
     runs, failed = int(totals[0]), int(totals[1])
     table = [[c, int(n), int(e), float(rate), top] for c, n, e, rate, top in rows]
@@ -340,12 +354,13 @@ def errors_by_version(store: EventStore, app: str, filters: Filters) -> Report:
     where, params = filters.where(app)
     rows = _rows(
         store,
-        _OUTCOMES_SQL.format(where=where) + "SELECT app_version, count(*), count(*) FILTER (WHERE failed)"
+        _OUTCOMES_SQL.format(where=where, command=_COMMAND)
+        + "SELECT app_version, count(*), count(*) FILTER (WHERE failed)"
         " FROM judged GROUP BY app_version",
         params,
     )
     ordered = sorted(rows, key=lambda r: (version_key(r[0]), r[0]), reverse=True)[:MAX_ERROR_ROWS]
-    table = [[v, int(n), int(e), int(e) / int(n)] for v, n, e in ordered]
+    table = [[v or UNKNOWN, int(n), int(e), int(e) / int(n)] for v, n, e in ordered]
     return Report("errors_by_version", "Errors per version", ["version", "runs", "errors", "rate"], table)
 
 
@@ -380,8 +395,10 @@ def compare(store: EventStore, app: str, filters: Filters, arguments: dict[str, 
         for dimension, (expression, condition, measure) in _DIMENSION_SQL.items():
             found = _rows(
                 store,
-                f"SELECT value, {measure} FROM (SELECT {expression} AS value, install_key"
-                f" FROM events WHERE {where} {condition}) WHERE value IS NOT NULL GROUP BY value",
+                # A blank value is one "(unknown)" row (docs/reports.md, "Labels"); a missing one is none.
+                f"SELECT CASE WHEN value = '' THEN '{UNKNOWN}' ELSE value END AS shown, {measure}"
+                f" FROM (SELECT {expression} AS value, install_key"
+                f" FROM events WHERE {where} {condition}) WHERE value IS NOT NULL GROUP BY shown",
                 params,
             )
             counts.setdefault(dimension, {})[side] = {str(v): int(n) for v, n in found}
