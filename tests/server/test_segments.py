@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -323,3 +324,24 @@ def test_kill_9_during_a_bulk_load_loses_nothing_and_loads_nothing_twice(tmp_pat
         assert sealed_segments(folder) == []
     finally:
         reopened.close()
+
+
+def test_backpressure_refuses_appends_when_the_oldest_unloaded_event_is_too_old(
+    tmp_path: Path, store: DuckDBStore
+) -> None:
+    folder = tmp_path / "log"
+    folder.mkdir()
+    ten_minutes_ago = time.time_ns() - 600 * 10**9
+    (folder / f"{ten_minutes_ago:020d}-00-0000test.seg").write_bytes(encode(record(1)))
+    log = IngestLog(folder, store, max_bytes=0, max_age_s=60, segment_age_s=60)
+    try:
+        assert "over 60 s old" in log.pressure()
+        with pytest.raises(Backpressure):
+            log.append([record(2)])
+        assert log.refused_appends == 1
+        log.load_ready()  # the store takes it: the pressure is off at once
+        assert log.pressure() == ""
+        log.append([record(3)]).result(timeout=10)
+    finally:
+        log.close()
+        store.close()
