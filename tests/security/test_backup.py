@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import LiveServer, footfall_command
 
@@ -99,3 +100,24 @@ def test_a_backup_never_writes_over_anything(live_server: LiveServer, tmp_path: 
     assert all((p.stat().st_mode & 0o077) == 0 for p in target.rglob("*"))
     audit = [json.loads(line) for line in run("audit", "--json", "--data", str(live_server.data)).stdout.splitlines()]
     assert any(entry["action"] == "backup" and entry["detail"] == str(target) for entry in audit)
+
+
+def test_a_backup_inside_the_data_directory_is_refused(tmp_path: Path) -> None:
+    """Review: a destination under the data directory copied itself level after level (a
+    RecursionError, hundreds of store copies left behind, loads held all along)."""
+    from footfall.server.backups import write_backup
+    from footfall.server.errors import UsageError
+    from footfall.server.stores.duckdb import DuckDBStore
+
+    data = tmp_path / "data"
+    (data / "log").mkdir(parents=True)
+    store = DuckDBStore(data / "footfall.duckdb")
+    try:
+        for inside in (data / "log" / "bk", data / "bk"):
+            with pytest.raises(UsageError, match="outside the data directory"):
+                write_backup(store, data, inside)
+            assert not inside.exists()
+        with pytest.raises(UsageError, match="outside the data directory"):
+            write_backup(store, data, tmp_path)  # nor a copy that would hold the data directory itself
+    finally:
+        store.close()

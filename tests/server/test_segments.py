@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from footfall.server.errors import Backpressure, SegmentRefused, StoreUnavailable
+from footfall.server.errors import Backpressure, SegmentRefused, StoreUnavailable, UsageError
 from footfall.server.ingest import segments
 from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.segments import SegmentLog, decode, encode, recover, sealed_segments, segment_id
@@ -342,6 +342,105 @@ def test_backpressure_refuses_appends_when_the_oldest_unloaded_event_is_too_old(
         log.load_ready()  # the store takes it: the pressure is off at once
         assert log.pressure() == ""
         log.append([record(3)]).result(timeout=10)
+    finally:
+        log.close()
+        store.close()
+
+
+def test_a_line_the_store_cannot_hold_is_quarantined_and_the_log_goes_on(tmp_path: Path, store: DuckDBStore) -> None:
+    """Review: a line that parses but breaks a NOT NULL column failed the insert outside the
+    refused-data path, so the loader retried that segment for ever and every report answered 503."""
+    folder = tmp_path / "log"
+    log = IngestLog(folder, store, 0, 0, segment_age_s=60)
+    store.barrier = log.catch_up
+    try:
+        row = json.loads(encode(record(2)))
+        del row["os"]  # valid JSON, but the store's os column is NOT NULL
+        first = folder / "00000000000000000001-00-0000test.seg"
+        first.write_bytes(encode(record(1)) + json.dumps(row).encode() + b"\n" + encode(record(3)))
+        log.append([record(4)]).result(timeout=10)  # acknowledged after the bad segment
+        assert _stored(store) == 3  # the query's barrier loaded both segments, less the one line
+        assert log.quarantined() == 1 and sealed_segments(folder) == []
+    finally:
+        log.close()
+        store.close()
+
+
+def test_a_crash_between_writing_the_halves_and_removing_the_whole_loads_each_line_once(
+    tmp_path: Path, store: DuckDBStore
+) -> None:
+    """Review: a crash after one half of a split was written left the whole and that half; the
+    whole sorts first and, if it loaded, its lines loaded again with the half."""
+    folder = tmp_path / "log"
+    folder.mkdir()
+    lines = [encode(record(i)) for i in range(6)]
+    (folder / "00000000000000000001-00-0000test.seg").write_bytes(b"".join(lines))
+    (folder / "00000000000000000001-00-0000test~0.seg").write_bytes(b"".join(lines[:3]))
+    log = IngestLog(folder, store, 0, 0)
+    try:
+        assert log.load_ready() == 6
+        assert _stored(store, "SELECT count(DISTINCT props) FROM events") == _stored(store) == 6
+    finally:
+        log.close()
+        store.close()
+
+
+def test_the_old_spool_is_adopted_and_its_folder_removed(tmp_path: Path, store: DuckDBStore) -> None:
+    spool = tmp_path / "spool"
+    (spool / "quarantine").mkdir(parents=True)
+    (spool / "spool-00000000000000000001-000001.jsonl").write_bytes(encode(record(1)) + encode(record(2)))
+    (spool / "quarantine" / "spool-00000000000000000000-000001.jsonl").write_bytes(b"not json\n")
+    log = IngestLog(tmp_path / "log", store, 0, 0)
+    try:
+        assert not spool.exists()
+        assert log.load_ready() == 2 and log.quarantined() == 1
+    finally:
+        log.close()
+        store.close()
+
+
+def test_a_data_directory_whose_path_reads_as_a_pattern_is_refused(tmp_path: Path, store: DuckDBStore) -> None:
+    """Review: the store reads a segment by a path it takes as a glob; `d*` matched `d?x` too."""
+    with pytest.raises(UsageError, match="must not contain"):
+        IngestLog(tmp_path / "data[1]" / "log", store, 0, 0)
+    store.close()
+
+
+FULL_DISK = r"""
+import resource, signal, sys
+from pathlib import Path
+from footfall.server.ingest.segments import SegmentLog
+from tests.server.test_segments import record
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (2700, 2700))  # 2,700 bytes: a third append stops one whole line in
+log = SegmentLog(Path(sys.argv[1]), max_age=60)
+for i in range(0, 60, 3):  # three lines per append: a partial write can leave whole lines behind
+    markers = [f"m{i + k}" for k in range(3)]
+    try:
+        log.append([record(i + k, marker=m) for k, m in enumerate(markers)]).result(timeout=10)
+        print("\n".join(f"ok {m}" for m in markers), flush=True)
+    except OSError:
+        print("\n".join(f"refused {m}" for m in markers), flush=True)
+log.close()
+"""
+
+
+def test_a_failed_write_is_neither_acknowledged_nor_stored(tmp_path: Path, store: DuckDBStore) -> None:
+    """Review: after a failed write or fdatasync the group's whole lines stayed in the segment and
+    were loaded, though every client in the group was refused (and would retry: duplicates)."""
+    folder = tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(folder)], capture_output=True, text=True, env=env, timeout=120
+    )
+    answers = dict(line.split()[::-1] for line in done.stdout.split("\n") if line)
+    assert "refused" in answers.values() and "ok" in answers.values(), done.stdout + done.stderr
+    log = IngestLog(folder, store, 0, 0)
+    try:
+        log.load_ready()
+        rows = store.query("SELECT json_extract_string(props, '$.marker') FROM events").rows
+        assert sorted(m for (m,) in rows) == sorted(m for m, answer in answers.items() if answer == "ok")
     finally:
         log.close()
         store.close()

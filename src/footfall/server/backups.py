@@ -117,6 +117,10 @@ def write_backup(
     began is in exactly one of the two copies (a load between them could put it in both, or
     in neither).
     """
+    inside = destination.resolve(), data.resolve()
+    if inside[0].is_relative_to(inside[1]) or inside[1].is_relative_to(inside[0]):
+        # A copy of the data directory inside itself would copy itself, level after level.
+        raise UsageError(f"the backup destination must be outside the data directory {data}")
     _new_folder(destination)
     started = dt.datetime.now(dt.timezone.utc)
     try:

@@ -214,17 +214,19 @@ class StoreOperations:
         not yet loaded or quarantined, and ingest's caches go too, so nothing of it reaches
         an app later created under the same name.
 
-        The order matters: once the store has no such app, ingest refuses its events and a
-        load drops its lines; once the accounts have no public flag, no new release is
-        drawn; the releases are then deleted under the lock a draw holds.
+        The order matters. The ingest log first (as a forget does): its lines would otherwise
+        load into an app re-created under the name before they were removed. Then the store:
+        once it has no such app, ingest refuses its events and a load drops any line that came
+        in meanwhile. Once the accounts have no public flag, no new release is drawn; the
+        releases are then deleted under the lock a draw holds.
         """
         self._known(name)
+        unloaded = self.log.forget_app(name) if self.log is not None else 0
         events = self.store.remove_app(name)
         if self.ingestor is not None:
             self.ingestor.forget_app(name)
         if self.accounts is not None:
             self.accounts.remove_app(name, actor or self.actor, detail=f"{events} events deleted")
-        unloaded = self.log.forget_app(name) if self.log is not None else 0
         releases = remove_releases(snapshot_folder(self.data), name) if self.data is not None else 0
         return {"name": name, "events": events, "unloaded_events": unloaded, "releases": releases}
 

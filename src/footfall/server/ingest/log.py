@@ -22,6 +22,7 @@ loads everything sealed; the store calls it before each report query (its `barri
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
-from footfall.server.errors import Backpressure, SegmentRefused, StoreUnavailable
+from footfall.server.errors import Backpressure, SegmentRefused, StoreUnavailable, UsageError
 from footfall.server.ingest.segments import (
     DEFAULT_MAX_AGE_S,
     DEFAULT_MAX_BYTES,
@@ -51,6 +52,7 @@ IDLE_POLL_S = 1.0  # sealed segments are looked for at least this often
 HALF_MARK = "~"  # "<id>~0" and "<id>~1" are the halves of segment "<id>"; "~" sorts after the id
 BACKPRESSURE_RETRY_S = 5
 LEGACY_SPOOL = "spool"  # the folder the collector kept events in before the log; moved in on start
+GLOB_CHARACTERS = "*?[]{}"
 
 
 class IngestLog:
@@ -69,8 +71,13 @@ class IngestLog:
         self.store = store
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
+        if any(char in str(folder) for char in GLOB_CHARACTERS):
+            # The store reads a segment by path, and its reader takes a path as a pattern.
+            raise UsageError(f"the data directory's path must not contain any of {GLOB_CHARACTERS}: {folder}")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _adopt_legacy_spool(folder.parent / LEGACY_SPOOL, folder)
+        adopt_legacy_spool(folder.parent / LEGACY_SPOOL, folder)
+        for leftover in [*folder.glob(".*.tmp"), *folder.glob("quarantine/.*.tmp")]:
+            leftover.unlink(missing_ok=True)  # a rewrite a crash interrupted: its original is intact
         self.writer = SegmentLog(folder, worker, segment_bytes, segment_age_s)
         self.loaded_events = 0
         self.loaded_segments = 0
@@ -148,6 +155,9 @@ class IngestLog:
             self.load_ready()
 
     def _load(self, path: Path) -> int:
+        if list(path.parent.glob(glob.escape(segment_id(path)) + HALF_MARK + "*")):
+            # A split a crash interrupted: its halves exist, so the whole must not load beside them.
+            return self._bisect(path)
         try:
             events = self.store.load_segment(path, segment_id(path))
         except SegmentRefused as exc:
@@ -308,10 +318,12 @@ def _write_atomically(path: Path, data: bytes) -> None:
     sync_directory(path.parent)
 
 
-def _adopt_legacy_spool(spool: Path, folder: Path) -> None:
-    """Move the files of the collector's former spool (same line format) into the log as sealed segments."""
+def adopt_legacy_spool(spool: Path, folder: Path) -> None:
+    """Move the files of the collector's former spool (same line format) into the log as sealed
+    segments, its quarantine into the log's, and remove the spool's folders once empty."""
     if not spool.is_dir():
         return
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for path in sorted(spool.glob("spool-*.jsonl")):
         _, created, sequence = path.stem.split("-")
         os.replace(path, folder / f"{created}-99-spool{sequence}{SEALED_SUFFIX}")
@@ -320,4 +332,8 @@ def _adopt_legacy_spool(spool: Path, folder: Path) -> None:
         (folder / "quarantine").mkdir(mode=0o700, exist_ok=True)
         for path in legacy_quarantine.iterdir():
             os.replace(path, folder / "quarantine" / path.name)
+        with contextlib.suppress(OSError):
+            legacy_quarantine.rmdir()
     sync_directory(folder)
+    with contextlib.suppress(OSError):  # not empty: an operator's own file stays, and so does the folder
+        spool.rmdir()

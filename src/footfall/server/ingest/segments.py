@@ -172,6 +172,8 @@ class SegmentLog:
         self._opened = 0.0
         self._size = 0
         self._closed = False
+        self._closing = threading.Lock()  # the closed flag and the queue's last item change together
+        self._sealing = False
         self._thread = threading.Thread(target=self._run, name=f"footfall-log-{worker}", daemon=True)
         self._thread.start()
 
@@ -184,26 +186,29 @@ class SegmentLog:
     def append_bytes(self, data: bytes, events: int) -> Future[None]:
         """Queue already-encoded lines (each ending in a newline)."""
         item = _Append(data, events)
-        if self._closed:
-            item.future.set_exception(OSError("the ingest log is closed"))
-            return item.future
         if not data:
             item.future.set_result(None)
             return item.future
-        self._queue.put(item)
+        with self._closing:  # never queued behind the stop, where no one would answer it
+            if self._closed:
+                item.future.set_exception(OSError("the ingest log is closed"))
+                return item.future
+            self._queue.put(item)
         return item.future
 
     def seal(self, timeout: float = 10.0) -> None:
         """Seal the open segment once what is queued before this call is written."""
-        if self._closed:
-            return
         request = _Seal()
-        self._queue.put(request)
+        with self._closing:
+            if self._closed:
+                return  # closing seals the open segment itself
+            self._queue.put(request)
         request.future.result(timeout)
 
     def pending(self) -> bool:
-        """Whether a segment is open (holds appended lines not yet sealed)."""
-        return self._fd is not None
+        """Whether a segment is open (holds appended lines not yet sealed); it stays open until
+        its sealed file exists, so a caller that sees False finds every line in a sealed file."""
+        return self._fd is not None or self._sealing
 
     def wait_sealed(self, timeout: float) -> bool:
         """Block until a segment is sealed (or timeout); for the loader in this process."""
@@ -213,10 +218,11 @@ class SegmentLog:
 
     def close(self) -> None:
         """Write what is queued, seal the open segment, stop."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
         self._thread.join()
 
     # -- the writer thread ---------------------------------------------------------
@@ -277,13 +283,18 @@ class SegmentLog:
             os.fdatasync(self._fd)
             self.stats.sync_seconds += time.perf_counter() - started
         except OSError as exc:
-            # Whatever reached the file unsynced is not acknowledged; the segment is sealed so the
-            # next group starts a clean file (recover() would cut a torn line the same way).
+            # Nothing of this group is acknowledged, so nothing of it may be stored: the segment is
+            # cut back to what earlier syncs covered (whole lines all), then sealed, and the next
+            # group starts a new file. A client retries what it was refused.
             for item in group:
                 if not item.future.done():
                     item.future.set_exception(exc)
             with contextlib.suppress(OSError):
-                self._seal(cut=True)
+                if self._fd is not None:
+                    os.ftruncate(self._fd, self._size)
+                    os.fsync(self._fd)
+            with contextlib.suppress(OSError):
+                self._seal()
             return
         self._size += len(data)
         self.stats.syncs += 1
@@ -308,18 +319,20 @@ class SegmentLog:
             with contextlib.suppress(OSError):  # retried at the next group or timeout
                 self._seal()
 
-    def _seal(self, cut: bool = False) -> None:
+    def _seal(self) -> None:
         if self._fd is None or self._path is None:
             return
         fd, path = self._fd, self._path
+        self._sealing = True  # until the sealed file exists, `pending()` sends callers through the queue
         self._fd = self._path = None
-        os.close(fd)
-        if cut:
-            recover(self.folder, self.worker)
-        elif self._size:
-            os.replace(path, path.with_suffix(SEALED_SUFFIX))
-            sync_directory(self.folder)
-        else:
-            path.unlink()
+        try:
+            os.close(fd)
+            if self._size:
+                os.replace(path, path.with_suffix(SEALED_SUFFIX))
+                sync_directory(self.folder)
+            else:
+                path.unlink()
+        finally:
+            self._sealing = False
         self.stats.sealed += 1
         self._sealed_event.set()

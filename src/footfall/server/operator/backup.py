@@ -76,9 +76,11 @@ def backup_command(datadir: DataDir, destination: Path) -> dict[str, Any]:
         return ask_server_to_back_up(url, datadir.secrets().admin_token, target)
     if not datadir.database.exists():
         raise UsageError(f"{datadir.path} holds no Footfall data to back up")
+    from footfall.server.ingest.log import LEGACY_SPOOL, adopt_legacy_spool
     from footfall.server.stores.duckdb import DuckDBStore
 
     datadir.create()  # the private umask, for what the copy creates
+    adopt_legacy_spool(datadir.path / LEGACY_SPOOL, datadir.log)  # a spool from before the log is in the copy
     store = DuckDBStore(datadir.database)
     try:
         return write_backup(store, datadir.path, target)

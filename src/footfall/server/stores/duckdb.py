@@ -337,7 +337,7 @@ class DuckDBStore(EventStore):
         if con.execute("SELECT 1 FROM loaded_segments WHERE id = ?", [segment]).fetchall():
             return None
         source = str(path).replace("'", "''")
-        try:
+        try:  # any step may meet data the engine will not hold (a malformed line, a missing column)
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE incoming AS SELECT *,"
                 f" {_KEY_SQL.format('install')} AS install_key, {_KEY_SQL.format('session')} AS session_key,"
@@ -345,17 +345,17 @@ class DuckDBStore(EventStore):
                 f" FROM read_json('{source}', format = 'newline_delimited', columns = {_SEGMENT_COLUMNS})"
                 " WHERE app IN (SELECT name FROM apps)"
             )
+            runs = con.execute(
+                "SELECT app, session_key, min(rowid), max(received) FROM incoming"
+                " WHERE session_key IS NOT NULL GROUP BY app, session_key"
+            ).fetchall()
+            starts = [first for app, session, first, _ in runs if (app, session) not in self._runs]
+            if starts:
+                con.execute("UPDATE incoming SET run_start = true WHERE list_contains(?, rowid)", [starts])
+            columns = ", ".join(_INSERT_COLUMNS)
+            con.execute(f"INSERT INTO events ({columns}) SELECT {columns} FROM incoming")
         except _REFUSED_DATA as exc:
-            raise SegmentRefused(f"segment {segment} cannot be read: {exc}") from None
-        runs = con.execute(
-            "SELECT app, session_key, min(rowid), max(received) FROM incoming"
-            " WHERE session_key IS NOT NULL GROUP BY app, session_key"
-        ).fetchall()
-        starts = [first for app, session, first, _ in runs if (app, session) not in self._runs]
-        if starts:
-            con.execute("UPDATE incoming SET run_start = true WHERE list_contains(?, rowid)", [starts])
-        columns = ", ".join(_INSERT_COLUMNS)
-        con.execute(f"INSERT INTO events ({columns}) SELECT {columns} FROM incoming")
+            raise SegmentRefused(f"segment {segment} cannot be stored: {exc}") from None
         (events,) = con.execute("SELECT count(*) FROM incoming").fetchall()[0]
         con.execute(
             "INSERT INTO loaded_segments VALUES (?, ?, ?)",
@@ -363,7 +363,7 @@ class DuckDBStore(EventStore):
         )
         con.execute("DROP TABLE incoming")
         seen = {(app, session): last for app, session, _, last in runs}
-        return _AfterCommit(int(events), lambda: self._runs.update(seen))
+        return _AfterCommit(int(events), lambda: self._remember_runs(seen))
 
     def set_timezone(self, app: str, timezone: str) -> None:
         self._act(lambda con: con.execute("UPDATE apps SET timezone = ? WHERE name = ?", [timezone, app]))
@@ -555,6 +555,11 @@ class DuckDBStore(EventStore):
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise
+        self._remember_runs(seen)
+
+    def _remember_runs(self, seen: Mapping[tuple[str, int], dt.datetime]) -> None:
+        """After a commit: its runs are known (their later events start nothing); every 1,000
+        commits, runs idle longer than RUN_MEMORY are forgotten, so they would count again."""
         self.commits += 1
         self._runs.update(seen)
         if self.commits % 1000 == 0:
