@@ -156,6 +156,9 @@ def test_backpressure_stops_acknowledging_at_the_log_cap(app_server_factory: Any
     assert ready.status_code == 503 and "backpressure" in ready.text
     refused = sum(answer.status_code == 503 for answer in answers)
     assert f"footfall_log_backpressure_refusals {refused}" in httpx.get(server.url + "/metrics").text
+    # Review: events were counted as accepted before backpressure refused them (and again on each retry).
+    assert server.metric("footfall_events_accepted_total", protocol="native") == len(answers) - refused
+    assert server.metric("footfall_events_rejected_total", protocol="native", reason="backpressure") == refused
 
 
 def test_concurrent_writers_and_the_spool_lose_nothing(app_server: InThreadServer) -> None:

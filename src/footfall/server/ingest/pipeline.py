@@ -12,6 +12,7 @@ the collector acknowledge them; the log's loader stores them in bulk.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import functools
 import hashlib
@@ -21,7 +22,7 @@ import time
 from typing import Any
 
 from footfall.schema import sensitive_kind, sensitive_kind_in
-from footfall.server.errors import BadRequest, StoreUnavailable
+from footfall.server.errors import Backpressure, BadRequest, StoreUnavailable
 from footfall.server.ingest.cardinality import CardinalityGuard
 from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.protocols import Incoming
@@ -185,11 +186,6 @@ class Ingestor:
                     protocol=event.source,
                     reason=reason,
                 )
-            self.metrics.count(
-                "footfall_events_accepted_total",
-                "Events accepted, by protocol.",
-                protocol=event.source,
-            )
         record = EventRecord(
             time=event.time,
             received=utc_now(),
@@ -221,11 +217,20 @@ class Ingestor:
         if not records:
             return
         started = time.perf_counter()
+        sources = collections.Counter(record.source for record in records)
         try:
             await asyncio.wrap_future(self.log.append(records))
-        except OSError as exc:
+        except (OSError, Backpressure) as exc:
+            for source, count in sources.items():  # refused whole: the client may send them again
+                self.reject(source, "backpressure" if isinstance(exc, Backpressure) else "log_unwritable", count)
+            if isinstance(exc, Backpressure):
+                raise
             raise StoreUnavailable(f"the ingest log cannot be written: {exc}") from exc
         self.metrics.observe_commit(time.perf_counter() - started)
+        for source, count in sources.items():  # counted once acknowledged, not when they passed the checks
+            self.metrics.count(
+                "footfall_events_accepted_total", "Events acknowledged, by protocol.", count, protocol=source
+            )
 
     def forget(self, document: Any) -> int:
         """`POST /v1/forget`: delete everything kept for one raw install id; returns how many went.
