@@ -178,7 +178,12 @@ def calls(data: reference.Data, app: str, case: str, number: int) -> list[Call]:
     versions = list(COMPARE_PAIRS)
     if case not in FULL_CASES:
         others = [pair for pair in pairs if pair not in ALWAYS_PROPERTIES]
-        rotating = [others[(number * ROTATING_PROPERTIES + i) % len(others)] for i in range(ROTATING_PROPERTIES)]
+        # A generated data set may hold no other pair at all (hypothesis found one): then none rotates.
+        rotating = (
+            [others[(number * ROTATING_PROPERTIES + i) % len(others)] for i in range(ROTATING_PROPERTIES)]
+            if others
+            else []
+        )
         pairs = [pair for pair in pairs if pair in ALWAYS_PROPERTIES or pair in rotating]
         versions = [versions[(number + i) % len(versions)] for i in range(ROTATING_COMPARE)]
     return [
