@@ -327,7 +327,8 @@ class DuckDBStore(EventStore):
         return created
 
     def load_segment(self, path: Path, segment: str) -> int | None:
-        return self._act(lambda con: self._load_segment(con, path, segment))  # type: ignore[no-any-return]
+        loaded: int | None = self._act(lambda con: self._load_segment(con, path, segment))
+        return loaded
 
     def _load_segment(self, con: duckdb.DuckDBPyConnection, path: Path, segment: str) -> _AfterCommit | None:
         """On the writer thread, inside `_act`'s transaction: the engine reads the file itself.
