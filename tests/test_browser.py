@@ -177,7 +177,7 @@ def test_properties_pick_a_value_to_filter_and_compare_versions(browser: Any, de
     context.close()
 
 
-def test_an_apps_time_zone_moves_its_days_and_hours_in_the_dashboard(browser: Any, demo_server: LiveServer) -> None:
+def test_an_owner_sets_the_time_zone_in_the_dashboard_and_its_days_and_hours_move(browser: Any, demo_server: LiveServer) -> None:
     def set_zone(zone: str) -> None:
         done = subprocess.run(
             footfall_command("app", "timezone", "mdlint", zone, "--data", str(demo_server.data)),
@@ -195,13 +195,24 @@ def test_an_apps_time_zone_moves_its_days_and_hours_in_the_dashboard(browser: An
         assert heatmap.get_attribute("aria-label").endswith(page_zone[0])
         return titles[counts.index(max(counts))]
 
+    def set_zone_in_dashboard(page: Any, zone: str) -> None:
+        page.goto(demo_server.url + "/apps/mdlint")
+        page.fill("form.zone input[name=timezone]", zone)
+        page.click("form.zone button[type=submit]")
+        page.wait_for_url(demo_server.url + "/apps/mdlint")
+        assert f"({zone})" in page.locator("main p .muted").first.inner_text(), "the range names the app's zone"
+
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     log_in(page, demo_server)
     page_zone = ["UTC"]
     in_utc = busiest_cell(page)
     try:
-        set_zone("Asia/Tokyo")  # nine hours ahead of UTC, no daylight saving
+        page.goto(demo_server.url + "/apps/mdlint")
+        page.fill("form.zone input[name=timezone]", "Mars/Olympus_Mons")
+        page.click("form.zone button[type=submit]")
+        assert "unknown time zone 'Mars/Olympus_Mons'" in page.locator("main").inner_text()
+        set_zone_in_dashboard(page, "Asia/Tokyo")  # nine hours ahead of UTC, no daylight saving
         page_zone[0] = "Asia/Tokyo"
         in_tokyo = busiest_cell(page)
     finally:

@@ -169,6 +169,35 @@ def test_only_an_owner_makes_an_app_public(server: InThreadServer) -> None:
     assert httpx.get(f"{server.url}/public/{GOLDEN_APP}.json").status_code == 404, "a stored snapshot stays private"
 
 
+def test_only_an_owner_sets_the_time_zone_and_a_bad_one_is_a_clear_400(server: InThreadServer) -> None:
+    with httpx.Client(base_url=server.url) as viewer:
+        login(viewer, "viewer@example.org")
+        page = viewer.get(f"/apps/{GOLDEN_APP}")
+        assert f'action="/apps/{GOLDEN_APP}/timezone"' not in page.text
+        refused = viewer.post(
+            f"/apps/{GOLDEN_APP}/timezone", data={"csrf": session_csrf(page.text), "timezone": "Asia/Tokyo"}
+        )
+        assert refused.status_code == 403
+    assert server.store.timezone(GOLDEN_APP) == "UTC"
+    with httpx.Client(base_url=server.url) as owner:
+        login(owner, "owner@example.org")
+        page = owner.get(f"/apps/{GOLDEN_APP}")
+        assert "(UTC)" in page.text and 'name="timezone"' in page.text
+        forged = owner.post(f"/apps/{GOLDEN_APP}/timezone", data={"csrf": "forged", "timezone": "Asia/Tokyo"})
+        assert forged.status_code == 403
+        csrf = session_csrf(page.text)
+        bad = owner.post(f"/apps/{GOLDEN_APP}/timezone", data={"csrf": csrf, "timezone": "<b>Mars</b>"})
+        assert bad.status_code == 400 and "unknown time zone" in bad.text and "<b>Mars" not in bad.text
+        done = owner.post(f"/apps/{GOLDEN_APP}/timezone", data={"csrf": csrf, "timezone": "Asia/Tokyo"})
+        assert done.status_code == 303
+        assert "(Asia/Tokyo)" in owner.get(f"/apps/{GOLDEN_APP}").text
+    try:
+        assert server.store.timezone(GOLDEN_APP) == "Asia/Tokyo"
+        assert ("timezone_set", GOLDEN_APP) in {(a, app) for _, _, a, app, _ in accounts(server).audit_log()}
+    finally:
+        server.store.set_timezone(GOLDEN_APP, "UTC")
+
+
 def test_the_versions_tab_of_an_app_without_install_ids(server: InThreadServer) -> None:
     batch = with_fresh_times(load_golden("batch-minimal.json"))  # no-id mode: no installs to share
     server.store.add_app("counts-only")

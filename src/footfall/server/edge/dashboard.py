@@ -26,6 +26,7 @@ from footfall.server.query.filters import (
     MAX_PROPERTY_FILTERS,
     Filters,
     PropertyFilter,
+    known_timezones,
 )
 from footfall.server.query.filters import today as local_today
 from footfall.server.query.public import DIMENSION_TITLES
@@ -379,6 +380,7 @@ def app_page(
         owner=owner,
         public=public,
         admin=admin,
+        zones=sorted(known_timezones()) if owner else (),  # the time zone form's suggestions
     )
 
 

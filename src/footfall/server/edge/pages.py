@@ -236,6 +236,28 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             return HTMLResponse(dashboard.message_page("Not found", f"There is no app named {app}."), status_code=404)
         return RedirectResponse(f"/apps/{urllib.parse.quote(app)}", status_code=303)
 
+    async def timezone(request: Request) -> Response:
+        principal = ctx.require(request)
+        app = request.path_params["app"]
+        fields = await form(request)
+        if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
+            return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
+        if not principal.can_own(app):
+            html = dashboard.message_page("Refused", "Only an owner can set an app's time zone.")
+            return HTMLResponse(html, status_code=403)
+        try:
+            zone = fields.get("timezone", "").strip()
+            await run_in_threadpool(ctx.operations.set_timezone, app, zone, principal.email)
+        except NotFound:
+            return HTMLResponse(dashboard.message_page("Not found", f"There is no app named {app}."), status_code=404)
+        except UsageError as exc:
+            back = f"/apps/{urllib.parse.quote(app)}"
+            html = dashboard.message_page(
+                "Unknown time zone", str(exc), principal.email, principal.csrf, link=back, link_text="Back to the app"
+            )
+            return HTMLResponse(html, status_code=400)
+        return RedirectResponse(f"/apps/{urllib.parse.quote(app)}", status_code=303)
+
     def principal_or_login(request: Request) -> Principal | Response:
         principal = ctx.principal(request)
         if principal is None:
@@ -313,6 +335,7 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         Route("/logout", logout, methods=["POST"]),
         Route("/apps/{app}", app_page),
         Route("/apps/{app}/public", sharing, methods=["POST"]),
+        Route("/apps/{app}/timezone", timezone, methods=["POST"]),
         Route("/public/{app}", public),
         Route("/admin/audit", audit),
         Route("/account", account),
