@@ -58,7 +58,7 @@ WARM_UP_S = 2
 RSS_EDGE_S = 10  # the first and the last this many seconds are compared for growth
 RSS_GROWTH_ALLOWED = 0.10  # "not growing": the last 10 s average within 10 % of the first 10 s
 PROBE_PAUSE_S = 0.25  # between markers
-PROBE_POLL_S = 0.01
+PROBE_POLL_S = 0.05  # each poll runs a report, which is load too: 50 ms is fine against a 2 s goal
 PROBE_GIVE_UP_S = 30.0  # a marker not counted by then is lost: the run fails
 GOAL_NATIVE_RATIO, GOAL_NATIVE_EVENTS_S, GOAL_GA_RATIO = 0.4, 100_000, 0.5  # at --workers 2
 GOAL_ACK_P99_MS, GOAL_VISIBLE_P99_S, GOAL_RSS_MIB = 25.0, 2.0, 400.0
@@ -94,6 +94,7 @@ class BenchFailed(Exception):
 @dataclasses.dataclass
 class Load:
     requests_s: float
+    p50_ms: float
     p99_ms: float
 
 
@@ -106,6 +107,7 @@ class Column:
     native: dict[str, float] = dataclasses.field(default_factory=dict)  # server -> events/s
     ga: dict[str, float] = dataclasses.field(default_factory=dict)  # server -> hits/s
     paced_events_s: float = 0.0
+    ack_p50_ms: float = 0.0
     ack_p99_ms: float = 0.0
     visible_s: list[float] = dataclasses.field(default_factory=list)
     rss_mib: list[float] = dataclasses.field(default_factory=list)
@@ -188,8 +190,8 @@ def wrk(url: str, script: Path, seconds: float) -> Load:
     if non_2xx or errors:
         raise BenchFailed(f"{url} did not acknowledge every request (non-2xx answers or socket errors):\n{out}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
-    return Load(rate, duration_ms(*p99.groups()) if p99 else math.nan)
+    p50, p99 = (re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE) for p in (50, 99))
+    return Load(rate, *(duration_ms(*p.groups()) if p else math.nan for p in (p50, p99)))
 
 
 # -- the servers --------------------------------------------------------------------------
@@ -355,7 +357,8 @@ def measure(workers: int, seconds: float, work: Path, scripts: dict[str, Path]) 
         peak_requests_s = column.native["footfall"] / EVENTS_PER_BATCH
         delay_ms = CONNECTIONS * 1000 / (peak_requests_s / 2)
         paced = wrk(url("footfall", "native"), paced_script(work, scripts["native"], delay_ms), seconds)
-        column.paced_events_s, column.ack_p99_ms = paced.requests_s * EVENTS_PER_BATCH, paced.p99_ms
+        column.paced_events_s = paced.requests_s * EVENTS_PER_BATCH
+        column.ack_p50_ms, column.ack_p99_ms = paced.p50_ms, paced.p99_ms
         print(
             f"  workers {workers}, paced: {column.paced_events_s:,.0f} events/s, p99 {column.ack_p99_ms:.1f} ms",
             flush=True,
@@ -425,7 +428,8 @@ def cells(c: Column) -> list[str]:
         f"{c.ga['floor']:,.0f} hits/s",
         f"{c.ga['footfall']:,.0f} hits/s",
         at_two(f"{ga_ratio:.2f}", ga_ratio >= GOAL_GA_RATIO),
-        f"{c.ack_p99_ms:.1f} ms ({c.paced_events_s:,.0f} events/s), {verdict(c.ack_p99_ms <= GOAL_ACK_P99_MS)}",
+        f"{c.ack_p99_ms:.1f} ms (p50 {c.ack_p50_ms:.1f} ms; {c.paced_events_s:,.0f} events/s), "
+        f"{verdict(c.ack_p99_ms <= GOAL_ACK_P99_MS)}",
         f"{visible_p99:.2f} s (max {max(c.visible_s):.2f} s, {len(c.visible_s)} markers), "
         f"{verdict(visible_p99 <= GOAL_VISIBLE_P99_S)}",
         f"max {max(c.rss_mib):.0f} MiB; first {edge} s {rss_first:.0f} → last {edge} s {rss_last:.0f} MiB "
