@@ -430,7 +430,7 @@ def cells(c: Column) -> list[str]:
         at_two(f"{ga_ratio:.2f}", ga_ratio >= GOAL_GA_RATIO),
         f"{c.ack_p99_ms:.1f} ms (p50 {c.ack_p50_ms:.1f} ms; {c.paced_events_s:,.0f} events/s), "
         f"{verdict(c.ack_p99_ms <= GOAL_ACK_P99_MS)}",
-        f"{visible_p99:.2f} s (max {max(c.visible_s):.2f} s, {len(c.visible_s)} markers), "
+        f"{visible_p99:.2f} s (max {max(c.visible_s):.2f} s, {len(c.visible_s)} marker{'' if len(c.visible_s) == 1 else 's'}), "
         f"{verdict(visible_p99 <= GOAL_VISIBLE_P99_S)}",
         f"max {max(c.rss_mib):.0f} MiB; first {edge} s {rss_first:.0f} → last {edge} s {rss_last:.0f} MiB "
         f"(at {c.sustained_events_s:,.0f} events/s), {verdict(rss_met)}",
