@@ -11,7 +11,8 @@ Needs Debian's wrk and nginx (`make bench` installs them). For each worker count
 - peak rates with wrk (2 threads, 64 connections, `--seconds` each): native batches of 100 events,
   gzip, `POST /v1/batch`; GA v1 single hits, form `POST /collect`. Every answer must be 2xx;
 - acknowledgement latency (p99, wrk --latency) with each connection paced by Lua's `delay()` to
-  half of Footfall's native peak; the paced rate reached is printed beside it;
+  half of Footfall's native peak (fewer connections at low rates, so no pause reaches the
+  keep-alive timeout); the paced rate reached is printed beside it;
 - acknowledged -> visible: during 6 x `--seconds` of native peak load, a probe sends one-event
   batches to a second app and polls the API's overview report (admin token) until each is counted;
 - the resident memory of every process of the serve (walking /proc), sampled each second over that
@@ -55,6 +56,7 @@ EVENTS_PER_BATCH = 100
 THREADS = 2
 CONNECTIONS = 64
 WARM_UP_S = 2
+MAX_MEAN_DELAY_S = 1.5  # a paced connection's mean pause; the longest is twice that, under the keep-alive
 RSS_EDGE_S = 10  # the first and the last this many seconds are compared for growth
 RSS_GROWTH_ALLOWED = 0.10  # "not growing": the last 10 s average within 10 % of the first 10 s
 PROBE_PAUSE_S = 0.25  # between markers
@@ -168,12 +170,12 @@ def duration_ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def wrk(url: str, script: Path, seconds: float) -> Load:
+def wrk(url: str, script: Path, seconds: float, connections: int = CONNECTIONS) -> Load:
     """One wrk run; any non-2xx answer or socket error fails the whole benchmark, loudly."""
     command = [
         "wrk",
         f"-t{THREADS}",
-        f"-c{CONNECTIONS}",
+        f"-c{connections}",
         f"-d{max(1, round(seconds))}s",
         "--timeout=10s",
         "--latency",
@@ -354,9 +356,11 @@ def measure(workers: int, seconds: float, work: Path, scripts: dict[str, Path]) 
                 flush=True,
             )
 
-        peak_requests_s = column.native["footfall"] / EVENTS_PER_BATCH
-        delay_ms = CONNECTIONS * 1000 / (peak_requests_s / 2)
-        paced = wrk(url("footfall", "native"), paced_script(work, scripts["native"], delay_ms), seconds)
+        paced_requests_s = column.native["footfall"] / EVENTS_PER_BATCH / 2
+        # Fewer connections when the rate is low, so no pause reaches the 5 s keep-alive timeout.
+        connections = min(CONNECTIONS, max(THREADS, math.ceil(paced_requests_s * MAX_MEAN_DELAY_S)))
+        script = paced_script(work, scripts["native"], connections * 1000 / paced_requests_s)
+        paced = wrk(url("footfall", "native"), script, seconds, connections)
         column.paced_events_s = paced.requests_s * EVENTS_PER_BATCH
         column.ack_p50_ms, column.ack_p99_ms = paced.p50_ms, paced.p99_ms
         print(
