@@ -49,9 +49,13 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[server,test,bench]'
 	touch $@
 
-## bench: run the benchmarks; results and how to read them are in docs/benchmarks.md
+## bench: run the benchmarks (about 6 minutes); results and how to read them are in docs/benchmarks.md
 bench: $(VENV)/.bench-installed
-	$(BIN)/python benchmarks/bench_ingest.py
+	@{ command -v wrk && { test -x /usr/sbin/nginx || command -v nginx; }; } >/dev/null || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends wrk nginx-light >/dev/null; } || \
+	  echo "wrk or nginx could not be installed: bench_collector.py will say which is missing."
+	$(BIN)/python benchmarks/bench_collector.py
 	$(BIN)/python benchmarks/bench_sdk.py
 	$(BIN)/python benchmarks/bench_safety_net.py
 

@@ -12,6 +12,7 @@ import gzip
 import json
 import select
 import socket
+import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from footfall.server.metrics import Metrics
 from footfall.server.operations import secret_hash
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
-from tests.conftest import GOLDEN_APP, InThreadServer, LiveServer, start_server, with_fresh_times
+from tests.conftest import GOLDEN_APP, InThreadServer, LiveServer, footfall_command, start_server, with_fresh_times
 
 TID = "UA-777-1"
 CID = "35009a79-1a05-49d7-b876-2b884d0f825b"
@@ -72,13 +73,19 @@ def bearer(server: InThreadServer) -> dict[str, str]:
     return {"Authorization": f"Bearer {server.token}"}
 
 
+# The per-client rate does not apply to this host itself, so the tests of that limit send through a
+# trusted proxy on loopback, as a remote client seen behind nginx or Caddy.
+BEHIND_PROXY = {"trusted_proxies": "127.0.0.1/32"}
+REMOTE = {"X-Forwarded-For": "203.0.113.7"}
+
+
 # -- 1. rate limits on GA v1 and GA4 -------------------------------------------------
 
 
 def test_a_ga_v1_burst_from_one_address_is_not_all_stored(ga_factory: Any) -> None:
-    server = ga_factory(rate_per_client=1, burst_per_client=50)
+    server = ga_factory(rate_per_client=1, burst_per_client=50, **BEHIND_PROXY)
     started = time.monotonic()
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, headers=REMOTE) as client:
         answers = [client.get("/collect", params=hit(el=f"n{n}")) for n in range(600)]
     elapsed = time.monotonic() - started
     assert {a.status_code for a in answers} == {200}  # GA semantics: every hit gets its pixel
@@ -91,9 +98,9 @@ def test_a_ga_v1_burst_from_one_address_is_not_all_stored(ga_factory: Any) -> No
 
 
 def test_a_ga_v1_batch_refused_by_the_client_limit_counts_every_hit(ga_factory: Any) -> None:
-    server = ga_factory(rate_per_client=0.001, burst_per_client=1)
+    server = ga_factory(rate_per_client=0.001, burst_per_client=1, **BEHIND_PROXY)
     body = "\n".join(urllib.parse.urlencode(hit(el=f"n{n}")) for n in range(5))
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, headers=REMOTE) as client:
         answers = [client.post("/batch", content=body) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert stored_count(server) == 5
@@ -101,9 +108,9 @@ def test_a_ga_v1_batch_refused_by_the_client_limit_counts_every_hit(ga_factory: 
 
 
 def test_a_ga4_burst_from_one_address_is_not_all_stored(ga_factory: Any) -> None:
-    server = ga_factory(rate_per_client=1, burst_per_client=30)
+    server = ga_factory(rate_per_client=1, burst_per_client=30, **BEHIND_PROXY)
     started = time.monotonic()
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, headers=REMOTE) as client:
         answers = [client.post("/mp/collect", params=ga4_params(), json=ga4_body()) for _ in range(300)]
     elapsed = time.monotonic() - started
     assert {a.status_code for a in answers} == {204}
@@ -472,10 +479,82 @@ def test_ga_over_the_byte_budget_is_a_counted_drop(ga_factory: Any) -> None:
 
 @pytest.mark.parametrize("path", ["/debug/collect", "/debug/mp/collect?measurement_id=G-NONE"])
 def test_the_debug_endpoints_are_rate_limited_too_and_still_answer_200(app_server_factory: Any, path: str) -> None:
-    server = app_server_factory(rate_per_client=1, burst_per_client=5)
+    server = app_server_factory(rate_per_client=1, burst_per_client=5, **BEHIND_PROXY)
     body = b"v=1&tid=UA-1-1&cid=1.2&t=event&ec=a&ea=b" if "mp" not in path else b'{"client_id": "1.2", "events": []}'
-    with httpx.Client() as client:
+    with httpx.Client(headers=REMOTE) as client:
         answers = [client.post(server.url + path, content=body) for _ in range(20)]
     assert all(a.status_code == 200 for a in answers)
     assert any("slow down" in a.text for a in answers)
     assert not any("slow down" in a.text for a in answers[:5])
+
+
+# -- 7. the defaults, this host, and the warning when a limit bites (issue 9) -----------------
+
+
+def native_batch(app: str, events: int) -> dict[str, Any]:
+    batch: dict[str, Any] = with_fresh_times(
+        {"app": app, "context": {}, "events": [{"name": "run", "time": None}] * events}
+    )
+    return batch
+
+
+def test_this_host_is_not_limited_per_client_but_a_client_behind_a_trusted_proxy_is(app_server_factory: Any) -> None:
+    local: InThreadServer = app_server_factory(rate_per_client=0.001, burst_per_client=2)
+    with httpx.Client(base_url=local.url) as client:
+        assert [client.post("/v1/batch", json=native_batch(GOLDEN_APP, 1)).status_code for _ in range(5)] == [202] * 5
+    assert local.metric("footfall_rate_limited_total", scope="client") == 0
+
+    proxied: InThreadServer = app_server_factory(rate_per_client=0.001, burst_per_client=2, **BEHIND_PROXY)
+    with httpx.Client(base_url=proxied.url) as client:
+        remote = [client.post("/v1/batch", json=native_batch(GOLDEN_APP, 1), headers=REMOTE) for _ in range(3)]
+        # The trusted proxy's own requests (no X-Forwarded-For) are limited too: it speaks for others.
+        own = [client.post("/v1/batch", json=native_batch(GOLDEN_APP, 1)) for _ in range(3)]
+    assert [r.status_code for r in remote] == [202, 202, 429]
+    assert [r.status_code for r in own] == [202, 202, 429]
+    assert proxied.metric("footfall_rate_limited_total", scope="client") == 2
+
+
+def test_the_defaults_let_a_busy_tool_through_from_this_host(app_server_factory: Any) -> None:
+    """A benchmark or a busy tool on loopback, with the defaults a user gets: no 429, nothing dropped.
+    100,000 events in a few seconds is past the old per-app default (5,000 events/s after a burst of
+    50,000: here the in-thread server takes about 15,000 events/s), and 400 GA hits are past the
+    per-client burst (200)."""
+    server: InThreadServer = app_server_factory()
+    server.store.add_key(GOLDEN_APP, "ga-tid", TID)
+    body = gzip.compress(json.dumps(native_batch(GOLDEN_APP, 500)).encode())
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        native = [client.post("/v1/batch", content=body, headers=headers).status_code for _ in range(200)]
+        ga = [client.get("/collect", params=hit(el=f"n{n}")).status_code for n in range(400)]
+    assert native == [202] * 200 and ga == [200] * 400
+    assert server.metric("footfall_events_accepted_total", protocol="native") == 100_000
+    assert server.metric("footfall_events_accepted_total", protocol="ga-v1") == 400
+    assert "footfall_rate_limited_total" not in httpx.get(server.url + "/metrics").text
+
+
+def test_the_first_refusal_of_each_limit_logs_one_warning_naming_its_setting(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    subprocess.run(footfall_command("app", "add", "busy", "--data", str(data)), check=True, capture_output=True)
+    limits = {"RATE_PER_APP": "0.001", "BURST_PER_APP": "2", "RATE_PER_CLIENT": "0.001", "BURST_PER_CLIENT": "5"}
+    env = {f"FOOTFALL_{name}": value for name, value in {**limits, "TRUSTED_PROXIES": "127.0.0.1"}.items()}
+    server = start_server(data, tmp_path / "server.log", env=env)
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            by_app = [client.post("/v1/batch", json=native_batch("busy", 2)).status_code for _ in range(5)]
+            # Each client (the proxy itself, then a remote one) has 5 requests: then its own limit bites.
+            by_client = [client.post("/v1/batch", json=native_batch("busy", 1), headers=REMOTE) for _ in range(7)]
+            metrics = client.get("/metrics").text
+    finally:
+        server.stop()
+    assert by_app == [202, 429, 429, 429, 429] and {r.status_code for r in by_client} == {429}
+    assert 'footfall_rate_limited_total{scope="app"} 9' in metrics
+    assert 'footfall_rate_limited_total{scope="client"} 2' in metrics
+    warnings = [json.loads(line) for line in server.log.read_text().splitlines() if "rate limit:" in line]
+    assert [w["level"] for w in warnings] == ["warning", "warning"], warnings  # once per limit, not per request
+    by_app_warning, by_client_warning = sorted(warnings, key=lambda w: "--rate-per-client" in w["message"])
+    assert "app 'busy'" in by_app_warning["message"]
+    for flag in ("--rate-per-app", "FOOTFALL_RATE_PER_APP", "--burst-per-app", "FOOTFALL_BURST_PER_APP"):
+        assert flag in by_app_warning["message"]
+    for flag in ("--rate-per-client", "FOOTFALL_RATE_PER_CLIENT", "--burst-per-client"):
+        assert flag in by_client_warning["message"]
+    assert "203.0.113" not in server.log.read_text()  # the warning never holds an address

@@ -38,8 +38,10 @@ def test_readyz_and_metrics(app_server: InThreadServer) -> None:
 
 
 def test_per_client_rate_limit_answers_429_with_retry_after(app_server_factory: Any) -> None:
-    server: InThreadServer = app_server_factory(rate_per_client=0.5, burst_per_client=2)
-    statuses = [httpx.post(server.url + "/v1/batch", json=batch()) for _ in range(3)]
+    # Through a trusted proxy on loopback: this host itself is not limited per client (docs/collector.md).
+    server: InThreadServer = app_server_factory(rate_per_client=0.5, burst_per_client=2, trusted_proxies="127.0.0.1")
+    remote = {"X-Forwarded-For": "198.51.100.20"}
+    statuses = [httpx.post(server.url + "/v1/batch", json=batch(), headers=remote) for _ in range(3)]
     assert [r.status_code for r in statuses] == [202, 202, 429]
     assert statuses[2].json()["error"]["code"] == "rate_limited"
     assert int(statuses[2].headers["retry-after"]) >= 1

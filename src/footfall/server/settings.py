@@ -58,16 +58,31 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_events_per_batch", int, 500, "Most events in one native batch."),
     Setting("max_event_age_hours", int, 72, "Events older than this (client time) are rejected."),
     Setting("read_timeout_s", float, 10.0, "Seconds a client may take to send its request body."),
-    Setting("rate_per_client", float, 20.0, "Requests per second per client address; 0 is unlimited.", zero=True),
+    Setting(
+        "rate_per_client",
+        float,
+        20.0,
+        "Requests per second per client address; 0 is unlimited. Loopback clients (this host) are exempt, "
+        "unless listed in --trusted-proxies.",
+        zero=True,
+    ),
     Setting("burst_per_client", float, 200.0, "Requests a client address may send at once."),
-    Setting("rate_per_app", float, 5000.0, "Events per second per app; 0 is unlimited.", zero=True),
+    Setting(
+        "rate_per_app",
+        float,
+        0.0,
+        "Events per second per app and worker process; 0 (the default) is unlimited: the log's backpressure "
+        "bounds a flood. Set it to about 20 times an app's peak to keep one app from crowding out others.",
+        zero=True,
+    ),
     Setting("burst_per_app", float, 50000.0, "Events an app may receive at once."),
     Setting("forget_per_minute", float, 6.0, "Forget requests per minute per client address."),
     Setting(
         "bytes_per_app",
         float,
-        1024.0 * 1024,
-        "Request bytes (after decompression) per second per app; 0 is unlimited.",
+        0.0,
+        "Request bytes (after decompression) per second per app and worker process; 0 (the default) is "
+        "unlimited, as --rate-per-app.",
         zero=True,
     ),
     Setting("burst_bytes_per_app", float, 32.0 * 1024 * 1024, "Request bytes an app may receive at once."),
@@ -168,10 +183,10 @@ class Settings:
     read_timeout_s: float = 10.0
     rate_per_client: float = 20.0
     burst_per_client: float = 200.0
-    rate_per_app: float = 5000.0
+    rate_per_app: float = 0.0
     burst_per_app: float = 50000.0
     forget_per_minute: float = 6.0
-    bytes_per_app: float = 1024.0 * 1024
+    bytes_per_app: float = 0.0
     burst_bytes_per_app: float = 32.0 * 1024 * 1024
     max_distinct_values: int = 1000
     header_timeout_s: float = 10.0

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import ipaddress
 import json
+import logging
+import threading
 
 from starlette.requests import Request
 
@@ -29,13 +32,22 @@ from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.pipeline import Ingestor
 from footfall.server.metrics import Metrics
 from footfall.server.operations import StoreOperations
-from footfall.server.settings import Settings
+from footfall.server.settings import SETTINGS, Settings
 from footfall.server.stores.base import EventStore
 
 SESSION_COOKIE = "footfall_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_CONTENT_LENGTH_DIGITS = 18  # 10**18 bytes is past any body limit; int() refuses over 4,300 digits
+# Each limit's unit and settings, by its scope in footfall_rate_limited_total.
+LIMITS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "client": ("requests/s", ("rate_per_client", "burst_per_client")),
+    "forget": ("forget requests/minute", ("forget_per_minute",)),
+    "app": ("events/s", ("rate_per_app", "burst_per_app")),
+    "app_bytes": ("bytes/s after decompression", ("bytes_per_app", "burst_bytes_per_app")),
+}
+MAX_LIMIT_WARNINGS = 1000  # (limit, app) pairs warned about; apps are registered, so this is only a backstop
+limit_log = logging.getLogger("footfall.server.limits")
 
 
 @dataclasses.dataclass
@@ -58,6 +70,8 @@ class ServerContext:
     forgets: TokenBuckets
     logins: TokenBuckets
     _admin_token: tuple[tuple[int, int, int], str] | None = None  # (secrets.json's stat signature, token)
+    _limits_warned: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # (scope, app) logged once
+    _limits_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def admin_token(self) -> str:
         """The local admin token, read again whenever secrets.json changes, so that
@@ -89,25 +103,63 @@ class ServerContext:
         """0 when the client may go on; otherwise the seconds to wait, with the refusal counted.
 
         The GA endpoints use this directly: GA's semantics are always 2xx, so they drop instead of raising.
+        The per-client request rate does not apply to this host itself (see `is_local_client`).
         """
         buckets = self.per_client if buckets is None else buckets
+        scope = "client" if buckets is self.per_client else "forget"
+        if scope == "client" and self.is_local_client(ip):
+            return 0.0
         wait = buckets.take(buckets.key_for_address(ip))
         if wait:
-            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="client")
+            self.limit_bit(scope)
         return wait
 
     def limit_app(self, app: str, events: int) -> float:
         wait = self.per_app.take(app, cost=events)
         if wait:
-            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="app")
+            self.limit_bit("app", app)
         return wait
 
     def limit_app_bytes(self, app: str, size: int) -> float:
         """Charge `size` request bytes (as decompressed) to the app's byte budget; as `limit_app`."""
         wait = self.per_app_bytes.take(app, cost=size)
         if wait:
-            self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope="app_bytes")
+            self.limit_bit("app_bytes", app)
         return wait
+
+    def is_local_client(self, ip: str | None) -> bool:
+        """A loopback client that is not a trusted proxy: this host itself, which can already write the
+        data directory, so a per-client request rate would only turn its benchmark or its own tools into
+        429s. Behind a trusted proxy on loopback, the address is the forwarded one, and limited."""
+        try:
+            address = ipaddress.ip_address((ip or "").strip("[]"))
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address.is_loopback and not any(address in network for network in self.trusted_proxies)
+
+    def limit_bit(self, scope: str, app: str = "") -> None:
+        """Count a refusal; the first of each limit (and app) in this process is also logged as a warning
+        naming the settings, so that an operator learns a limit bites before the users say so."""
+        self.metrics.count("footfall_rate_limited_total", "Requests refused by a rate limit.", scope=scope)
+        with self._limits_lock:
+            if (scope, app) in self._limits_warned or len(self._limits_warned) >= MAX_LIMIT_WARNINGS:
+                return
+            self._limits_warned.add((scope, app))
+        unit, names = LIMITS[scope]
+        settings = {setting.name: setting for setting in SETTINGS}
+        limit_log.warning(
+            "rate limit: %s went over %g %s; what is over it is refused (native 429 with Retry-After, GA "
+            "dropped and counted). Settings: %s (docs/collector.md, Rate limits). Logged once per limit%s "
+            'in this process; every refusal counts in footfall_rate_limited_total{scope="%s"}.',
+            f"app {app!r}" if app else "a client address",
+            getattr(self.settings, names[0]),
+            unit,
+            ", ".join(f"{settings[n].flag} or {settings[n].env} = {getattr(self.settings, n):g}" for n in names),
+            " and app" if app else "",
+            scope,
+        )
 
     def principal(self, request: Request) -> Principal | None:
         """Who is asking: a bearer token (the local admin's or an API token) or a session cookie."""
