@@ -132,10 +132,10 @@ def _field_value(text: str, key: str) -> FieldValue:
             raise LineError(f"field {key!r} is above {MAX_INT64}, the largest integer Footfall stores")
         return number
     if _FLOAT.fullmatch(text):
-        number = float(text)
-        if not math.isfinite(number):
+        real = float(text)
+        if not math.isfinite(real):
             raise LineError(f"field {key!r} is out of the float64 range")
-        return number
+        return real
     raise LineError(f"field {key!r} has an invalid value {quoted(text)}")
 
 
