@@ -356,7 +356,7 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
         if args.format == "json":
             print(json.dumps({"apps": apps}))
             return
-        table = Table("app", "registered (UTC)", "GA keys", "schema", "time zone")
+        table = Table("app", "registered (UTC)", "keys", "schema", "time zone")
         for app in apps:
             keys = ", ".join(k["key"] if k["kind"] != "influx" else influx_label(k["key"]) for k in app["keys"]) or "-"
             table.add_row(app["name"], app["created"], keys, "yes" if app["schema"] else "-", app["timezone"])
