@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from footfall.server.ingest.protocols import influx
-from footfall.server.operations import StoreOperations
+from footfall.server.operations import StoreOperations, secret_hash
 from footfall.server.operator.cli import main
 from tests.conftest import InThreadServer, LiveServer, footfall_command
 
@@ -48,7 +48,8 @@ def test_the_token_is_kept_only_as_a_hash(tmp_path: Path, capsys: Any) -> None:
     assert main(["app", "list", "--data", str(data)]) == 0
     assert main(["app", "list", "--format", "json", "--data", str(data)]) == 0
     listed = capsys.readouterr().out
-    assert "influx:analytics" in listed and TOKEN_A not in listed
+    assert "influx:analytics" in listed and '"kind": "influx", "key": "analytics"' in listed
+    assert TOKEN_A not in listed and secret_hash(TOKEN_A) not in listed  # nor its hash, for readers to crack
     for path in data.rglob("*"):
         if path.is_file():
             assert TOKEN_A.encode() not in path.read_bytes(), path

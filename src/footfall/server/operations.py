@@ -194,7 +194,10 @@ class StoreOperations:
             {
                 "name": app.name,
                 "created": app.created.isoformat(timespec="seconds"),
-                "keys": [{"kind": kind, "key": key} for kind, key in app.keys],
+                # An InfluxDB key is BUCKET@TOKEN-HASH: readers see the bucket, never the hash.
+                "keys": [
+                    {"kind": kind, "key": key.partition("@")[0] if kind == "influx" else key} for kind, key in app.keys
+                ],
                 "schema": app.has_schema,
                 "timezone": app.timezone,
             }

@@ -358,14 +358,13 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
             return
         table = Table("app", "registered (UTC)", "keys", "schema", "time zone")
         for app in apps:
-            keys = ", ".join(k["key"] if k["kind"] != "influx" else influx_label(k["key"]) for k in app["keys"]) or "-"
+            keys = ", ".join(influx_label(k["key"]) if k["kind"] == "influx" else k["key"] for k in app["keys"]) or "-"
             table.add_row(app["name"], app["created"], keys, "yes" if app["schema"] else "-", app["timezone"])
         console.print(table)
 
 
-def influx_label(key: str) -> str:
-    """An InfluxDB key (BUCKET@TOKEN-HASH) as the table shows it: the bucket, not the hash."""
-    bucket = key.partition("@")[0]
+def influx_label(bucket: str) -> str:
+    """An InfluxDB key as the table shows it: its bucket (list_apps never shows the token's hash)."""
     return f"influx:{'any bucket' if bucket == '*' else bucket}"
 
 
