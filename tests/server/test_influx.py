@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from footfall.server.ingest.protocols import influx
 from footfall.server.operations import StoreOperations
 from tests.conftest import InThreadServer
+from tests.stores import FlakyStore
 
 APP = "brewlike"
 TOKEN = "iVdsgJ_OjvTYGAA79gOfWlA_fX0QCuj4eYUNdb-test-token=="  # shaped like Homebrew's, not Homebrew's
@@ -252,6 +254,28 @@ def test_over_the_size_cap_is_413_in_influxdb_s_shape(app_server_factory: Any) -
     answer = write(server, bomb, headers={"Content-Encoding": "gzip"})
     assert answer.status_code == 413 and answer.json()["code"] == "request too large"
     assert stored(server) == []
+
+
+def test_rate_limits_answer_429_in_influxdb_s_shape(app_server_factory: Any) -> None:
+    server = app_server_factory(rate_per_client=0.01, burst_per_client=1)
+    StoreOperations(server.store).add_app(APP, influx=[(TOKEN, BUCKET)])
+    assert write(server, "command_run n=1i").status_code == 204
+    answer = write(server, "command_run n=2i")
+    assert answer.status_code == 429 and answer.json()["code"] == "too many requests"
+    assert int(answer.headers["retry-after"]) >= 1
+
+
+def test_backpressure_answers_503_and_nothing_is_acknowledged(app_server_factory: Any, tmp_path: Path) -> None:
+    store = FlakyStore(tmp_path / "flaky.duckdb")
+    server: InThreadServer = app_server_factory(store=store, max_log_bytes=600)
+    StoreOperations(store).add_app(APP, influx=[(TOKEN, BUCKET)])
+    store.failing = True
+    answers = [write(server, f"command_run n={n}i") for n in range(6)]
+    assert answers[0].status_code == 204 and answers[-1].status_code == 503
+    assert answers[-1].json()["code"] == "unavailable" and int(answers[-1].headers["retry-after"]) >= 1
+    refused = sum(answer.status_code == 503 for answer in answers)
+    assert server.metric("footfall_events_rejected_total", protocol="influx", reason="backpressure") == refused
+    assert server.metric("footfall_events_accepted_total", protocol="influx") == len(answers) - refused
 
 
 def test_gzip_bodies_are_accepted(influx_server: InThreadServer) -> None:
