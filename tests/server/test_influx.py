@@ -3,6 +3,7 @@ writes, InfluxDB's answers, the parser's grammar, and install counts per package
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -470,15 +471,28 @@ def test_what_a_client_writes_parses_back(tags: dict[str, str], fields: dict[str
     assert point.timestamp == timestamp
 
 
-@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+NEAR_LINES = st.from_regex(
+    r"[a-z\\ ,=]{1,6}(,[a-z\\]{1,3}=[^\n]{0,5}){0,2} +[a-z]{1,3}=[-+0-9.eEiutrfTF\"\\, ]{0,8}( +-?[0-9]{0,21})? *",
+    fullmatch=True,
+)  # close to the grammar, so that the parser's every branch is reached
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode) | NEAR_LINES.map(str.encode))
 @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_parser_raises_nothing_but_its_own_error(body: bytes) -> None:
     try:
         parsed = influx.parse_body(body)
     except influx.LineError:
         return
+    received = dt.datetime(2026, 12, 1)
     for _, point in parsed.points:
         assert influx.EVENT_NAME_PATTERN.match(point.measurement)
+        for precision_ns in influx.PRECISION_NS_V1.values():
+            try:
+                moment = influx.point_time(point, precision_ns, received, dt.timedelta(hours=72))
+            except influx.LineError:
+                continue
+            assert influx.to_incoming(point, APP, moment, "").time == moment
 
 
 def test_parsing_is_linear_in_hostile_input() -> None:
