@@ -138,7 +138,7 @@ HEADERS = st.fixed_dictionaries(
     {},
     optional={
         "Content-Encoding": st.sampled_from(["gzip", "deflate", "identity", "GZIP", ""]),
-        "Content-Type": st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+        "Content-Type": st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=20),
     },
 )
 LINES = st.lists(
