@@ -77,6 +77,10 @@ _STRING_ESCAPE = re.compile(r'\\(["\\])')
 _INTEGER = re.compile(r"-?[0-9]+i")
 _UNSIGNED = re.compile(r"[0-9]+u")
 _FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+NAME_RULES = {  # native's rules (EVENT_NAME_PATTERN, PROP_KEY_PATTERN), in words
+    "an event name": "1 to 64 lowercase letters, digits, '_', '.', ':' or '-', starting with a letter",
+    "a property name": "1 to 64 lowercase letters, digits or '_', starting with a letter",
+}
 _BOOLEANS = {
     **dict.fromkeys(("t", "T", "true", "True", "TRUE"), True),
     **dict.fromkeys(("f", "F", "false", "False", "FALSE"), False),
@@ -115,11 +119,11 @@ def _unescape(text: str, escapes: re.Pattern[str]) -> str:
 def _name(escaped: str, what: str) -> str:
     """A measurement ("measurement") or a tag or field key, unescaped and checked; raises LineError."""
     if what == "measurement":
-        name, pattern = _unescape(escaped, _NAME_ESCAPE), EVENT_NAME_PATTERN
+        name, pattern, rule = _unescape(escaped, _NAME_ESCAPE), EVENT_NAME_PATTERN, "an event name"
     else:
-        name, pattern = _unescape(escaped, _KEY_ESCAPE), PROP_KEY_PATTERN
+        name, pattern, rule = _unescape(escaped, _KEY_ESCAPE), PROP_KEY_PATTERN, "a property name"
     if not pattern.match(name):
-        raise LineError(f"{what} {quoted(name)} must be a lowercase identifier (letters, digits, '_')")
+        raise LineError(f"{what} {quoted(name)} is not {rule}: {NAME_RULES[rule]}")
     return name
 
 
