@@ -106,6 +106,8 @@ def test_the_issue_s_routes_are_in_the_document(app_server: InThreadServer) -> N
         ("post", "/collect"),
         ("post", "/batch"),
         ("post", "/mp/collect"),
+        ("post", "/api/v2/write"),
+        ("post", "/write"),
         ("get", "/api/v1/apps/{app}/properties"),
         ("get", "/api/v1/apps/{app}/properties/names"),
         ("get", "/api/v1/apps/{app}/compare"),

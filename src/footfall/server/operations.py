@@ -30,8 +30,16 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def influx_key(bucket: str, token: str) -> str:
+    """The key an InfluxDB token and bucket are registered under: the token only as its hash."""
+    return f"{bucket}@{secret_hash(token)}"
+
+
 def check_keys(
-    ga_tids: Sequence[str], ga4: Sequence[tuple[str, str]], firebase: Sequence[tuple[str, str]] = ()
+    ga_tids: Sequence[str],
+    ga4: Sequence[tuple[str, str]],
+    firebase: Sequence[tuple[str, str]] = (),
+    influx: Sequence[tuple[str, str]] = (),
 ) -> None:
     for tid in ga_tids:
         if not re.match(GA_TID, tid):
@@ -49,6 +57,11 @@ def check_keys(
                 raise UsageError(f"{key!r} is not {example}")
             if not 8 <= len(secret) <= 128:
                 raise UsageError("an API secret has 8 to 128 characters")
+    for token, bucket in influx:
+        if not re.match(INFLUX_TOKEN, token):
+            raise UsageError("an InfluxDB token has 16 to 512 printable ASCII characters, without spaces")
+        if bucket != "*" and not re.match(INFLUX_BUCKET, bucket):
+            raise UsageError(f"{bucket!r} is not a bucket name: 1 to 64 letters, digits, '.', '_' or '-'")
 
 
 MAX_REPORT_DAYS = 3660
@@ -57,6 +70,8 @@ MAX_REPORT_DAYS = 3660
 GA_TID = r"^(UA|YT|MO)-\d{1,12}-\d{1,6}$"
 GA4_MEASUREMENT_ID = r"^G-[A-Z0-9]{4,16}$"
 FIREBASE_APP_ID = r"^\d:\d{5,20}:(android|ios|web):[0-9a-f]{6,40}$"
+INFLUX_TOKEN = r"^[!-~]{16,512}\Z"  # long enough that its unsalted hash reveals nothing
+INFLUX_BUCKET = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"
 
 
 class Operations(Protocol):
@@ -66,6 +81,8 @@ class Operations(Protocol):
         ga_tids: Sequence[str] = (),
         ga4: Sequence[tuple[str, str]] = (),
         firebase: Sequence[tuple[str, str]] = (),
+        *,
+        influx: Sequence[tuple[str, str]] = (),
     ) -> dict[str, Any]: ...
 
     def set_schema(self, app: str, schema: str) -> dict[str, Any]: ...
@@ -131,16 +148,21 @@ class StoreOperations:
         ga4: Sequence[tuple[str, str]] = (),
         firebase: Sequence[tuple[str, str]] = (),
         actor: str | None = None,
+        influx: Sequence[tuple[str, str]] = (),
     ) -> dict[str, Any]:
+        """Register an app and its wire-protocol keys; `influx` holds (token, bucket) pairs,
+        the bucket "*" for any."""
         check_app_name(name)
-        check_keys(ga_tids, ga4, firebase)
+        check_keys(ga_tids, ga4, firebase, influx)
         created = self.store.add_app(name)
         for tid in ga_tids:
             self.store.add_key(name, "ga-tid", tid)
         for kind, pairs in (("ga4", ga4), ("firebase", firebase)):
             for key, secret in pairs:
                 self.store.add_key(name, kind, key, secret_hash(secret))
-        keys = [*ga_tids, *(key for key, _ in (*ga4, *firebase))]
+        for token, bucket in influx:
+            self.store.add_key(name, "influx", influx_key(bucket, token), secret_hash(token))
+        keys = [*ga_tids, *(key for key, _ in (*ga4, *firebase)), *(f"influx:{bucket}" for _, bucket in influx)]
         self._audit(actor, "app_add" if created else "app_keys", name, ", ".join(keys))
         return {"name": name, "created": created}
 
@@ -172,7 +194,10 @@ class StoreOperations:
             {
                 "name": app.name,
                 "created": app.created.isoformat(timespec="seconds"),
-                "keys": [{"kind": kind, "key": key} for kind, key in app.keys],
+                # An InfluxDB key is BUCKET@TOKEN-HASH: readers see the bucket, never the hash.
+                "keys": [
+                    {"kind": kind, "key": key.partition("@")[0] if kind == "influx" else key} for kind, key in app.keys
+                ],
                 "schema": app.has_schema,
                 "timezone": app.timezone,
             }

@@ -58,8 +58,9 @@ def api_routes(ctx: ServerContext) -> list[Route]:
             raise BadRequest("'ga_tids' must be a list of tracking ids", code="invalid_request")
         ga4 = _pairs(document, "ga4", "measurement_id")
         firebase = _pairs(document, "firebase", "app_id")
+        influx = _influx_pairs(document)
         result = await run_in_threadpool(
-            ctx.operations.add_app, document["name"], ga_tids, ga4, firebase, principal.email
+            ctx.operations.add_app, document["name"], ga_tids, ga4, firebase, principal.email, influx
         )
         return JSONResponse(result, status_code=201 if result["created"] else 200)
 
@@ -192,6 +193,16 @@ def _pairs(document: dict[str, Any], field: str, key: str) -> list[tuple[str, st
     return [(e[key], e["api_secret"]) for e in entries]
 
 
+def _influx_pairs(document: dict[str, Any]) -> list[tuple[str, str]]:
+    entries = document.get("influx", [])
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("token"), str) and isinstance(e.get("bucket", "*"), str)
+        for e in entries
+    ):
+        raise BadRequest("'influx' must be a list of {token, bucket}", code="invalid_request")
+    return [(e["token"], e.get("bucket", "*")) for e in entries]
+
+
 # -- what /openapi.json says about each route (see edge/openapi.py) ----------------
 
 REPORT_NAMES = sorted([*REPORTS, *ARGUMENT_REPORTS])
@@ -233,6 +244,14 @@ ADD_APP = Operation(
                 "ga_tids": {"type": "array", "items": {"type": "string"}, "example": ["UA-12345-1"]},
                 "ga4": {"type": "array", "items": KEY_PAIR},
                 "firebase": {"type": "array", "items": KEY_PAIR},
+                "influx": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["token"],
+                        "properties": {"token": {"type": "string"}, "bucket": {"type": "string"}},
+                    },
+                },
             },
         }
     ),

@@ -128,6 +128,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
     from footfall.server.edge.api import api_routes
     from footfall.server.edge.backup import backup_routes
     from footfall.server.edge.collection import collection_routes
+    from footfall.server.edge.influx import influx_routes
     from footfall.server.edge.openapi import HEALTHZ, METRICS, READYZ, DocumentedRoute
     from footfall.server.edge.pages import page_routes
 
@@ -179,6 +180,7 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         DocumentedRoute("/readyz", readyz, {"GET": READYZ}),
         DocumentedRoute("/metrics", metrics, {"GET": METRICS}),
         *collection_routes(ctx),
+        *influx_routes(ctx),
         *api_routes(ctx),
         *backup_routes(ctx),
         *page_routes(ctx),

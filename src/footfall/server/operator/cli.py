@@ -117,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECRET",
         help="the API secret of each --firebase-app-id, in the same order",
     )
+    add.add_argument(
+        "--influx-token",
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="an InfluxDB token whose line-protocol writes belong to this app (repeatable; stored hashed)",
+    )
+    add.add_argument(
+        "--influx-bucket",
+        action="append",
+        default=[],
+        metavar="BUCKET",
+        help="the bucket (1.x: database) of each --influx-token, in the same order; without it, any bucket",
+    )
     schema = app_commands.add_parser(
         "schema",
         parents=[common],
@@ -307,7 +321,10 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
             if len(ids) != len(secrets):
                 raise UsageError(f"give one {flag}-api-secret for each id")
             pairs.append(list(zip(ids, secrets, strict=True)))
-        result = operations.add_app(args.name, args.ga_tid, pairs[0], pairs[1])
+        if args.influx_bucket and len(args.influx_bucket) != len(args.influx_token):
+            raise UsageError("give one --influx-bucket for each --influx-token, or none")
+        influx = list(zip(args.influx_token, args.influx_bucket or ["*"] * len(args.influx_token), strict=True))
+        result = operations.add_app(args.name, args.ga_tid, pairs[0], pairs[1], influx=influx)
         say(
             console,
             f"App {result['name']} {'registered' if result['created'] else 'is already registered'}.",
@@ -339,11 +356,16 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
         if args.format == "json":
             print(json.dumps({"apps": apps}))
             return
-        table = Table("app", "registered (UTC)", "GA keys", "schema", "time zone")
+        table = Table("app", "registered (UTC)", "keys", "schema", "time zone")
         for app in apps:
-            keys = ", ".join(k["key"] for k in app["keys"]) or "-"
+            keys = ", ".join(influx_label(k["key"]) if k["kind"] == "influx" else k["key"] for k in app["keys"]) or "-"
             table.add_row(app["name"], app["created"], keys, "yes" if app["schema"] else "-", app["timezone"])
         console.print(table)
+
+
+def influx_label(bucket: str) -> str:
+    """An InfluxDB key as the table shows it: its bucket (list_apps never shows the token's hash)."""
+    return f"influx:{'any bucket' if bucket == '*' else bucket}"
 
 
 def confirm_removal(name: str) -> None:

@@ -63,12 +63,14 @@ class RemoteOperations:
         ga_tids: Sequence[str] = (),
         ga4: Sequence[tuple[str, str]] = (),
         firebase: Sequence[tuple[str, str]] = (),
+        influx: Sequence[tuple[str, str]] = (),
     ) -> dict[str, Any]:
         body = {
             "name": name,
             "ga_tids": list(ga_tids),
             "ga4": [{"measurement_id": m, "api_secret": s} for m, s in ga4],
             "firebase": [{"app_id": a, "api_secret": s} for a, s in firebase],
+            "influx": [{"token": t, "bucket": b} for t, b in influx],
         }
         result: dict[str, Any] = self._call("POST", "/api/v1/apps", body)
         return result
