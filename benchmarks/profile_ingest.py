@@ -69,10 +69,13 @@ STAGES = (
     ("footfall.server.ingest.pipeline", "text_problem", "checks"),
     ("footfall.server.ingest.pipeline", "value_problem", "checks"),
     ("footfall.server.ingest.pipeline", "keyed_hash", "hashing"),
-    ("footfall.server.ingest.pipeline", "props_text", "record building"),
+    ("footfall.server.ingest.pipeline", "kept_props", "checks"),
+    ("footfall.server.ingest.pipeline", "name_refusal", "checks"),
+    ("footfall.server.ingest.pipeline", "props_text", "props JSON"),
     ("footfall.server.ingest.cardinality", "CardinalityGuard.fold", "cardinality guard"),
     ("footfall.server.ingest.segments", "encode", "encoding"),
     ("footfall.server.ingest.segments", "encode_lines", "encoding"),
+    ("footfall.server.ingest.segments", "LineTemplate.line", "encoding"),
 )
 STAGE_ORDER = (
     "gunzip",
@@ -82,6 +85,7 @@ STAGE_ORDER = (
     "schema lookup",
     "checks",
     "hashing",
+    "props JSON",
     "record building",
     "cardinality guard",
     "encoding",
@@ -152,7 +156,10 @@ def native_route(ctx: ServerContext) -> Callable[[bytes], int]:
     records_of = cells["native_records"].cell_contents
 
     def run(body: bytes) -> int:
-        _, records = records_of(body, "gzip", "")
+        answer = records_of(body, "gzip", "")
+        if hasattr(answer, "lines"):  # a RecordedBatch: already the log's bytes
+            return len(answer.lines)
+        _, records = answer
         return len(encoded_lines(records))
 
     return run
