@@ -111,7 +111,9 @@ def kept_props(props: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
     """The properties whose key and value pass `text_problem`; why each other one went is added to `dropped`."""
     kept: dict[str, Any] = {}
     for key, value in props.items():
-        problem = text_problem(key) or value_problem(value)
+        problem = text_problem(key)
+        if problem is None and isinstance(value, (str, list)):  # value_problem, without a call for the rest
+            problem = value_problem(value)
         if problem:
             dropped.append(problem)
         else:

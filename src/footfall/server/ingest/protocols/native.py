@@ -51,8 +51,8 @@ class NativeContext:
     environment: dict[str, str]
 
 
-@dataclasses.dataclass(frozen=True)
-class NativeEvent:
+class NativeEvent(msgspec.Struct, frozen=True):
+    # A Struct, not a frozen dataclass: made for every event, in a quarter of the time.
     name: str
     time: dt.datetime  # naive UTC
     props: dict[str, Any]
