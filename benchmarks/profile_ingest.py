@@ -2,6 +2,8 @@
 
     PYTHONPATH=src .venv/bin/python benchmarks/profile_ingest.py [--batches 300] [--hits 3000]
 
+(PYTHONPATH picks the code measured: another checkout's src gives its numbers, with this script.)
+
 Runs what the collector runs for a request, without HTTP and without the fsync: for a
 native batch (the shape of bench_ingest.py: 100 events, gzip) the body is decompressed,
 parsed, decoded and validated, each event goes through the ingest pipeline (checks,
@@ -33,7 +35,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from bench_ingest import APP, make_body
 

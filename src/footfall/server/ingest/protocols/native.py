@@ -24,7 +24,6 @@ from typing import Annotated, Any
 import msgspec
 
 from footfall.server.errors import BadRequest
-from footfall.server.ingest.protocols import Incoming
 from footfall.server.ingest.protocols.framing import parse_json, storable
 from footfall.server.stores.base import APP_PATTERN
 
@@ -298,20 +297,3 @@ def decode_body(data: bytes, *, received: dt.datetime, max_events: int, max_age:
     if batch is None:
         batch = decode_batch(parse_json(data), received=received, max_events=max_events, max_age=max_age)
     return batch
-
-
-def to_incoming(batch: NativeBatch, event: NativeEvent, country: str) -> Incoming:
-    context = batch.context
-    return Incoming(
-        app=batch.app,
-        name=event.name,
-        time=event.time,
-        install=context.install,
-        session=context.session,
-        app_version=context.app_version,
-        platform=context.platform,
-        environment=context.environment,
-        props=event.props,
-        source="native",
-        country=country,
-    )
