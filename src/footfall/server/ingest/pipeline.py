@@ -7,6 +7,9 @@ each field are capped per app; install and run ids become a keyed hash (HMAC-SHA
 server secret, scoped to the app), so raw ids never reach the store. Then
 `persist` appends the records to the fsynced ingest log (`log`), and only then may
 the collector acknowledge them; the log's loader stores them in bulk.
+
+A native batch goes through `record_batch`, which gives the records `record` would give
+event by event, already encoded as log lines, checking and hashing the shared context once.
 """
 
 from __future__ import annotations
@@ -105,6 +108,25 @@ def context_refusal(app_version: str, platform: dict[str, str], environment: dic
 def refusal_of(event: Incoming) -> str | None:
     """Why the whole event is refused before any property is looked at, if it is."""
     return name_refusal(event.name) or context_refusal(event.app_version, event.platform, event.environment)
+
+
+def clean_context(
+    app_version: str, platform: dict[str, str], environment: dict[str, str], dropped: list[str]
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The context's texts, each that fails `text_problem` stored empty (and named in `dropped`)."""
+
+    def clean(field: str, text: str) -> str:
+        problem = text_problem(text) if text else None
+        if problem is None:
+            return text
+        dropped.append(f"{field}:{problem}")
+        return ""
+
+    return (
+        clean("app_version", app_version),
+        {key: clean(key, value) for key, value in platform.items()},
+        {key: clean(key, value) for key, value in environment.items()},
+    )
 
 
 def kept_props(props: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
@@ -218,7 +240,9 @@ class Ingestor:
                 self.reject(event.source, refusal)
             return None, refusal, []
 
-        app_version, platform, environment = self._clean_context(event, dropped)
+        app_version, platform, environment = clean_context(
+            event.app_version, event.platform, event.environment, dropped
+        )
         kept = kept_props(props, dropped)
         if count:
             self._count_dropped(event.source, dropped)
@@ -244,23 +268,6 @@ class Ingestor:
         record = self.cardinality.fold(record, learn=count)
         return record, "", dropped
 
-    @staticmethod
-    def _clean_context(event: Incoming, dropped: list[str]) -> tuple[str, dict[str, str], dict[str, str]]:
-        """The context's texts, each that fails `text_problem` stored empty (and named in `dropped`)."""
-
-        def clean(field: str, text: str) -> str:
-            problem = text_problem(text) if text else None
-            if problem is None:
-                return text
-            dropped.append(f"{field}:{problem}")
-            return ""
-
-        return (
-            clean("app_version", event.app_version),
-            {key: clean(key, value) for key, value in event.platform.items()},
-            {key: clean(key, value) for key, value in event.environment.items()},
-        )
-
     def _count_dropped(self, source: str, dropped: list[str]) -> None:
         for reason in dropped:
             self.metrics.count(
@@ -278,23 +285,11 @@ class Ingestor:
         and each line is written from a template of what the batch's events of one name share.
         """
         app, context = batch.app, batch.context
-        # An Incoming with the batch's context stands for every event of it: name and props vary.
-        shared = Incoming(
-            app=app,
-            name="",
-            time=dt.datetime.min,
-            install=context.install,
-            session=context.session,
-            app_version=context.app_version,
-            platform=context.platform,
-            environment=context.environment,
-            props={},
-            source=source,
-            country=country,
-        )
         refused_context = context_refusal(context.app_version, context.platform, context.environment)
         context_dropped: list[str] = []
-        app_version, platform, environment = self._clean_context(shared, context_dropped)
+        app_version, platform, environment = clean_context(
+            context.app_version, context.platform, context.environment, context_dropped
+        )
         schema = self._schema(app)
         received = utc_now()
         base = EventRecord(
@@ -321,7 +316,7 @@ class Ingestor:
         templates: dict[str, LineTemplate] = {}
         results: list[dict[str, str]] = []
         lines: list[str] = []
-        accepted: dict[str, str] = {"status": "accepted"}
+        accepted: dict[str, str] = {"status": "accepted"}  # one object for every accepted event: only serialised
         for event in batch.events:
             if isinstance(event, Rejection):
                 self.reject(source, event.code)

@@ -5,8 +5,10 @@ and, for each event in order, either a `NativeEvent` or a `Rejection`. A documen
 whose shape is wrong raises `BadRequest`; a single bad event is rejected alone.
 
 `decode_body` does the same from the body's bytes, fast: a typed msgspec decoder
-checks the whole batch in one C pass (shapes, types, patterns, lengths, counts) and
-Python checks only what types cannot say (times, the context's strings). A batch that
+checks the whole batch in one C pass (shapes, types, lengths, counts, ranges) and
+Python checks the rest (patterns once per distinct name and key, times, the context's
+strings, and the text of values only when the body holds an escape or a non-ASCII
+byte, the only ways to spell a character that may not be stored). A batch that
 pass does not take whole, because something in it is wrong or merely unusual (an
 extra field, an escaped character, a null where a string may be), goes through
 `parse_json` and `decode_batch` instead, so every answer, good or bad, is the one
