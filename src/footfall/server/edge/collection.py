@@ -24,10 +24,10 @@ from footfall.server.edge.context import ServerContext
 from footfall.server.edge.openapi import JSON_OBJECT, Answer, Body, DocumentedRoute, Operation, Param
 from footfall.server.errors import PayloadTooLarge, RateLimited, RequestTimeout, UnknownApp
 from footfall.server.ingest.geo import truncate
-from footfall.server.ingest.pipeline import REFUSALS, utc_now
+from footfall.server.ingest.pipeline import RecordedBatch, utc_now
 from footfall.server.ingest.protocols import Incoming, ga4, ga_v1
 from footfall.server.ingest.protocols.framing import decompress, parse_json
-from footfall.server.ingest.protocols.native import Rejection, decode_batch, to_incoming
+from footfall.server.ingest.protocols.native import decode_body
 from footfall.server.operations import secret_hash
 from footfall.server.stores.base import EventRecord
 
@@ -66,15 +66,14 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
 
     # -- native v1 ----------------------------------------------------------------
 
-    def native_records(body: bytes, encoding: str, country: str) -> tuple[list[dict[str, str]], list[EventRecord]]:
+    def native_records(body: bytes, encoding: str, country: str) -> RecordedBatch:
         """Decode, check and anonymise one batch: CPU-bound, so it runs off the event loop.
 
-        Returns each event's result and the records to store, in the same order as the
-        accepted results.
+        Returns each event's result and the accepted events as log lines.
         """
         data = decompress(body, encoding, settings.max_decompressed_bytes)
-        batch = decode_batch(
-            parse_json(data),
+        batch = decode_body(
+            data,
             received=utc_now(),
             max_events=settings.max_events_per_batch,
             max_age=max_age,
@@ -95,29 +94,16 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
                 batch.dropped,
                 app=batch.app,
             )
-        results: list[dict[str, str]] = []
-        records: list[EventRecord] = []
-        for event in batch.events:
-            if isinstance(event, Rejection):
-                ctx.ingestor.reject("native", event.code)
-                results.append({"status": "rejected", "code": event.code, "message": event.message})
-                continue
-            record, reason, _ = ctx.ingestor.record(to_incoming(batch, event, country))
-            if record is None:
-                results.append({"status": "rejected", "code": reason, "message": f"{event.name!r}: {REFUSALS[reason]}"})
-            else:
-                records.append(record)
-                results.append({"status": "accepted"})
-        return results, records
+        return ctx.ingestor.record_batch(batch, country)
 
     async def native_batch(request: Request) -> Response:
         ip = ctx.client_ip(request)
         ctx.limit_client(request, ip)
         body = await ctx.read_body(request, settings.max_body_bytes)
         encoding = request.headers.get("content-encoding", "")
-        results, records = await run_in_threadpool(native_records, body, encoding, ctx.geo.country(ip))
-        await ctx.ingestor.persist(records)
-        accepted = len(records)
+        recorded = await run_in_threadpool(native_records, body, encoding, ctx.geo.country(ip))
+        await ctx.ingestor.persist_batch(recorded)
+        accepted, results = recorded.accepted, recorded.results
         return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 202)
 
     async def forget(request: Request) -> Response:

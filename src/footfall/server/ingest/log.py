@@ -97,6 +97,11 @@ class IngestLog:
         self.check_room()
         return self.writer.append(records)
 
+    def append_encoded(self, lines: bytes, events: int) -> Future[None]:
+        """`append` for records already encoded as log lines (`segments.LineTemplate`)."""
+        self.check_room()
+        return self.writer.append_bytes(lines, events)
+
     def check_room(self) -> None:
         if why := self.pressure():
             self.refused_appends += 1

@@ -7,19 +7,27 @@ each field are capped per app; install and run ids become a keyed hash (HMAC-SHA
 server secret, scoped to the app), so raw ids never reach the store. Then
 `persist` appends the records to the fsynced ingest log (`log`), and only then may
 the collector acknowledge them; the log's loader stores them in bulk.
+
+A native batch goes through `record_batch`, which gives the records `record` would give
+event by event, already encoded as log lines, checking and hashing the shared context once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
+
+import msgspec
 
 from footfall.schema import sensitive_kind, sensitive_kind_in
 from footfall.server.errors import Backpressure, BadRequest, StoreUnavailable
@@ -27,7 +35,9 @@ from footfall.server.ingest.cardinality import CardinalityGuard
 from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.protocols import Incoming
 from footfall.server.ingest.protocols.framing import storable
+from footfall.server.ingest.protocols.native import NativeBatch, Rejection
 from footfall.server.ingest.schemas import AppSchema, parse_schema
+from footfall.server.ingest.segments import LineTemplate
 from footfall.server.metrics import Metrics
 from footfall.server.stores.base import APP_PATTERN, EventRecord, EventStore
 
@@ -85,13 +95,82 @@ def value_problem(value: Any) -> str | None:
     return None
 
 
+def name_refusal(name: str) -> str | None:
+    problem = text_problem(name)
+    return problem if problem in (None, "invalid_text") else "sensitive_name"
+
+
+def context_refusal(app_version: str, platform: dict[str, str], environment: dict[str, str]) -> str | None:
+    context = (app_version, *platform.values(), *environment.values())
+    return None if all(storable(text) for text in context) else "invalid_text"
+
+
 def refusal_of(event: Incoming) -> str | None:
     """Why the whole event is refused before any property is looked at, if it is."""
-    name = text_problem(event.name)
-    if name is not None:
-        return name if name == "invalid_text" else "sensitive_name"
-    context = (event.app_version, *event.platform.values(), *event.environment.values())
-    return None if all(storable(text) for text in context) else "invalid_text"
+    return name_refusal(event.name) or context_refusal(event.app_version, event.platform, event.environment)
+
+
+def clean_context(
+    app_version: str, platform: dict[str, str], environment: dict[str, str], dropped: list[str]
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The context's texts, each that fails `text_problem` stored empty (and named in `dropped`)."""
+
+    def clean(field: str, text: str) -> str:
+        problem = text_problem(text) if text else None
+        if problem is None:
+            return text
+        dropped.append(f"{field}:{problem}")
+        return ""
+
+    return (
+        clean("app_version", app_version),
+        {key: clean(key, value) for key, value in platform.items()},
+        {key: clean(key, value) for key, value in environment.items()},
+    )
+
+
+def kept_props(props: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
+    """The properties whose key and value pass `text_problem`; why each other one went is added to `dropped`."""
+    kept: dict[str, Any] = {}
+    for key, value in props.items():
+        problem = text_problem(key)
+        if problem is None and isinstance(value, (str, list)):  # value_problem, without a call for the rest
+            problem = value_problem(value)
+        if problem:
+            dropped.append(problem)
+        else:
+            kept[key] = value
+    return kept
+
+
+_SORTED_JSON = msgspec.json.Encoder(order="sorted")
+
+
+def props_text(props: dict[str, Any]) -> str:
+    """The properties as stored: compact JSON, keys sorted, ASCII (`json.dumps`'s text exactly).
+
+    msgspec writes the same text several times faster, except for floats ("1e+16" against
+    "1e16"), non-ASCII (which json.dumps escapes) and DEL: those take json.dumps.
+    """
+    if float not in map(type, props.values()):  # a subclass of float cannot come from JSON
+        try:
+            text = _SORTED_JSON.encode(props)
+        except (TypeError, OverflowError, UnicodeEncodeError):  # an int past 64 bits, a lone surrogate
+            pass
+        else:
+            if text.isascii() and b"\x7f" not in text:
+                return text.decode()
+    return json.dumps(props, separators=(",", ":"), sort_keys=True)
+
+
+@dataclasses.dataclass
+class RecordedBatch:
+    """`Ingestor.record_batch`'s answer: each event's result, in order, and the accepted ones as log lines."""
+
+    results: list[dict[str, str]]
+    lines: bytes
+    accepted: int
+    source: str
 
 
 class Ingestor:
@@ -161,31 +240,12 @@ class Ingestor:
                 self.reject(event.source, refusal)
             return None, refusal, []
 
-        def clean(field: str, text: str) -> str:
-            problem = text_problem(text) if text else None
-            if problem is None:
-                return text
-            dropped.append(f"{field}:{problem}")
-            return ""
-
-        app_version = clean("app_version", event.app_version)
-        platform = {key: clean(key, value) for key, value in event.platform.items()}
-        environment = {key: clean(key, value) for key, value in event.environment.items()}
-        kept: dict[str, Any] = {}
-        for key, value in props.items():
-            problem = text_problem(key) or value_problem(value)
-            if problem:
-                dropped.append(problem)
-            else:
-                kept[key] = value
+        app_version, platform, environment = clean_context(
+            event.app_version, event.platform, event.environment, dropped
+        )
+        kept = kept_props(props, dropped)
         if count:
-            for reason in dropped:
-                self.metrics.count(
-                    "footfall_properties_dropped_total",
-                    "Properties (and context fields, as 'field:reason') not stored, by reason.",
-                    protocol=event.source,
-                    reason=reason,
-                )
+            self._count_dropped(event.source, dropped)
         record = EventRecord(
             time=event.time,
             received=utc_now(),
@@ -202,11 +262,97 @@ class Ingestor:
             ci=environment.get("ci", ""),
             container=environment.get("container", ""),
             country=event.country,
-            props=json.dumps(kept, separators=(",", ":"), sort_keys=True),
+            props=props_text(kept),
             source=event.source,
         )
         record = self.cardinality.fold(record, learn=count)
         return record, "", dropped
+
+    def _count_dropped(self, source: str, dropped: list[str]) -> None:
+        for reason in dropped:
+            self.metrics.count(
+                "footfall_properties_dropped_total",
+                "Properties (and context fields, as 'field:reason') not stored, by reason.",
+                protocol=source,
+                reason=reason,
+            )
+
+    def record_batch(self, batch: NativeBatch, country: str, source: str = "native") -> RecordedBatch:
+        """`record` for each event of a native batch, whose events share an app and a context.
+
+        The same records, counted the same, as `record` gives event by event, for less work:
+        the context is checked and cleaned once, the install and run ids hashed once (HMAC),
+        and each line is written from a template of what the batch's events of one name share.
+        """
+        app, context = batch.app, batch.context
+        refused_context = context_refusal(context.app_version, context.platform, context.environment)
+        context_dropped: list[str] = []
+        app_version, platform, environment = clean_context(
+            context.app_version, context.platform, context.environment, context_dropped
+        )
+        schema = self._schema(app)
+        received = utc_now()
+        base = EventRecord(
+            time=received,
+            received=received,
+            app=app,
+            app_version=app_version,
+            name="",
+            install=keyed_hash(self._key, "install", app, context.install),
+            session=keyed_hash(self._key, "session", app, context.session),
+            os=platform.get("os", ""),
+            os_version=platform.get("os_version", ""),
+            arch=platform.get("arch", ""),
+            runtime=platform.get("runtime", ""),
+            runtime_version=platform.get("runtime_version", ""),
+            ci=environment.get("ci", ""),
+            container=environment.get("container", ""),
+            country=country,
+            props="{}",
+            source=source,
+        )
+        # Per event name, the line template once the cardinality guard has let its record through
+        # unchanged: every value is then known to the guard, so it would let the rest through too.
+        templates: dict[str, LineTemplate] = {}
+        results: list[dict[str, str]] = []
+        lines: list[str] = []
+        accepted: dict[str, str] = {"status": "accepted"}  # one object for every accepted event: only serialised
+        for event in batch.events:
+            if isinstance(event, Rejection):
+                self.reject(source, event.code)
+                results.append({"status": "rejected", "code": event.code, "message": event.message})
+                continue
+            refusal = name_refusal(event.name) or refused_context
+            props = event.props
+            dropped = context_dropped.copy()
+            if refusal is None and schema is not None:
+                filtered = schema.filter(event.name, props)
+                if filtered is None:
+                    refusal = "undeclared_event"
+                else:
+                    props, dropped_by_schema = filtered
+                    dropped += dropped_by_schema
+            if refusal is not None:
+                self.reject(source, refusal)
+                message = f"{event.name!r}: {REFUSALS[refusal]}"
+                results.append({"status": "rejected", "code": refusal, "message": message})
+                continue
+            text = props_text(kept_props(props, dropped))
+            if dropped:
+                self._count_dropped(source, dropped)
+            template = templates.get(event.name)
+            if template is not None:
+                lines.append(template.line(event.time, text))
+            else:
+                record = dataclasses.replace(base, time=event.time, name=event.name, props=text)
+                folded = self.cardinality.fold(record)
+                if folded is record:
+                    template = templates[event.name] = LineTemplate(record)
+                    lines.append(template.line(event.time, text))
+                else:  # folded: not a template, so the next event of this name is folded (and counted) too
+                    lines.append(LineTemplate(folded).line(folded.time, folded.props))
+            results.append(accepted)
+        return RecordedBatch(results, "".join(lines).encode(), len(lines), source)
 
     async def persist(self, records: list[EventRecord]) -> None:
         """Return once the records are fsynced in the ingest log; raise StoreUnavailable if not.
@@ -214,12 +360,20 @@ class Ingestor:
         Raises Backpressure (a StoreUnavailable) when the log is past its caps: nothing is
         acknowledged that could not be kept.
         """
-        if not records:
-            return
+        if records:
+            sources = collections.Counter(record.source for record in records)
+            await self._persist(lambda: self.log.append(records), sources)
+
+    async def persist_batch(self, batch: RecordedBatch) -> None:
+        """`persist` for the lines of `record_batch`."""
+        if batch.accepted:
+            sources = collections.Counter({batch.source: batch.accepted})
+            await self._persist(lambda: self.log.append_encoded(batch.lines, batch.accepted), sources)
+
+    async def _persist(self, append: Callable[[], Future[None]], sources: collections.Counter[str]) -> None:
         started = time.perf_counter()
-        sources = collections.Counter(record.source for record in records)
         try:
-            await asyncio.wrap_future(self.log.append(records))
+            await asyncio.wrap_future(append())
         except (OSError, Backpressure) as exc:
             for source, count in sources.items():  # refused whole: the client may send them again
                 self.reject(source, "backpressure" if isinstance(exc, Backpressure) else "log_unwritable", count)

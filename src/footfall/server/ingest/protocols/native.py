@@ -3,6 +3,16 @@
 `decode_batch` turns a parsed JSON document into a `NativeBatch`: a shared context
 and, for each event in order, either a `NativeEvent` or a `Rejection`. A document
 whose shape is wrong raises `BadRequest`; a single bad event is rejected alone.
+
+`decode_body` does the same from the body's bytes, fast: a typed msgspec decoder
+checks the whole batch in one C pass (shapes, types, lengths, counts, ranges) and
+Python checks the rest (patterns once per distinct name and key, times, the context's
+strings, and the text of values only when the body holds an escape or a non-ASCII
+byte, the only ways to spell a character that may not be stored). A batch that
+pass does not take whole, because something in it is wrong or merely unusual (an
+extra field, an escaped character, a null where a string may be), goes through
+`parse_json` and `decode_batch` instead, so every answer, good or bad, is the one
+`decode_batch` gives: the fast path only ever accepts what it would accept, alike.
 """
 
 from __future__ import annotations
@@ -11,11 +21,12 @@ import dataclasses
 import datetime as dt
 import math
 import re
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from footfall.server.errors import BadRequest
-from footfall.server.ingest.protocols import Incoming
-from footfall.server.ingest.protocols.framing import storable
+from footfall.server.ingest.protocols.framing import parse_json, storable
 from footfall.server.stores.base import APP_PATTERN
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -41,8 +52,8 @@ class NativeContext:
     environment: dict[str, str]
 
 
-@dataclasses.dataclass(frozen=True)
-class NativeEvent:
+class NativeEvent(msgspec.Struct, frozen=True):
+    # A Struct, not a frozen dataclass: made for every event, in a quarter of the time.
     name: str
     time: dt.datetime  # naive UTC
     props: dict[str, Any]
@@ -144,8 +155,14 @@ def parse_time(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        if moment.tzinfo is not dt.timezone.utc:
+            moment = moment.astimezone(dt.timezone.utc)
+        # replace(tzinfo=None), without its keyword parsing: five times faster, on every event
+        moment = _combine(moment.date(), moment.time())
     return moment
+
+
+_combine = dt.datetime.combine
 
 
 def _decode_event(event: Any, received: dt.datetime, max_age: dt.timedelta) -> NativeEvent | Rejection:
@@ -199,18 +216,86 @@ def _props_problem(props: Any) -> str | None:
     return None
 
 
-def to_incoming(batch: NativeBatch, event: NativeEvent, country: str) -> Incoming:
-    context = batch.context
-    return Incoming(
-        app=batch.app,
-        name=event.name,
-        time=event.time,
-        install=context.install,
-        session=context.session,
-        app_version=context.app_version,
-        platform=context.platform,
-        environment=context.environment,
-        props=event.props,
-        source="native",
-        country=country,
-    )
+# -- the typed fast path ------------------------------------------------------------
+
+# Patterns are checked in Python, once per distinct name or key of a batch: msgspec runs a
+# `msgspec.Meta(pattern=...)` through Python's `re` for every value, which costs more.
+_PropString = Annotated[str, msgspec.Meta(max_length=MAX_PROP_STRING_CHARS)]
+# No float is NaN or infinite here: msgspec refuses "NaN" and out-of-range numbers (the fallback judges them).
+_PropValue = (
+    None | bool | int | float | _PropString | Annotated[list[_PropString], msgspec.Meta(max_length=MAX_PROP_LIST_ITEMS)]
+)
+_ContextValue = str | None | dict[str, str | None]
+
+
+class _WireEvent(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    time: str
+    props: Annotated[dict[str, _PropValue], msgspec.Meta(max_length=MAX_PROPS)] = {}
+
+
+class _WireBatch(msgspec.Struct, forbid_unknown_fields=True):
+    # Unknown fields are refused, not skipped: msgspec skips a value without the checks
+    # json.loads makes (UTF-8, nesting depth), and the fallback must be the one to judge them.
+    app: str
+    context: dict[str, _ContextValue]
+    events: Annotated[list[_WireEvent], msgspec.Meta(min_length=1)]
+    dropped: Annotated[int, msgspec.Meta(ge=0, le=MAX_DROPPED)] = 0
+
+
+_WIRE_DECODER = msgspec.json.Decoder(_WireBatch)
+
+
+def _plain_text(data: bytes) -> bool:
+    """True when no string in the JSON text `data` can hold an unstorable character: ASCII without
+    DEL and without any escape (JSON forbids raw control characters in a string; "\\n" or
+    "\\u0000" would make one)."""
+    return data.isascii() and b"\x7f" not in data and b"\\" not in data
+
+
+def decode_typed(data: bytes, *, received: dt.datetime, max_events: int, max_age: dt.timedelta) -> NativeBatch | None:
+    """The batch, when the typed pass takes it whole and every event is valid; else None.
+
+    Raises only the `BadRequest`s `decode_batch` raises for the same batch (too many events, a
+    bad context), which come after every check the types make, as they do there.
+    """
+    try:
+        wire = _WIRE_DECODER.decode(data)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    if not APP_PATTERN.match(wire.app):
+        return None
+    if len(wire.events) > max_events:
+        raise BadRequest(
+            f"a batch holds at most {max_events} events, not {len(wire.events)}",
+            code="too_many_events",
+        )
+    context = _decode_context(wire.context)
+    plain = _plain_text(data)
+    oldest, newest = received - max_age, received + MAX_FUTURE_SKEW
+    names: set[str] = set()  # checked in this batch: events repeat names and keys
+    keys: set[str] = set()
+    events: list[NativeEvent | Rejection] = []
+    for event in wire.events:
+        name, props = event.name, event.props
+        if name not in names:
+            if not EVENT_NAME_PATTERN.match(name):
+                return None  # a rejection: decode_batch words it
+            names.add(name)
+        if not keys.issuperset(props):
+            if not all(PROP_KEY_PATTERN.match(key) for key in props):
+                return None
+            keys.update(props)
+        moment = parse_time(event.time)
+        if moment is None or not oldest <= moment <= newest or (not plain and _props_problem(props)):
+            return None
+        events.append(NativeEvent(name, moment, props))
+    return NativeBatch(app=wire.app, context=context, events=events, dropped=wire.dropped)
+
+
+def decode_body(data: bytes, *, received: dt.datetime, max_events: int, max_age: dt.timedelta) -> NativeBatch:
+    """`decode_batch(parse_json(data), ...)`, the same answers, mostly in one typed pass."""
+    batch = decode_typed(data, received=received, max_events=max_events, max_age=max_age)
+    if batch is None:
+        batch = decode_batch(parse_json(data), received=received, max_events=max_events, max_age=max_age)
+    return batch
