@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import hmac
 import json
+from collections.abc import Callable
 
 from starlette.requests import Request
 
@@ -57,6 +58,8 @@ class ServerContext:
     per_app_bytes: TokenBuckets
     forgets: TokenBuckets
     logins: TokenBuckets
+    # Called (in order) when the server stops, before the log is closed: the owner stops its workers.
+    on_shutdown: list[Callable[[], None]] = dataclasses.field(default_factory=list)
     _admin_token: tuple[tuple[int, int, int], str] | None = None  # (secrets.json's stat signature, token)
 
     def admin_token(self) -> str:
