@@ -293,7 +293,8 @@ def test_a_killed_worker_is_restarted_and_its_acknowledged_events_load(two_worke
     stop.set()
     loader.join()
     assert len(acknowledged) > 100
-    assert summary_events(server, "demo") == len(acknowledged)
+    # At least: a request the kill cut off after its append is stored but was never acknowledged.
+    assert summary_events(server, "demo") >= len(acknowledged)
     assert server.stop() == 0
     stored = stored_markers(server.data)
     assert not [m for m in acknowledged if stored[m] != 1]
