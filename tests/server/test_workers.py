@@ -40,11 +40,16 @@ def now_iso() -> str:
 
 
 def request(
-    url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    source: str = "127.0.0.1",
 ) -> tuple[int, http.client.HTTPMessage, bytes]:
     """One request on a fresh connection (so each may land on any process)."""
     parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30, source_address=(source, 0))
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
@@ -53,7 +58,7 @@ def request(
         connection.close()
 
 
-def send_batch(url: str, app: str, markers: list[str], install: str = "install-1") -> int:
+def send_batch(url: str, app: str, markers: list[str], install: str = "install-1", source: str = "127.0.0.1") -> int:
     body = json.dumps(
         {
             "app": app,
@@ -61,7 +66,7 @@ def send_batch(url: str, app: str, markers: list[str], install: str = "install-1
             "events": [{"name": "tick", "time": now_iso(), "props": {"marker": m}} for m in markers],
         }
     ).encode()
-    return request(url, "POST", "/v1/batch", body, {"Content-Type": "application/json"})[0]
+    return request(url, "POST", "/v1/batch", body, {"Content-Type": "application/json"}, source)[0]
 
 
 def send_hit(url: str, marker: str) -> int:
@@ -161,12 +166,20 @@ def run_load(url: str, threads: int, requests_each: int, prefix: str, stop: thre
 
 
 def wait_for_worker(server: LiveServer) -> None:
-    """Until the ingest worker takes connections (it starts a second or two after the owner)."""
+    """Until the ingest worker takes connections (it starts a second or two after the owner).
+
+    Each warm-up batch comes from its own address (127.0.1.x), so a per-client limit a test
+    sets is still whole for 127.0.0.1.
+    """
     with FolderWatch(server.data / "log") as watch:
         deadline = time.monotonic() + 30
+        n = 0
         while "01" not in watch.seen:
             assert time.monotonic() < deadline, "the ingest worker took no connection in 30 s"
-            send_batch(server.url, "warmup", [f"warmup-{time.monotonic_ns()}"])
+            n += 1
+            send_batch(
+                server.url, "warmup", [f"warmup-{time.monotonic_ns()}"], source=f"127.0.{1 + n // 250}.{n % 250 + 1}"
+            )
             time.sleep(0.01)
 
 

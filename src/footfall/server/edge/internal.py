@@ -42,6 +42,11 @@ _dir_fds: dict[str, int] = {}
 _dir_fds_lock = threading.Lock()
 
 
+def is_internal(path: str) -> bool:
+    """Whether the owner's socket routes `path` (as decoded) to an internal route."""
+    return path == "/internal" or path.startswith("/internal/")
+
+
 def socket_address(run: Path) -> str:
     """The path to bind or connect to for DIR/run/owner.sock.
 
@@ -128,7 +133,7 @@ def owner_socket_app(app: ASGIApp, ctx: ServerContext) -> ASGIApp:
     )
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/internal/"):
+        if scope["type"] == "http" and is_internal(scope["path"]):
             await internal(scope, receive, send)
             return
         if scope["type"] == "http":

@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from footfall.server.datadir import DataDir
 from footfall.server.edge.context import ServerContext
+from footfall.server.edge.internal import is_internal
 from footfall.server.errors import StoreUnavailable
 from footfall.server.ingest.log import hold_worker_lock, recover_worker
 from footfall.server.settings import Settings
@@ -214,10 +215,15 @@ def worker_app(settings: Settings, number: int, address: str) -> _Dispatcher:
     ingest.state.context = ctx
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in INGEST_PATHS:
-            await forward(scope, receive, send, address)
-        else:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in INGEST_PATHS:
             await ingest(scope, receive, send)
+        elif is_internal(path):
+            # The owner's internal routes answer on its socket, where this worker's requests arrive:
+            # a client's request for one must never be relayed there. The ingest app answers 404.
+            await ingest(scope, receive, send)
+        else:
+            await forward(scope, receive, send, address)
 
     return _Dispatcher(dispatch, ctx)
 
