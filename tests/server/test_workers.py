@@ -22,6 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from footfall.server.errors import Backpressure
+from footfall.server.ingest.log import IngestLog
+from footfall.server.ingest.segments import SegmentLog
+from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.conftest import LiveServer, footfall_command, start_server, wait_until
 
@@ -324,3 +328,53 @@ def test_one_worker_serves_as_before_without_a_socket(tmp_path: Path) -> None:
         assert not (data / "run" / "owner.sock").exists()
     finally:
         assert server.stop() == 0
+
+
+def test_the_owner_killed_leaves_no_worker_serving(two_workers: LiveServer) -> None:
+    [worker] = worker_pids(two_workers.data)
+    os.kill(two_workers.process.pid, signal.SIGKILL)
+    two_workers.process.wait()
+    # The worker sees its pipe from the owner end, stops serving, and exits.
+    wait_until(lambda: not Path(f"/proc/{worker}").exists() or b"Z" in _state(worker), 10, "the worker to exit")
+    with pytest.raises(OSError):
+        send_batch(two_workers.url, "demo", ["orphan"])
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_bytes().split(b") ")[1])[:1]
+    except (OSError, IndexError):
+        return b"Z"
+
+
+def one_record(app: str = "demo") -> EventRecord:
+    moment = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return EventRecord(
+        time=moment, received=moment, app=app, app_version="1", name="tick", install="", session="", os="",
+        os_version="", arch="", runtime="", runtime_version="", ci="", container="", country="", props="{}",
+        source="native",
+    )  # fmt: skip
+
+
+def test_a_worker_decides_backpressure_from_every_process_segments(tmp_path: Path) -> None:
+    folder = tmp_path / "log"
+    other = SegmentLog(folder, worker=3)  # another process's segments, not yet loaded
+    for _ in range(20):
+        other.append([one_record()] * 50).result()
+    other.close()
+    [segment] = folder.glob("*.seg")
+    assert segment.stat().st_size > 10_000
+    tidy_up = folder / ".rewrite.seg.tmp"  # the owner's rewrite under way: a worker never touches it
+    tidy_up.write_bytes(b"")
+    worker_log = IngestLog(folder, None, max_bytes=10_000, max_age_s=0, worker=1)
+    try:
+        assert tidy_up.exists()
+        assert "bytes wait to be stored" in worker_log.pressure()
+        with pytest.raises(Backpressure):
+            worker_log.append([one_record()])
+        segment.unlink()  # the owner loaded it
+        wait_until(lambda: not worker_log.pressure(), 5, "the worker to count the folder again")
+        worker_log.append([one_record()]).result(timeout=5)
+    finally:
+        worker_log.close()
+    assert [path.name.split("-")[1] for path in folder.glob("*.seg")] == ["01"]
