@@ -112,6 +112,9 @@ class Supervisor:
                     json.dumps(document),
                 ],
                 pass_fds=(self.listening.fileno(), read_end),
+                # Its own process group: a Ctrl-C in the terminal reaches the owner only, which then
+                # stops the workers in order (a worker stopped first would be restarted meanwhile).
+                process_group=0,
             )
         finally:
             os.close(read_end)
@@ -123,12 +126,15 @@ class Supervisor:
             return frozenset(number for number, child in self.children.items() if child.process.poll() is None)
 
     def request_seals(self) -> None:
-        """Ask every worker to seal its open segment now (see `IngestLog.seal_everywhere`)."""
+        """Ask every worker to seal its open segment now (see `IngestLog.seal_everywhere`).
+
+        Under the lock, which every close of a pipe also takes: a closed pipe's number may
+        be reused at once by another file, which must never receive this byte.
+        """
         with self._lock:
-            pipes = [child.pipe for child in self.children.values()]
-        for pipe in pipes:
-            with contextlib.suppress(OSError):  # full (a request is pending anyway) or gone (being restarted)
-                os.write(pipe, SEAL_REQUEST)
+            for child in self.children.values():
+                with contextlib.suppress(OSError):  # full (a request is pending anyway) or the worker is gone
+                    os.write(child.pipe, SEAL_REQUEST)
 
     def _monitor(self) -> None:
         while not self._stopping.wait(MONITOR_INTERVAL_S):
@@ -163,7 +169,11 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 child.process.kill()
                 child.process.wait()
-            os.close(child.pipe)
+        with self._lock:
+            for child in children:
+                os.close(child.pipe)
+            self.children = {}
+        for child in children:
             recover_worker(self.folder, child.number, LOCK_WAIT_S)  # a worker that was killed: its segment
 
 
