@@ -85,10 +85,10 @@ def add_app(data: Path, app: str, *extra: str) -> None:
 
 
 def stored_markers(data: Path) -> collections.Counter[str]:
-    """How often each marker (a native `marker` property, a GA `el` label) is stored."""
+    """How often each marker (a native `marker` property, a GA `el` label) is stored (warm-up events aside)."""
     store = DuckDBStore(data / "footfall.duckdb")
     try:
-        rows = store.query_now("SELECT props FROM events").rows
+        rows = store.query_now("SELECT props FROM events WHERE app != 'warmup'").rows
     finally:
         store.close()
     counts: collections.Counter[str] = collections.Counter()
