@@ -19,6 +19,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -378,3 +379,21 @@ def test_a_worker_decides_backpressure_from_every_process_segments(tmp_path: Pat
     finally:
         worker_log.close()
     assert [path.name.split("-")[1] for path in folder.glob("*.seg")] == ["01"]
+
+
+def test_chromium_shows_the_logged_in_dashboard_over_two_workers(browser: Any, two_workers: LiveServer) -> None:
+    server = two_workers
+    assert send_batch(server.url, "demo", ["seen-in-the-browser"]) == 202
+    code = re.search(r"login\?code=(\S+)", server.log.read_text())
+    assert code is not None
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/login?code={code.group(1)}")
+        page.wait_for_url(server.url + "/")
+        for _ in range(5):  # each navigation may open new connections, to either process
+            page.goto(server.url + "/apps/demo")
+            assert page.locator("h1").first.inner_text().strip().startswith("demo")
+            assert "tick" in page.content()
+    finally:
+        context.close()

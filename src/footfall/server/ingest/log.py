@@ -196,7 +196,14 @@ class IngestLog:
         if self.request_seals is None:
             return
         live = {f"{worker:02d}" for worker in self.live_workers()}
-        waiting = [path for path in self.folder.glob("*" + OPEN_SUFFIX) if _worker_of(path) in live]
+        own = f"{self.writer.worker:02d}"
+        waiting = []
+        for path in self.folder.glob("*" + OPEN_SUFFIX):
+            number = _worker_of(path)
+            if number in live:
+                waiting.append(path)
+            elif number != own and number.isdigit():
+                recover_worker(self.folder, int(number), 0.0)  # a worker that just died: sealed here, now
         if not waiting:
             return
         self.request_seals()
