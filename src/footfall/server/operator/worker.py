@@ -150,8 +150,15 @@ class Supervisor:
                 if self._stopping.wait(RESTART_BACKOFF_S[min(restarts, len(RESTART_BACKOFF_S) - 1)]):
                     return
                 with self._lock:
+                    if self._stopping.is_set():
+                        return
+                    try:
+                        replacement = self._spawn(number, restarts)
+                    except (OSError, ValueError) as exc:  # the listening socket closed: shutting down
+                        log.warning("an ingest worker could not be restarted: %s", exc, extra={"worker": number})
+                        return
                     os.close(child.pipe)
-                    self.children[number] = self._spawn(number, restarts)
+                    self.children[number] = replacement
 
     def stop(self) -> None:
         """Stop every worker (they drain their requests and seal their segments), then return."""
