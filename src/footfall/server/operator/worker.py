@@ -31,7 +31,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,11 +234,9 @@ def worker_app(settings: Settings, number: int, address: str) -> _Dispatcher:
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in INGEST_PATHS:
-            await ingest(scope, receive, send)
-        elif is_internal(path):
-            # The owner's internal routes answer on its socket, where this worker's requests arrive:
-            # a client's request for one must never be relayed there. The ingest app answers 404.
+        # The owner's internal routes answer on its socket, where this worker's requests arrive: a
+        # client's request for one is never relayed there, but answered 404 by the ingest app.
+        if scope["type"] != "http" or path in INGEST_PATHS or is_internal(path):
             await ingest(scope, receive, send)
         else:
             await forward(scope, receive, send, address)
@@ -250,13 +249,13 @@ class _Dispatcher:
 
     def __init__(self, dispatch: ASGIApp, context: ServerContext) -> None:
         self._dispatch = dispatch
-        self.state = argparse.Namespace(context=context)
+        self.state = types.SimpleNamespace(context=context)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._dispatch(scope, receive, send)
 
 
-def _watch_owner(pipe: int, server: uvicorn.Server, seal: Any) -> None:
+def _watch_owner(pipe: int, server: uvicorn.Server, seal: Callable[[], None]) -> None:
     """Seal on request; on the pipe's end (the owner is gone), stop serving and exit."""
     while True:
         try:
