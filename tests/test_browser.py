@@ -177,7 +177,9 @@ def test_properties_pick_a_value_to_filter_and_compare_versions(browser: Any, de
     context.close()
 
 
-def test_an_owner_sets_the_time_zone_in_the_dashboard_and_its_days_and_hours_move(browser: Any, demo_server: LiveServer) -> None:
+def test_an_owner_sets_the_time_zone_in_the_dashboard_and_its_days_and_hours_move(
+    browser: Any, demo_server: LiveServer
+) -> None:
     def set_zone(zone: str) -> None:
         done = subprocess.run(
             footfall_command("app", "timezone", "mdlint", zone, "--data", str(demo_server.data)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -15,9 +16,21 @@ import time
 import uuid
 from pathlib import Path
 
+from footfall.server.ingest.segments import SegmentLog
 from footfall.server.operations import secret_hash
+from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
-from tests.conftest import footfall_command, start_server
+from tests.conftest import LiveServer, footfall_command, healthy, start_server, wait_until
+from tests.server.test_workers import (
+    TID,
+    WORKERS_ENV,
+    FolderWatch,
+    add_app,
+    run_load,
+    stored_markers,
+    wait_for_worker,
+    worker_pids,
+)
 
 CLIENT_IP = "127.0.0.9"  # the test's client connects from here, so it can be grepped for
 FORWARDED_IP = "8.8.8.8"  # what a trusted proxy says the client was
@@ -175,3 +188,111 @@ def test_no_protocol_stores_or_logs_the_ip_or_a_raw_id(tmp_path: Path) -> None:
     ):
         assert secret.encode() not in everything, secret
     assert secret_hash("private-secret").encode() in everything, "only the secret's hash is kept"
+
+
+# -- several processes (`--workers 2`) -------------------------------------------------
+
+
+def kill_every_collector_process(server: LiveServer) -> None:
+    """`kill -9` of the owner and of every ingest worker, at once."""
+    for pid in [server.process.pid, *worker_pids(server.data)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    server.process.wait()
+    server.log_handle.close()
+    wait_until(lambda: not worker_pids(server.data), 10, "no worker left")
+
+
+def test_kill_minus_nine_of_every_process_of_two_workers_stores_each_acknowledged_event_once(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    add_app(data, "demo", "--ga-tid", TID)
+    add_app(data, "warmup")
+    server = start_server(data, tmp_path / "server.log", WORKERS_ENV)
+    wait_for_worker(server)
+    stop = threading.Event()
+    acknowledged: list[str] = []
+    loader = threading.Thread(
+        target=lambda: acknowledged.extend(run_load(server.url, threads=6, requests_each=300, prefix="k", stop=stop))
+    )
+    loader.start()
+    with FolderWatch(data / "log") as watch:
+        time.sleep(1.5)  # native batches and GA hits, through both processes
+    kill_every_collector_process(server)
+    stop.set()
+    loader.join()
+    assert watch.seen >= {"00", "01"}
+    assert len(acknowledged) > 100
+
+    restarted = start_server(data, tmp_path / "server2.log", WORKERS_ENV)
+    assert restarted.stop() == 0
+    stored = stored_markers(data)
+    assert not [m for m in acknowledged if stored[m] != 1], "an acknowledged event was lost or stored twice"
+    assert max(stored.values()) == 1, "an event was stored twice"
+    assert all(m.startswith("k-") for m in stored)
+
+
+def write_large_segment(data: Path, events: int) -> list[str]:
+    """One sealed segment of `events` events (tens of MB) in the log, as an earlier run would leave it."""
+    received = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    markers = [f"bulk-{i}" for i in range(events)]
+    writer = SegmentLog(data / "log", worker=7, max_bytes=1 << 40, max_age=3600)
+    try:
+        for start in range(0, events, 5000):
+            records = [
+                EventRecord(
+                    time=received,
+                    received=received,
+                    app="bulk",
+                    app_version="1.0",
+                    name="tick",
+                    install="a" * 32,
+                    session="b" * 32,
+                    os="linux",
+                    os_version="6",
+                    arch="x86_64",
+                    runtime="python",
+                    runtime_version="3.12",
+                    ci="",
+                    container="",
+                    country="",
+                    source="native",
+                    props=json.dumps({"marker": marker, "padding": "x" * 300}),
+                )
+                for marker in markers[start : start + 5000]
+            ]
+            writer.append(records).result()
+    finally:
+        writer.close()
+    return markers
+
+
+def test_kill_minus_nine_during_a_bulk_load_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    add_app(data, "bulk")
+    markers = write_large_segment(data, 150_000)
+    [segment] = list((data / "log").glob("*.seg"))
+    assert segment.stat().st_size > 50 * 1024 * 1024
+    # The loader starts with the server, before it answers: kill every process at its first answer.
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        footfall_command("serve", "--data", str(data), "--port", "0"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **WORKERS_ENV},
+    )
+    server = LiveServer("", data, process, tmp_path / "server.log", log)
+    try:
+        wait_until(lambda: (data / "server.json").exists() or process.poll() is not None, 30, "server.json")
+        url = json.loads((data / "server.json").read_text())["url"]
+        wait_until(lambda: healthy(url) or process.poll() is not None, 30, "/healthz")
+    finally:
+        kill_every_collector_process(server)
+    assert segment.exists(), "the load finished before the kill: make the segment larger"
+
+    restarted = start_server(data, tmp_path / "server2.log", WORKERS_ENV)
+    assert restarted.stop() == 0
+    stored = stored_markers(data)
+    assert sum(stored.values()) == len(markers), "the segment was loaded twice, or partly"
+    assert set(stored) == set(markers)

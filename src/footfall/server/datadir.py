@@ -7,6 +7,7 @@
     DIR/server.json       while `footfall serve` runs: its pid and URL
     DIR/log/              the ingest log: acknowledged events, fsynced, waiting to be loaded
     DIR/log/quarantine/   lines the store would not take, kept for an operator
+    DIR/run/              with --workers N: the owner's Unix socket (owner.sock) and the workers' locks
     DIR/public/<app>/     the app's daily public releases (when it is public)
 
 Nothing in it is for other users of the machine: the store holds the keyed hashes and the
@@ -39,7 +40,7 @@ PRIVATE_UMASK = 0o077  # no group or other bits on anything this process creates
 # What Footfall keeps in the folder, by name: each database with its journal, WAL and
 # shared-memory files, the secrets, the server file (and its temporary), and the ingest log.
 OWN_FILE_PREFIXES = (DATABASE_FILE, ACCOUNTS_FILE, SECRETS_FILE, "server.")
-OWN_FOLDERS = frozenset({"log", "spool"})  # spool: the log's predecessor, adopted on start
+OWN_FOLDERS = frozenset({"log", "spool", "run"})  # spool: the log's predecessor; run: --workers' socket, locks
 
 
 def _chmod(path: str, mode: int) -> None:
@@ -67,6 +68,11 @@ class DataDir:
     @property
     def log(self) -> Path:
         return self.path / "log"
+
+    @property
+    def run(self) -> Path:
+        """The owner's Unix socket and the workers' locks (`footfall serve --workers N`)."""
+        return self.path / "run"
 
     @property
     def server_file(self) -> Path:

@@ -42,6 +42,22 @@ class Metrics:
             self._histogram_counts[bisect.bisect_left(COMMIT_BUCKETS_S, seconds)] += 1
             self._histogram_sum += seconds
 
+    def snapshot(self) -> tuple[dict[str, tuple[str, dict[Labels, float]]], list[int], float]:
+        """(every counter's help and series, the histogram's bucket counts, its sum): what an
+        ingest worker reports to the owner as differences from its last report."""
+        with self._lock:
+            counters = {name: (self._help[name], dict(series)) for name, series in self._counters.items()}
+            return counters, list(self._histogram_counts), self._histogram_sum
+
+    def add_histogram(self, counts: list[int], total: float) -> None:
+        """Add another process's commit-latency observations (bucket by bucket)."""
+        if len(counts) != len(self._histogram_counts):
+            return
+        with self._lock:
+            for index, count in enumerate(counts):
+                self._histogram_counts[index] += max(0, int(count))
+            self._histogram_sum += _finite(total)
+
     def value(self, name: str, **labels: str) -> float:
         with self._lock:
             return self._counters.get(name, {}).get(tuple(sorted(labels.items())), 0)

@@ -22,6 +22,9 @@ def default_data_dir() -> Path:
     return Path(base) / "footfall"
 
 
+MAX_WORKERS = 64  # worker numbers are two digits in segment names; far past any machine's useful count
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     name: str
@@ -48,6 +51,13 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address to listen on."),
     Setting("port", int, 8000, "Port to listen on; 0 picks a free one.", zero=True),
+    Setting(
+        "workers",
+        int,
+        1,
+        "Processes serving the port: 1 owns the store and serves everything; each other one takes events "
+        "and forwards the rest to it (docs/collector.md).",
+    ),
     Setting("max_body_bytes", int, 512 * 1024, "Largest request body accepted, as sent."),
     Setting(
         "max_decompressed_bytes",
@@ -176,6 +186,7 @@ class Settings:
     data: Path
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1
     max_body_bytes: int = 512 * 1024
     max_decompressed_bytes: int = 4 * 1024 * 1024
     max_events_per_batch: int = 500
@@ -233,6 +244,8 @@ def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str,
     for setting in SETTINGS:
         if values[setting.name] == 0 and not setting.zero_allowed:
             raise UsageError(f"{setting.flag} must be above 0: 0 does not turn this limit off")
+    if values["workers"] > MAX_WORKERS:
+        raise UsageError(f"--workers must be at most {MAX_WORKERS}")
     values["public_url"] = check_public_url(values["public_url"])
     return Settings(data=data, **values)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -46,13 +47,22 @@ def error_response(code: str, message: str, status: int, headers: dict[str, str]
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
-def build_context(settings: Settings, store: EventStore) -> ServerContext:
+def build_context(settings: Settings, store: EventStore, worker: int = 0) -> ServerContext:
+    """The context of the owner (`worker` 0: the store, the loader, every endpoint), or of
+    ingest worker `worker` (its own log segments, no loader; `store` is the owner's view)."""
     datadir = DataDir(settings.data)
     secrets = datadir.secrets()
     metrics = Metrics()
-    ingest_log = IngestLog(datadir.log, store, settings.max_log_bytes, settings.max_log_age_s)
-    store.barrier = ingest_log.catch_up  # a report sees every event acknowledged before it
+    ingest_log = IngestLog(
+        datadir.log, None if worker else store, settings.max_log_bytes, settings.max_log_age_s, worker=worker
+    )
+    if not worker:
+        store.barrier = ingest_log.catch_up  # a report sees every event acknowledged before it
     register_log_metrics(metrics, ingest_log)
+    # Each of the N processes takes about 1/N of the connections (the kernel spreads them), so
+    # an app's budgets are split evenly: together they allow what was configured. A client's
+    # budget is not: one client's keep-alive connection stays with one process (docs/collector.md).
+    share = 1 / settings.workers
     accounts = AccountStore(settings.data / "accounts.sqlite")
     ingestor = Ingestor(
         store, secrets.install_key, metrics, ingest_log, CardinalityGuard(store, settings.max_distinct_values, metrics)
@@ -69,8 +79,8 @@ def build_context(settings: Settings, store: EventStore) -> ServerContext:
         geo=CountryResolver(settings.geoip_db or None),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         per_client=TokenBuckets(settings.rate_per_client, settings.burst_per_client),
-        per_app=TokenBuckets(settings.rate_per_app, settings.burst_per_app),
-        per_app_bytes=TokenBuckets(settings.bytes_per_app, settings.burst_bytes_per_app),
+        per_app=TokenBuckets(settings.rate_per_app * share, settings.burst_per_app * share),
+        per_app_bytes=TokenBuckets(settings.bytes_per_app * share, settings.burst_bytes_per_app * share),
         forgets=TokenBuckets(settings.forget_per_minute / 60, max(settings.forget_per_minute, 1)),
         logins=TokenBuckets(settings.logins_per_minute / 60, max(settings.logins_per_minute, 1)),
     )
@@ -105,22 +115,22 @@ def register_log_metrics(metrics: Metrics, ingest_log: IngestLog) -> None:
     metrics.gauge(
         "footfall_log_syncs",
         "fdatasync calls of the log writer since start (each covers a group of appends).",
-        lambda: float(ingest_log.writer.stats.syncs),
+        lambda: float(ingest_log.writer.stats.syncs + ingest_log.peer_stats.syncs),
     )
     metrics.gauge(
         "footfall_log_appends",
         "Requests appended to the log since start; divided by footfall_log_syncs, the mean group size.",
-        lambda: float(ingest_log.writer.stats.appends),
+        lambda: float(ingest_log.writer.stats.appends + ingest_log.peer_stats.appends),
     )
     metrics.gauge(
         "footfall_log_sync_seconds",
         "Seconds spent in fdatasync since start; divided by footfall_log_syncs, the mean sync latency.",
-        lambda: ingest_log.writer.stats.sync_seconds,
+        lambda: ingest_log.writer.stats.sync_seconds + ingest_log.peer_stats.sync_seconds,
     )
     metrics.gauge(
         "footfall_log_backpressure_refusals",
         "Appends refused because the unloaded log was past a cap.",
-        lambda: float(ingest_log.refused_appends),
+        lambda: float(ingest_log.refused_appends + ingest_log.peer_refused_appends),
     )
 
 
@@ -160,21 +170,6 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         text = await run_in_threadpool(ctx.metrics.render)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
-    async def footfall_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, FootfallError)
-        retry_after = exc.retry_after if isinstance(exc, (RateLimited, Backpressure)) else None
-        headers = {"Retry-After": str(retry_after)} if retry_after else None
-        return error_response(exc.code, exc.message, exc.status, headers)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(code, str(exc.detail), exc.status_code)
-
-    async def unexpected_error(request: Request, exc: Exception) -> Response:
-        log.error("unexpected error", extra={"path": request.url.path, "error": type(exc).__name__})
-        return error_response("internal", "the server failed; nothing was stored", 500)
-
     routes = [
         DocumentedRoute("/healthz", healthz, {"GET": HEALTHZ}),
         DocumentedRoute("/readyz", readyz, {"GET": READYZ}),
@@ -192,17 +187,44 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         try:
             yield
         finally:
+            for hook in ctx.on_shutdown:  # with --workers: stop them, so their last segments are sealed
+                await run_in_threadpool(hook)
             await run_in_threadpool(ctx.log.close)
 
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeadersMiddleware, hsts=settings.public_url.startswith("https://"))],
-        exception_handlers={
-            FootfallError: footfall_error,
-            HTTPException: http_error,
-            Exception: unexpected_error,
-        },
+        middleware=middleware(settings),
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.context = ctx
     return app
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    return [Middleware(SecurityHeadersMiddleware, hsts=settings.public_url.startswith("https://"))]
+
+
+async def footfall_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FootfallError)
+    retry_after = exc.retry_after if isinstance(exc, (RateLimited, Backpressure)) else None
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return error_response(exc.code, exc.message, exc.status, headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(code, str(exc.detail), exc.status_code)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error", extra={"path": request.url.path, "error": type(exc).__name__})
+    return error_response("internal", "the server failed; nothing was stored", 500)
+
+
+EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    FootfallError: footfall_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

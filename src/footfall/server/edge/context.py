@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import threading
+from collections.abc import Callable
 
 from starlette.requests import Request
 
@@ -69,6 +70,8 @@ class ServerContext:
     per_app_bytes: TokenBuckets
     forgets: TokenBuckets
     logins: TokenBuckets
+    # Called (in order) when the server stops, before the log is closed: the owner stops its workers.
+    on_shutdown: list[Callable[[], None]] = dataclasses.field(default_factory=list)
     _admin_token: tuple[tuple[int, int, int], str] | None = None  # (secrets.json's stat signature, token)
     _limits_warned: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # (scope, app) logged once
     _limits_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)

@@ -17,18 +17,28 @@ midway still loads each line once.
 
 Reads see every acknowledged event: `catch_up` seals this process's open segment and
 loads everything sealed; the store calls it before each report query (its `barrier`).
+
+With `footfall serve --workers N` the owner's log (the one with a store) also waits for
+the ingest workers' segments: `request_seals` asks each live worker to seal its open
+segment now, and `catch_up`, `forget` and `paused` wait (at most `PEER_SEAL_WAIT_S`)
+until every worker segment that was open when they were called is sealed. A worker's
+log has no store (`store=None`): no loader, no upkeep of the folder; its backpressure is
+decided from the whole folder, counted again every `FOLDER_STAT_INTERVAL_S`. Each worker
+holds `DIR/run/worker-NN.lock` (flock) while it writes, so the owner recovers a worker's
+`.open` segment only once that worker is gone (`hold_worker_lock`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -36,8 +46,11 @@ from footfall.server.errors import Backpressure, SegmentRefused, StoreUnavailabl
 from footfall.server.ingest.segments import (
     DEFAULT_MAX_AGE_S,
     DEFAULT_MAX_BYTES,
+    OPEN_SUFFIX,
     SEALED_SUFFIX,
+    LogStats,
     SegmentLog,
+    recover,
     sealed_segments,
     segment_id,
     sync_directory,
@@ -53,13 +66,17 @@ HALF_MARK = "~"  # "<id>~0" and "<id>~1" are the halves of segment "<id>"; "~" s
 BACKPRESSURE_RETRY_S = 5
 LEGACY_SPOOL = "spool"  # the folder the collector kept events in before the log; moved in on start
 GLOB_CHARACTERS = "*?[]{}"
+RUN_FOLDER = "run"  # beside the log folder: the workers' locks (DataDir.run)
+PEER_SEAL_WAIT_S = 2.0  # a read or forget waits at most this long for the workers' open segments to seal
+PEER_SEAL_POLL_S = 0.002
+FOLDER_STAT_INTERVAL_S = 0.5  # a worker counts the folder's unloaded bytes at most this often
 
 
 class IngestLog:
     def __init__(
         self,
         folder: Path,
-        store: EventStore,
+        store: EventStore | None,
         max_bytes: int,
         max_age_s: float,
         worker: int = 0,
@@ -75,10 +92,19 @@ class IngestLog:
             # The store reads a segment by path, and its reader takes a path as a pattern.
             raise UsageError(f"the data directory's path must not contain any of {GLOB_CHARACTERS}: {folder}")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        adopt_legacy_spool(folder.parent / LEGACY_SPOOL, folder)
-        for leftover in [*folder.glob(".*.tmp"), *folder.glob("quarantine/.*.tmp")]:
-            leftover.unlink(missing_ok=True)  # a rewrite a crash interrupted: its original is intact
+        if store is not None:  # the owner tidies the folder; a worker never does (a rewrite may be under way)
+            adopt_legacy_spool(folder.parent / LEGACY_SPOOL, folder)
+            for leftover in [*folder.glob(".*.tmp"), *folder.glob("quarantine/.*.tmp")]:
+                leftover.unlink(missing_ok=True)  # a rewrite a crash interrupted: its original is intact
+            recover_idle_workers(folder, worker)
         self.writer = SegmentLog(folder, worker, segment_bytes, segment_age_s)
+        # With --workers N, set by the owner: asks every live worker to seal its open segment now,
+        # and names the live workers, whose open segments reads and forgets wait for.
+        self.request_seals: Callable[[], None] | None = None
+        self.live_workers: Callable[[], Collection[int]] = frozenset
+        self.peer_stats = LogStats()  # the workers' appends and syncs, summed from what they report
+        self.peer_refused_appends = 0
+        self._refreshed_at = 0.0  # monotonic time of the last count of the folder
         self.loaded_events = 0
         self.loaded_segments = 0
         self.refused_appends = 0
@@ -109,6 +135,8 @@ class IngestLog:
 
     def pressure(self) -> str:
         """Why appends are refused now, or "" (for /readyz too)."""
+        if self.store is None and time.monotonic() - self._refreshed_at >= FOLDER_STAT_INTERVAL_S:
+            self._refresh_backlog()  # a worker has no loader to count the folder after each load
         _, size, oldest = self._backlog
         size += self.writer.stats.appended_bytes - self._appended_at_refresh  # appended since it was counted
         if self.max_bytes and size >= self.max_bytes:
@@ -120,6 +148,8 @@ class IngestLog:
     # -- loading -----------------------------------------------------------------
 
     def start(self) -> None:
+        if self.store is None:
+            return  # a worker: the owner loads
         self._thread = threading.Thread(target=self._run, name="footfall-loader", daemon=True)
         self._thread.start()
 
@@ -134,6 +164,8 @@ class IngestLog:
 
     def load_ready(self) -> int:
         """Load every sealed segment now; returns the events stored. Raises StoreUnavailable."""
+        if self.store is None:
+            return 0
         stored = 0
         with self._lock:
             try:
@@ -147,22 +179,51 @@ class IngestLog:
     def paused(self) -> Iterator[None]:
         """Seal the open segment, then hold every load (and rewrite) until the block ends: for a
         backup, which copies the store and the log at one moment."""
-        if self.writer.pending():
-            self.writer.seal()
+        self.seal_everywhere()
         with self._lock:
             yield
 
     def catch_up(self) -> None:
         """Make every event acknowledged so far visible in the store (read-your-writes)."""
-        if self.writer.pending():
-            self.writer.seal()
+        self.seal_everywhere()
         if self._backlog[0] or sealed_segments(self.folder):
             self.load_ready()
+
+    def seal_everywhere(self) -> None:
+        """Seal this process's open segment, and wait until every live worker's segment that is
+        open now is sealed: then every event acknowledged before this call is in a sealed file.
+
+        Never under `_lock`: a worker's seal needs nothing from this process, but the wait is
+        bounded (`PEER_SEAL_WAIT_S`) anyway, for a worker that hangs or dies meanwhile.
+        """
+        if self.writer.pending():
+            self.writer.seal()
+        if self.request_seals is None:
+            return
+        live = {f"{worker:02d}" for worker in self.live_workers()}
+        own = f"{self.writer.worker:02d}"
+        waiting = []
+        for path in self.folder.glob("*" + OPEN_SUFFIX):
+            number = _worker_of(path)
+            if number in live:
+                waiting.append(path)
+            elif number != own and number.isdigit():
+                recover_worker(self.folder, int(number), 0.0)  # a worker that just died: sealed here, now
+        if not waiting:
+            return
+        self.request_seals()
+        deadline = time.monotonic() + PEER_SEAL_WAIT_S
+        while any(path.exists() for path in waiting):
+            if time.monotonic() > deadline:
+                log.warning("a worker did not seal its open segment in time; reading without its latest events")
+                return
+            time.sleep(PEER_SEAL_POLL_S)
 
     def _load(self, path: Path) -> int:
         if list(path.parent.glob(glob.escape(segment_id(path)) + HALF_MARK + "*")):
             # A split a crash interrupted: its halves exist, so the whole must not load beside them.
             return self._bisect(path)
+        assert self.store is not None  # only the owner loads
         try:
             events = self.store.load_segment(path, segment_id(path))
         except SegmentRefused as exc:
@@ -205,12 +266,17 @@ class IngestLog:
 
     def _refresh_backlog(self) -> None:
         self._appended_at_refresh = self.writer.stats.appended_bytes
+        self._refreshed_at = time.monotonic()
         segments = sealed_segments(self.folder)
+        counted = segments
+        if self.store is None:  # a worker: every worker's open segment is unloaded too
+            with contextlib.suppress(OSError):
+                counted = sorted([*segments, *self.folder.glob("*" + OPEN_SUFFIX)])
         size = 0
-        for path in segments:
+        for path in counted:
             with contextlib.suppress(OSError):
                 size += path.stat().st_size
-        oldest = int(segments[0].name.split("-")[0]) / 1e9 if segments else 0.0
+        oldest = int(counted[0].name.split("-")[0]) / 1e9 if counted else 0.0
         self._backlog = (len(segments), size, oldest)
 
     def _run(self) -> None:
@@ -283,8 +349,7 @@ class IngestLog:
                 return False
             return isinstance(row, dict) and all(row.get(key) == value for key, value in fields.items())
 
-        if self.writer.pending():
-            self.writer.seal()
+        self.seal_everywhere()
         removed = 0
         with self._lock:
             quarantined = sorted(self.quarantine.glob("*")) if self.quarantine.is_dir() else []
@@ -309,6 +374,60 @@ class IngestLog:
         if removed:
             log.info("events removed from the ingest log", extra={"count": removed})
         return removed
+
+
+def _worker_of(path: Path) -> str:
+    """The worker number in a segment's name (`<created>-<worker>-<nonce>`), as written."""
+    parts = path.name.split("-")
+    return parts[1] if len(parts) > 2 else ""
+
+
+def worker_lock_path(folder: Path, worker: int) -> Path:
+    return folder.parent / RUN_FOLDER / f"worker-{worker:02d}.lock"
+
+
+def hold_worker_lock(folder: Path, worker: int, timeout_s: float) -> int | None:
+    """An fd holding worker `worker`'s lock (released when closed or when the process ends),
+    or None when another process still held it after `timeout_s`.
+
+    A worker holds its lock while it writes segments; the owner takes it before it recovers
+    that worker's `.open` segment, so it never seals a file that a live process still appends to.
+    """
+    path = worker_lock_path(folder, worker)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.05)
+
+
+def recover_worker(folder: Path, worker: int, timeout_s: float) -> bool:
+    """Seal the `.open` segments worker `worker` left, once no process holds its lock; False if one
+    still did after `timeout_s` (then its segment is left for that worker, or the next start)."""
+    fd = hold_worker_lock(folder, worker, timeout_s)
+    if fd is None:
+        return False
+    try:
+        recover(folder, worker)
+    finally:
+        os.close(fd)
+    return True
+
+
+def recover_idle_workers(folder: Path, own: int) -> None:
+    """Recover the open segments of other workers that no longer run (after a crash of every process,
+    or a restart with fewer workers), so their acknowledged events load."""
+    numbers = {_worker_of(path) for path in folder.glob("*" + OPEN_SUFFIX)} - {f"{own:02d}"}
+    for number in sorted(numbers):
+        if number.isdigit():
+            recover_worker(folder, int(number), 0.0)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -9,23 +9,27 @@ proxy-header handling is off too: it would trust X-Forwarded-For from loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from footfall.server.datadir import DataDir
 from footfall.server.edge.app import create_app
+from footfall.server.edge.internal import bind_owner_socket, owner_socket_app, socket_address
 from footfall.server.errors import UsageError
 from footfall.server.logs import configure_logging
+from footfall.server.operator.worker import Supervisor
 from footfall.server.settings import Settings, absolute_url, listening_url
 from footfall.server.stores.duckdb import DuckDBStore
 
@@ -115,6 +119,46 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+class _SocketServer(uvicorn.Server):
+    """The owner's server on its Unix socket: it runs beside the TCP one, which alone handles signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve_with_workers(settings: Settings, app: Starlette, server: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve as the owner of `settings.workers - 1` ingest workers (operator/worker.py): the same app
+    on the TCP port and on DIR/run/owner.sock, where the workers forward what they do not handle."""
+    datadir = DataDir(settings.data)
+    ctx = app.state.context
+    unix_sock = bind_owner_socket(datadir.run)
+    config = server_config(owner_socket_app(app, ctx), settings)
+    config.lifespan = "off"  # the TCP server's lifespan starts and stops the log, once
+    unix_server = _SocketServer(config)
+    supervisor = Supervisor(settings, sock)
+    ctx.log.request_seals = supervisor.request_seals
+    ctx.log.live_workers = supervisor.live
+    ctx.on_shutdown.append(supervisor.stop)  # before the log closes: their last segments load
+
+    async def serve() -> None:
+        unix_task = asyncio.create_task(unix_server.serve(sockets=[unix_sock]))
+        supervisor.start()
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            unix_server.should_exit = True
+            await unix_task
+
+    try:
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(serve())
+    finally:
+        unix_sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(socket_address(datadir.run))
+
+
 def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None:
     """Serve until interrupted; `announce(url, login_url)` is called once listening."""
     datadir = DataDir(settings.data)
@@ -136,7 +180,10 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
         announce(url, absolute_url(settings, f"/login?code={code}", port))
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        server.run(sockets=[sock])  # its lifespan starts and stops the ingest log
+        if settings.workers == 1:
+            server.run(sockets=[sock])  # its lifespan starts and stops the ingest log
+        else:
+            serve_with_workers(settings, app, server, sock)
     finally:
         datadir.remove_server_file(os.getpid())
         if sock is not None:
