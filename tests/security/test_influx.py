@@ -122,6 +122,20 @@ def test_too_many_lines_are_refused_whole_and_quickly(app_server: InThreadServer
     assert apps_rows(app_server) == {}
 
 
+def test_a_small_gzip_of_blank_or_vertical_tab_lines_is_refused_whole_and_quickly(app_server: InThreadServer) -> None:
+    """Found in review: lines holding only a vertical tab escaped the line cap yet were parsed and
+    refused one by one, so 4 KB of gzip cost seconds of CPU and hundreds of MiB for their errors."""
+    StoreOperations(app_server.store).add_app("app-a", influx=[(TOKEN_A, "analytics")])
+    for filler in (b"\x0b\n", b"\n", b"#\n"):
+        body = gzip.compress(filler * 2**20)
+        assert len(body) < 64 * 1024
+        started = time.perf_counter()
+        answer = post(app_server, body, **{"Content-Encoding": "gzip"})
+        assert answer.status_code == 400 and "lines per request" in answer.json()["message"], filler
+        assert time.perf_counter() - started < 5, filler  # generous: it takes about 0.05 s
+    assert apps_rows(app_server) == {}
+
+
 def test_hostile_input_is_slow_for_nobody(app_server: InThreadServer) -> None:
     """A body built to make a backtracking parser explode, at the body cap, is answered in
     bounded time (generous bound for a shared machine; it takes well under a second)."""

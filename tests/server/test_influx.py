@@ -258,10 +258,12 @@ def test_over_the_size_cap_is_413_in_influxdb_s_shape(app_server_factory: Any) -
 
 
 def test_rate_limits_answer_429_in_influxdb_s_shape(app_server_factory: Any) -> None:
-    server = app_server_factory(rate_per_client=0.01, burst_per_client=1)
+    # This host is not limited per client: the client is a remote address behind a trusted proxy.
+    server = app_server_factory(rate_per_client=0.01, burst_per_client=1, trusted_proxies="127.0.0.1/32")
     StoreOperations(server.store).add_app(APP, influx=[(TOKEN, BUCKET)])
-    assert write(server, "command_run n=1i").status_code == 204
-    answer = write(server, "command_run n=2i")
+    remote = {"X-Forwarded-For": "203.0.113.7"}
+    assert write(server, "command_run n=1i", headers=remote).status_code == 204
+    answer = write(server, "command_run n=2i", headers=remote)
     assert answer.status_code == 429 and answer.json()["code"] == "too many requests"
     assert int(answer.headers["retry-after"]) >= 1
 

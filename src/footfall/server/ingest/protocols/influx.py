@@ -43,6 +43,9 @@ from footfall.server.ingest.protocols.native import (
 )
 
 MAX_LINES = 5_000  # per request: InfluxDB's recommended batch size
+# Physical lines per request, blank and comment lines included: each costs a little to skip or
+# to refuse, so a body of nothing but separators must meet a cap too.
+MAX_PHYSICAL_LINES = 4 * MAX_LINES
 MAX_LINE_CHARS = 16 * 1024  # per line, after decoding; a Homebrew line is about 300
 MAX_KEYS_PER_LINE = MAX_PROPS  # tags and fields together become the event's properties
 MAX_VALUE_CHARS = MAX_PROP_STRING_CHARS  # a tag value or a string field value, unescaped
@@ -207,11 +210,19 @@ def parse_line(line: str) -> Point:
 
 
 def split_lines(body: bytes) -> list[bytes]:
-    """The body's lines; raises LineError (for the whole request) past MAX_LINES."""
+    """The body's lines; raises LineError (for the whole request) past MAX_LINES lines that hold
+    something, or past MAX_PHYSICAL_LINES lines in all."""
+    if body.count(b"\n") >= MAX_PHYSICAL_LINES:
+        raise LineError(f"at most {MAX_LINES} lines per request, and {MAX_PHYSICAL_LINES} counting blank ones")
     lines = body.split(b"\n")
-    if len(lines) > MAX_LINES and sum(1 for raw in lines if raw.strip()) > MAX_LINES:
+    if len(lines) > MAX_LINES and sum(1 for raw in lines if _content(raw)) > MAX_LINES:
         raise LineError(f"at most {MAX_LINES} lines per request")
     return lines
+
+
+def _content(raw: bytes) -> bytes:
+    """A line without what `parse_body` skips around it: a blank line has none."""
+    return raw.rstrip(b"\r").lstrip(b" \t")
 
 
 def parse_body(body: bytes) -> ParsedBody:
