@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,10 +161,28 @@ def start(folder: Path) -> ClickHouseServer:
     pytest.fail(f"clickhouse-server did not answer within {STARTUP_TIMEOUT_S} s")
 
 
+_running: list[ClickHouseServer] = []  # the session's server, once the fixture started it
+
+
+def running() -> ClickHouseServer:
+    """The session's server, for store factories that take no fixtures (request `clickhouse_server` first)."""
+    assert _running, "request the clickhouse_server fixture first"
+    return _running[0]
+
+
+def store(folder: Path) -> Any:
+    """A ClickHouseStore on a new database of the session's server (a contract store factory)."""
+    from footfall.server.stores.clickhouse import ClickHouseStore
+
+    return ClickHouseStore(running().database())
+
+
 @pytest.fixture(scope="session")
 def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseServer]:
     server = start(tmp_path_factory.mktemp("clickhouse"))
+    _running.append(server)
     try:
         yield server
     finally:
+        _running.clear()
         server.stop()
