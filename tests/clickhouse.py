@@ -22,7 +22,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,9 @@ def start(folder: Path) -> ClickHouseServer:
     server = ClickHouseServer(folder, http_port, tcp_port, process, 0.0)
     while time.monotonic() - started < STARTUP_TIMEOUT_S:
         if process.poll() is not None:
-            log = (folder / "server.err.log").read_text(errors="replace") if (folder / "server.err.log").exists() else ""
+            log = (
+                (folder / "server.err.log").read_text(errors="replace") if (folder / "server.err.log").exists() else ""
+            )
             pytest.fail(f"clickhouse-server exited with {process.returncode}:\n{log[-2000:]}")
         try:
             with urllib.request.urlopen(server.url + "/ping", timeout=1) as answer:
@@ -186,3 +188,31 @@ def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clic
     finally:
         _running.clear()
         server.stop()
+
+
+class ChdbTransport:
+    """The current ClickHouse engine in-process (chdb, PyPI), behind the store's `Transport`: the
+    same SQL as a server gets, to show that it runs on a current engine too."""
+
+    def __init__(self, folder: Path, database: str = "footfall") -> None:
+        from chdb import session
+
+        self._session = session.Session(str(folder))
+        self._session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
+        self._session.query(f"USE {database}")
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        from footfall.server.stores.clickhouse import error_from, literal
+
+        try:
+            for name, value in (settings or {}).items():  # session settings: harmless for later statements
+                self._session.query(f"SET {name} = {value if value.isdigit() else literal(value)}")
+            text = sql if body is None else sql + "\n" + b"".join(body).decode()
+            return str(self._session.query(text))
+        except Exception as exc:  # chdb raises its own error type, with the server's "Code: N" text
+            if "Code:" not in str(exc):
+                raise
+            raise error_from(str(exc)) from None
+
+    def close(self) -> None:
+        self._session.close()

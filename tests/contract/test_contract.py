@@ -239,6 +239,7 @@ def fixed_store(store_factory: StoreFactory, tmp_path: Path) -> Iterator[tuple[E
         store.close()
 
 
+@pytest.mark.timeout(600)  # ClickHouse answers over HTTP: thousands of queries, about 90 s on a loaded machine
 def test_every_report_matches_the_reference_on_the_fixed_seed(fixed_store: tuple[EventStore, reference.Data]) -> None:
     store, data = fixed_store
     cases = filter_cases()

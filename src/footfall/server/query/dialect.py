@@ -72,7 +72,7 @@ class Dialect:
 
     def weekday(self, moment: str) -> str:
         """1 = Monday ... 7 = Sunday."""
-        return f"isodow({moment})" if self.name == "duckdb" else f"toDayOfWeek({moment}, 'UTC')"
+        return f"isodow({moment})" if self.name == "duckdb" else f"toDayOfWeek({moment})"  # a DateTime('UTC'): its zone
 
     def hour(self, moment: str) -> str:
         return f"hour({moment})" if self.name == "duckdb" else f"toHour({moment}, 'UTC')"

@@ -161,9 +161,10 @@ def properties(store: EventStore, app: str, filters: Filters, arguments: dict[st
             {**params, "top": [value for value, _, _ in shown]},
         ).rows[0]
         shown.append((None, int(rest[0]), int(rest[1])))
-    present, lists = d.count_if(d.prop_present("$path")), d.count_if(d.prop_is_list("$path"))
+    present_sql, lists_sql = d.count_if(d.prop_present("$path")), d.count_if(d.prop_is_list("$path"))
     totals = store.query(
-        f"SELECT count(*), {present}, {distinct_installs(d)}, {lists} FROM events WHERE {where} AND name = $event",
+        f"SELECT count(*), {present_sql}, {distinct_installs(d)}, {lists_sql}"
+        f" FROM events WHERE {where} AND name = $event",
         params,
     ).rows[0]
     event_count, with_property, install_count, lists = (int(v or 0) for v in totals)

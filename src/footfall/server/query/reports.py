@@ -531,10 +531,10 @@ def retention(store: EventStore, app: str, filters: Filters) -> Report:
     found = _rows(
         store,
         "SELECT cohort, week, count(*) AS installs FROM (SELECT DISTINCT install,"
-        f" {d.week_start(local_time(filters, d=d))} AS week FROM events WHERE {where} AND install <> '')"
+        f" {d.week_start(local_time(filters, d=d))} AS week FROM events WHERE {where} AND install <> '') AS active"
         f" {d.join} (SELECT install,"
         f" {d.week_start(local_time(filters, 'min(time)', d))} AS cohort FROM events WHERE app = $app AND install <> ''"
-        " GROUP BY install) USING (install) WHERE cohort >= $first_week GROUP BY cohort, week",
+        " GROUP BY install) AS cohorts USING (install) WHERE cohort >= $first_week GROUP BY cohort, week",
         {**params, "first_week": first_week},
     )
     rows = sorted([cohort, (week - cohort).days // 7, count] for cohort, week, count in found)

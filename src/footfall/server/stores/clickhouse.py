@@ -167,9 +167,7 @@ def parse_url(url: str) -> Address:
     database = parts.path.strip("/")
     if not parts.hostname or not _DATABASE.fullmatch(database) or parts.query or parts.fragment:
         raise UsageError(f"a ClickHouse store is {SCHEME}HOST:PORT/DATABASE (a database name of letters, digits and _)")
-    return Address(
-        parts.hostname, port, database, unquote(parts.username or "default"), unquote(parts.password or "")
-    )
+    return Address(parts.hostname, port, database, unquote(parts.username or "default"), unquote(parts.password or ""))
 
 
 class HttpTransport:
@@ -215,7 +213,9 @@ def literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+        return (
+            repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+        )
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(value, dt.datetime):
@@ -540,13 +540,23 @@ class ClickHouseStore(EventStore):
                 return 0
             # Out of the registry first, so the collector stops accepting the app's events.
             keys = {k: v for k, v in self.registry.keys.items() if v[0] == name}
+            schema = self.registry.schemas.pop(name, None)
+            zone = self.registry.timezones.pop(name, None)
             self.registry.apps.discard(name)
-            self.registry.schemas.pop(name, None)
-            self.registry.timezones.pop(name, None)
-            for key in keys:
-                self.registry.keys.pop(key, None)
+            for pair in keys:
+                self.registry.keys.pop(pair, None)
             self._removed_apps.add(name)
-            deleted = self._delete_events("app = $app", {"app": name})
+            try:
+                deleted = self._delete_events("app = $app", {"app": name})
+            except BaseException:  # put back: the app stays whole, and its removal can be retried
+                self._removed_apps.discard(name)
+                self.registry.apps.add(name)
+                self.registry.keys.update(keys)
+                if schema is not None:
+                    self.registry.schemas[name] = schema
+                if zone is not None:
+                    self.registry.timezones[name] = zone
+                raise
             version = {"name": name, "version": self._next_version(), "now": _utc_now()}
             for (kind, key), (_, secret) in keys.items():
                 self._run(
@@ -585,7 +595,8 @@ class ClickHouseStore(EventStore):
             if not created:
                 return
             self._run(
-                "INSERT INTO apps (name, created, updated, deleted, timezone) VALUES ($app, $created, $version, 0, $zone)",
+                "INSERT INTO apps (name, created, updated, deleted, timezone)"
+                " VALUES ($app, $created, $version, 0, $zone)",
                 {"app": app, "created": created[0][0], "version": self._next_version(), "zone": timezone},
             )
             if timezone == "UTC":
@@ -634,4 +645,3 @@ class ClickHouseStore(EventStore):
         self._closed = True
         self._writer.shutdown(wait=True)
         self._transport.close()
-
