@@ -88,6 +88,10 @@ class Dialect:
             return f"count(DISTINCT {expression})"
         return f"ifNull(uniqExact({expression}), 0)"
 
+    def arg_max(self, value: str, key: str) -> str:
+        """`value` of the row with the greatest `key` (a tuple such as `(time, app_version)` breaks ties)."""
+        return f"arg_max({value}, {key})" if self.name == "duckdb" else f"argMax({value}, {key})"
+
     def unnest(self, array: str) -> str:
         """One row per element of a list (in a SELECT list)."""
         return f"unnest({array})" if self.name == "duckdb" else f"arrayJoin({array})"

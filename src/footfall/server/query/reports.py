@@ -431,19 +431,16 @@ def versions(store: EventStore, app: str, filters: Filters) -> Report:
     on the newest version, each version's first sighting and the median days to upgrade."""
     d = dialect_of(store)
     where, params = filters.where(app, d)
-    # Each install's version: that of its last event (ties: the greater version text), picked here
-    # from one row per (install, version) (neither engine's window functions are needed).
-    last: dict[str, tuple[dt.datetime, str]] = {}
-    for install, version, moment in _rows(
-        store,
-        f"SELECT install, app_version, max(time) FROM events WHERE {where} AND install <> ''"
-        " GROUP BY install, app_version",
-        params,
-    ):
-        last[install] = max(last.get(install, (moment, version)), (moment, version))
-    counts: dict[str, int] = {}
-    for _, version in last.values():
-        counts[version] = counts.get(version, 0) + 1
+    # Each install on the version of its last event (ties: the greater version text).
+    counts: dict[str, int] = {
+        str(version): int(n)
+        for version, n in _rows(
+            store,
+            f"SELECT latest, count(*) FROM (SELECT install, {d.arg_max('app_version', '(time, app_version)')} AS latest"
+            f" FROM events WHERE {where} AND install <> '' GROUP BY install) GROUP BY latest",
+            params,
+        )
+    }
     # A version's release is its first event from any install, whatever the filters.
     releases = _rows(
         store,
@@ -471,34 +468,26 @@ def _median_upgrade_days(
 ) -> float | None:
     """The median days from a version's release to an upgrade to it: an install's first event on a
     version (not its first version ever) in the range, counted when the install has an event on
-    that version matching the filters. Whole seconds, as the engines' date_diff counts them."""
-    adopted = _rows(
+    that version matching the filters. Whole seconds, as the engines' date_diff counts them; the
+    median is taken here, over the upgrades alone (one JOIN per SELECT, as ClickHouse 18.16 needs)."""
+    d = dialect_of(store)
+    known = "app = $app AND install <> '' AND app_version <> ''"
+    upgrades = _rows(
         store,
-        "SELECT install, app_version, min(time) FROM events WHERE app = $app AND install <> '' AND app_version <> ''"
-        " GROUP BY install, app_version",
-        {"app": app},
+        "SELECT app_version, adopted_at FROM (SELECT install, app_version, adopted_at FROM"
+        " (SELECT install, app_version, min(time) AS adopted_at FROM events"
+        f" WHERE {known} GROUP BY install, app_version) AS adopted {d.join}"
+        f" (SELECT install, min(time) AS started_at FROM events WHERE {known} GROUP BY install) AS starts"
+        " USING (install) WHERE adopted_at > started_at AND adopted_at >= $start AND adopted_at < $end) AS upgraded"
+        f" {d.join} (SELECT DISTINCT install, app_version FROM events WHERE {where} AND install <> '') AS matching"
+        " USING (install, app_version)",
+        params,
     )
-    matching = {
-        (install, version)
-        for install, version in _rows(
-            store,
-            f"SELECT install, app_version FROM events WHERE {where} AND install <> '' GROUP BY install, app_version",
-            params,
-        )
-    }  # fmt: skip
-    starts: dict[str, dt.datetime] = {}
-    for install, _, moment in adopted:
-        starts[install] = min(starts.get(install, moment), moment)
-    start, end = params["start"], params["end"]
 
     def seconds(moment: dt.datetime) -> int:
         return int(moment.replace(microsecond=0, tzinfo=dt.timezone.utc).timestamp())
 
-    waits = [
-        seconds(moment) - seconds(released[version])
-        for install, version, moment in adopted
-        if moment > starts[install] and start <= moment < end and (install, version) in matching
-    ]
+    waits = [seconds(moment) - seconds(released[version]) for version, moment in upgrades]
     return statistics.median(waits) / 86400.0 if waits else None
 
 
