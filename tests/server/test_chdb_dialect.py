@@ -2,7 +2,8 @@
 (chdb, in-process), on the contract's data: the same answers as the reference.
 
 The store is the real `ClickHouseStore` with chdb behind its transport, so the SQL is exactly
-what a ClickHouse server gets (18.16's runs in tests/contract on a real server).
+what a ClickHouse server gets (18.16's runs in tests/contract on a real server). chdb is a test
+dependency (pyproject's `test` extra), so this never skips.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from tests.clickhouse import ChdbTransport
 from tests.contract import reference
 from tests.contract.data import QUERIED_APPS, generate
 from tests.contract.test_contract import SEED, calls, check_everything, filter_cases, load, now_utc
-
-pytest.importorskip("chdb", reason="chdb (PyPI) runs the current ClickHouse engine in-process")
 
 
 @pytest.fixture

@@ -201,3 +201,17 @@ def test_serve_with_a_clickhouse_store_takes_a_batch_that_report_shows(store_url
     )  # fmt: skip
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout)["events"] == len(batch["events"])
+    listed = subprocess.run(
+        footfall_command("app", "list", "--format", "json", "--data", str(data), "--store", store_url),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert [app["name"] for app in json.loads(listed.stdout)["apps"]] == ["golden-tool"]
+    # The public release's queries (contribution bounds per install and day) run on ClickHouse too.
+    published = subprocess.run(
+        footfall_command("publish", "golden-tool", "--out", str(tmp_path / "public"), "--data", str(data),
+                         "--store", store_url),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    assert json.loads((tmp_path / "public" / "golden-tool.json").read_text())["app"] == "golden-tool"

@@ -54,8 +54,8 @@ def local_time(filters: Filters, column: str = "time", d: Dialect = DUCKDB) -> s
     """The SQL expression of an event's time in the app's zone (`filters.timezone`), as a naive
     timestamp: every report buckets days, weeks, hours and weekdays by it.
 
-    The store keeps naive UTC; DuckDB's ICU turns the instant into local wall time, so a day
-    across a DST change has 23 or 25 hours. The zone name is checked (letters, digits, `_+/-`)
+    The store keeps naive UTC; the engine (`Dialect.local`) turns the instant into local wall
+    time, so a day across a DST change has 23 or 25 hours. The zone name is checked (letters, digits, `_+/-`)
     before it is written into the SQL as a literal.
     """
     return d.local(column, check_timezone(filters.timezone))
