@@ -131,6 +131,14 @@ def test_a_segment_the_engine_cannot_read_is_refused_whole(store: ClickHouseStor
     assert not [name for name in tables if name.startswith("incoming_")]
 
 
+def test_a_time_a_datetime_cannot_hold_is_refused_not_wrapped(store: ClickHouseStore) -> None:
+    """ClickHouse 18.16 stores 1900 as 0000-00-00 and 2200 as a time in 1663: such an event is
+    refused alone (as DuckDB refuses what it cannot hold), the others of its write are stored."""
+    early, late = event(time=dt.datetime(1900, 1, 1)), event(received=dt.datetime(2200, 1, 1))
+    assert store.write([event(), early, event(), late]).result(timeout=60) == (1, 3)
+    assert store.query("SELECT min(time) > toDateTime('2000-01-01 00:00:00'), count(*) FROM events").rows == [(1, 2)]
+
+
 def test_forget_and_removal_answer_with_the_rows_they_matched(store: ClickHouseStore, store_url: str) -> None:
     refused = store.write([event(), event(), event(install="c" * 64)]).result(timeout=60)
     assert refused == ()

@@ -65,6 +65,10 @@ _CODE = re.compile(r"Code: (\d+)")
 # type mismatch, a value out of range, an unknown field.
 REFUSED_CODES = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321})
 _EVENT_TYPES = {"time": "DateTime('UTC')", "received": "DateTime('UTC')"}
+# What a DateTime holds (seconds since 1970 in 32 bits): 18.16 silently wraps or zeroes a time
+# outside it, so such an event is refused instead (DuckDB would hold it).
+EARLIEST_TIME = dt.datetime(1970, 1, 2)
+LATEST_TIME = dt.datetime(2105, 12, 31)
 _COLUMNS_SQL = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'String')}" for c in EVENT_COLUMNS)
 
 
@@ -278,6 +282,11 @@ def _convert(value: Any, kind: str) -> Any:
     return value
 
 
+def _storable(event: EventRecord) -> bool:
+    """Whether a DateTime holds the event's times."""
+    return all(EARLIEST_TIME <= moment.replace(tzinfo=None) <= LATEST_TIME for moment in (event.time, event.received))
+
+
 def _compact(props: str) -> str:
     """Props as compact JSON, as the collector writes them (visitParamExtract* read only that)."""
     try:
@@ -394,7 +403,8 @@ class ClickHouseStore(EventStore):
 
     def _commit(self, events: list[EventRecord]) -> tuple[int, ...]:
         with self._lock:
-            gone = [i for i, event in enumerate(events) if event.app in self._removed_apps]
+            # Not stored: the events of an app removed since they were accepted, and times out of range.
+            gone = [i for i, event in enumerate(events) if event.app in self._removed_apps or not _storable(event)]
             kept = [i for i in range(len(events)) if i not in gone]
             try:
                 self._insert([events[i] for i in kept])
