@@ -223,3 +223,24 @@ def test_serve_with_a_clickhouse_store_takes_a_batch_that_report_shows(store_url
     )  # fmt: skip
     assert published.returncode == 0, published.stderr
     assert json.loads((tmp_path / "public" / "golden-tool.json").read_text())["app"] == "golden-tool"
+
+
+def test_demo_loads_into_the_clickhouse_store_and_backup_refuses_it(store_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    demo = subprocess.run(
+        footfall_command("demo", "--days", "2", "--scale", "0.01", "--data", str(data), "--store", store_url),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    opened = ClickHouseStore(store_url)
+    try:
+        assert len(opened.list_apps()) == 3 and events_in(opened) > 0
+    finally:
+        opened.close()
+    assert not (data / "footfall.duckdb").exists()
+    refused = subprocess.run(
+        footfall_command("backup", str(tmp_path / "copy"), "--data", str(data), "--store", store_url),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "ClickHouse's own tools" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "copy").exists()

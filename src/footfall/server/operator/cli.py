@@ -273,6 +273,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return demo(args, datadir, console)
     if args.command in ("user", "token", "admin", "audit"):
         return run_access_command(args, datadir, console)
+    if args.command in ("backup", "restore") and resolve_store(getattr(args, "store", None)):
+        raise UsageError(
+            f"footfall {args.command} copies a DuckDB store; back a ClickHouse store up with ClickHouse's own"
+            " tools (docs/stores.md)"
+        )
     if args.command == "backup":
         result = backup_command(datadir, args.destination)
         say(console, f"Backed up {datadir.path} to {result['destination']}.")
@@ -474,7 +479,7 @@ def serve(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
 
 def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
     from footfall.server.operator.demo import load_demo
-    from footfall.server.stores.duckdb import DuckDBStore
+    from footfall.server.stores import open_store
 
     if not 1 <= args.days <= 400 or not 0 < args.scale <= 50:
         raise UsageError("--days must be 1 to 400 and --scale above 0 and at most 50")
@@ -482,7 +487,7 @@ def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
         raise UsageError(f"footfall serve is running on {datadir.path}; stop it before loading demo data")
     datadir.create()
     key = datadir.secrets().install_key
-    store = DuckDBStore(datadir.database)
+    store = open_store(resolve_store(args.store), datadir.database)
     try:
         with Progress(
             TextColumn("Generating demo data"),
