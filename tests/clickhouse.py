@@ -206,6 +206,8 @@ class ChdbTransport:
 
         try:
             for name, value in (settings or {}).items():  # session settings: harmless for later statements
+                if name == "readonly":
+                    continue  # it would stay for the session's later writes (a server sets it per request)
                 self._session.query(f"SET {name} = {value if value.isdigit() else literal(value)}")
             text = sql if body is None else sql + "\n" + b"".join(body).decode()
             return str(self._session.query(text))

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from footfall.server.errors import UsageError
+from footfall.server.errors import StoreUnavailable, UsageError
 from footfall.server.query import reports
 from footfall.server.query.filters import Filters, PropertyFilter
 from footfall.server.stores.base import EventRecord
@@ -90,3 +90,12 @@ def test_the_password_never_shows_in_the_store_address() -> None:
     address = parse_url("clickhouse://reader:s3cret@127.0.0.1:8123/footfall")
     assert (address.user, address.password) == ("reader", "s3cret")
     assert "s3cret" not in str(address) and "s3cret" not in repr(str(address))
+
+
+def test_a_read_cannot_write(store: ClickHouseStore) -> None:
+    """Reads (reports) run with readonly=2: even SQL that reached them could not change data."""
+    store.add_app("alpha")
+    # A trailing comment swallows the FORMAT clause the store appends, so this would parse and run.
+    with pytest.raises(StoreUnavailable, match="readonly"):
+        store.query_now("INSERT INTO apps (name, updated, deleted) SELECT 'intruder', 1, 0 --")
+    assert [app.name for app in store.list_apps()] == ["alpha"]

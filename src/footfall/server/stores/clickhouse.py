@@ -349,7 +349,10 @@ class ClickHouseStore(EventStore):
         return self._result(sql, params, **settings).rows
 
     def _result(self, sql: str, params: Mapping[str, Any] | None = None, **settings: str) -> QueryResult:
-        text = self._run(sql + " FORMAT JSONCompact", params, output_format_json_quote_64bit_integers="0", **settings)
+        # Reads run read-only (2: settings may change, data may not): a report cannot write.
+        text = self._run(
+            sql + " FORMAT JSONCompact", params, readonly="2", output_format_json_quote_64bit_integers="0", **settings
+        )
         document = json.loads(text)
         kinds = [column["type"] for column in document["meta"]]
         rows = [tuple(_convert(v, k) for v, k in zip(row, kinds, strict=True)) for row in document["data"]]
