@@ -26,7 +26,8 @@ run: $(VENV)/.server-installed
 	@test -f $(DATA)/footfall.duckdb || $(BIN)/footfall demo --data $(DATA)
 	$(BIN)/footfall serve --data $(DATA) --host $(HOST) --port $(PORT)
 
-## system-deps: Debian's Chromium (browser tests), nginx and Caddy (proxy config checks), installed when missing
+## system-deps: Debian's Chromium (browser tests), nginx and Caddy (proxy config checks), ClickHouse (the
+## ClickHouse store's tests), installed when missing
 system-deps:
 	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
@@ -35,6 +36,10 @@ system-deps:
 	  { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq --no-install-recommends nginx-light caddy >/dev/null; } || \
 	  echo "nginx or Caddy could not be installed: their config checks skip here (and fail under CI=true)."
+	@{ command -v clickhouse-server || test -x /usr/sbin/clickhouse-server; } >/dev/null && command -v clickhouse-client >/dev/null || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends clickhouse-server clickhouse-client >/dev/null; } || \
+	  echo "ClickHouse could not be installed: its store tests skip here (and fail under CI=true)."
 
 ## test: install, lint, type-check and run the whole suite
 test: $(VENV)/.test-installed system-deps lint

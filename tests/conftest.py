@@ -19,6 +19,8 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from tests.clickhouse import clickhouse_server  # noqa: F401 (a fixture: Debian's clickhouse-server on loopback)
+
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "contract" / "golden"
 GOLDEN_APP = "golden-tool"

@@ -29,13 +29,16 @@ from footfall.server.query import properties, reports
 from footfall.server.query.filters import PROPERTY_NAME, Filters, PropertyFilter
 from footfall.server.stores.base import EventRecord, EventStore
 from footfall.server.stores.duckdb import DuckDBStore
+from tests import clickhouse
 from tests.contract import reference
 from tests.contract.data import QUERIED_APPS, datasets, generate
 
 StoreFactory = Callable[[Path], EventStore]
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "duckdb": lambda folder: DuckDBStore(folder / "footfall.duckdb"),
+    "clickhouse": clickhouse.store,  # a new database on the session's clickhouse-server (tests/clickhouse.py)
 }
+NEEDS = {"clickhouse": "clickhouse_server"}  # the fixture a factory needs started first
 SEED = 20261201
 WRITE_BATCH = 100  # events per EventStore.write, so runs span several commits
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
@@ -45,6 +48,8 @@ CASES_PER_EXAMPLE = None if LONG else 4  # None: every filter case
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
+    if request.param in NEEDS:
+        request.getfixturevalue(NEEDS[request.param])
     factory: StoreFactory = STORE_FACTORIES[request.param]
     return factory
 
@@ -234,6 +239,7 @@ def fixed_store(store_factory: StoreFactory, tmp_path: Path) -> Iterator[tuple[E
         store.close()
 
 
+@pytest.mark.timeout(600)  # ClickHouse answers over HTTP: thousands of queries, about 90 s on a loaded machine
 def test_every_report_matches_the_reference_on_the_fixed_seed(fixed_store: tuple[EventStore, reference.Data]) -> None:
     store, data = fixed_store
     cases = filter_cases()

@@ -49,6 +49,12 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "store",
+        str,
+        "",
+        "Where events and apps are stored: empty for the DuckDB file in --data, or clickhouse://HOST:PORT/DATABASE.",
+    ),
     Setting("host", str, "127.0.0.1", "Address to listen on."),
     Setting("port", int, 8000, "Port to listen on; 0 picks a free one.", zero=True),
     Setting(
@@ -184,6 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
 @dataclasses.dataclass(frozen=True)
 class Settings:
     data: Path
+    store: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -247,7 +254,24 @@ def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str,
     if values["workers"] > MAX_WORKERS:
         raise UsageError(f"--workers must be at most {MAX_WORKERS}")
     values["public_url"] = check_public_url(values["public_url"])
+    values["store"] = check_store(values["store"])
     return Settings(data=data, **values)
+
+
+STORE_SCHEMES = ("clickhouse://",)
+
+
+def check_store(store: str) -> str:
+    """A --store value: "" (the DuckDB file in --data) or a ClickHouse URL, or a UsageError."""
+    if store and not store.startswith(STORE_SCHEMES):
+        raise UsageError(f"--store must be empty (DuckDB in --data) or clickhouse://HOST:PORT/DATABASE, not {store!r}")
+    return store
+
+
+def resolve_store(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The --store setting alone (flag, then FOOTFALL_STORE, then DuckDB), for the commands besides serve."""
+    env = os.environ if environ is None else environ
+    return check_store(flag if flag is not None else env.get("FOOTFALL_STORE", ""))
 
 
 def check_public_settings(

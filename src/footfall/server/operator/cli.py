@@ -30,7 +30,7 @@ from footfall.server.query.filters import CI_CHOICES, CONTAINERS, check_timezone
 from footfall.server.query.properties import ARGUMENT_REPORTS
 from footfall.server.query.public import PublicPolicy, snapshot_folder
 from footfall.server.query.reports import REPORTS
-from footfall.server.settings import SETTINGS, default_data_dir, resolve_settings
+from footfall.server.settings import SETTINGS, default_data_dir, resolve_settings, resolve_store
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(os.environ["FOOTFALL_DATA"]) if os.environ.get("FOOTFALL_DATA") else default_data_dir(),
         help="data directory (env FOOTFALL_DATA; default %(default)s)",
     )
+    store = next(setting for setting in SETTINGS if setting.name == "store")
+    common.add_argument("--store", default=None, help=f"{store.help} (env {store.env})")
     parser = ArgumentParser(
         prog="footfall",
         description="Self-hostable, anonymous, aggregate usage analytics for open-source tools.",
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the collector and dashboard on the data directory.",
     )
     for setting in SETTINGS:
+        if setting.name == "store":
+            continue  # a common option (above): every command that reads or writes the store takes it
         serve.add_argument(
             setting.flag,
             dest=setting.name,
@@ -283,6 +287,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return demo(args, datadir, console)
     if args.command in ("user", "token", "admin", "audit"):
         return run_access_command(args, datadir, console)
+    if args.command in ("backup", "restore") and resolve_store(getattr(args, "store", None)):
+        raise UsageError(
+            f"footfall {args.command} copies a DuckDB store; back a ClickHouse store up with ClickHouse's own"
+            " tools (docs/stores.md)"
+        )
     if args.command == "backup":
         result = backup_command(datadir, args.destination)
         say(console, f"Backed up {datadir.path} to {result['destination']}.")
@@ -291,7 +300,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         restore_command(args.source, datadir)
         say(console, f"Restored {args.source} into {datadir.path}; serve it with: footfall serve --data {datadir.path}")
         return 0
-    with open_operations(datadir) as operations:
+    with open_operations(datadir, resolve_store(getattr(args, "store", None))) as operations:
         if args.command == "app":
             app_command(args, operations, datadir, console)
         elif args.command == "report":
@@ -492,7 +501,7 @@ def serve(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
 
 def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
     from footfall.server.operator.demo import load_demo
-    from footfall.server.stores.duckdb import DuckDBStore
+    from footfall.server.stores import open_store
 
     if not 1 <= args.days <= 400 or not 0 < args.scale <= 50:
         raise UsageError("--days must be 1 to 400 and --scale above 0 and at most 50")
@@ -500,7 +509,7 @@ def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
         raise UsageError(f"footfall serve is running on {datadir.path}; stop it before loading demo data")
     datadir.create()
     key = datadir.secrets().install_key
-    store = DuckDBStore(datadir.database)
+    store = open_store(resolve_store(args.store), datadir.database)
     try:
         with Progress(
             TextColumn("Generating demo data"),

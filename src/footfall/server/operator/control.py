@@ -150,7 +150,8 @@ def find_server(datadir: DataDir) -> str | None:
 
 
 @contextlib.contextmanager
-def open_operations(datadir: DataDir) -> Iterator[Operations]:
+def open_operations(datadir: DataDir, store_url: str = "") -> Iterator[Operations]:
+    """The running server's operations, or the store's own (`store_url`: the --store setting)."""
     url = find_server(datadir)
     if url is not None:
         yield RemoteOperations(url, datadir.secrets().admin_token)
@@ -158,10 +159,10 @@ def open_operations(datadir: DataDir) -> Iterator[Operations]:
     from footfall.server.auth.accounts import AccountStore
     from footfall.server.ingest.log import IngestLog
     from footfall.server.settings import Settings
-    from footfall.server.stores.duckdb import DuckDBStore
+    from footfall.server.stores import open_store
 
     datadir.create()
-    store = DuckDBStore(datadir.database)
+    store = open_store(store_url, datadir.database)
     # Events a stopped server acknowledged but did not load yet are loaded first, so reports are whole.
     settings = Settings(data=datadir.path)
     ingest_log = IngestLog(datadir.log, store, settings.max_log_bytes, settings.max_log_age_s)

@@ -31,7 +31,7 @@ from footfall.server.errors import UsageError
 from footfall.server.logs import configure_logging
 from footfall.server.operator.worker import Supervisor
 from footfall.server.settings import Settings, absolute_url, listening_url
-from footfall.server.stores.duckdb import DuckDBStore
+from footfall.server.stores import open_store
 
 GRACEFUL_SHUTDOWN_S = 10
 
@@ -164,7 +164,7 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
     datadir = DataDir(settings.data)
     datadir.create()
     datadir.secrets()  # made on first start, before anything can ask for them
-    store = DuckDBStore(datadir.database)
+    store = open_store(settings.store, datadir.database)
     sock = None
     try:
         sock = bind(settings.host, settings.port)

@@ -18,9 +18,12 @@ import functools
 import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from footfall.server.errors import UsageError
+
+if TYPE_CHECKING:
+    from footfall.server.query.dialect import Dialect
 
 MAX_DAYS = 3660
 MAX_DAYS_DIGITS = 6  # longer digit strings are out of range without being parsed
@@ -159,7 +162,12 @@ class Filters:
 
         return utc(self.start), utc(self.end + dt.timedelta(days=1))
 
-    def where(self, app: str) -> tuple[str, dict[str, Any]]:
+    def where(self, app: str, dialect: Dialect | None = None) -> tuple[str, dict[str, Any]]:
+        """The filters as one SQL condition on `events` and its named parameters, in `dialect`
+        (DuckDB's by default)."""
+        from footfall.server.query.dialect import DUCKDB  # the dialect module imports this one
+
+        dialect = dialect or DUCKDB
         clauses = ["app = $app", "time >= $start", "time < $end"]
         start, end = self.bounds()
         params: dict[str, Any] = {"app": app, "start": start, "end": end}
@@ -180,9 +188,9 @@ class Filters:
             # A property filter keeps the events of that name whose property has that value
             # (as text: 3 matches the number 3 and the string "3").
             clauses.append(f"name = $where_event_{i}")
-            clauses.append(f"json_extract_string(props, $where_path_{i}) = $where_value_{i}")
+            clauses.append(f"{dialect.prop_text(f'$where_path_{i}')} = $where_value_{i}")
             params[f"where_event_{i}"] = item.event
-            params[f"where_path_{i}"] = "$." + json_quote(item.name)
+            params[f"where_path_{i}"] = dialect.key_param(item.name)
             params[f"where_value_{i}"] = item.value
         return " AND ".join(clauses), params
 

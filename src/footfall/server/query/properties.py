@@ -37,8 +37,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from footfall.server.errors import UsageError
-from footfall.server.query.filters import PROPERTY_NAME, Filters, json_quote
-from footfall.server.query.reports import INSTALLS, UNKNOWN, Report, _rows, label, report, version_key
+from footfall.server.query.dialect import Dialect, dialect_of
+from footfall.server.query.filters import PROPERTY_NAME, Filters
+from footfall.server.query.reports import (
+    UNKNOWN,
+    Report,
+    _rows,
+    distinct_installs,
+    prop_label,
+    report,
+    version_key,
+)
 from footfall.server.stores.base import EventStore
 
 TOP_VALUES = 20  # value rows before the rest is summed into "(other)"
@@ -48,7 +57,6 @@ MAX_PICKER_PROPERTIES = 50  # properties offered per event, likewise
 MAX_ERROR_ROWS = 50  # commands (or versions) in the error reports
 COMPARE_ROWS = 15  # rows per dimension in a comparison: the values most used by A and B together
 QUANTILES_PERCENT = (50, 90, 99)
-NUMERIC_JSON = ("BIGINT", "UBIGINT", "DOUBLE")  # json_type() of a JSON number
 VERSION = re.compile(r"[\w.+-]{1,64}")
 COMPARE_DIMENSIONS = ("command", "option", "outcome", "platform")
 
@@ -104,102 +112,107 @@ def _check_version(value: str, what: str) -> str:
 
 # ---------------------------------------------------------------- properties
 
-# One row per (event, value it carries): a list contributes each of its different elements
-# once (an event listing "a" twice carries "a" once), a scalar itself; a missing property or
-# JSON null contributes nothing. A blank value is "(unknown)" (docs/reports.md, "Labels").
-# `number` is the value as a DOUBLE when it is a scalar JSON number.
-_VALUES_SQL = (
+
+def _occurrences(d: Dialect, where: str) -> str:
+    """A subquery of one row per (event, value it carries), with `install_key`, `value` and `number`.
+
+    A list contributes each of its different elements once (an event listing "a" twice carries
+    "a" once), a scalar itself; a missing property, JSON null or an object contributes nothing.
+    A blank value is "(unknown)" (docs/reports.md, "Labels"). `number` is the value as a double
+    when it is a scalar JSON number. The property is `$path`, the event `$event`.
     """
-WITH picked AS (
-    SELECT install_key, json_extract(props, $path) AS j FROM events WHERE {where} AND name = $event
-), occurrences AS (
-    SELECT install_key, unnest(list_distinct(list_transform(json_extract_string(j, '$[*]'),
-           lambda element: CASE WHEN element = '' THEN '"""
-    + UNKNOWN
-    + """' ELSE element END))) AS value, NULL::DOUBLE AS number
-    FROM picked WHERE json_type(j) = 'ARRAY'
-    UNION ALL
-    SELECT install_key, CASE WHEN json_extract_string(j, '$') = '' THEN '"""
-    + UNKNOWN
-    + """' ELSE json_extract_string(j, '$') END AS value,
-           CASE WHEN json_type(j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN CAST(j AS DOUBLE) END AS number
-    FROM picked WHERE j IS NOT NULL AND json_type(j) NOT IN ('ARRAY', 'NULL', 'OBJECT')
-)
-"""
-)
+    key = "$path"
+
+    def shown(text: str) -> str:
+        return f"CASE WHEN {text} = '' THEN '{UNKNOWN}' ELSE {text} END"
+
+    elements = d.list_distinct(d.list_map(d.prop_list(key), "element", shown("element")))
+    values = f"CASE WHEN {d.prop_is_list(key)} THEN {elements} ELSE [{shown(d.prop_text(key))}] END"
+    return (
+        f"SELECT install_key, {d.unnest(values)} AS value,"
+        f" CASE WHEN {d.prop_is_list(key)} THEN NULL ELSE {d.prop_number(key)} END AS number"
+        f" FROM events WHERE {where} AND name = $event AND ({d.prop_is_list(key)} OR {d.prop_is_scalar(key)})"
+    )
 
 
 def properties(store: EventStore, app: str, filters: Filters, arguments: dict[str, str]) -> Report:
     """Values of one property of one event, with events and installs; numbers also as a histogram."""
     event = _check_name(arguments["event"], "event")
     prop = _check_name(arguments["property"], "property")
-    where, params = filters.where(app)
-    params = {**params, "event": event, "path": "$." + json_quote(prop)}
-    head = _VALUES_SQL.format(where=where)
-    rows = _rows(
+    d = dialect_of(store)
+    where, params = filters.where(app, d)
+    params = {**params, "event": event, "path": d.key_param(prop)}
+    occurrences = _occurrences(d, where)
+    # Ranked here, from one row per value: by events, then installs (both descending), then value.
+    counted = _rows(
         store,
-        head + ", ranked AS (SELECT value, count(*) AS events, count(DISTINCT install_key) AS installs,"
-        " row_number() OVER (ORDER BY count(*) DESC, count(DISTINCT install_key) DESC, value) AS position"
-        " FROM occurrences WHERE value IS NOT NULL GROUP BY value)"
-        # The rest is the NULL group, never a group named "(other)": a client's own value "(other)"
-        # must not merge with it.
-        " SELECT CASE WHEN r.position <= $top THEN o.value END AS shown, count(*),"
-        " count(DISTINCT o.install_key), min(r.position) AS first FROM occurrences o JOIN ranked r USING (value)"
-        " GROUP BY shown ORDER BY first",
-        {**params, "top": TOP_VALUES},
+        f"SELECT value, count(*), {d.distinct('install_key')} FROM ({occurrences}) WHERE value IS NOT NULL"
+        " GROUP BY value",
+        params,
     )
+    ranked = sorted(((str(v), int(n), int(i)) for v, n, i in counted), key=lambda r: (-r[1], -r[2], r[0]))
+    shown: list[tuple[str | None, int, int]] = list(ranked[:TOP_VALUES])
+    if len(ranked) > TOP_VALUES:
+        # The rest is one row with the installs distinct over all of it, never a group named "(other)":
+        # a client's own value "(other)" must not merge with it.
+        rest = store.query(
+            f"SELECT count(*), {d.distinct('install_key')} FROM ({occurrences})"
+            f" WHERE value IS NOT NULL AND NOT {d.has('$top', 'value')}",
+            {**params, "top": [value for value, _, _ in shown]},
+        ).rows[0]
+        shown.append((None, int(rest[0]), int(rest[1])))
+    present_sql, lists_sql = d.count_if(d.prop_present("$path")), d.count_if(d.prop_is_list("$path"))
     totals = store.query(
-        f"SELECT count(*), count(*) FILTER (WHERE json_extract(props, $path) IS NOT NULL"
-        f" AND json_type(json_extract(props, $path)) <> 'NULL'), {INSTALLS},"
-        f" count(*) FILTER (WHERE json_type(json_extract(props, $path)) = 'ARRAY')"
+        f"SELECT count(*), {present_sql}, {distinct_installs(d)}, {lists_sql}"
         f" FROM events WHERE {where} AND name = $event",
         params,
     ).rows[0]
-    event_count, with_property, installs, lists = (int(v or 0) for v in totals)
-    distinct_sql = head + "SELECT count(DISTINCT value) FROM occurrences WHERE value IS NOT NULL"
-    distinct = store.query(distinct_sql, params).rows[0][0]
+    event_count, with_property, install_count, lists = (int(v or 0) for v in totals)
     table = [
-        [OTHER if value is None else value, int(events), int(value_installs), int(events) / with_property]
-        for value, events, value_installs, _ in rows
+        [OTHER if value is None else value, events, value_installs, events / with_property]
+        for value, events, value_installs in shown
     ]
+    numbers = _rows(
+        store, f"SELECT number, count(*) FROM ({occurrences}) WHERE number IS NOT NULL GROUP BY number", params
+    )
     meta: dict[str, Any] = {
         "event": event,
         "property": prop,
         "event_count": event_count,
         "with_property": with_property,
-        "installs": installs,
-        "values": int(distinct or 0),
+        "installs": install_count,
+        "values": len(ranked),
         "lists": lists,
-        "numeric": _numbers(store, head, params),
+        "numeric": _numbers({float(number): int(n) for number, n in numbers}),
     }
     return Report("properties", f"{event}.{prop}", ["value", "events", "installs", "share"], table, meta)
 
 
-def _numbers(store: EventStore, head: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    """Quantiles by nearest rank, min, max and a powers-of-ten histogram of the numeric values."""
-    picks = ", ".join(f"max(number) FILTER (WHERE position = (n * {p} + 99) // 100) AS p{p}" for p in QUANTILES_PERCENT)
-    row = store.query(
-        head + "SELECT count(*), min(number), max(number), "
-        f"{picks} FROM (SELECT number, row_number() OVER (ORDER BY number) AS position,"
-        " count(*) OVER () AS n FROM occurrences WHERE number IS NOT NULL)",
-        params,
-    ).rows[0]
-    count = int(row[0] or 0)
+def _numbers(counts: dict[float, int]) -> dict[str, Any] | None:
+    """Quantiles by nearest rank, min, max and a powers-of-ten histogram of the numeric values
+    (each number with how many times it occurs)."""
+    count = sum(counts.values())
     if not count:
         return None
-    buckets = _rows(
-        store,
-        head + "SELECT sign(number) AS side, CASE WHEN number = 0 THEN 0 ELSE floor(log10(abs(number))) END AS k,"
-        " count(*) FROM occurrences WHERE number IS NOT NULL GROUP BY side, k ORDER BY side, side * k",
-        params,
-    )
+    ordered = sorted(counts)
+    quantiles: dict[str, float] = {}
+    for p in QUANTILES_PERCENT:
+        rank, seen = (count * p + 99) // 100, 0  # the ceil(n*p)-th smallest
+        for number in ordered:
+            seen += counts[number]
+            if seen >= rank:
+                quantiles[f"p{p}"] = number
+                break
+    buckets: dict[tuple[int, int], int] = {}
+    for number, n in counts.items():
+        bucket = bucket_of(number)
+        buckets[bucket] = buckets.get(bucket, 0) + n
     histogram = [
-        {"bucket": bucket_label(int(side), int(k)), "lower": lower, "upper": upper, "events": int(n)}
-        for side, k, n in buckets
-        for lower, upper in [bucket_bounds(int(side), int(k))]
+        {"bucket": bucket_label(side, k), "lower": lower, "upper": upper, "events": buckets[(side, k)]}
+        for side, k in sorted(buckets, key=lambda b: (b[0], b[0] * b[1]))
+        for lower, upper in [bucket_bounds(side, k)]
     ]
-    quantiles = {f"p{p}": row[3 + i] for i, p in enumerate(QUANTILES_PERCENT)}
-    return {"count": count, "min": row[1], "max": row[2], **quantiles, "histogram": histogram}
+    return {"count": count, "min": ordered[0], "max": ordered[-1], **quantiles, "histogram": histogram}
 
 
 def bucket_bounds(side: int, k: int) -> tuple[float, float]:
@@ -254,28 +267,31 @@ def property_names(store: EventStore, app: str, filters: Filters) -> dict[str, A
             if PROPERTY_NAME.fullmatch(name) and isinstance(declared[name], dict)
         ]
         return {"source": "schema", "events": events}
-    where, params = filters.where(app)
-    top_events = [
-        row[0]
-        for row in _rows(
-            store,
-            f"SELECT name FROM events WHERE {where} AND regexp_full_match(name, $pattern)"
-            " GROUP BY name ORDER BY count(*) DESC, name LIMIT $limit",
-            {**params, "limit": MAX_PICKER_EVENTS, "pattern": PROPERTY_NAME.pattern},
-        )
-    ]
-    found: dict[str, list[str]] = {name: [] for name in top_events}
+    d = dialect_of(store)
+    where, params = filters.where(app, d)
+    # The most frequent names, picked here from one row per name (or per event and property).
+    named = _rows(store, f"SELECT name, count(*) FROM events WHERE {where} GROUP BY name", params)
+    picked = sorted(
+        ((int(n), str(name)) for name, n in named if PROPERTY_NAME.fullmatch(name)), key=lambda r: (-r[0], r[1])
+    )
+    top_events = [name for _, name in picked[:MAX_PICKER_EVENTS]]
+    found: dict[str, list[tuple[int, str]]] = {name: [] for name in top_events}
     if top_events:
-        for name, key in _rows(
+        for name, key, uses in _rows(
             store,
-            "SELECT name, key FROM (SELECT name, key, row_number() OVER (PARTITION BY name"
-            " ORDER BY count(*) DESC, key) AS position FROM (SELECT name, unnest(json_keys(props)) AS key"
-            f" FROM events WHERE {where} AND list_contains($names, name)) WHERE regexp_full_match(key, $pattern)"
-            " GROUP BY name, key) WHERE position <= $limit ORDER BY name, position",
-            {**params, "names": top_events, "limit": MAX_PICKER_PROPERTIES, "pattern": PROPERTY_NAME.pattern},
+            f"SELECT name, key, count(*) FROM (SELECT name, {d.unnest(d.prop_keys())} AS key"
+            f" FROM events WHERE {where} AND {d.has('$names', 'name')}) GROUP BY name, key",
+            {**params, "names": top_events},
         ):
-            found[name].append(key)
-    return {"source": "data", "events": [{"name": n, "properties": sorted(found[n])} for n in top_events]}
+            if PROPERTY_NAME.fullmatch(key):
+                found[name].append((-int(uses), key))
+    return {
+        "source": "data",
+        "events": [
+            {"name": n, "properties": sorted(key for _, key in sorted(found[n])[:MAX_PICKER_PROPERTIES])}
+            for n in top_events
+        ],
+    }
 
 
 def choose_property(events: list[dict[str, Any]], event: str | None, prop: str | None) -> tuple[str, str]:
@@ -297,23 +313,23 @@ def choose_property(events: list[dict[str, Any]], event: str | None, prop: str |
 
 # ---------------------------------------------------------------- errors
 
-# The command events that carry an outcome, with `failed` and `error_type` for each.
-_OUTCOMES_SQL = """
-WITH runs AS (
-    SELECT app_version, {command} AS command,
-           json_extract_string(props, '$.outcome') AS outcome
-    FROM events WHERE {where} AND name = 'command'
-), judged AS (
-    SELECT app_version, command, outcome <> 'ok' AS failed,
-           CASE WHEN outcome <> 'ok' THEN CASE WHEN starts_with(outcome, 'error:') THEN outcome[7:]
-           ELSE outcome END END AS error_type
-    FROM runs WHERE outcome IS NOT NULL
-)
-"""
 
-
-# A blank or missing command is one "(unknown)" row (docs/reports.md, "Labels"), as in the commands report.
-_COMMAND = label("json_extract_string(props, '$.command')")
+def _outcomes(store: EventStore, app: str, filters: Filters, by: str) -> dict[str, dict[str, int]]:
+    """The command events that carry an outcome: for each value of `by` ("command" or "version"),
+    how many carry each outcome."""
+    d = dialect_of(store)
+    where, params = filters.where(app, d)
+    # A blank or missing command is one "(unknown)" row (docs/reports.md, "Labels"), as in the commands report.
+    group = prop_label(d, "command") if by == "command" else "app_version"
+    found: dict[str, dict[str, int]] = {}
+    for value, outcome, n in _rows(
+        store,
+        f"SELECT grouped, outcome, count(*) FROM (SELECT {group} AS grouped, {d.prop_text(d.key('outcome'))} AS outcome"
+        f" FROM events WHERE {where} AND name = 'command') WHERE outcome IS NOT NULL GROUP BY grouped, outcome",
+        params,
+    ):
+        found.setdefault(value, {})[outcome] = int(n)
+    return found
 
 
 def error_type(outcome: str) -> str | None:
@@ -326,23 +342,19 @@ def error_type(outcome: str) -> str | None:
 @report("errors")
 def errors(store: EventStore, app: str, filters: Filters) -> Report:
     """Per command: runs, errors, the error rate and the most frequent error type."""
-    where, params = filters.where(app)
-    rows = _rows(
-        store,
-        _OUTCOMES_SQL.format(where=where, command=_COMMAND)
-        + "SELECT command, count(*) AS runs, count(*) FILTER (WHERE failed) AS errors,"
-        " count(*) FILTER (WHERE failed) / count(*) AS rate,"
-        " (SELECT error_type FROM judged j WHERE j.failed AND j.command IS NOT DISTINCT FROM judged.command"
-        "  GROUP BY error_type ORDER BY count(*) DESC, error_type LIMIT 1) AS top_error"
-        " FROM judged GROUP BY command ORDER BY errors DESC, rate DESC, command LIMIT $limit",
-        {**params, "limit": MAX_ERROR_ROWS},
-    )
-    totals = store.query(
-        _OUTCOMES_SQL.format(where=where, command=_COMMAND)
-        + "SELECT count(*), count(*) FILTER (WHERE failed) FROM judged",
-        params,
-    ).rows[0]
-    runs, failed = int(totals[0]), int(totals[1])
+    rows = []
+    for command, outcomes in _outcomes(store, app, filters, "command").items():
+        kinds: dict[str, int] = {}
+        for outcome, n in outcomes.items():
+            kind = error_type(outcome)
+            if kind is not None:
+                kinds[kind] = kinds.get(kind, 0) + n
+        count, failed_count = sum(outcomes.values()), sum(kinds.values())
+        top = min(kinds, key=lambda kind: (-kinds[kind], kind)) if kinds else None
+        rows.append((command, count, failed_count, failed_count / count, top))
+    rows.sort(key=lambda row: (-row[2], -row[3], row[0]))
+    runs, failed = sum(row[1] for row in rows), sum(row[2] for row in rows)
+    rows = rows[:MAX_ERROR_ROWS]
     table = [[c, int(n), int(e), float(rate), top] for c, n, e, rate, top in rows]
     meta = {"runs": runs, "errors": failed, "rate": failed / runs if runs else None}
     return Report("errors", "Errors per command", ["command", "runs", "errors", "rate", "top_error"], table, meta)
@@ -351,14 +363,10 @@ def errors(store: EventStore, app: str, filters: Filters) -> Report:
 @report("errors_by_version")
 def errors_by_version(store: EventStore, app: str, filters: Filters) -> Report:
     """Per version, newest first: command runs, errors and the error rate."""
-    where, params = filters.where(app)
-    rows = _rows(
-        store,
-        _OUTCOMES_SQL.format(where=where, command=_COMMAND)
-        + "SELECT app_version, count(*), count(*) FILTER (WHERE failed)"
-        " FROM judged GROUP BY app_version",
-        params,
-    )
+    rows = [
+        (version, sum(outcomes.values()), sum(n for outcome, n in outcomes.items() if outcome != "ok"))
+        for version, outcomes in _outcomes(store, app, filters, "version").items()
+    ]
     ordered = sorted(rows, key=lambda r: (version_key(r[0]), r[0]), reverse=True)[:MAX_ERROR_ROWS]
     table = [[v or UNKNOWN, int(n), int(e), int(e) / int(n)] for v, n, e in ordered]
     return Report("errors_by_version", "Errors per version", ["version", "runs", "errors", "rate"], table)
@@ -366,17 +374,15 @@ def errors_by_version(store: EventStore, app: str, filters: Filters) -> Report:
 
 # ---------------------------------------------------------------- compare
 
-_DIMENSION_SQL = {
-    # (expression over events, extra condition, measure): runs for the first three, installs for platforms
-    "command": ("json_extract_string(props, '$.command')", "AND name = 'command'", "count(*)"),
-    "option": (
-        "unnest(json_extract_string(json_extract(props, '$.options'), '$[*]'))",
-        "AND name = 'command' AND json_type(json_extract(props, '$.options')) = 'ARRAY'",
-        "count(*)",
-    ),
-    "outcome": ("json_extract_string(props, '$.outcome')", "AND name = 'command'", "count(*)"),
-    "platform": ("os", "", INSTALLS),
-}
+
+def _dimension_sql(d: Dialect, dimension: str) -> tuple[str, str, str]:
+    """(expression over events, extra condition, measure): runs for the first three, installs for platforms."""
+    if dimension == "option":
+        options = d.key("options")
+        return d.unnest(d.prop_list(options)), f"AND name = 'command' AND {d.prop_is_list(options)}", "count(*)"
+    if dimension == "platform":
+        return "os", "", distinct_installs(d)
+    return d.prop_text(d.key(dimension)), "AND name = 'command'", "count(*)"
 
 
 def compare(store: EventStore, app: str, filters: Filters, arguments: dict[str, str]) -> Report:
@@ -386,13 +392,16 @@ def compare(store: EventStore, app: str, filters: Filters, arguments: dict[str, 
     sides = {side: dataclasses.replace(filters, version=version) for side, version in (("a", a), ("b", b))}
     bases: dict[str, tuple[int, int]] = {}
     counts: dict[str, dict[str, dict[str, int]]] = {}
+    d = dialect_of(store)
     for side, side_filters in sides.items():
-        where, params = side_filters.where(app)
-        runs, installs = store.query(
-            f"SELECT count(*) FILTER (WHERE name = 'command'), {INSTALLS} FROM events WHERE {where}", params
+        where, params = side_filters.where(app, d)
+        command_runs = d.count_if("name = 'command'")
+        runs, install_count = store.query(
+            f"SELECT {command_runs}, {distinct_installs(d)} FROM events WHERE {where}", params
         ).rows[0]
-        bases[side] = (int(runs), int(installs))
-        for dimension, (expression, condition, measure) in _DIMENSION_SQL.items():
+        bases[side] = (int(runs), int(install_count))
+        for dimension in COMPARE_DIMENSIONS:
+            expression, condition, measure = _dimension_sql(d, dimension)
             found = _rows(
                 store,
                 # A blank value is one "(unknown)" row (docs/reports.md, "Labels"); a missing one is none.

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from footfall.server.errors import NotFound, StoreUnavailable
+from footfall.server.query.dialect import dialect_of
 from footfall.server.query.filters import Filters
 from footfall.server.query.filters import today as utc_today
 from footfall.server.settings import Settings, check_public_settings
@@ -55,7 +56,7 @@ PUBLIC_DIMENSIONS = {  # name: (expression, extra condition)
     "os": ("os", ""),
     "countries": ("country", ""),
     "events": ("name", ""),
-    "commands": ("json_extract_string(props, '$.command')", "AND name = 'command'"),
+    "commands": ("", "AND name = 'command'"),  # the property, in the store's dialect (bounded_counts)
 }
 PUBLIC_WINDOWS_DAYS = (30, 90, 365)  # each ends on the last complete UTC day
 TOTALS_DIMENSION = "os"  # an install reports one OS, so the OS rows add up to the window's installs and events
@@ -196,33 +197,60 @@ def bounded_counts(
     store: EventStore, app: str, filters: Filters, dimension: str, policy: PublicPolicy
 ) -> dict[str, tuple[int, int]]:
     """Installs and events per value after the contribution bounds: the exact input to the noise."""
+    d = dialect_of(store)
     expression, condition = PUBLIC_DIMENSIONS[dimension]
-    where, params = filters.where(app)
-    params = {
-        **params,
-        "values": policy.max_values_per_install,
-        "cap": policy.max_events_per_install_day,
-        "window_cap": events_bound(policy, filters.days),
+    if dimension == "commands":
+        expression = d.prop_text(d.key("command"))
+    where, params = filters.where(app, d)
+    # One row per install, UTC day and value; the bounds are applied here, in Python, for every engine.
+    daily = [
+        (str(install), day, str(value), int(n))
+        for install, day, value, n in store.query(
+            f"SELECT install, {d.day('time')} AS day, coalesce(nullif({expression}, ''), '{UNKNOWN_VALUE}') AS value,"
+            f" count(*) FROM events WHERE {where} {condition} AND install <> '' GROUP BY install, day, value",
+            params,
+        ).rows
+    ]
+    return bound_contributions(daily, policy.max_values_per_install, policy.max_events_per_install_day,
+                               events_bound(policy, filters.days))  # fmt: skip
+
+
+def bound_contributions(
+    daily: list[tuple[str, Any, str, int]], values: int, cap: int, window_cap: int
+) -> dict[str, tuple[int, int]]:
+    """Installs and events per value, from (install, day, value, events) rows, after the bounds:
+
+    each install keeps its `values` most used values (ties by value, so the choice is its own data
+    alone); an install's day over `cap` is scaled down across its values (floor), so the day adds
+    at most `cap`; and an install over the window's `window_cap` likewise.
+    """
+    used: dict[str, dict[str, int]] = {}
+    for install, _, value, n in daily:
+        per_install = used.setdefault(install, {})
+        per_install[value] = per_install.get(value, 0) + n
+    kept = {
+        install: set(sorted(counts, key=lambda value: (-counts[value], value))[:values])
+        for install, counts in used.items()
     }
-    rows = store.query(
-        "WITH daily AS (SELECT install, CAST(time AS DATE) AS day,"
-        f"   coalesce(nullif({expression}, ''), '{UNKNOWN_VALUE}') AS value, count(*) AS n"
-        f"   FROM events WHERE {where} {condition} AND install <> '' GROUP BY ALL),"
-        # each install keeps its most used values (ties by value, so the choice is its own data alone)
-        " ranked AS (SELECT install, value, row_number() OVER"
-        "   (PARTITION BY install ORDER BY sum(n) DESC, value) AS place FROM daily GROUP BY install, value),"
-        " kept AS (SELECT daily.* FROM daily JOIN ranked USING (install, value) WHERE place <= $values),"
-        # an install's day over the cap is scaled down across its values, so the day adds at most $cap
-        " capped AS (SELECT install, value, CASE WHEN sum(n) OVER (PARTITION BY install, day) > $cap"
-        "   THEN floor(n * $cap / sum(n) OVER (PARTITION BY install, day)) ELSE n END AS n FROM kept),"
-        " per_value AS (SELECT install, value, sum(n) AS n FROM capped GROUP BY install, value),"
-        # and an install over the window's bound likewise, so the window adds at most $window_cap
-        " clipped AS (SELECT install, value, CASE WHEN sum(n) OVER (PARTITION BY install) > $window_cap"
-        "   THEN floor(n * $window_cap / sum(n) OVER (PARTITION BY install)) ELSE n END AS n FROM per_value)"
-        " SELECT value, count(DISTINCT install), CAST(sum(n) AS BIGINT) FROM clipped GROUP BY value",
-        params,
-    ).rows
-    return {str(value): (int(installs), int(events)) for value, installs, events in rows}
+    rows = [row for row in daily if row[2] in kept[row[0]]]
+    day_totals: dict[tuple[str, Any], int] = {}
+    for install, day, _, n in rows:
+        day_totals[(install, day)] = day_totals.get((install, day), 0) + n
+    per_value: dict[tuple[str, str], int] = {}
+    for install, day, value, n in rows:
+        total = day_totals[(install, day)]
+        capped = math.floor(n * cap / total) if total > cap else n
+        per_value[(install, value)] = per_value.get((install, value), 0) + capped
+    install_totals: dict[str, int] = {}
+    for (install, _), n in per_value.items():
+        install_totals[install] = install_totals.get(install, 0) + n
+    result: dict[str, tuple[int, int]] = {}
+    for (install, value), n in per_value.items():
+        total = install_totals[install]
+        clipped = math.floor(n * window_cap / total) if total > window_cap else n
+        installs, events = result.get(value, (0, 0))
+        result[value] = (installs + 1, events + clipped)
+    return result
 
 
 BoundedCounts = dict[int, dict[str, dict[str, tuple[int, int]]]]  # window days -> dimension -> value -> counts

@@ -110,6 +110,8 @@ class EventStore:
         raise NotImplementedError
 
     registry: AppRegistry
+    # The SQL dialect its queries are written in (`footfall.server.query.dialect`): "duckdb" or "clickhouse".
+    dialect = "duckdb"
     # Called before each report query: the server sets it to the ingest log's catch-up, so
     # a read sees every event acknowledged before it (read-your-writes).
     barrier: Callable[[], None] | None = None

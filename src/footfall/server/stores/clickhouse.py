@@ -1,0 +1,660 @@
+"""ClickHouse as the store: one server (or, later, a cluster) over its HTTP interface.
+
+`footfall serve --store clickhouse://HOST:PORT/DB` (docs/stores.md). It works on ClickHouse
+18.16, Debian's, and on current servers (the report SQL is the same; `query.dialect`).
+
+- **Tables.** A migrations registry with DuckDB's version numbers. `events` is a MergeTree
+  partitioned by month and ordered by (app, time), so a report reads one app's range; its
+  times are whole seconds (`DateTime`; 18.16 has no `DateTime64`). The registry tables (apps,
+  keys, schemas) are ReplacingMergeTrees read with FINAL: a change or a removal is a newer row.
+- **Writes.** One writer at a time (a lock), as in DuckDB: `write` inserts a batch as one
+  `JSONEachRow` insert, with the install and session keys and the run starts computed the
+  same way as DuckDB's writer (`record_key`; the first stored event of each run not seen in
+  the last `RUN_MEMORY`).
+- **Segments.** `load_segment` streams the sealed segment file to the server as one
+  `INSERT ... FORMAT JSONEachRow` into a staging table, then copies its rows into `events`
+  in one `INSERT ... SELECT` (one part: atomic), with the segment's id in their `segment`
+  column, the keys computed by the server and the run starts flagged, and records the id in
+  `loaded_segments`. Exactly once: a segment is skipped when `loaded_segments` holds its id,
+  or when `events` holds rows with it (a crash between the copy and the record). The check and
+  the insert cannot race, because one store has one loader and loads run under the writer lock.
+- **Forget.** `ALTER TABLE ... DELETE` (a mutation), after counting the rows it will match;
+  the call returns once the mutation is done.
+- **Parameters.** 18.16's HTTP interface has no query parameters, so each `$name` is written
+  into the SQL as an escaped literal (`literal`), never as pasted text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from footfall.server.errors import SegmentRefused, StoreUnavailable, UsageError
+from footfall.server.stores.base import (
+    EVENT_COLUMNS,
+    App,
+    AppRegistry,
+    EventRecord,
+    EventStore,
+    QueryResult,
+    record_key,
+)
+
+SCHEME = "clickhouse://"
+DEFAULT_PORT = 8123
+REQUEST_TIMEOUT_S = 300.0  # a large load or report on a busy server
+MUTATION_TIMEOUT_S = 300.0  # a forget waits this long for its delete to finish
+MUTATION_POLL_S = 0.05
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+RUN_MEMORY = dt.timedelta(hours=73)  # as DuckDB's: a run idle this long counts again
+MAX_QUERY_BYTES = 256 * 1024 * 1024  # a segment's run starts go in the query text
+_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_CODE = re.compile(r"Code: (\d+)")
+# Error codes of data the server cannot read (not of being unavailable): a parse failure, a
+# type mismatch, a value out of range, an unknown field.
+REFUSED_CODES = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321})
+_EVENT_TYPES = {"time": "DateTime('UTC')", "received": "DateTime('UTC')"}
+# What a DateTime holds (seconds since 1970 in 32 bits): 18.16 silently wraps or zeroes a time
+# outside it, so such an event is refused instead (DuckDB would hold it).
+EARLIEST_TIME = dt.datetime(1970, 1, 2)
+LATEST_TIME = dt.datetime(2105, 12, 31)
+_COLUMNS_SQL = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'String')}" for c in EVENT_COLUMNS)
+
+
+def key_sql(column: str) -> str:
+    """`record_key` in ClickHouse SQL: the first 16 hex digits of a hash as a UInt64, or of its
+    SHA-256 when it is not hex; NULL when empty."""
+    head = f"substring({column}, 1, 16)"
+    digest = f"if(match({head}, '^[0-9a-f]{{16}}$'), unhex({head}), substring(SHA256({column}), 1, 8))"
+    return f"if({column} = '', NULL, reinterpretAsUInt64(reverse({digest})))"
+
+
+# Ordered schema migrations, numbered as DuckDB's (stores.duckdb): append only.
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            "CREATE TABLE IF NOT EXISTS apps (name String, created DateTime('UTC'), updated UInt64, deleted UInt8)"
+            " ENGINE = ReplacingMergeTree(updated) ORDER BY name",
+            f"CREATE TABLE IF NOT EXISTS events ({_COLUMNS_SQL})"
+            " ENGINE = MergeTree PARTITION BY toYYYYMM(time) ORDER BY (app, time)",
+        ),
+    ),
+    (
+        2,
+        (
+            "CREATE TABLE IF NOT EXISTS app_keys (app String, kind String, key String, secret_hash String,"
+            " updated UInt64, deleted UInt8) ENGINE = ReplacingMergeTree(updated) ORDER BY (kind, key)",
+            "CREATE TABLE IF NOT EXISTS app_schemas (app String, schema String, updated UInt64, deleted UInt8)"
+            " ENGINE = ReplacingMergeTree(updated) ORDER BY app",
+        ),
+    ),
+    (3, ("ALTER TABLE events ADD COLUMN install_key Nullable(UInt64), ADD COLUMN session_key Nullable(UInt64)",)),
+    (4, ("ALTER TABLE events ADD COLUMN run_start UInt8 DEFAULT 0",)),
+    (5, ("ALTER TABLE apps ADD COLUMN timezone String DEFAULT 'UTC'",)),
+    (
+        6,
+        (
+            "ALTER TABLE events ADD COLUMN segment String DEFAULT ''",
+            "CREATE TABLE IF NOT EXISTS loaded_segments (id String, loaded DateTime('UTC'), events UInt64)"
+            " ENGINE = MergeTree ORDER BY id",
+        ),
+    ),
+)
+
+
+class ClickHouseError(Exception):
+    """The server answered with an error."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def refused_data(self) -> bool:
+        return self.code in REFUSED_CODES
+
+
+def error_from(text: str) -> ClickHouseError:
+    match = _CODE.search(text)
+    return ClickHouseError(int(match.group(1)) if match else None, text.strip()[:2000])
+
+
+class Transport(Protocol):
+    """How SQL reaches a ClickHouse engine: the HTTP interface here; chdb (in-process) in tests."""
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        """Run one statement (with `body` as its data, for an INSERT ... FORMAT); its output as text.
+        Raises ClickHouseError when the engine refuses it, StoreUnavailable when it cannot be reached."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+    database: str
+    user: str = "default"
+    password: str = ""
+
+    @property
+    def http(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __str__(self) -> str:  # never the password
+        return f"{SCHEME}{self.host}:{self.port}/{self.database}"
+
+
+def parse_url(url: str) -> Address:
+    """clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE, or a clear error."""
+    if not url.startswith(SCHEME):
+        raise UsageError(f"a ClickHouse store is {SCHEME}HOST:PORT/DATABASE, not {url!r}")
+    parts = urlsplit(url)
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        raise UsageError(f"the port in {url!r} is not a number") from None
+    database = parts.path.strip("/")
+    if not parts.hostname or not _DATABASE.fullmatch(database) or parts.query or parts.fragment:
+        raise UsageError(f"a ClickHouse store is {SCHEME}HOST:PORT/DATABASE (a database name of letters, digits and _)")
+    return Address(parts.hostname, port, database, unquote(parts.username or "default"), unquote(parts.password or ""))
+
+
+class HttpTransport:
+    """ClickHouse's HTTP interface: the statement in the body (or, with data, in the URL), one
+    connection pool per store."""
+
+    def __init__(self, address: Address) -> None:
+        import httpx
+
+        self._httpx = httpx
+        self.address = address
+        self._client = httpx.Client(
+            base_url=address.http,
+            timeout=REQUEST_TIMEOUT_S,
+            auth=(address.user, address.password) if address.password or address.user != "default" else None,
+        )
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        params = {"database": self.address.database, **(settings or {})}
+        if body is None:
+            content: Iterable[bytes] | bytes = sql.encode()
+        else:
+            params["query"] = sql
+            content = body
+        try:
+            answer = self._client.post("/", params=params, content=content)
+        except self._httpx.HTTPError as exc:
+            raise StoreUnavailable(f"ClickHouse at {self.address} cannot be reached: {exc}") from exc
+        if answer.status_code != 200:
+            raise error_from(answer.text)
+        return answer.text
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def literal(value: Any) -> str:
+    """A parameter's value as a ClickHouse literal: strings escaped, times as UTC."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return (
+            repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+        )
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return f"toDateTime('{value.strftime('%Y-%m-%d %H:%M:%S')}', 'UTC')"
+    if isinstance(value, dt.date):
+        return f"toDate('{value.isoformat()}')"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "[" + ", ".join(literal(item) for item in value) + "]"
+    raise TypeError(f"no ClickHouse literal for {type(value).__name__}")
+
+
+def bind(sql: str, params: Mapping[str, Any] | None) -> str:
+    """`sql` with each `$name` outside quotes replaced by the literal of `params[name]`."""
+    out: list[str] = []
+    position, quote = 0, ""
+    index = 0
+    while index < len(sql):
+        char = sql[index]
+        if quote:
+            if char == "\\":
+                index += 2
+                continue
+            if char == quote:
+                quote = ""
+        elif char in "'\"`":
+            quote = char
+        elif char == "$":
+            match = _PARAMETER.match(sql, index)
+            if match:
+                name = match.group(1)
+                if params is None or name not in params:
+                    raise ValueError(f"no value for the parameter ${name}")
+                out.append(sql[position:index])
+                out.append(literal(params[name]))
+                position = index = match.end()
+                continue
+        index += 1
+    out.append(sql[position:])
+    return "".join(out)
+
+
+def _convert(value: Any, kind: str) -> Any:
+    """A JSONCompact value of ClickHouse type `kind` as the Python value DuckDB would give."""
+    if value is None:
+        return None
+    while kind.startswith(("Nullable(", "LowCardinality(")):
+        kind = kind[kind.index("(") + 1 : -1]
+    if kind.startswith("Array("):
+        return [_convert(item, kind[6:-1]) for item in value]
+    if kind == "Date":
+        return dt.date.fromisoformat(value)
+    if kind.startswith("DateTime"):
+        return dt.datetime.fromisoformat(value)
+    if kind.startswith(("Int", "UInt")):
+        return int(value)
+    if kind.startswith(("Float", "Decimal")):
+        return float(value)
+    return value
+
+
+def _storable(event: EventRecord) -> bool:
+    """Whether a DateTime holds the event's times."""
+    return all(EARLIEST_TIME <= moment.replace(tzinfo=None) <= LATEST_TIME for moment in (event.time, event.received))
+
+
+def _compact(props: str) -> str:
+    """Props as compact JSON, as the collector writes them (visitParamExtract* read only that)."""
+    try:
+        return json.dumps(json.loads(props), separators=(",", ":"), ensure_ascii=True)
+    except ValueError:
+        return props
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        while chunk := file.read(UPLOAD_CHUNK_BYTES):
+            yield chunk
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _seconds(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class ClickHouseStore(EventStore):
+    dialect = "clickhouse"
+
+    def __init__(self, url: str, transport: Transport | None = None) -> None:
+        self.address = parse_url(url)
+        self._transport: Transport = transport or HttpTransport(self.address)
+        try:
+            self.server_version = str(self._rows("SELECT version()")[0][0])
+            self._migrate()
+            self.registry = self._load_registry()
+            since = _utc_now() - RUN_MEMORY
+            self._runs: dict[tuple[str, int], dt.datetime] = {
+                (app, key): last
+                for app, key, last in self._rows(
+                    "SELECT app, session_key, max(received) FROM events WHERE received >= $since"
+                    " AND session_key IS NOT NULL GROUP BY app, session_key",
+                    {"since": since},
+                )
+            }
+        except BaseException:
+            self._transport.close()
+            raise
+        self._removed_apps: set[str] = set()  # removed while running: their queued events are refused
+        self._lock = threading.RLock()  # one change at a time, as DuckDB's single writer
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="footfall.clickhouse")
+        self._closed = False
+        self._version = 0  # of registry rows written by this process
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _run(self, sql: str, params: Mapping[str, Any] | None = None, **settings: str) -> str:
+        try:
+            return self._transport.run(bind(sql, params), settings=settings or None)
+        except ClickHouseError as exc:
+            raise StoreUnavailable(f"ClickHouse refused a statement: {exc}") from exc
+
+    def _rows(self, sql: str, params: Mapping[str, Any] | None = None, **settings: str) -> list[tuple[Any, ...]]:
+        return self._result(sql, params, **settings).rows
+
+    def _result(self, sql: str, params: Mapping[str, Any] | None = None, **settings: str) -> QueryResult:
+        # Reads run read-only (2: settings may change, data may not): a report cannot write.
+        text = self._run(
+            sql + " FORMAT JSONCompact", params, readonly="2", output_format_json_quote_64bit_integers="0", **settings
+        )
+        document = json.loads(text)
+        kinds = [column["type"] for column in document["meta"]]
+        rows = [tuple(_convert(v, k) for v, k in zip(row, kinds, strict=True)) for row in document["data"]]
+        return QueryResult([column["name"] for column in document["meta"]], rows)
+
+    def _migrate(self) -> None:
+        self._run(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, applied DateTime('UTC'))"
+            " ENGINE = MergeTree ORDER BY version"
+        )
+        done = {row[0] for row in self._rows("SELECT version FROM schema_migrations")}
+        for version, statements in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in statements:
+                self._run(statement)
+            self._run("INSERT INTO schema_migrations VALUES ($version, $now)", {"version": version, "now": _utc_now()})
+
+    def _load_registry(self) -> AppRegistry:
+        registry = AppRegistry()
+        for name, zone in self._rows("SELECT name, timezone FROM apps FINAL WHERE deleted = 0"):
+            registry.apps.add(name)
+            if zone != "UTC":
+                registry.timezones[name] = zone
+        for app, kind, key, secret in self._rows(
+            "SELECT app, kind, key, secret_hash FROM app_keys FINAL WHERE deleted = 0"
+        ):
+            registry.keys[(kind, key)] = (app, secret)
+        for app, schema in self._rows("SELECT app, schema FROM app_schemas FINAL WHERE deleted = 0"):
+            registry.schemas[app] = schema
+        return registry
+
+    def _next_version(self) -> int:
+        """A version for a registry row: later than any this process wrote, and than the clock."""
+        self._version = max(self._version + 1, time.time_ns())
+        return self._version
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+
+    # -- writes -------------------------------------------------------------------
+
+    def write(self, events: Sequence[EventRecord]) -> Future[tuple[int, ...]]:
+        self._check_open()
+        if not events:
+            future: Future[tuple[int, ...]] = Future()
+            future.set_result(())
+            return future
+        return self._writer.submit(self._commit, list(events))
+
+    def _commit(self, events: list[EventRecord]) -> tuple[int, ...]:
+        with self._lock:
+            # Not stored: the events of an app removed since they were accepted, and times out of range.
+            gone = [i for i, event in enumerate(events) if event.app in self._removed_apps or not _storable(event)]
+            kept = [i for i in range(len(events)) if i not in gone]
+            try:
+                self._insert([events[i] for i in kept])
+                return tuple(gone)
+            except ClickHouseError as exc:
+                if not exc.refused_data:
+                    raise StoreUnavailable(f"commit failed: {exc}") from exc
+            refused = []  # the engine refused some: each alone, so one bad record fails no other
+            for i in kept:
+                try:
+                    self._insert([events[i]])
+                except ClickHouseError as exc:
+                    if not exc.refused_data:
+                        raise StoreUnavailable(f"commit failed: {exc}") from exc
+                    refused.append(i)
+            return tuple(sorted((*gone, *refused)))
+
+    def _insert(self, events: Sequence[EventRecord]) -> None:
+        """One JSONEachRow insert (one part: all or nothing), run starts flagged as DuckDB's writer does."""
+        if not events:
+            return
+        lines: list[bytes] = []
+        seen: dict[tuple[str, int], dt.datetime] = {}
+        for event in events:
+            row: dict[str, Any] = {column: getattr(event, column) for column in EVENT_COLUMNS}
+            row["time"], row["received"] = _seconds(event.time), _seconds(event.received)
+            row["props"] = _compact(event.props)
+            session = record_key(event.session)
+            run = (event.app, session) if session is not None else None
+            row["install_key"] = record_key(event.install)
+            row["session_key"] = session
+            row["run_start"] = int(run is not None and run not in self._runs and run not in seen)
+            if run is not None:
+                seen[run] = event.received
+            lines.append(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+        self._transport.run("INSERT INTO events FORMAT JSONEachRow", [b"".join(lines)])
+        self._runs.update(seen)
+
+    def load_segment(self, path: Path, segment: str) -> int | None:
+        self._check_open()
+        with self._lock:
+            return self._load_segment(path, segment)
+
+    def _load_segment(self, path: Path, segment: str) -> int | None:
+        found = {"segment": segment}
+        if self._rows("SELECT 1 FROM loaded_segments WHERE id = $segment LIMIT 1", found):
+            return None
+        if self._rows("SELECT 1 FROM events WHERE segment = $segment LIMIT 1", found):
+            self._record_segment(segment)  # copied before a crash, not recorded: it is in, whole
+            return None
+        staging = "incoming_" + re.sub(r"[^A-Za-z0-9_]", "_", segment)[:180]
+        apps = {"apps": sorted(self.registry.apps - self._removed_apps)}
+        ordered = {"max_threads": "1"}  # rows numbered in file order, the same in both reads
+        # The same numbered rows in every read below: no filter is added around it that the engine
+        # could push below the numbering.
+        numbered = f"(SELECT *, rowNumberInAllBlocks() AS line FROM {staging}) WHERE has($apps, app)"
+        self._run(f"DROP TABLE IF EXISTS {staging}")
+        self._run(f"CREATE TABLE {staging} ({_COLUMNS_SQL}) ENGINE = Log")
+        try:
+            try:
+                self._transport.run(
+                    f"INSERT INTO {staging} FORMAT JSONEachRow",
+                    _chunks(path),
+                    {"date_time_input_format": "best_effort"},
+                )
+            except ClickHouseError as exc:
+                if exc.refused_data:
+                    raise SegmentRefused(f"segment {segment} cannot be stored: {exc}") from None
+                raise StoreUnavailable(f"loading segment {segment} failed: {exc}") from exc
+            runs = [
+                run
+                for run in self._rows(
+                    f"SELECT app, {key_sql('session')} AS session_key, min(line), max(received) FROM {numbered}"
+                    " GROUP BY app, session_key",
+                    apps,
+                    **ordered,
+                )
+                if run[1] is not None
+            ]
+            starts = [first for app, session, first, _ in runs if (app, session) not in self._runs]
+            columns = ", ".join(EVENT_COLUMNS)
+            flagged = "has($starts, line)" if starts else "0"  # an empty array literal has no element type
+            self._run(
+                f"INSERT INTO events ({columns}, install_key, session_key, run_start, segment)"
+                f" SELECT {columns}, {key_sql('install')}, {key_sql('session')}, {flagged}, $segment"
+                f" FROM {numbered}",
+                {**apps, **found, "starts": starts},
+                max_query_size=str(MAX_QUERY_BYTES),
+                **ordered,
+            )
+            events = int(self._rows(f"SELECT count(*) FROM {numbered}", apps)[0][0])
+            self._record_segment(segment, events)
+        finally:
+            self._run(f"DROP TABLE IF EXISTS {staging}")
+        self._runs.update({(app, session): last for app, session, _, last in runs})
+        return events
+
+    def _record_segment(self, segment: str, events: int | None = None) -> None:
+        if events is None:
+            events = int(self._rows("SELECT count(*) FROM events WHERE segment = $segment", {"segment": segment})[0][0])
+        self._run(
+            "INSERT INTO loaded_segments VALUES ($segment, $now, $events)",
+            {"segment": segment, "now": _utc_now(), "events": events},
+        )
+
+    def _delete_events(self, condition: str, params: Mapping[str, Any]) -> int:
+        """Delete the events matching `condition` (a mutation); how many matched, once it is done."""
+        matched = int(self._rows(f"SELECT count(*) FROM events WHERE {condition}", params)[0][0])
+        if matched:
+            self._run(f"ALTER TABLE events DELETE WHERE {condition}", params)
+            deadline = time.monotonic() + MUTATION_TIMEOUT_S
+            while self._rows(
+                "SELECT 1 FROM system.mutations WHERE database = currentDatabase() AND table = 'events'"
+                " AND is_done = 0 LIMIT 1"
+            ):
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(f"the delete did not finish within {MUTATION_TIMEOUT_S:.0f} s")
+                time.sleep(MUTATION_POLL_S)
+        return matched
+
+    def delete_install(self, app: str, install: str) -> int:
+        self._check_open()
+        with self._lock:
+            return self._delete_events("app = $app AND install = $install", {"app": app, "install": install})
+
+    def add_app(self, name: str) -> bool:
+        self._check_open()
+        with self._lock:
+            self._removed_apps.discard(name)
+            if name in self.registry.apps:
+                return False
+            self._run(
+                "INSERT INTO apps (name, created, updated, deleted, timezone) VALUES ($name, $now, $version, 0, 'UTC')",
+                {"name": name, "now": _utc_now(), "version": self._next_version()},
+            )
+            self.registry.apps.add(name)
+            return True
+
+    def remove_app(self, name: str) -> int:
+        self._check_open()
+        with self._lock:
+            if name not in self.registry.apps:
+                return 0
+            # Out of the registry first, so the collector stops accepting the app's events.
+            keys = {k: v for k, v in self.registry.keys.items() if v[0] == name}
+            schema = self.registry.schemas.pop(name, None)
+            zone = self.registry.timezones.pop(name, None)
+            self.registry.apps.discard(name)
+            for pair in keys:
+                self.registry.keys.pop(pair, None)
+            self._removed_apps.add(name)
+            try:
+                deleted = self._delete_events("app = $app", {"app": name})
+            except BaseException:  # put back: the app stays whole, and its removal can be retried
+                self._removed_apps.discard(name)
+                self.registry.apps.add(name)
+                self.registry.keys.update(keys)
+                if schema is not None:
+                    self.registry.schemas[name] = schema
+                if zone is not None:
+                    self.registry.timezones[name] = zone
+                raise
+            version = {"name": name, "version": self._next_version(), "now": _utc_now()}
+            for (kind, key), (_, secret) in keys.items():
+                self._run(
+                    "INSERT INTO app_keys VALUES ($name, $kind, $key, $secret, $version, 1)",
+                    {**version, "kind": kind, "key": key, "secret": secret},
+                )
+            self._run("INSERT INTO app_schemas VALUES ($name, '', $version, 1)", version)
+            self._run(
+                "INSERT INTO apps (name, created, updated, deleted, timezone) VALUES ($name, $now, $version, 1, 'UTC')",
+                version,
+            )
+            for run in [run for run in self._runs if run[0] == name]:
+                del self._runs[run]
+            return deleted
+
+    def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
+        self._check_open()
+        with self._lock:
+            owner = self._rows(
+                "SELECT app FROM app_keys FINAL WHERE kind = $kind AND key = $key AND deleted = 0",
+                {"kind": kind, "key": key},
+            )
+            if owner and owner[0][0] != app:
+                raise UsageError(f"{key} is already registered to the app {owner[0][0]!r}")
+            self._run(
+                "INSERT INTO app_keys VALUES ($app, $kind, $key, $secret, $version, 0)",
+                {"app": app, "kind": kind, "key": key, "secret": secret_hash, "version": self._next_version()},
+            )
+            self.registry.keys[(kind, key)] = (app, secret_hash)
+            return not owner
+
+    def set_timezone(self, app: str, timezone: str) -> None:
+        self._check_open()
+        with self._lock:
+            created = self._rows("SELECT created FROM apps FINAL WHERE name = $app AND deleted = 0", {"app": app})
+            if not created:
+                return
+            self._run(
+                "INSERT INTO apps (name, created, updated, deleted, timezone)"
+                " VALUES ($app, $created, $version, 0, $zone)",
+                {"app": app, "created": created[0][0], "version": self._next_version(), "zone": timezone},
+            )
+            if timezone == "UTC":
+                self.registry.timezones.pop(app, None)
+            else:
+                self.registry.timezones[app] = timezone
+
+    def set_schema(self, app: str, schema: str) -> None:
+        self._check_open()
+        with self._lock:
+            self._run(
+                "INSERT INTO app_schemas VALUES ($app, $schema, $version, 0)",
+                {"app": app, "schema": schema, "version": self._next_version()},
+            )
+            self.registry.schemas[app] = schema
+
+    def backup(self, destination: Path) -> None:
+        raise UsageError(
+            "a ClickHouse store is backed up with ClickHouse's own tools (ALTER TABLE ... FREEZE, or"
+            " clickhouse-backup); footfall backup copies a DuckDB store"
+        )
+
+    # -- reads --------------------------------------------------------------------
+
+    def list_apps(self) -> list[App]:
+        if self.barrier is not None:
+            self.barrier()
+        keys: dict[str, list[tuple[str, str]]] = {}
+        for (kind, key), (app, _) in sorted(self.registry.keys.items()):
+            keys.setdefault(app, []).append((kind, key))
+        return [
+            App(name, created, tuple(keys.get(name, ())), name in self.registry.schemas, self.timezone(name))
+            for name, created in self._rows("SELECT name, created FROM apps FINAL WHERE deleted = 0 ORDER BY name")
+        ]
+
+    def query_now(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        self._check_open()
+        try:
+            return self._result(sql, params)
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(f"query failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.shutdown(wait=True)
+        self._transport.close()

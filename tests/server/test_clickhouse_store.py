@@ -1,0 +1,246 @@
+"""ClickHouseStore on a real clickhouse-server 18.16 (tests/clickhouse.py): segments load exactly
+once, unreadable data is refused whole, forget and removal answer with the rows they matched,
+and the registry survives a restart. End to end: `footfall serve --store clickhouse://...`
+takes a native batch and `footfall report` shows it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from footfall.server.errors import SegmentRefused, UsageError
+from footfall.server.ingest.segments import encode
+from footfall.server.query import reports
+from footfall.server.query.filters import Filters
+from footfall.server.stores.base import EventRecord
+from footfall.server.stores.clickhouse import ClickHouseStore
+from footfall.server.stores.duckdb import DuckDBStore
+from tests.clickhouse import ClickHouseServer
+from tests.conftest import footfall_command, load_golden, start_server, with_fresh_times
+
+NOW = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def event(app: str = "alpha", install: str = "a" * 64, session: str = "b" * 64, **changes: object) -> EventRecord:
+    record = EventRecord(
+        time=NOW - dt.timedelta(minutes=5),
+        received=NOW,
+        app=app,
+        app_version="1.0",
+        name="command",
+        install=install,
+        session=session,
+        os="Linux",
+        os_version="6.1",
+        arch="x86_64",
+        runtime="cpython",
+        runtime_version="3.12",
+        ci="",
+        container="",
+        country="DE",
+        props='{"command":"build","options":["--fast"]}',
+        source="native",
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store_url(clickhouse_server: ClickHouseServer) -> str:
+    return clickhouse_server.database()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[ClickHouseStore]:
+    opened = ClickHouseStore(store_url)
+    opened.add_app("alpha")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def segment(folder: Path, records: list[EventRecord], name: str = "1-w-abc.seg") -> Path:
+    path = folder / name
+    path.write_bytes(b"".join(encode(record) for record in records))
+    return path
+
+
+def events_in(store: ClickHouseStore) -> int:
+    return int(store.query("SELECT count(*) FROM events").rows[0][0])
+
+
+def test_a_segment_loads_once_even_when_loaded_twice(store: ClickHouseStore, tmp_path: Path) -> None:
+    records = [event(), event(session="c" * 64), event(), event(app="gone")]  # "gone" is not registered
+    path = segment(tmp_path, records)
+    assert store.load_segment(path, "1-w-abc") == 3
+    assert store.load_segment(path, "1-w-abc") is None
+    assert events_in(store) == 3
+    assert store.query("SELECT DISTINCT segment FROM events").rows == [("1-w-abc",)]
+    assert ("incoming_1_w_abc",) not in store.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase()"
+    ).rows
+
+
+def test_a_segment_copied_but_not_recorded_is_not_loaded_again(
+    store: ClickHouseStore, clickhouse_server: ClickHouseServer, tmp_path: Path
+) -> None:
+    """A crash after the copy into events and before the record in loaded_segments: the rows carry
+    the segment's id, so the next load skips it (and records it)."""
+    path = segment(tmp_path, [event(), event()])
+    assert store.load_segment(path, "2-w-def") == 2
+    clickhouse_server.execute(f"TRUNCATE TABLE {store.address.database}.loaded_segments")
+    assert store.load_segment(path, "2-w-def") is None
+    assert events_in(store) == 2
+    assert store.query("SELECT id, events FROM loaded_segments").rows == [("2-w-def", 2)]
+
+
+def test_runs_and_keys_from_a_segment_agree_with_duckdb(store: ClickHouseStore, tmp_path: Path) -> None:
+    """The same segments, loaded into both stores, give the same summary: the install and session
+    keys and the run starts (the first event of each run, across segments) are derived alike."""
+    first = [event(session=s * 64, time=NOW - dt.timedelta(minutes=m)) for s, m in (("1", 9), ("2", 8), ("1", 7))]
+    second = [event(session=s * 64, install="f" * 64) for s in ("2", "3")] + [event(install="not hex", session="x")]
+    reference = DuckDBStore(tmp_path / "reference.duckdb")
+    reference.add_app("alpha")
+    try:
+        for index, records in enumerate((first, second)):
+            path = segment(tmp_path, records, f"{index}-w-runs.seg")
+            assert store.load_segment(path, f"{index}-w-runs") == reference.load_segment(path, f"{index}-w-runs")
+        filters = Filters(NOW.date() - dt.timedelta(days=1), NOW.date())
+        expected = reports.summary(reference, "alpha", filters)
+        assert expected["runs"] == 4 and expected["installs"] == 3  # the test's own premise
+        assert reports.summary(store, "alpha", filters) == expected
+    finally:
+        reference.close()
+
+
+def test_a_segment_the_engine_cannot_read_is_refused_whole(store: ClickHouseStore, tmp_path: Path) -> None:
+    path = segment(tmp_path, [event()])
+    path.write_bytes(path.read_bytes() + b'{"time": "not a time", "app": "alpha"\n')
+    with pytest.raises(SegmentRefused):
+        store.load_segment(path, "3-w-bad")
+    assert events_in(store) == 0
+    assert store.query("SELECT count(*) FROM loaded_segments").rows == [(0,)]
+    tables = [row[0] for row in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").rows]
+    assert not [name for name in tables if name.startswith("incoming_")]
+
+
+def test_a_time_a_datetime_cannot_hold_is_refused_not_wrapped(store: ClickHouseStore) -> None:
+    """ClickHouse 18.16 stores 1900 as 0000-00-00 and 2200 as a time in 1663: such an event is
+    refused alone (as DuckDB refuses what it cannot hold), the others of its write are stored."""
+    early, late = event(time=dt.datetime(1900, 1, 1)), event(received=dt.datetime(2200, 1, 1))
+    assert store.write([event(), early, event(), late]).result(timeout=60) == (1, 3)
+    assert store.query("SELECT min(time) > toDateTime('2000-01-01 00:00:00'), count(*) FROM events").rows == [(1, 2)]
+
+
+def test_forget_and_removal_answer_with_the_rows_they_matched(store: ClickHouseStore, store_url: str) -> None:
+    refused = store.write([event(), event(), event(install="c" * 64)]).result(timeout=60)
+    assert refused == ()
+    assert store.delete_install("alpha", "a" * 64) == 2
+    assert events_in(store) == 1  # the delete is done when the call returns
+    assert store.delete_install("alpha", "a" * 64) == 0
+    store.add_key("alpha", "ga-tid", "UA-1-1", "hash")
+    store.set_schema("alpha", '{"events": {}}')
+    assert store.remove_app("alpha") == 1
+    assert store.remove_app("alpha") == 0
+    assert events_in(store) == 0 and not store.has_app("alpha")
+    assert store.write([event()]).result(timeout=60) == (0,)  # the removed app's late events are refused
+    reopened = ClickHouseStore(store_url)
+    try:
+        assert reopened.list_apps() == [] and reopened.registry.keys == {} and reopened.registry.schemas == {}
+    finally:
+        reopened.close()
+
+
+def test_apps_keys_schemas_and_time_zones_survive_a_restart(store: ClickHouseStore, store_url: str) -> None:
+    assert store.add_app("beta") is True and store.add_app("beta") is False
+    assert store.add_key("alpha", "ga4", "G-ABC", "secret") is True
+    assert store.add_key("alpha", "ga4", "G-ABC", "secret") is False
+    with pytest.raises(UsageError, match="already registered"):
+        store.add_key("beta", "ga4", "G-ABC")
+    store.set_schema("alpha", '{"events": {"export": {}}}')
+    store.set_timezone("alpha", "Europe/Berlin")
+    store.close()
+    reopened = ClickHouseStore(store_url)
+    try:
+        assert [app.name for app in reopened.list_apps()] == ["alpha", "beta"]
+        assert reopened.app_for_key("ga4", "G-ABC") == ("alpha", "secret")
+        assert reopened.schema("alpha") == '{"events": {"export": {}}}'
+        assert reopened.timezone("alpha") == "Europe/Berlin" and reopened.timezone("beta") == "UTC"
+        assert reopened.server_version.startswith("18.16")
+    finally:
+        reopened.close()
+
+
+def test_serve_with_a_clickhouse_store_takes_a_batch_that_report_shows(store_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server(data, tmp_path / "server.log", env={"FOOTFALL_STORE": store_url})
+    try:
+        added = subprocess.run(
+            footfall_command("app", "add", "golden-tool", "--data", str(data)),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        batch = with_fresh_times(load_golden("batch-command.json"))
+        request = urllib.request.Request(
+            server.url + "/v1/batch", data=json.dumps(batch).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status in (200, 202)
+        shown = subprocess.run(
+            footfall_command("report", "golden-tool", "--format", "json", "--data", str(data)),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["events"] == len(batch["events"])
+    finally:
+        assert server.stop() == 0, server.log.read_text()
+    # The events are in ClickHouse, not in a DuckDB file: the CLI reads them there with --store.
+    assert not (data / "footfall.duckdb").exists()
+    offline = subprocess.run(
+        footfall_command("report", "golden-tool", "--format", "json", "--data", str(data), "--store", store_url),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    assert json.loads(offline.stdout)["events"] == len(batch["events"])
+    listed = subprocess.run(
+        footfall_command("app", "list", "--format", "json", "--data", str(data), "--store", store_url),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert [app["name"] for app in json.loads(listed.stdout)["apps"]] == ["golden-tool"]
+    # The public release's queries (contribution bounds per install and day) run on ClickHouse too.
+    published = subprocess.run(
+        footfall_command("publish", "golden-tool", "--out", str(tmp_path / "public"), "--data", str(data),
+                         "--store", store_url),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    assert json.loads((tmp_path / "public" / "golden-tool.json").read_text())["app"] == "golden-tool"
+
+
+def test_demo_loads_into_the_clickhouse_store_and_backup_refuses_it(store_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    demo = subprocess.run(
+        footfall_command("demo", "--days", "2", "--scale", "0.01", "--data", str(data), "--store", store_url),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    opened = ClickHouseStore(store_url)
+    try:
+        assert len(opened.list_apps()) == 3 and events_in(opened) > 0
+    finally:
+        opened.close()
+    assert not (data / "footfall.duckdb").exists()
+    refused = subprocess.run(
+        footfall_command("backup", str(tmp_path / "copy"), "--data", str(data), "--store", store_url),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "ClickHouse's own tools" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "copy").exists()
