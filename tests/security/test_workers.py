@@ -7,15 +7,21 @@ must gain nothing: not a fresh rate-limit bucket, not the internal routes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from footfall.server.errors import StoreUnavailable
+from footfall.server.ingest.log import IngestLog, hold_worker_lock
+from footfall.server.ingest.segments import SegmentLog
+from footfall.server.stores.duckdb import DuckDBStore
 from tests.conftest import LiveServer, start_server
-from tests.server.test_workers import WORKERS_ENV, add_app, request, send_batch, wait_for_worker
+from tests.server.test_workers import WORKERS_ENV, add_app, one_record, request, send_batch, wait_for_worker
 
 
 @pytest.fixture
@@ -87,3 +93,31 @@ def test_the_owner_socket_is_private(limited_workers: LiveServer) -> None:
 
 def test_a_batch_still_works_through_the_limited_server(limited_workers: LiveServer) -> None:
     assert send_batch(limited_workers.url, "demo", ["one"]) == 202
+
+
+def test_a_forget_never_says_done_while_a_worker_still_holds_the_install_unsealed(tmp_path: Path) -> None:
+    """Found in review: past the 2 s wait for a worker's seal, a forget rewrote what was sealed
+    and returned, while the worker's open segment still held the install's events, which then
+    loaded. A forget (and an app's removal) must fail, to be retried, instead."""
+    folder = tmp_path / "log"
+    install = "a" * 32
+    lock = hold_worker_lock(folder, 1, 0)  # held by a live worker process...
+    assert lock is not None
+    hung_worker = SegmentLog(folder, worker=1, max_age=3600)  # ...that never seals
+    hung_worker.append([dataclasses.replace(one_record(), install=install)]).result(timeout=10)
+    store = DuckDBStore(tmp_path / "footfall.duckdb")
+    owner = IngestLog(folder, store, max_bytes=10**9, max_age_s=0)
+    owner.request_seals = lambda: None
+    owner.live_workers = lambda: {1}
+    try:
+        with pytest.raises(StoreUnavailable, match="try again"):
+            owner.forget("demo", install)
+        with pytest.raises(StoreUnavailable):
+            owner.forget_app("demo")
+        owner.catch_up()  # a read goes on, a moment stale
+        hung_worker.close()  # it seals at last
+        assert owner.forget("demo", install) == 1
+    finally:
+        owner.close()
+        store.close()
+        os.close(lock)

@@ -189,12 +189,15 @@ class IngestLog:
         if self._backlog[0] or sealed_segments(self.folder):
             self.load_ready()
 
-    def seal_everywhere(self) -> None:
-        """Seal this process's open segment, and wait until every live worker's segment that is
-        open now is sealed: then every event acknowledged before this call is in a sealed file.
+    def seal_everywhere(self, strict: bool = False) -> None:
+        """Seal this process's open segment, and wait until every worker's segment that is open now
+        is sealed: then every event acknowledged before this call is in a sealed file.
 
         Never under `_lock`: a worker's seal needs nothing from this process, but the wait is
-        bounded (`PEER_SEAL_WAIT_S`) anyway, for a worker that hangs or dies meanwhile.
+        bounded (`PEER_SEAL_WAIT_S`) anyway, for a worker that hangs or dies meanwhile. Past it, a
+        read goes on without that worker's latest events (`strict=False`: a report a moment
+        stale), while a forget or an app's removal (`strict=True`) raises StoreUnavailable (a
+        503 to retry): it must never say done while an acknowledged event it names could still load.
         """
         if self.writer.pending():
             self.writer.seal()
@@ -207,14 +210,16 @@ class IngestLog:
             number = _worker_of(path)
             if number in live:
                 waiting.append(path)
-            elif number != own and number.isdigit():
-                recover_worker(self.folder, int(number), 0.0)  # a worker that just died: sealed here, now
+            elif number != own and number.isdigit() and not recover_worker(self.folder, int(number), 0.0):
+                waiting.append(path)  # a worker that just died, being recovered by the supervisor now
         if not waiting:
             return
         self.request_seals()
         deadline = time.monotonic() + PEER_SEAL_WAIT_S
         while any(path.exists() for path in waiting):
             if time.monotonic() > deadline:
+                if strict:
+                    raise StoreUnavailable("a worker did not seal its open segment in time; try again")
                 log.warning("a worker did not seal its open segment in time; reading without its latest events")
                 return
             time.sleep(PEER_SEAL_POLL_S)
@@ -349,7 +354,7 @@ class IngestLog:
                 return False
             return isinstance(row, dict) and all(row.get(key) == value for key, value in fields.items())
 
-        self.seal_everywhere()
+        self.seal_everywhere(strict=True)
         removed = 0
         with self._lock:
             quarantined = sorted(self.quarantine.glob("*")) if self.quarantine.is_dir() else []
