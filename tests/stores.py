@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from footfall.server.errors import StoreUnavailable
@@ -18,3 +19,14 @@ class FlakyStore(DuckDBStore):
         if self.failing:
             raise StoreUnavailable("the disk is full")
         return super().load_segment(path, segment)
+
+
+class SlowLookupStore(DuckDBStore):
+    """A real DuckDB store whose key lookups take as long as an ingest worker's call to a busy
+    owner can (edge.forwarding): a route must make them off the event loop."""
+
+    lookup_delay_s = 0.5
+
+    def app_for_key(self, kind: str, key: str) -> tuple[str, str] | None:
+        time.sleep(self.lookup_delay_s)
+        return super().app_for_key(kind, key)

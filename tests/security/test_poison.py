@@ -35,6 +35,7 @@ from footfall.server.operations import secret_hash
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.conftest import GOLDEN_APP, InThreadServer, footfall_command, iso, start_server
+from tests.stores import SlowLookupStore
 
 SURROGATE = "\\ud800"  # as it travels: a JSON escape that json.loads turns into a lone surrogate
 CONTEXT_FIELDS = [
@@ -355,3 +356,44 @@ def test_retrying_while_the_store_is_down_never_repeats_a_quarantined_line(tmp_p
     finally:
         back.close()
         store.close()
+
+
+def test_key_lookups_never_hold_the_event_loop(app_server_factory: Any, tmp_path: Path) -> None:
+    """Review: GA4 and InfluxDB looked their key up on the event loop; on an ingest worker an
+    unknown key asks the owner, so a slow owner stalled every client of that worker."""
+    server = app_server_factory(store=SlowLookupStore(tmp_path / "slow.duckdb"))
+    stop = threading.Event()
+    answered: list[int] = []
+
+    def unknown_keys() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set() and len(answered) < 40:  # bounded
+                answered.append(
+                    client.post(
+                        server.url + "/api/v2/write?bucket=b",
+                        content=b"m n=1i",
+                        headers={"Authorization": "Token unknown-token-0123456789"},
+                    ).status_code
+                )
+                answered.append(client.post(server.url + "/mp/collect?measurement_id=G-UNKNOWN&api_secret=x",
+                                            json={"client_id": "1.2", "events": [{"name": "run"}]}).status_code)  # fmt: skip
+
+    senders = [threading.Thread(target=unknown_keys) for _ in range(3)]
+    for thread in senders:
+        thread.start()
+    time.sleep(0.3)
+    latencies = []
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in senders:
+            thread.join(60)
+    assert set(answered) == {401, 204}, "unknown keys: InfluxDB's 401, GA4's silent 204"
+    # Each lookup takes 0.5 s; on the event loop, /healthz waited behind them.
+    assert max(latencies) < 1.0, sorted(latencies)[-5:]  # generous on a shared machine; it stalled 3 s

@@ -196,7 +196,7 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
                 "parserMessage": messages,
                 "hit": "/debug/collect?" + hit.text[:2000],
             }
-            incoming, reason = ga_incoming(hit, request.headers.get("user-agent", ""), ip)
+            incoming, reason = await run_in_threadpool(ga_incoming, hit, request.headers.get("user-agent", ""), ip)
             if reason == "unknown_tid":
                 messages.append(
                     {
@@ -235,7 +235,8 @@ def collection_routes(ctx: ServerContext) -> list[Route]:
             message = ga4.ValidationMessage("", exc.message, "VALUE_OUT_OF_BOUNDS")
             return ga4.Ga4Request("", [], {}, [message], 0), None, "body_too_large"
         parsed = ga4.parse_request(body, firebase=bool(firebase_id), received=utc_now())
-        found = ctx.store.app_for_key(kind, key) if key else None
+        # Off the event loop: on an ingest worker, an unknown key asks the owner (edge.forwarding).
+        found = await run_in_threadpool(ctx.store.app_for_key, kind, key) if key else None
         if found is None:
             return parsed, None, "unknown_measurement_id"
         secret = request.query_params.get("api_secret", "")

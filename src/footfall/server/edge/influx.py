@@ -150,7 +150,8 @@ def influx_routes(ctx: ServerContext) -> list[Route]:
             bucket = query.get("db" if v1 else "bucket", "")
             precisions = influx.PRECISION_NS_V1 if v1 else influx.PRECISION_NS
             precision = query.get("precision") or "ns"
-            app = app_for(credentials(request, v1), bucket)
+            # Off the event loop: on an ingest worker, an unknown token asks the owner (edge.forwarding).
+            app = await run_in_threadpool(app_for, credentials(request, v1), bucket)
             if app is None:
                 ctx.ingestor.reject("influx", "unknown_token")
                 raise Unauthorized("unauthorized access: no app has this token and bucket")
