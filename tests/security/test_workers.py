@@ -30,7 +30,13 @@ def limited_workers(tmp_path: Path) -> Iterator[LiveServer]:
     data = tmp_path / "data"
     add_app(data, "demo")
     add_app(data, "warmup")
-    limited = {**WORKERS_ENV, "FOOTFALL_RATE_PER_CLIENT": "1", "FOOTFALL_BURST_PER_CLIENT": "3"}
+    # This host is not limited per client: the client is a remote address behind a trusted proxy.
+    limited = {
+        **WORKERS_ENV,
+        "FOOTFALL_RATE_PER_CLIENT": "1",
+        "FOOTFALL_BURST_PER_CLIENT": "3",
+        "FOOTFALL_TRUSTED_PROXIES": "127.0.0.1/32",
+    }
     server = start_server(data, tmp_path / "server.log", limited)
     try:
         wait_for_worker(server)
@@ -40,8 +46,9 @@ def limited_workers(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def forged(n: int) -> dict[str, str]:
-    """A different claimed client address (in a different network) for each request."""
-    return {"x-footfall-peer": f"10.{n}.0.1", "Content-Type": "application/json"}
+    """One remote client (behind the trusted proxy) claiming a different address (in a different
+    network) for each request."""
+    return {"x-footfall-peer": f"10.{n}.0.1", "X-Forwarded-For": "203.0.113.9", "Content-Type": "application/json"}
 
 
 def test_a_forged_peer_header_gets_no_fresh_forget_budget(limited_workers: LiveServer) -> None:

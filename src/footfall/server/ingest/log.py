@@ -135,8 +135,6 @@ class IngestLog:
 
     def pressure(self) -> str:
         """Why appends are refused now, or "" (for /readyz too)."""
-        if self.store is None and time.monotonic() - self._refreshed_at >= FOLDER_STAT_INTERVAL_S:
-            self._refresh_backlog()  # a worker has no loader to count the folder after each load
         _, size, oldest = self._backlog
         size += self.writer.stats.appended_bytes - self._appended_at_refresh  # appended since it was counted
         if self.max_bytes and size >= self.max_bytes:
@@ -148,10 +146,21 @@ class IngestLog:
     # -- loading -----------------------------------------------------------------
 
     def start(self) -> None:
-        if self.store is None:
-            return  # a worker: the owner loads
-        self._thread = threading.Thread(target=self._run, name="footfall-loader", daemon=True)
+        if self.store is None:  # a worker: the owner loads; a thread counts the folder (never the event loop)
+            self._thread = threading.Thread(target=self._count_folder, name="footfall-log-count", daemon=True)
+        else:
+            self._thread = threading.Thread(target=self._run, name="footfall-loader", daemon=True)
         self._thread.start()
+
+    def _count_folder(self) -> None:
+        """A worker's backlog: it has no loader to count the folder after each load, so it counts
+        every FOLDER_STAT_INTERVAL_S. In a thread: after a long outage the folder holds thousands
+        of segments, and counting them on the event loop would stall every request."""
+        while not self._stop.wait(FOLDER_STAT_INTERVAL_S):
+            try:
+                self._refresh_backlog()
+            except Exception:  # the count must outlive any failure: the next round retries
+                log.exception("counting the ingest log failed")
 
     def close(self) -> None:
         """Seal and stop writing, stop the loader, and make a last attempt to load everything."""

@@ -222,6 +222,7 @@ def worker_app(settings: Settings, number: int, address: str) -> _Dispatcher:
     async def lifespan(app: Starlette) -> Any:
         view.start()
         reporter.start()
+        ctx.log.start()  # a worker's log counts the folder for backpressure in its own thread
         try:
             yield
         finally:
