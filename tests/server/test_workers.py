@@ -435,3 +435,20 @@ def test_chromium_shows_the_logged_in_dashboard_over_two_workers(browser: Any, t
             assert "tick" in page.content()
     finally:
         context.close()
+
+
+def test_every_collecting_route_is_answered_by_the_workers_themselves(app_server: Any) -> None:
+    """INGEST_PATHS is kept by hand; InfluxDB's routes were missed once, so the writes were relayed
+    to the owner instead of spreading over the workers. Every collecting route but forget (which
+    only the owner can carry out) must be in it."""
+    from footfall.server.edge import collection, influx
+    from footfall.server.operator.worker import INGEST_PATHS
+
+    collecting = {
+        route.path
+        for route in app_server.app.routes
+        if getattr(route, "endpoint", None) is not None
+        and route.endpoint.__module__ in (collection.__name__, influx.__name__)
+    }
+    assert "/api/v2/write" in collecting and "/v1/batch" in collecting
+    assert collecting - {"/v1/forget"} <= INGEST_PATHS, collecting - INGEST_PATHS

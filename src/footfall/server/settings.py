@@ -87,8 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
         "rate_per_app",
         float,
         0.0,
-        "Events per second per app and worker process; 0 (the default) is unlimited: the log's backpressure "
-        "bounds a flood. Set it to about 20 times an app's peak to keep one app from crowding out others.",
+        "Events per second per app (with --workers N, each process allows 1/N); 0 (the default) is "
+        "unlimited: the log's backpressure bounds a flood. Set it to about 20 times an app's peak to keep "
+        "one app from crowding out others.",
         zero=True,
     ),
     Setting("burst_per_app", float, 50000.0, "Events an app may receive at once."),
@@ -97,7 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
         "bytes_per_app",
         float,
         0.0,
-        "Request bytes (after decompression) per second per app and worker process; 0 (the default) is "
+        "Request bytes (after decompression) per second per app (each of N processes allows 1/N); 0 (the default) is "
         "unlimited, as --rate-per-app.",
         zero=True,
     ),
