@@ -444,3 +444,19 @@ def test_a_failed_write_is_neither_acknowledged_nor_stored(tmp_path: Path, store
     finally:
         log.close()
         store.close()
+
+
+def test_a_seal_that_fails_is_a_store_unavailable_never_a_crash(tmp_path: Path) -> None:
+    """Review: a seal that failed (or timed out) surfaced as a bare OSError or TimeoutError, so a
+    report's read-your-writes barrier answered 500 instead of a 503 to retry."""
+    folder = tmp_path / "log"
+    writer = SegmentLog(folder, max_age=3600)
+    try:
+        writer.append([record(1)]).result(timeout=10)
+        moved = tmp_path / "moved"
+        folder.rename(moved)  # the open segment's path is gone: its rename to .seg fails
+        with pytest.raises(StoreUnavailable, match="could not seal"):
+            writer.seal()
+        moved.rename(folder)
+    finally:
+        writer.close()

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
+from footfall.server.errors import StoreUnavailable
 from footfall.server.stores.base import EVENT_COLUMNS, EventRecord
 
 OPEN_SUFFIX = ".open"
@@ -233,7 +234,10 @@ class SegmentLog:
             if self._closed:
                 return  # closing seals the open segment itself
             self._queue.put(request)
-        request.future.result(timeout)
+        try:
+            request.future.result(timeout)
+        except (TimeoutError, OSError) as exc:  # a stuck or failing disk: a 503 to retry, never a 500
+            raise StoreUnavailable(f"the ingest log could not seal its segment: {exc or 'timed out'}") from exc
 
     def pending(self) -> bool:
         """Whether a segment is open (holds appended lines not yet sealed); it stays open until
