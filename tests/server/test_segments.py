@@ -366,6 +366,28 @@ def test_a_line_the_store_cannot_hold_is_quarantined_and_the_log_goes_on(tmp_pat
         store.close()
 
 
+def test_a_crash_between_quarantining_a_line_and_removing_its_segment_quarantines_it_once(
+    tmp_path: Path, store: DuckDBStore
+) -> None:
+    """Known from the review of issue 9: the quarantine was appended to, so a crash after the copy
+    and before the segment's removal copied the line again on restart."""
+    folder = tmp_path / "log"
+    log = IngestLog(folder, store, 0, 0, segment_age_s=60)
+    try:
+        row = json.loads(encode(record(1)))
+        del row["os"]  # valid JSON, but the store's os column is NOT NULL
+        bad = folder / "00000000000000000001-00-0000test.seg"
+        bad.write_bytes(json.dumps(row).encode() + b"\n")
+        log.load_ready()
+        assert log.quarantined() == 1 and not bad.exists()
+        bad.write_bytes(json.dumps(row).encode() + b"\n")  # as if the removal had not happened: a crash
+        log.load_ready()
+        assert log.quarantined() == 1 and not bad.exists()
+    finally:
+        log.close()
+        store.close()
+
+
 def test_a_crash_between_writing_the_halves_and_removing_the_whole_loads_each_line_once(
     tmp_path: Path, store: DuckDBStore
 ) -> None:

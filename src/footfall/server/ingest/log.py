@@ -267,10 +267,9 @@ class IngestLog:
         if not lines:
             return
         self.quarantine.mkdir(mode=0o700, exist_ok=True)
-        with open(self.quarantine / name, "ab") as handle:
-            handle.write(b"".join(lines))
-            handle.flush()
-            os.fsync(handle.fileno())
+        # Written whole under the segment's own name, never appended: a crash before the segment
+        # is removed quarantines it again on restart, and the copy replaces itself.
+        _write_atomically(self.quarantine / name, b"".join(lines))
         log.warning("lines the store would not take were quarantined", extra={"count": len(lines)})
 
     def _remove(self, path: Path) -> None:
