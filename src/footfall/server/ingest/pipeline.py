@@ -246,14 +246,26 @@ class Ingestor:
         kept = kept_props(props, dropped)
         if count:
             self._count_dropped(event.source, dropped)
-        record = EventRecord(
-            time=event.time,
-            received=utc_now(),
-            app=event.app,
+        record = self._record(
+            event.app, event.time, utc_now(), event.name, app_version, event.install, event.session,
+            platform, environment, event.country, props_text(kept), event.source,
+        )  # fmt: skip
+        record = self.cardinality.fold(record, learn=count)
+        return record, "", dropped
+
+    def _record(
+        self, app: str, time: dt.datetime, received: dt.datetime, name: str, app_version: str, install: str,
+        session: str, platform: dict[str, str], environment: dict[str, str], country: str, props: str, source: str,
+    ) -> EventRecord:  # fmt: skip
+        """A record of cleaned fields; the raw install and run ids become their keyed hashes here."""
+        return EventRecord(
+            time=time,
+            received=received,
+            app=app,
             app_version=app_version,
-            name=event.name,
-            install=keyed_hash(self._key, "install", event.app, event.install),
-            session=keyed_hash(self._key, "session", event.app, event.session),
+            name=name,
+            install=keyed_hash(self._key, "install", app, install),
+            session=keyed_hash(self._key, "session", app, session),
             os=platform.get("os", ""),
             os_version=platform.get("os_version", ""),
             arch=platform.get("arch", ""),
@@ -261,12 +273,10 @@ class Ingestor:
             runtime_version=platform.get("runtime_version", ""),
             ci=environment.get("ci", ""),
             container=environment.get("container", ""),
-            country=event.country,
-            props=props_text(kept),
-            source=event.source,
+            country=country,
+            props=props,
+            source=source,
         )
-        record = self.cardinality.fold(record, learn=count)
-        return record, "", dropped
 
     def _count_dropped(self, source: str, dropped: list[str]) -> None:
         for reason in dropped:
@@ -292,25 +302,10 @@ class Ingestor:
         )
         schema = self._schema(app)
         received = utc_now()
-        base = EventRecord(
-            time=received,
-            received=received,
-            app=app,
-            app_version=app_version,
-            name="",
-            install=keyed_hash(self._key, "install", app, context.install),
-            session=keyed_hash(self._key, "session", app, context.session),
-            os=platform.get("os", ""),
-            os_version=platform.get("os_version", ""),
-            arch=platform.get("arch", ""),
-            runtime=platform.get("runtime", ""),
-            runtime_version=platform.get("runtime_version", ""),
-            ci=environment.get("ci", ""),
-            container=environment.get("container", ""),
-            country=country,
-            props="{}",
-            source=source,
-        )
+        base = self._record(
+            app, received, received, "", app_version, context.install, context.session,
+            platform, environment, country, "{}", source,
+        )  # fmt: skip
         # Per event name, the line template once the cardinality guard has let its record through
         # unchanged: every value is then known to the guard, so it would let the rest through too.
         templates: dict[str, LineTemplate] = {}

@@ -88,6 +88,34 @@ class AppRegistry:
     def app_for_key(self, kind: str, key: str) -> tuple[str, str] | None:
         return self.keys.get((kind, key))
 
+    def take_out(self, name: str) -> RegistryEntry:
+        """Remove an app (its keys, schema and zone) and return what it held, for `put_back`:
+        a removal takes the app out first, so the collector stops accepting its events before
+        they are deleted, and puts it back if the delete fails."""
+        keys = {pair: owner for pair, owner in self.keys.items() if owner[0] == name}
+        for pair in keys:
+            del self.keys[pair]
+        self.apps.discard(name)
+        return RegistryEntry(name, keys, self.schemas.pop(name, None), self.timezones.pop(name, None))
+
+    def put_back(self, entry: RegistryEntry) -> None:
+        self.apps.add(entry.name)
+        self.keys.update(entry.keys)
+        if entry.schema is not None:
+            self.schemas[entry.name] = entry.schema
+        if entry.timezone is not None:
+            self.timezones[entry.name] = entry.timezone
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryEntry:
+    """What the registry held for one app (`AppRegistry.take_out`)."""
+
+    name: str
+    keys: dict[tuple[str, str], tuple[str, str]]
+    schema: str | None
+    timezone: str | None
+
 
 @dataclasses.dataclass(frozen=True)
 class QueryResult:

@@ -552,26 +552,16 @@ class ClickHouseStore(EventStore):
             if name not in self.registry.apps:
                 return 0
             # Out of the registry first, so the collector stops accepting the app's events.
-            keys = {k: v for k, v in self.registry.keys.items() if v[0] == name}
-            schema = self.registry.schemas.pop(name, None)
-            zone = self.registry.timezones.pop(name, None)
-            self.registry.apps.discard(name)
-            for pair in keys:
-                self.registry.keys.pop(pair, None)
+            entry = self.registry.take_out(name)
             self._removed_apps.add(name)
             try:
                 deleted = self._delete_events("app = $app", {"app": name})
             except BaseException:  # put back: the app stays whole, and its removal can be retried
                 self._removed_apps.discard(name)
-                self.registry.apps.add(name)
-                self.registry.keys.update(keys)
-                if schema is not None:
-                    self.registry.schemas[name] = schema
-                if zone is not None:
-                    self.registry.timezones[name] = zone
+                self.registry.put_back(entry)
                 raise
             version = {"name": name, "version": self._next_version(), "now": _utc_now()}
-            for (kind, key), (_, secret) in keys.items():
+            for (kind, key), (_, secret) in entry.keys.items():
                 self._run(
                     "INSERT INTO app_keys VALUES ($name, $kind, $key, $secret, $version, 1)",
                     {**version, "kind": kind, "key": key, "secret": secret},

@@ -282,13 +282,8 @@ class DuckDBStore(EventStore):
             return 0
         # Out of the registry first, so the collector stops accepting the app's events
         # before they are deleted; put back if the delete fails.
-        keys = {k: v for k, v in self.registry.keys.items() if v[0] == name}
-        schema = self.registry.schemas.pop(name, None)
-        zone = self.registry.timezones.pop(name, None)
-        self.registry.apps.discard(name)
+        entry = self.registry.take_out(name)
         self._removed_apps.add(name)
-        for key in keys:
-            self.registry.keys.pop(key, None)
 
         def delete(con: duckdb.DuckDBPyConnection) -> int:
             events = len(con.execute("DELETE FROM events WHERE app = ? RETURNING 1", [name]).fetchall())
@@ -302,12 +297,7 @@ class DuckDBStore(EventStore):
             deleted: int = self._act(delete)
         except BaseException:
             self._removed_apps.discard(name)
-            self.registry.apps.add(name)
-            self.registry.keys.update(keys)
-            if schema is not None:
-                self.registry.schemas[name] = schema
-            if zone is not None:
-                self.registry.timezones[name] = zone
+            self.registry.put_back(entry)
             raise
         return deleted  # events accepted before the registry changed are refused at their commit
 
