@@ -158,10 +158,10 @@ class EventStore:
         raise NotImplementedError
 
     def load_segments(self, segments: Sequence[tuple[Path, str]]) -> dict[str, int | None]:
-        """`load_segment` for several segments (path, id) in one transaction: each id maps to its
-        events stored, None when already loaded. SegmentRefused refuses the whole group: the
-        caller then loads them one at a time, to find the refused lines. A store whose loads
-        cost little per call keeps this default, one transaction each."""
+        """`load_segment` for several segments (path, id): each id maps to its events stored, None
+        when already loaded. DuckDB's loads them in one transaction (a load's cost is mostly per
+        pass), and SegmentRefused then refuses the whole group: the caller loads them one at a
+        time, to find the refused lines. This default is one transaction per segment."""
         return {segment: self.load_segment(path, segment) for path, segment in segments}
 
     def delete_install(self, app: str, install: str) -> int:
@@ -185,8 +185,7 @@ class EventStore:
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
         """Run one read-only report query with named `$name` parameters, after the barrier."""
-        if self.barrier is not None and not getattr(_reads, "consistent", 0):
-            self.barrier()
+        self._barrier()
         return self.query_now(sql, params)
 
     @contextlib.contextmanager
@@ -194,13 +193,16 @@ class EventStore:
         """Run the barrier once, then every query of this thread in the block skips it: for a
         report of several queries. Under ingest load the barrier may load a backlog of segments;
         run before each of the overview's eight queries, it chased the loader eight times."""
-        if self.barrier is not None and not getattr(_reads, "consistent", 0):
-            self.barrier()
+        self._barrier()
         _reads.consistent = getattr(_reads, "consistent", 0) + 1
         try:
             yield
         finally:
             _reads.consistent -= 1
+
+    def _barrier(self) -> None:
+        if self.barrier is not None and not getattr(_reads, "consistent", 0):
+            self.barrier()
 
     def query_now(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
         """`query` without the barrier: for reads that need not see the very latest events."""
