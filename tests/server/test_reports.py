@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -378,3 +379,25 @@ def test_days_to_upgrade_follow_the_filters() -> None:
         assert reports.run_report(memory, "versions", "tool", french).meta["median_upgrade_days"] == 6.0
     finally:
         memory.close()
+
+
+def test_a_report_runs_the_barrier_once_not_once_per_query(store: MemoryStore) -> None:
+    """The barrier (the ingest log's catch-up) may load a backlog under ingest load: the overview's
+    eight queries each ran it, and chased the loader eight times (issue 9's visibility probe)."""
+    from footfall.server.query import properties
+
+    calls: list[str] = []
+    store.barrier = lambda: calls.append(threading.current_thread().name)
+    overview = reports.run_report(store, "overview", "tool", last(5))
+    assert overview.rows[0][:2] == ["events", 5]
+    assert len(calls) == 1
+    properties.run_argument_report(store, "compare", "tool", last(5), {"a": "1.0", "b": "2.0"})
+    assert len(calls) == 2
+    store.query("SELECT 1")  # a query on its own still sees every acknowledged event
+    assert len(calls) == 3
+    with store.consistent_reads():
+        other = threading.Thread(target=store.query, args=("SELECT 1",), name="other")
+        other.start()
+        other.join()
+        store.query("SELECT 1")
+    assert calls[3:] == ["MainThread", "other"]  # another thread's query is not inside this block

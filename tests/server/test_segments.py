@@ -169,6 +169,39 @@ def test_lines_of_a_removed_app_are_dropped_and_a_bad_segment_is_refused(tmp_pat
     store.close()
 
 
+def test_several_segments_load_in_one_transaction_exactly_once(tmp_path: Path, store: DuckDBStore) -> None:
+    """A backlog loads in one pass (a load costs mostly per pass): each id with its own count,
+    the lines of a removed app dropped, and no segment of the group loaded twice."""
+    folder = tmp_path / "log"
+    log = SegmentLog(folder, max_bytes=1, max_age=60)  # one segment per append
+    log.append([record(i, session="ab" * 32) for i in range(10)]).result(timeout=10)
+    log.append([record(10 + i, session="ab" * 32) for i in range(5)]).result(timeout=10)
+    log.append([record(20, app="gone-tool")]).result(timeout=10)
+    log.close()
+    first, second, removed = sealed_segments(folder)
+    assert store.load_segment(first, segment_id(first)) == 10  # already loaded before the group
+    group = [(path, segment_id(path)) for path in (first, second, removed)]
+    assert store.load_segments(group) == {segment_id(first): None, segment_id(second): 5, segment_id(removed): 0}
+    assert store.load_segments(group) == dict.fromkeys(segment_id(path) for path, _ in group)
+    assert _stored(store) == 15
+    assert _stored(store, "SELECT count(*) FILTER (WHERE run_start) FROM events") == 1  # one run across segments
+    store.close()
+
+
+def test_a_group_with_a_bad_segment_is_refused_whole(tmp_path: Path, store: DuckDBStore) -> None:
+    folder = tmp_path / "log"
+    good = folder / "00000000000000000001-00-aaaaaaaa.seg"
+    bad = folder / "00000000000000000002-00-bbbbbbbb.seg"
+    folder.mkdir()
+    good.write_bytes(encode(record(1)))
+    bad.write_bytes(encode(record(2)) + b'{"time": "not a time"}\n')
+    with pytest.raises(SegmentRefused):
+        store.load_segments([(good, segment_id(good)), (bad, segment_id(bad))])
+    assert _stored(store) == 0  # nothing of the group, and neither id recorded: each loads alone later
+    assert store.load_segment(good, segment_id(good)) == 1
+    store.close()
+
+
 APPENDER = """
 import sys
 from pathlib import Path

@@ -95,7 +95,8 @@ def run_argument_report(store: EventStore, name: str, app: str, filters: Filters
         if value in (None, ""):
             raise UsageError(f"the {name} report needs {argument}: {help_text}")
         values[argument] = str(value)
-    return entry.function(store, app, filters, values)
+    with store.consistent_reads():  # one barrier for the report's queries
+        return entry.function(store, app, filters, values)
 
 
 def _check_name(value: str, what: str) -> str:

@@ -146,7 +146,8 @@ def run_report(store: EventStore, name: str, app: str, filters: Filters) -> Repo
     function = REPORTS.get(name)
     if function is None:
         raise NotFound(f"no report named {name!r}; reports: {', '.join(REPORTS)}", code="unknown_report")
-    return function(store, app, filters)
+    with store.consistent_reads():  # one barrier for the report's queries, not one per query
+        return function(store, app, filters)
 
 
 def _rows(store: EventStore, sql: str, params: dict[str, Any]) -> list[list[Any]]:

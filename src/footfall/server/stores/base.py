@@ -7,10 +7,12 @@ resolves only once the events are durable, so the collector can acknowledge them
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,10 @@ class QueryResult:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
+# Per thread: how many `consistent_reads` blocks are open (reports run on several threads at once).
+_reads = threading.local()
+
+
 class EventStore:
     """Base class of every store."""
 
@@ -140,8 +146,8 @@ class EventStore:
     registry: AppRegistry
     # The SQL dialect its queries are written in (`footfall.server.query.dialect`): "duckdb" or "clickhouse".
     dialect = "duckdb"
-    # Called before each report query: the server sets it to the ingest log's catch-up, so
-    # a read sees every event acknowledged before it (read-your-writes).
+    # Called before each report query (once per `consistent_reads` block): the server sets it to
+    # the ingest log's catch-up, so a read sees every event acknowledged before it (read-your-writes).
     barrier: Callable[[], None] | None = None
 
     def has_app(self, name: str) -> bool:
@@ -179,6 +185,13 @@ class EventStore:
         """
         raise NotImplementedError
 
+    def load_segments(self, segments: Sequence[tuple[Path, str]]) -> dict[str, int | None]:
+        """`load_segment` for several segments (path, id): each id maps to its events stored, None
+        when already loaded. DuckDB's loads them in one transaction (a load's cost is mostly per
+        pass), and SegmentRefused then refuses the whole group: the caller loads them one at a
+        time, to find the refused lines. This default is one transaction per segment."""
+        return {segment: self.load_segment(path, segment) for path, segment in segments}
+
     def delete_install(self, app: str, install: str) -> int:
         """Delete every event of one (hashed) install; returns how many went."""
         raise NotImplementedError
@@ -200,9 +213,24 @@ class EventStore:
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
         """Run one read-only report query with named `$name` parameters, after the barrier."""
-        if self.barrier is not None:
-            self.barrier()
+        self._barrier()
         return self.query_now(sql, params)
+
+    @contextlib.contextmanager
+    def consistent_reads(self) -> Iterator[None]:
+        """Run the barrier once, then every query of this thread in the block skips it: for a
+        report of several queries. Under ingest load the barrier may load a backlog of segments;
+        run before each of the overview's eight queries, it chased the loader eight times."""
+        self._barrier()
+        _reads.consistent = getattr(_reads, "consistent", 0) + 1
+        try:
+            yield
+        finally:
+            _reads.consistent -= 1
+
+    def _barrier(self) -> None:
+        if self.barrier is not None and not getattr(_reads, "consistent", 0):
+            self.barrier()
 
     def query_now(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
         """`query` without the barrier: for reads that need not see the very latest events."""

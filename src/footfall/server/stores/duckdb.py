@@ -317,23 +317,34 @@ class DuckDBStore(EventStore):
         return created
 
     def load_segment(self, path: Path, segment: str) -> int | None:
-        loaded: int | None = self._act(lambda con: self._load_segment(con, path, segment))
+        return self.load_segments([(path, segment)])[segment]
+
+    def load_segments(self, segments: Sequence[tuple[Path, str]]) -> dict[str, int | None]:
+        loaded: dict[str, int | None] = self._act(lambda con: self._load_segments(con, segments))
         return loaded
 
-    def _load_segment(self, con: duckdb.DuckDBPyConnection, path: Path, segment: str) -> _AfterCommit | None:
-        """On the writer thread, inside `_act`'s transaction: the engine reads the file itself.
+    def _load_segments(self, con: duckdb.DuckDBPyConnection, segments: Sequence[tuple[Path, str]]) -> _AfterCommit:
+        """On the writer thread, inside `_act`'s transaction: the engine reads the files itself, in one
+        pass and one commit however many there are (a load's cost is mostly per pass, not per row).
 
         Python touches one row per run (to flag where runs start), never one per event.
         """
-        if con.execute("SELECT 1 FROM loaded_segments WHERE id = ?", [segment]).fetchall():
-            return None
-        source = str(path).replace("'", "''")
+        ids = [segment for _, segment in segments]
+        done = {
+            row[0] for row in con.execute("SELECT id FROM loaded_segments WHERE list_contains(?, id)", [ids]).fetchall()
+        }
+        todo = [(str(path), segment) for path, segment in segments if segment not in done]
+        counts: dict[str, int | None] = dict.fromkeys(ids)
+        if not todo:
+            return _AfterCommit(counts, lambda: None)
+        sources = "[" + ", ".join("'" + source.replace("'", "''") + "'" for source, _ in todo) + "]"
         try:  # any step may meet data the engine will not hold (a malformed line, a missing column)
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE incoming AS SELECT *,"
                 f" {_KEY_SQL.format('install')} AS install_key, {_KEY_SQL.format('session')} AS session_key,"
                 " false AS run_start"
-                f" FROM read_json('{source}', format = 'newline_delimited', columns = {_SEGMENT_COLUMNS})"
+                f" FROM read_json({sources}, format = 'newline_delimited', columns = {_SEGMENT_COLUMNS},"
+                " filename = true)"
                 " WHERE app IN (SELECT name FROM apps)"
             )
             runs = con.execute(
@@ -346,15 +357,16 @@ class DuckDBStore(EventStore):
             columns = ", ".join(_INSERT_COLUMNS)
             con.execute(f"INSERT INTO events ({columns}) SELECT {columns} FROM incoming")
         except _REFUSED_DATA as exc:
-            raise SegmentRefused(f"segment {segment} cannot be stored: {exc}") from None
-        (events,) = con.execute("SELECT count(*) FROM incoming").fetchall()[0]
-        con.execute(
-            "INSERT INTO loaded_segments VALUES (?, ?, ?)",
-            [segment, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), events],
-        )
+            which = todo[0][1] if len(todo) == 1 else f"{todo[0][1]} (with {len(todo) - 1} more)"
+            raise SegmentRefused(f"segment {which} cannot be stored: {exc}") from None
+        by_file = dict(con.execute("SELECT filename, count(*) FROM incoming GROUP BY filename").fetchall())
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        for source, segment in todo:
+            counts[segment] = int(by_file.get(source, 0))  # a file of removed apps' lines only: 0 rows
+            con.execute("INSERT INTO loaded_segments VALUES (?, ?, ?)", [segment, now, counts[segment]])
         con.execute("DROP TABLE incoming")
         seen = {(app, session): last for app, session, _, last in runs}
-        return _AfterCommit(int(events), lambda: self._remember_runs(seen))
+        return _AfterCommit(counts, lambda: self._remember_runs(seen))
 
     def set_timezone(self, app: str, timezone: str) -> None:
         self._act(lambda con: con.execute("UPDATE apps SET timezone = ? WHERE name = ?", [timezone, app]))
