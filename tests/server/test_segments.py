@@ -515,3 +515,43 @@ def test_a_seal_that_fails_is_a_store_unavailable_never_a_crash(tmp_path: Path) 
         moved.rename(folder)
     finally:
         writer.close()
+
+
+def test_a_backlog_loads_in_one_transaction(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "events.duckdb")
+    store.add_app(APP)
+    log = IngestLog(tmp_path / "log", store, 0, 0, segment_bytes=1, segment_age_s=60)  # a segment per append
+    try:
+        for i in range(5):
+            log.append([record(i)]).result(timeout=10)
+        assert len(sealed_segments(tmp_path / "log")) == 5
+        log.catch_up()
+        assert _stored(store) == 5
+        assert _stored(store, "SELECT count(DISTINCT loaded) FROM loaded_segments") == 1  # one commit
+        assert log.loaded_segments == 5 and log.loaded_events == 5
+        assert not sealed_segments(tmp_path / "log")
+    finally:
+        log.close()
+        store.close()
+
+
+def test_a_catch_up_loads_what_was_sealed_when_it_began_not_what_ingest_adds_meanwhile(tmp_path: Path) -> None:
+    """Under ingest load the loader holds the lock while segments keep sealing: a report's catch-up
+    that then loaded everything sealed chased the ingest, for tens of seconds (issue 9)."""
+    store = DuckDBStore(tmp_path / "events.duckdb")
+    store.add_app(APP)
+    log = IngestLog(tmp_path / "log", store, 0, 0, segment_bytes=1, segment_age_s=60)
+    try:
+        log.append([record(1)]).result(timeout=10)
+        with log._lock:  # the loader is busy with an earlier backlog
+            reader = threading.Thread(target=log.catch_up)
+            reader.start()
+            reader.join(0.5)
+            assert reader.is_alive()
+            log.append([record(2)]).result(timeout=10)  # acknowledged after the read began
+        reader.join(30)
+        assert _stored(store) == 1
+        assert len(sealed_segments(tmp_path / "log")) == 1  # left to the loader
+    finally:
+        log.close()
+        store.close()

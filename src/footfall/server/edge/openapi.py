@@ -56,6 +56,7 @@ NOT_API: dict[str, str] = {
     "/logout": "dashboard form post",
     "/apps/{app}": "dashboard HTML page (an app's reports)",
     "/apps/{app}/public": "dashboard form post (sharing settings)",
+    "/apps/{app}/timezone": "dashboard form post (PUT /api/v1/apps/{app}/timezone is its API)",
     "/public/{app}": "public HTML page (GET /api/v1/apps/{app}/public is its JSON)",
     "/admin/audit": "dashboard HTML page (the audit log)",
     "/account": "dashboard HTML page (tokens and password)",

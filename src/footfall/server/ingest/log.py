@@ -67,6 +67,7 @@ BACKPRESSURE_RETRY_S = 5
 LEGACY_SPOOL = "spool"  # the folder the collector kept events in before the log; moved in on start
 GLOB_CHARACTERS = "*?[]{}"
 RUN_FOLDER = "run"  # beside the log folder: the workers' locks (DataDir.run)
+LOAD_GROUP_BYTES = 64 * 1024 * 1024  # a backlog loads this much per transaction: a load costs mostly per pass
 PEER_SEAL_WAIT_S = 2.0  # a read or forget waits at most this long for the workers' open segments to seal
 PEER_SEAL_POLL_S = 0.002
 FOLDER_STAT_INTERVAL_S = 0.5  # a worker counts the folder's unloaded bytes at most this often
@@ -171,15 +172,27 @@ class IngestLog:
         with contextlib.suppress(StoreUnavailable):
             self.load_ready()
 
-    def load_ready(self) -> int:
-        """Load every sealed segment now; returns the events stored. Raises StoreUnavailable."""
+    def load_ready(self, due: Collection[Path] | None = None) -> int:
+        """Load every sealed segment now (only those in `due`, if given), up to `LOAD_GROUP_BYTES`
+        of them per transaction; returns the events stored. Raises StoreUnavailable."""
         if self.store is None:
             return 0
         stored = 0
         with self._lock:
             try:
+                group: list[Path] = []
+                group_bytes = 0
                 for path in sealed_segments(self.folder):
-                    stored += self._load(path)
+                    if due is not None and path not in due:
+                        continue
+                    group.append(path)
+                    with contextlib.suppress(OSError):
+                        group_bytes += path.stat().st_size
+                    if group_bytes >= LOAD_GROUP_BYTES:
+                        stored += self._load_group(group)
+                        group, group_bytes = [], 0
+                if group:
+                    stored += self._load_group(group)
             finally:
                 self._refresh_backlog()
         return stored
@@ -193,10 +206,12 @@ class IngestLog:
             yield
 
     def catch_up(self) -> None:
-        """Make every event acknowledged so far visible in the store (read-your-writes)."""
+        """Make every event acknowledged so far visible in the store (read-your-writes). The
+        segments sealed now hold them all: later ones are the loader's, so a report under load
+        waits for the backlog it found, not for the ingest that goes on meanwhile."""
         self.seal_everywhere()
-        if self._backlog[0] or sealed_segments(self.folder):
-            self.load_ready()
+        if due := sealed_segments(self.folder):
+            self.load_ready(due=set(due))
 
     def seal_everywhere(self, strict: bool = False) -> None:
         """Seal this process's open segment, and wait until every worker's segment that is open now
@@ -232,6 +247,25 @@ class IngestLog:
                 log.warning("a worker did not seal its open segment in time; reading without its latest events")
                 return
             time.sleep(PEER_SEAL_POLL_S)
+
+    def _load_group(self, paths: list[Path]) -> int:
+        """Load `paths` in one transaction; one at a time (`_load`) when there is one, while a split
+        is under way (halves exist: `_load` keeps a whole from loading beside its halves), or when the
+        store refuses the group as data (to find the bad lines)."""
+        assert self.store is not None  # only the owner loads
+        if len(paths) == 1 or any(self.folder.glob("*" + HALF_MARK + "*")):
+            return sum(self._load(path) for path in paths)
+        try:
+            counts = self.store.load_segments([(path, segment_id(path)) for path in paths])
+        except SegmentRefused as exc:
+            log.warning("%s; loading its segments one at a time", exc)
+            return sum(self._load(path) for path in paths)
+        for path in paths:
+            if (events := counts[segment_id(path)]) is not None:
+                self.loaded_events += events
+                self.loaded_segments += 1
+            self._remove(path)
+        return sum(events or 0 for events in counts.values())
 
     def _load(self, path: Path) -> int:
         if list(path.parent.glob(glob.escape(segment_id(path)) + HALF_MARK + "*")):
