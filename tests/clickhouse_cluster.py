@@ -189,9 +189,7 @@ def clickhouse_shards(tmp_path_factory: pytest.TempPathFactory, zookeeper: ZooKe
 
 
 @pytest.fixture(scope="session")
-def clickhouse_replicas(
-    tmp_path_factory: pytest.TempPathFactory, zookeeper: ZooKeeper
-) -> Iterator[ClickHouseCluster]:
+def clickhouse_replicas(tmp_path_factory: pytest.TempPathFactory, zookeeper: ZooKeeper) -> Iterator[ClickHouseCluster]:
     cluster = start_cluster(tmp_path_factory.mktemp("replicas"), REPLICAS_CLUSTER, 1, 2, zookeeper)
     try:
         yield cluster
