@@ -115,7 +115,8 @@ def start_zookeeper(folder: Path) -> ZooKeeper:
 
 def cluster_config(name: str, shards: list[list[int]], keeper: int, shard: int, replica: str) -> str:
     """The config one node of a cluster adds: the cluster (its nodes' native ports), the
-    ZooKeeper, the distributed DDL queue and this node's macros."""
+    ZooKeeper, the distributed DDL queue, this node's macros and the port its replicas fetch
+    parts from."""
     replicated = "true" if len(shards[0]) > 1 else "false"  # true: each shard's replicas copy its inserts
     layout = "".join(
         f"<shard><internal_replication>{replicated}</internal_replication>"
@@ -127,7 +128,9 @@ def cluster_config(name: str, shards: list[list[int]], keeper: int, shard: int, 
   <remote_servers><{name}>{layout}</{name}></remote_servers>
   <zookeeper><node><host>127.0.0.1</host><port>{keeper}</port></node></zookeeper>
   <distributed_ddl><path>/clickhouse/task_queue/{name}</path></distributed_ddl>
-  <macros><shard>{shard:02d}</shard><replica>{replica}</replica></macros>"""
+  <macros><shard>{shard:02d}</shard><replica>{replica}</replica></macros>
+  <interserver_http_host>127.0.0.1</interserver_http_host>
+  <interserver_http_port>{free_port()}</interserver_http_port>"""
 
 
 @dataclasses.dataclass
@@ -135,6 +138,7 @@ class ClickHouseCluster:
     name: str
     nodes: list[ClickHouseServer]  # in config order: shard by shard, replica by replica
     startup_s: float  # all its servers, one after another
+    configs: list[tuple[str, int]]  # each node's cluster config and native port, to restart it
     _databases: Iterator[int] = dataclasses.field(default_factory=itertools.count)
 
     def database(self) -> str:
@@ -148,6 +152,17 @@ class ClickHouseCluster:
         """The store URL of `database` (a cluster URL) through another node."""
         return f"clickhouse://127.0.0.1:{self.nodes[node].http_port}/{database}?cluster={self.name}"
 
+    def kill(self, node: int) -> None:
+        """`kill -9` of one node: no shutdown, no flush."""
+        self.nodes[node].process.kill()
+        self.nodes[node].process.wait()
+
+    def restart(self, node: int) -> ClickHouseServer:
+        """A killed node again, on its data directory and native port (a new HTTP port)."""
+        extra, tcp_port = self.configs[node]
+        self.nodes[node] = start(self.nodes[node].folder, extra, tcp_port=tcp_port)
+        return self.nodes[node]
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
@@ -158,16 +173,17 @@ def start_cluster(folder: Path, name: str, shards: int, replicas: int, keeper: Z
     ports = [[free_port() for _ in range(replicas)] for _ in range(shards)]
     started = time.monotonic()
     nodes: list[ClickHouseServer] = []
+    configs: list[tuple[str, int]] = []
     try:
         for shard, replica in itertools.product(range(shards), range(replicas)):
             label = f"s{shard + 1}r{replica + 1}"
-            extra = cluster_config(name, ports, keeper.port, shard + 1, label)
-            nodes.append(start(folder / label, extra, tcp_port=ports[shard][replica]))
+            configs.append((cluster_config(name, ports, keeper.port, shard + 1, label), ports[shard][replica]))
+            nodes.append(start(folder / label, *configs[-1]))
     except BaseException:
         for node in nodes:
             node.stop()
         raise
-    return ClickHouseCluster(name, nodes, time.monotonic() - started)
+    return ClickHouseCluster(name, nodes, time.monotonic() - started, configs)
 
 
 @pytest.fixture(scope="session")

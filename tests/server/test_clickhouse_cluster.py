@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +252,65 @@ def test_forget_on_a_cluster_deletes_on_every_shard(
     assert cluster_store.remove_app("alpha") == 22
     for node in clickhouse_shards.nodes:
         assert count_on(node, f"SELECT count(*) FROM {database}.events_local") == 0
+
+
+def send_batch(url: str, install_id: str, events: int) -> bool:
+    """One native batch of `events` events; whether the collector acknowledged it."""
+    now = dt.datetime.now(dt.timezone.utc)
+    batch = {
+        "app": "golden-tool",
+        "context": {"install": install_id, "session": install_id[::-1], "app_version": "1.0"},
+        "events": [
+            {"name": "command", "time": (now - dt.timedelta(seconds=i)).isoformat(), "props": {"n": i}}
+            for i in range(events)
+        ],
+    }
+    request = urllib.request.Request(
+        url + "/v1/batch", data=json.dumps(batch).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status in (200, 202)
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(300)  # measured about 20 s here; a JVM and three restarts on a loaded runner
+def test_a_replica_killed_during_load_loses_no_acknowledged_event_and_converges_when_back(
+    clickhouse_replicas: ClickHouseCluster, tmp_path: Path
+) -> None:
+    url = clickhouse_replicas.url(1, parse_url(clickhouse_replicas.database()).database)
+    database = parse_url(url).database
+    setup = ClickHouseStore(url)  # the migrations, once; the collector writes through the second replica
+    assert setup.layout.replicated  # detected: the cluster's shard has two replicas
+    setup.add_app("golden-tool")
+    setup.close()
+    collector = start_server(tmp_path / "data", tmp_path / "server.log", env={"FOOTFALL_STORE": url})
+    acknowledged = 0
+    try:
+        for number in range(60):
+            if number == 20:
+                clickhouse_replicas.kill(0)  # kill -9 of the first replica, mid-load
+            if send_batch(collector.url, install(number)[:32], 5):
+                acknowledged += 5
+            time.sleep(0.02)
+        survivor = clickhouse_replicas.nodes[1]
+        local = f"SELECT count(*) FROM {database}.events_local"
+        wait_until(lambda: count_on(survivor, local) == acknowledged, 90, "every acknowledged event on the survivor")
+        returned = clickhouse_replicas.restart(0)
+
+        def markers(node: ClickHouseServer) -> str:
+            """Each segment's rows, and the loaded segments' records, on one replica."""
+            return node.execute(
+                f"SELECT segment, count(*) FROM {database}.events_local GROUP BY segment ORDER BY segment"
+            ) + node.execute(f"SELECT id, events FROM {database}.loaded_segments_local ORDER BY id")
+
+        assert markers(survivor)
+        wait_until(
+            lambda: count_on(returned, local) == acknowledged and markers(returned) == markers(survivor),
+            90,
+            "the returned replica to converge",
+        )
+    finally:
+        assert collector.stop() == 0, collector.log.read_text()
+    assert acknowledged == 300  # every batch was taken: the collector acknowledges once its log holds it

@@ -61,6 +61,7 @@ DEFAULT_PORT = 8123
 REQUEST_TIMEOUT_S = 300.0  # a large load or report on a busy server
 MUTATION_TIMEOUT_S = 300.0  # a forget waits this long for its delete to finish
 MUTATION_POLL_S = 0.05
+REPLICAS_TIMEOUT_S = 60.0  # a migration waits this long for a cluster's replicas to be active
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 RUN_MEMORY = dt.timedelta(hours=73)  # as DuckDB's: a run idle this long counts again
 MAX_QUERY_BYTES = 256 * 1024 * 1024  # a segment's run starts go in the query text
@@ -509,6 +510,8 @@ class ClickHouseStore(EventStore):
                 for step in layout.migration(statement):
                     self._run(step)
                 changed.add(_table_of(statement))
+                if layout.replicated:
+                    self._await_replicas(_table_of(statement))
             self._run("INSERT INTO schema_migrations VALUES ($version, $now)", {"version": version, "now": _utc_now()})
         if layout.cluster:
             # The Distributed tables over the local ones, once the columns their keys name exist:
@@ -522,6 +525,21 @@ class ClickHouseStore(EventStore):
             tables = {_table_of(statement) for _, statements in MIGRATIONS for statement in statements}
             for step in layout.distributed(sorted(changed | (tables - present))):
                 self._run(step)
+
+    def _await_replicas(self, table: str) -> None:
+        """Wait until every replica of a table it just created or altered is active: an ALTER
+        ON CLUSTER waits for the replicas, and fails on one that is not active yet (just created)."""
+        deadline = time.monotonic() + REPLICAS_TIMEOUT_S
+        while self._rows(
+            "SELECT 1 FROM system.replicas WHERE database = currentDatabase() AND table = $table"
+            " AND active_replicas < total_replicas",
+            {"table": table + "_local"},
+        ):
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(
+                    f"a replica of {table} stayed inactive for {REPLICAS_TIMEOUT_S:.0f} s: migrations need every replica"
+                )
+            time.sleep(MUTATION_POLL_S)
 
     def _load_registry(self) -> AppRegistry:
         registry = AppRegistry()
