@@ -314,3 +314,16 @@ def test_a_replica_killed_during_load_loses_no_acknowledged_event_and_converges_
     finally:
         assert collector.stop() == 0, collector.log.read_text()
     assert acknowledged == 300  # every batch was taken: the collector acknowledges once its log holds it
+
+
+def test_the_example_cluster_config_is_one_a_node_can_read() -> None:
+    """deploy/clickhouse/footfall-cluster.xml: well-formed, the cluster the docs' URL names, shards
+    with replicas replicated internally, ZooKeeper, the DDL queue and the node's macros."""
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.parse(Path(__file__).parents[2] / "deploy" / "clickhouse" / "footfall-cluster.xml").getroot()
+    shards = root.findall("remote_servers/footfall/shard")
+    assert len(shards) == 2 and all(len(shard.findall("replica")) == 2 for shard in shards)
+    assert all(shard.findtext("internal_replication") == "true" for shard in shards)
+    assert root.findall("zookeeper/node") and root.findtext("distributed_ddl/path")
+    assert root.findtext("macros/shard") and root.findtext("macros/replica") and root.findtext("interserver_http_port")

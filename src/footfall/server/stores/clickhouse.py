@@ -537,7 +537,8 @@ class ClickHouseStore(EventStore):
         ):
             if time.monotonic() > deadline:
                 raise StoreUnavailable(
-                    f"a replica of {table} stayed inactive for {REPLICAS_TIMEOUT_S:.0f} s: migrations need every replica"
+                    f"a replica of {table} stayed inactive for {REPLICAS_TIMEOUT_S:.0f} s:"
+                    " migrations need every replica"
                 )
             time.sleep(MUTATION_POLL_S)
 
