@@ -11,6 +11,7 @@ processes and Debian's ZooKeeper on loopback).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -340,3 +341,17 @@ def test_a_subquery_over_the_cluster_runs_as_on_one_node(cluster_store: ClickHou
         " (SELECT install_key FROM events GROUP BY install_key HAVING count(*) > 1)"
     )
     assert found.rows == [(sum(n % 3 + 1 for n in range(10) if n % 3),)]
+
+
+def test_equal_batches_on_a_replicated_cluster_are_both_stored(clickhouse_replicas: ClickHouseCluster) -> None:
+    """ReplicatedMergeTree drops an inserted block equal to a recent one by default: two equal
+    batches (or a segment loaded again after a partial copy was deleted) would be stored once."""
+    store = ClickHouseStore(clickhouse_replicas.database())
+    try:
+        store.add_app("alpha")
+        batch = [dataclasses.replace(event(install(n)), session="") for n in range(3)]  # no run starts: equal rows
+        for _ in range(2):
+            assert store.write(batch).result(timeout=60) == ()
+        assert store.query("SELECT count(*) FROM events").rows == [(6,)]
+    finally:
+        store.close()

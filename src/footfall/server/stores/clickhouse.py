@@ -162,11 +162,13 @@ class Address:
     @property
     def settings(self) -> dict[str, str]:
         """Settings of every request: on a cluster, an insert returns once the shards hold it (so a
-        loaded segment is on them), and a subquery over the cluster runs once, on the node asked,
-        with its result sent to the shards (GLOBAL IN / JOIN: right wherever the rows are)."""
+        loaded segment is on them); a replicated table keeps a block equal to an earlier one (two
+        equal batches are two batches, and a segment loaded again after its rows were deleted is
+        stored again); and a subquery over the cluster runs once, on the node asked, with its
+        result sent to the shards (GLOBAL IN / JOIN: right wherever the rows are)."""
         if not self.cluster:
             return {}
-        return {"insert_distributed_sync": "1", "distributed_product_mode": "global"}
+        return {"insert_distributed_sync": "1", "insert_deduplicate": "0", "distributed_product_mode": "global"}
 
     @property
     def http(self) -> str:
@@ -196,11 +198,12 @@ def parse_url(url: str) -> Address:
         options = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
     except ValueError:
         raise UsageError(f"the options of {url!r} are not NAME=VALUE pairs joined by &") from None
+    named = "cluster" in options
     cluster = options.pop("cluster", "")
     replicated = options.pop("replicated", None)
     if options:
         raise UsageError(f"unknown ClickHouse store options: {', '.join(sorted(options))} (known: cluster, replicated)")
-    if "cluster" in dict(parse_qsl(parts.query, keep_blank_values=True)) and not _DATABASE.fullmatch(cluster):
+    if named and not _DATABASE.fullmatch(cluster):
         raise UsageError("cluster= names a cluster of the server's remote_servers (letters, digits and _)")
     if replicated not in (None, "0", "1") or (replicated is not None and not cluster):
         raise UsageError("replicated= is 0 or 1, and only with cluster=")
