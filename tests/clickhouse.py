@@ -53,6 +53,7 @@ CONFIG = """<?xml version="1.0"?>
   <mark_cache_size>67108864</mark_cache_size>
   <uncompressed_cache_size>67108864</uncompressed_cache_size>
   <mlock_executable>false</mlock_executable>
+{extra}
 </yandex>
 """
 USERS = """<?xml version="1.0"?>
@@ -132,11 +133,15 @@ class ClickHouseServer:
                 self.process.wait()
 
 
-def start(folder: Path) -> ClickHouseServer:
+def start(folder: Path, extra: str = "", tcp_port: int | None = None) -> ClickHouseServer:
+    """A server in `folder`; `extra` is more config (a cluster's remote_servers, macros, zookeeper),
+    `tcp_port` the native port when the cluster config already names it."""
     command = require_binary()
     folder.mkdir(parents=True, exist_ok=True)
-    http_port, tcp_port = free_port(), free_port()
-    (folder / "config.xml").write_text(CONFIG.format(folder=folder, http_port=http_port, tcp_port=tcp_port))
+    http_port, tcp_port = free_port(), tcp_port or free_port()
+    (folder / "config.xml").write_text(
+        CONFIG.format(folder=folder, http_port=http_port, tcp_port=tcp_port, extra=extra)
+    )
     (folder / "users.xml").write_text(USERS)
     started = time.monotonic()
     process = subprocess.Popen(

@@ -22,6 +22,12 @@
   the call returns once the mutation is done.
 - **Parameters.** 18.16's HTTP interface has no query parameters, so each `$name` is written
   into the SQL as an escaped literal (`literal`), never as pasted text.
+- **Cluster.** `clickhouse://HOST:PORT/DB?cluster=NAME` (`&replicated=1`, or detected from the
+  cluster's replicas): every table is a local table on each node (created `ON CLUSTER`, through
+  ZooKeeper's distributed DDL queue) under a `Distributed` table of the plain name, so the SQL
+  above is unchanged (`Layout`). `events` is sharded by the install key; the registry tables sit
+  on the first shard. Inserts wait for the shards (`insert_distributed_sync`), and subqueries over
+  the cluster run once on the initiator (`distributed_product_mode=global`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from footfall.server.errors import SegmentRefused, StoreUnavailable, UsageError
 from footfall.server.stores.base import (
@@ -55,10 +61,11 @@ DEFAULT_PORT = 8123
 REQUEST_TIMEOUT_S = 300.0  # a large load or report on a busy server
 MUTATION_TIMEOUT_S = 300.0  # a forget waits this long for its delete to finish
 MUTATION_POLL_S = 0.05
+REPLICAS_TIMEOUT_S = 60.0  # a migration waits this long for a cluster's replicas to be active
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 RUN_MEMORY = dt.timedelta(hours=73)  # as DuckDB's: a run idle this long counts again
 MAX_QUERY_BYTES = 256 * 1024 * 1024  # a segment's run starts go in the query text
-_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # a database's or a cluster's name
 _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _CODE = re.compile(r"Code: (\d+)")
 # Error codes of data the server cannot read (not of being unavailable): a parse failure, a
@@ -149,6 +156,19 @@ class Address:
     database: str
     user: str = "default"
     password: str = ""
+    cluster: str = ""  # a cluster of the server's remote_servers: tables ON CLUSTER, under Distributed
+    replicated: bool | None = None  # ReplicatedMergeTree; None: when a shard of the cluster has replicas
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """Settings of every request: on a cluster, an insert returns once the shards hold it (so a
+        loaded segment is on them); a replicated table keeps a block equal to an earlier one (two
+        equal batches are two batches, and a segment loaded again after its rows were deleted is
+        stored again); and a subquery over the cluster runs once, on the node asked, with its
+        result sent to the shards (GLOBAL IN / JOIN: right wherever the rows are)."""
+        if not self.cluster:
+            return {}
+        return {"insert_distributed_sync": "1", "insert_deduplicate": "0", "distributed_product_mode": "global"}
 
     @property
     def http(self) -> str:
@@ -156,11 +176,14 @@ class Address:
         return f"http://{host}:{self.port}"
 
     def __str__(self) -> str:  # never the password
-        return f"{SCHEME}{self.host}:{self.port}/{self.database}"
+        options = f"?cluster={self.cluster}" if self.cluster else ""
+        if self.cluster and self.replicated is not None:
+            options += f"&replicated={int(self.replicated)}"
+        return f"{SCHEME}{self.host}:{self.port}/{self.database}{options}"
 
 
 def parse_url(url: str) -> Address:
-    """clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE, or a clear error."""
+    """clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?cluster=NAME[&replicated=0|1]], or a clear error."""
     if not url.startswith(SCHEME):
         raise UsageError(f"a ClickHouse store is {SCHEME}HOST:PORT/DATABASE, not {url!r}")
     parts = urlsplit(url)
@@ -169,9 +192,106 @@ def parse_url(url: str) -> Address:
     except ValueError:
         raise UsageError(f"the port in {url!r} is not a number") from None
     database = parts.path.strip("/")
-    if not parts.hostname or not _DATABASE.fullmatch(database) or parts.query or parts.fragment:
+    if not parts.hostname or not _DATABASE.fullmatch(database) or parts.fragment:
         raise UsageError(f"a ClickHouse store is {SCHEME}HOST:PORT/DATABASE (a database name of letters, digits and _)")
-    return Address(parts.hostname, port, database, unquote(parts.username or "default"), unquote(parts.password or ""))
+    try:
+        options = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
+    except ValueError:
+        raise UsageError(f"the options of {url!r} are not NAME=VALUE pairs joined by &") from None
+    named = "cluster" in options
+    cluster = options.pop("cluster", "")
+    replicated = options.pop("replicated", None)
+    if options:
+        raise UsageError(f"unknown ClickHouse store options: {', '.join(sorted(options))} (known: cluster, replicated)")
+    if named and not _DATABASE.fullmatch(cluster):
+        raise UsageError("cluster= names a cluster of the server's remote_servers (letters, digits and _)")
+    if replicated not in (None, "0", "1") or (replicated is not None and not cluster):
+        raise UsageError("replicated= is 0 or 1, and only with cluster=")
+    return Address(
+        parts.hostname,
+        port,
+        database,
+        unquote(parts.username or "default"),
+        unquote(parts.password or ""),
+        cluster,
+        None if replicated is None else replicated == "1",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where the tables are: one server's plain tables, or, on a cluster, each table a local table
+    `NAME_local` on every node (created and altered ON CLUSTER) under a `Distributed` table `NAME`.
+
+    `events` is sharded by the install key, so an install's events sit on one shard (its distinct
+    counts are exact on that shard); events without an install go by their session, or spread.
+    The registry tables (apps, keys, schemas, loaded segments, migrations) go whole to the first
+    shard (a constant key): ReplacingMergeTree replaces a row only within one table, so a row
+    and its newer version must sit together for FINAL to pick the newer. Read through their
+    Distributed table, they are the same for every collector, whichever node it asks."""
+
+    database: str
+    cluster: str = ""
+    replicated: bool = False
+
+    def local(self, table: str) -> str:
+        """The table that holds a table's rows on a node: to alter, delete from or drop partitions of."""
+        return f"{self.database}.{table}_local" if self.cluster else table
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER {self.cluster}" if self.cluster else ""
+
+    def migration(self, statement: str) -> list[str]:
+        """A migration's statement (written for one server) on this layout."""
+        if not self.cluster:
+            return [statement]
+        created = _CREATE.fullmatch(statement)
+        if created:
+            table, columns, engine, arguments, rest = (part or "" for part in created.groups())
+            if self.replicated:
+                path = f"'/clickhouse/tables/{{shard}}/{self.database}/{table}', '{{replica}}'"
+                engine, arguments = "Replicated" + engine, path + (f", {arguments}" if arguments else "")
+            return [
+                f"CREATE TABLE IF NOT EXISTS {self.local(table)}{self.on_cluster} ({columns})"
+                f" ENGINE = {engine}({arguments}){rest}"
+            ]
+        altered = _ALTER.fullmatch(statement)
+        if altered:
+            return [f"ALTER TABLE {self.local(altered.group(1))}{self.on_cluster} {altered.group(2)}"]
+        raise ValueError(f"no cluster form for the migration {statement[:60]!r}")
+
+    def distributed(self, tables: Iterable[str]) -> list[str]:
+        """The Distributed tables over the local ones, made anew (they hold no rows: inserts are
+        synchronous) so that they have the local tables' columns after a migration."""
+        statements = []
+        for table in tables:
+            key = SHARDING_KEYS.get(table, "0")
+            statements.append(f"DROP TABLE IF EXISTS {self.database}.{table}{self.on_cluster}")
+            statements.append(
+                f"CREATE TABLE {self.database}.{table}{self.on_cluster} AS {self.local(table)}"
+                f" ENGINE = Distributed({self.cluster}, {self.database}, {table}_local, {key})"
+            )
+        return statements
+
+
+_CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*)\) ENGINE = (\w+)(?:\((.*?)\))?( .*)?", re.DOTALL)
+_ALTER = re.compile(r"ALTER TABLE (\w+) (.*)", re.DOTALL)
+_TABLE = re.compile(r"(?:CREATE TABLE IF NOT EXISTS|ALTER TABLE) (\w+)")
+
+
+def _table_of(statement: str) -> str:
+    match = _TABLE.match(statement)
+    assert match, statement  # migrations create or alter a table
+    return match.group(1)
+
+
+_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, applied DateTime('UTC'))"
+    " ENGINE = MergeTree ORDER BY version"
+)
+# A Distributed table's key picks each row's shard; a table not named here goes whole to the first.
+SHARDING_KEYS = {"events": "ifNull(install_key, ifNull(session_key, cityHash64(name, time, segment)))"}
 
 
 class HttpTransport:
@@ -190,7 +310,7 @@ class HttpTransport:
         )
 
     def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
-        params = {"database": self.address.database, **(settings or {})}
+        params = {"database": self.address.database, **self.address.settings, **(settings or {})}
         if body is None:
             content: Iterable[bytes] | bytes = sql.encode()
         else:
@@ -317,6 +437,7 @@ class ClickHouseStore(EventStore):
         self._transport: Transport = transport or HttpTransport(self.address)
         try:
             self.server_version = str(self._rows("SELECT version()")[0][0])
+            self.layout = self._layout()
             self._migrate()
             self.registry = self._load_registry()
             since = _utc_now() - RUN_MEMORY
@@ -358,18 +479,71 @@ class ClickHouseStore(EventStore):
         rows = [tuple(_convert(v, k) for v, k in zip(row, kinds, strict=True)) for row in document["data"]]
         return QueryResult([column["name"] for column in document["meta"]], rows)
 
-    def _migrate(self) -> None:
-        self._run(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, applied DateTime('UTC'))"
-            " ENGINE = MergeTree ORDER BY version"
+    def _layout(self) -> Layout:
+        cluster = self.address.cluster
+        if not cluster:
+            return Layout(self.address.database)
+        ((nodes, replicas),) = self._rows(
+            "SELECT count(*), max(replica_num) FROM system.clusters WHERE cluster = $name", {"name": cluster}
         )
+        if not nodes:
+            raise UsageError(
+                f"the ClickHouse server at {self.address.host}:{self.address.port} has no cluster {cluster!r}"
+            )
+        replicated = self.address.replicated
+        return Layout(self.address.database, cluster, replicas > 1 if replicated is None else replicated)
+
+    def _migrate(self) -> None:
+        """The migrations not yet applied, in order; on a cluster, once for all its nodes (its
+        migrations table is one, on the first shard) and ON CLUSTER."""
+        layout = self.layout
+        if layout.cluster and not self._rows(
+            "SELECT 1 FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations'"
+        ):
+            for statement in [*layout.migration(_MIGRATIONS_TABLE), *layout.distributed(["schema_migrations"])]:
+                self._run(statement)
+        elif not layout.cluster:
+            self._run(_MIGRATIONS_TABLE)
         done = {row[0] for row in self._rows("SELECT version FROM schema_migrations")}
+        changed: set[str] = set()
         for version, statements in MIGRATIONS:
             if version in done:
                 continue
             for statement in statements:
-                self._run(statement)
+                for step in layout.migration(statement):
+                    self._run(step)
+                changed.add(_table_of(statement))
+                if layout.replicated:
+                    self._await_replicas(_table_of(statement))
             self._run("INSERT INTO schema_migrations VALUES ($version, $now)", {"version": version, "now": _utc_now()})
+        if layout.cluster:
+            # The Distributed tables over the local ones, once the columns their keys name exist:
+            # anew after a migration changed a table (for its columns), and any missing (a crash).
+            present = {
+                row[0]
+                for row in self._rows(
+                    "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'Distributed'"
+                )
+            }
+            tables = {_table_of(statement) for _, statements in MIGRATIONS for statement in statements}
+            for step in layout.distributed(sorted(changed | (tables - present))):
+                self._run(step)
+
+    def _await_replicas(self, table: str) -> None:
+        """Wait until every replica of a table it just created or altered is active: an ALTER
+        ON CLUSTER waits for the replicas, and fails on one that is not active yet (just created)."""
+        deadline = time.monotonic() + REPLICAS_TIMEOUT_S
+        while self._rows(
+            "SELECT 1 FROM system.replicas WHERE database = currentDatabase() AND table = $table"
+            " AND active_replicas < total_replicas",
+            {"table": table + "_local"},
+        ):
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(
+                    f"a replica of {table} stayed inactive for {REPLICAS_TIMEOUT_S:.0f} s:"
+                    " migrations need every replica"
+                )
+            time.sleep(MUTATION_POLL_S)
 
     def _load_registry(self) -> AppRegistry:
         registry = AppRegistry()
@@ -456,8 +630,12 @@ class ClickHouseStore(EventStore):
         if self._rows("SELECT 1 FROM loaded_segments WHERE id = $segment LIMIT 1", found):
             return None
         if self._rows("SELECT 1 FROM events WHERE segment = $segment LIMIT 1", found):
-            self._record_segment(segment)  # copied before a crash, not recorded: it is in, whole
-            return None
+            if not self.layout.cluster:
+                self._record_segment(segment)  # copied before a crash, not recorded: it is in, whole
+                return None
+            # On a cluster the copy is one insert per shard: a crash may have left it on some shards
+            # only. Its rows go, on every shard, and it loads again.
+            self._delete_events("segment = $segment", found)
         staging = "incoming_" + re.sub(r"[^A-Za-z0-9_]", "_", segment)[:180]
         apps = {"apps": sorted(self.registry.apps - self._removed_apps)}
         ordered = {"max_threads": "1"}  # rows numbered in file order, the same in both reads
@@ -517,12 +695,17 @@ class ClickHouseStore(EventStore):
         """Delete the events matching `condition` (a mutation); how many matched, once it is done."""
         matched = int(self._rows(f"SELECT count(*) FROM events WHERE {condition}", params)[0][0])
         if matched:
-            self._run(f"ALTER TABLE events DELETE WHERE {condition}", params)
-            deadline = time.monotonic() + MUTATION_TIMEOUT_S
-            while self._rows(
-                "SELECT 1 FROM system.mutations WHERE database = currentDatabase() AND table = 'events'"
+            layout = self.layout
+            self._run(f"ALTER TABLE {layout.local('events')}{layout.on_cluster} DELETE WHERE {condition}", params)
+            # A server's mutations are its own: on a cluster, done is when no shard has such a row.
+            pending = (
+                f"SELECT count(*) FROM events WHERE {condition} HAVING count(*) > 0"  # 18.16 over Distributed
+                if layout.cluster  # fails "SELECT 1 ... WHERE" (no column for the condition)
+                else "SELECT 1 FROM system.mutations WHERE database = currentDatabase() AND table = 'events'"
                 " AND is_done = 0 LIMIT 1"
-            ):
+            )
+            deadline = time.monotonic() + MUTATION_TIMEOUT_S
+            while self._rows(pending, params):
                 if time.monotonic() > deadline:
                     raise StoreUnavailable(f"the delete did not finish within {MUTATION_TIMEOUT_S:.0f} s")
                 time.sleep(MUTATION_POLL_S)
