@@ -559,7 +559,8 @@ class ClickHouseStore(EventStore):
             if name in self.registry.apps:
                 return False
             self._run(
-                "INSERT INTO apps (name, created, updated, deleted, timezone) VALUES ($name, $created, $version, 0, 'UTC')",
+                "INSERT INTO apps (name, created, updated, deleted, timezone)"
+                " VALUES ($name, $created, $version, 0, 'UTC')",
                 {"name": name, "created": created, "version": self._next_version()},
             )
             self.registry.apps.add(name)
