@@ -281,11 +281,15 @@ class DuckDBStore(EventStore):
 
     def export_day(self, app: str, day: dt.date, destination: Path, batch: str) -> None:
         """Write one app's events of one UTC day to `destination` as JSON lines, as ClickHouse's
-        JSONEachRow reads them: the event columns (times as whole UTC seconds), the derived ones,
-        and `batch` as each row's `segment`."""
-        columns = ", ".join(
-            f"strftime({c}, '%Y-%m-%d %H:%M:%S') AS {c}" if c in ("time", "received") else c for c in EVENT_COLUMNS
-        )
+        JSONEachRow reads them: the event columns (times as whole UTC seconds, props as compact
+        JSON), the derived ones, and `batch` as each row's `segment`."""
+        exported = {
+            "time": "strftime(time, '%Y-%m-%d %H:%M:%S') AS time",
+            "received": "strftime(received, '%Y-%m-%d %H:%M:%S') AS received",
+            # Compact, as ClickHouse's writer stores props: its visitParamExtract* read only that.
+            "props": "CASE WHEN json_valid(props) THEN CAST(json(props) AS VARCHAR) ELSE props END AS props",
+        }
+        columns = ", ".join(exported.get(c, c) for c in EVENT_COLUMNS)
         target = str(destination).replace("'", "''")
         cursor = self._cursor()
         try:
