@@ -296,6 +296,18 @@ def test_a_batch_inserted_but_not_recorded_is_replaced_not_doubled(store_url: st
         target.close()
 
 
+def test_events_a_datetime_cannot_hold_are_counted_not_wrapped(store_url: str, tmp_path: Path) -> None:
+    kept = event(NOW - dt.timedelta(days=1))
+    folder = duckdb_source(tmp_path / "data", [kept, event(dt.datetime(1969, 7, 20, 20, 17))])
+    result = migrate(folder, store_url)
+    assert (result.events, result.copied_events, result.unstorable_events) == (1, 1, 1)
+    target = ClickHouseStore(store_url)
+    try:
+        assert [row[0] for row in target.query("SELECT time FROM events").rows] == [kept.time]
+    finally:
+        target.close()
+
+
 @pytest.mark.parametrize(
     ("target", "message"),
     [

@@ -368,6 +368,12 @@ def migrate_command(args: argparse.Namespace, console: Console) -> int:
         " were there already). Accounts and secrets stay in the data directory: serve with"
         f" --data {args.source} --store URL.",
     )
+    if result.unstorable_events:
+        say(
+            console,
+            f"Not copied: {result.unstorable_events:,} events dated before 1970-01-02 or after 2105-12-30, which"
+            " ClickHouse's DateTime cannot hold.",
+        )
     return 0
 
 

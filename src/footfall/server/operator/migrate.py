@@ -47,6 +47,7 @@ class MigrationResult:
     copied_batches: int  # 0 on a rerun of a finished migration
     events: int  # in the source
     copied_events: int  # by this run
+    unstorable_events: int  # at times a ClickHouse DateTime cannot hold: not copied
 
 
 def batch_id(app: str, day: str) -> str:
@@ -104,8 +105,14 @@ def _copy(origin: DuckDBStore, destination: ClickHouseStore, progress: ProgressC
     for (kind, key), (app_name, secret) in sorted(origin.registry.keys.items()):
         if destination.app_for_key(kind, key) != (app_name, secret):
             destination.add_key(app_name, kind, key, secret)
-    days = origin.export_days()
+    from footfall.server.stores.clickhouse import EARLIEST_TIME, LATEST_TIME
+
+    # A DateTime holds whole days from EARLIEST_TIME up to LATEST_TIME's day (18.16 would silently
+    # wrap a time outside, where DuckDB holds it): those days are left out, and counted.
+    every_day = origin.export_days()
+    days = [entry for entry in every_day if EARLIEST_TIME.date() <= entry[1] < LATEST_TIME.date()]
     total = sum(count for _, _, count in days)
+    unstorable = sum(count for _, _, count in every_day) - total
     done = copied_events = copied_batches = 0
     recorded = destination.loaded_batches(BATCH_PREFIX)  # skipped without exporting them again
     if progress is not None:
@@ -125,4 +132,4 @@ def _copy(origin: DuckDBStore, destination: ClickHouseStore, progress: ProgressC
             done += count
             if progress is not None:
                 progress(done, total)
-    return MigrationResult(len(apps), len(days), copied_batches, total, copied_events)
+    return MigrationResult(len(apps), len(days), copied_batches, total, copied_events, unstorable)
