@@ -54,8 +54,8 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[server,test,bench]'
 	touch $@
 
-## bench: run the benchmarks (about 6 minutes, and the stores' about N more; QUICK=1: 1M events only); results and
-## how to read them are in docs/benchmarks.md
+## bench: run the benchmarks (about 6 minutes, then the stores': 1M and 10M events; QUICK=1 runs 1M only, about 6
+## minutes more on a loaded machine); results and how to read them are in docs/benchmarks.md
 bench: $(VENV)/.bench-installed
 	@{ command -v wrk && { test -x /usr/sbin/nginx || command -v nginx; }; } >/dev/null || \
 	  { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
