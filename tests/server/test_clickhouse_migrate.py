@@ -340,3 +340,13 @@ def test_migrate_refuses_a_missing_directory_and_a_running_server(
     assert busy.returncode == 2 and "stop it, then migrate" in busy.stderr, busy.stderr
     assert "Traceback" not in busy.stderr + missing.stderr
     assert httpx.get(live_server.url + "/healthz", timeout=10).status_code == 200  # left undisturbed
+
+
+def test_expire_on_duckdb_refuses_while_the_server_runs(live_server: Any) -> None:
+    refused = subprocess.run(
+        footfall_command("expire", "--older-than", "30", "--data", str(live_server.data)),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "stop the server, then expire" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert httpx.get(live_server.url + "/healthz", timeout=10).status_code == 200
