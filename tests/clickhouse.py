@@ -67,9 +67,11 @@ class ClickHouseServer:
         stop(self.process)
 
 
-def start(folder: Path) -> ClickHouseServer:
+def start(folder: Path, extra: str = "", tcp_port: int | None = None) -> ClickHouseServer:
+    """A server in `folder`; `extra` is more config (a cluster's remote_servers, macros, zookeeper),
+    `tcp_port` the native port when the cluster config already names it."""
     command = require_binary()
-    http_port, tcp_port = write_config(folder)
+    http_port, tcp_port = write_config(folder, extra, tcp_port)
     server = ClickHouseServer(folder, http_port, tcp_port, launch(command, folder), 0.0)
     try:
         server.startup_s = wait_ready(server.process, folder, http_port)

@@ -42,6 +42,7 @@ CONFIG = """<?xml version="1.0"?>
   <mark_cache_size>67108864</mark_cache_size>
   <uncompressed_cache_size>67108864</uncompressed_cache_size>
   <mlock_executable>false</mlock_executable>
+{extra}
 </yandex>
 """
 USERS = """<?xml version="1.0"?>
@@ -76,11 +77,15 @@ def binary() -> list[str] | None:
     return [found] if found else None
 
 
-def write_config(folder: Path) -> tuple[int, int]:
-    """The config and users files of a server in `folder`, on free ports: (HTTP port, TCP port)."""
+def write_config(folder: Path, extra: str = "", tcp_port: int | None = None) -> tuple[int, int]:
+    """The config and users files of a server in `folder`, on free ports: (HTTP port, TCP port).
+    `extra` is more config (a cluster's remote_servers, macros, zookeeper), `tcp_port` the native
+    port when that config already names it."""
     folder.mkdir(parents=True, exist_ok=True)
-    http_port, tcp_port = free_port(), free_port()
-    (folder / "config.xml").write_text(CONFIG.format(folder=folder, http_port=http_port, tcp_port=tcp_port))
+    http_port, tcp_port = free_port(), tcp_port or free_port()
+    (folder / "config.xml").write_text(
+        CONFIG.format(folder=folder, http_port=http_port, tcp_port=tcp_port, extra=extra)
+    )
     (folder / "users.xml").write_text(USERS)
     return http_port, tcp_port
 
