@@ -15,11 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,64 +24,8 @@ from typing import Any
 
 import pytest
 
-BINARIES = ("/usr/bin/clickhouse-server", "/usr/sbin/clickhouse-server", "/usr/bin/clickhouse")
-STARTUP_TIMEOUT_S = 60.0  # measured: about 0.2 s on this machine; generous for a loaded CI runner
-STOP_TIMEOUT_S = 30.0
-
-CONFIG = """<?xml version="1.0"?>
-<yandex>
-  <logger>
-    <level>warning</level>
-    <log>{folder}/server.log</log>
-    <errorlog>{folder}/server.err.log</errorlog>
-  </logger>
-  <listen_host>127.0.0.1</listen_host>
-  <http_port>{http_port}</http_port>
-  <tcp_port>{tcp_port}</tcp_port>
-  <path>{folder}/data/</path>
-  <tmp_path>{folder}/tmp/</tmp_path>
-  <user_files_path>{folder}/user_files/</user_files_path>
-  <format_schema_path>{folder}/format_schemas/</format_schema_path>
-  <users_config>{folder}/users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <timezone>UTC</timezone>
-  <mark_cache_size>67108864</mark_cache_size>
-  <uncompressed_cache_size>67108864</uncompressed_cache_size>
-  <mlock_executable>false</mlock_executable>
-{extra}
-</yandex>
-"""
-USERS = """<?xml version="1.0"?>
-<yandex>
-  <profiles><default><max_memory_usage>1000000000</max_memory_usage></default></profiles>
-  <users>
-    <default>
-      <password></password>
-      <networks><ip>127.0.0.1</ip></networks>
-      <profile>default</profile>
-      <quota>default</quota>
-    </default>
-  </users>
-  <quotas><default></default></quotas>
-</yandex>
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def binary() -> list[str] | None:
-    """The command that runs the server, or None when ClickHouse is not installed."""
-    for path in BINARIES:
-        if os.access(path, os.X_OK):
-            return [path] if path.endswith("-server") else [path, "server"]
-    found = shutil.which("clickhouse-server")
-    return [found] if found else None
+# The server's config and process: shared with benchmarks/bench_stores.py.
+from tests.clickhouse_process import binary, launch, stop, wait_ready, write_config
 
 
 def require_binary() -> list[str]:
@@ -124,48 +64,20 @@ class ClickHouseServer:
         return f"clickhouse://127.0.0.1:{self.http_port}/{name}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
 
 
 def start(folder: Path, extra: str = "", tcp_port: int | None = None) -> ClickHouseServer:
     """A server in `folder`; `extra` is more config (a cluster's remote_servers, macros, zookeeper),
     `tcp_port` the native port when the cluster config already names it."""
     command = require_binary()
-    folder.mkdir(parents=True, exist_ok=True)
-    http_port, tcp_port = free_port(), tcp_port or free_port()
-    (folder / "config.xml").write_text(
-        CONFIG.format(folder=folder, http_port=http_port, tcp_port=tcp_port, extra=extra)
-    )
-    (folder / "users.xml").write_text(USERS)
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [*command, f"--config-file={folder / 'config.xml'}"],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = ClickHouseServer(folder, http_port, tcp_port, process, 0.0)
-    while time.monotonic() - started < STARTUP_TIMEOUT_S:
-        if process.poll() is not None:
-            log = (
-                (folder / "server.err.log").read_text(errors="replace") if (folder / "server.err.log").exists() else ""
-            )
-            pytest.fail(f"clickhouse-server exited with {process.returncode}:\n{log[-2000:]}")
-        try:
-            with urllib.request.urlopen(server.url + "/ping", timeout=1) as answer:
-                if answer.read() == b"Ok.\n":
-                    server.startup_s = time.monotonic() - started
-                    return server
-        except (urllib.error.URLError, ConnectionError, OSError):
-            time.sleep(0.05)
-    server.stop()
-    pytest.fail(f"clickhouse-server did not answer within {STARTUP_TIMEOUT_S} s")
+    http_port, tcp_port = write_config(folder, extra, tcp_port)
+    server = ClickHouseServer(folder, http_port, tcp_port, launch(command, folder), 0.0)
+    try:
+        server.startup_s = wait_ready(server.process, folder, http_port)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    return server
 
 
 _running: list[ClickHouseServer] = []  # the session's server, once the fixture started it

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.clickhouse import ClickHouseServer, free_port, require_binary, start
+from tests.clickhouse import ClickHouseServer, require_binary, start
+from tests.clickhouse_process import free_port
 
 # Debian's ZooKeeper (its manifest names its dependencies) and a logger for its log file
 ZOOKEEPER_JARS = (Path("/usr/share/java/zookeeper.jar"), Path("/usr/share/java/slf4j-simple.jar"))

@@ -355,3 +355,22 @@ def test_equal_batches_on_a_replicated_cluster_are_both_stored(clickhouse_replic
         assert store.query("SELECT count(*) FROM events").rows == [(6,)]
     finally:
         store.close()
+
+
+def test_expiry_on_a_cluster_drops_old_months_on_every_shard(
+    cluster_store: ClickHouseStore, clickhouse_shards: ClickHouseCluster
+) -> None:
+    """A node's system.parts lists only its shard's parts, and `events` is a Distributed table:
+    expiry finds the months through it and drops them ON CLUSTER from every local table."""
+    old_month = NOW.replace(day=1) - dt.timedelta(days=40)
+    records = [dataclasses.replace(event(install(n)), time=old_month) for n in range(12)]
+    records += [event(install(n)) for n in range(12)]
+    assert cluster_store.write(records).result(timeout=60) == ()
+    database = cluster_store.address.database
+    assert all(count_on(node, f"SELECT count(*) FROM {database}.events_local") for node in clickhouse_shards.nodes)
+    cut = NOW.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    assert cluster_store.expire_events(cut) == 12
+    assert (
+        sum(count_on(node, f"SELECT count(*) FROM {database}.events_local") for node in clickhouse_shards.nodes) == 12
+    )
+    assert cluster_store.expire_events(cut) == 0

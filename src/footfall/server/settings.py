@@ -73,6 +73,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("max_events_per_batch", int, 500, "Most events in one native batch."),
     Setting("max_event_age_hours", int, 72, "Events older than this (client time) are rejected."),
+    Setting(
+        "retention_days",
+        int,
+        0,
+        "Days raw events are kept: `footfall expire` deletes older ones (by event time); 0 keeps them all.",
+        zero=True,
+    ),
     Setting("read_timeout_s", float, 10.0, "Seconds a client may take to send its request body."),
     Setting(
         "rate_per_client",
@@ -199,6 +206,7 @@ class Settings:
     max_decompressed_bytes: int = 4 * 1024 * 1024
     max_events_per_batch: int = 500
     max_event_age_hours: int = 72
+    retention_days: int = 0
     read_timeout_s: float = 10.0
     rate_per_client: float = 20.0
     burst_per_client: float = 200.0

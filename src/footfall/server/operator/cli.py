@@ -21,7 +21,7 @@ from footfall import __version__
 from footfall.server.auth.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, UsageError
-from footfall.server.operations import Operations
+from footfall.server.operations import Operations, StoreOperations
 from footfall.server.operator.access import add_access_commands, run_access_command
 from footfall.server.operator.backup import add_backup_commands, backup_command, restore_command
 from footfall.server.operator.control import find_server, open_operations
@@ -238,6 +238,31 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("name", help="the app id")
     publish.add_argument("--out", type=Path, required=True, help="the folder to write to")
 
+    expire = commands.add_parser(
+        "expire",
+        parents=[common],
+        help="delete raw events older than a number of days",
+        description="Delete every raw event whose time is more than DAYS days ago (retention). On ClickHouse,"
+        " whole months go as partitions and the rest of the cut month by a delete (docs/stores.md).",
+    )
+    retention = next(setting for setting in SETTINGS if setting.name == "retention_days")
+    expire.add_argument(
+        "--older-than",
+        type=int,
+        metavar="DAYS",
+        help=f"days to keep (default: {retention.env}; one of the two is required)",
+    )
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="copy a DuckDB data directory to ClickHouse",
+        description="Copy a DuckDB data directory's apps, keys, schemas, time zones and events to a ClickHouse"
+        " store, in batches. Resumable and idempotent: run it again after a failure, rows go once. Accounts,"
+        " tokens and secrets stay in DIR: serve the new store with --data DIR. The server on DIR must be stopped.",
+    )
+    migrate.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR", help="the data directory")
+    migrate.add_argument("--to", dest="target", required=True, metavar="URL", help="clickhouse://HOST:PORT/DATABASE")
+
     disclose = commands.add_parser(
         "disclose",
         help="write a tool's ANALYTICS.md from its footfall.init options",
@@ -280,7 +305,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from footfall.disclosure import disclose_main
 
         return disclose_main(args.rest)
+    if args.command == "migrate":
+        return migrate_command(args, console)
     datadir = DataDir(args.data)
+    if args.command == "expire":
+        return expire_command(args, datadir, console)
     if args.command == "serve":
         return serve(args, datadir, console)
     if args.command == "demo":
@@ -317,6 +346,65 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 console,
                 f"Wrote {args.out / (args.name + '.json')} and {args.out / (args.name + '.html')}.",
             )
+    return 0
+
+
+def migrate_command(args: argparse.Namespace, console: Console) -> int:
+    from footfall.server.operator.migrate import migrate
+
+    with Progress(
+        TextColumn("Migrating events"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as bar:
+        task = bar.add_task("migrate", total=None)
+        result = migrate(args.source, args.target, lambda done, total: bar.update(task, completed=done, total=total))
+    say(
+        console,
+        f"Migrated {result.apps} apps and {result.events:,} events in {result.batches} batches to the ClickHouse"
+        f" store ({result.copied_batches} batches, {result.copied_events:,} events copied by this run; the rest"
+        " were there already). Accounts and secrets stay in the data directory: serve with"
+        f" --data {args.source} --store URL.",
+    )
+    if result.unstorable_events:
+        say(
+            console,
+            f"Not copied: {result.unstorable_events:,} events dated before 1970-01-02 or after 2105-12-30, which"
+            " ClickHouse's DateTime cannot hold.",
+        )
+    return 0
+
+
+def expire_command(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
+    import datetime as dt
+
+    days = args.older_than if args.older_than is not None else resolve_settings(datadir.path, {}).retention_days
+    if days <= 0:
+        raise UsageError("footfall expire needs --older-than DAYS (1 or more), or FOOTFALL_RETENTION_DAYS")
+    store_url = resolve_store(args.store)
+    cut = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    cut -= dt.timedelta(days=days)
+    with open_operations(datadir, store_url) as operations:
+        if isinstance(operations, StoreOperations):
+            if operations.store.barrier is not None:
+                operations.store.barrier()  # acknowledged events not loaded yet are expired too
+            deleted = operations.store.expire_events(cut)
+        elif store_url:  # ClickHouse takes many clients: beside the running server, which loads its own log
+            from footfall.server.stores import open_store
+
+            store = open_store(store_url, datadir.database)
+            try:
+                deleted = store.expire_events(cut)
+            finally:
+                store.close()
+        else:
+            raise UsageError(
+                f"footfall serve owns {datadir.path}; DuckDB lets no other process write its file: stop the"
+                " server, then expire"
+            )
+    say(console, f"Deleted {deleted:,} events from before {cut:%Y-%m-%d} (UTC).")
     return 0
 
 

@@ -196,6 +196,13 @@ class EventStore:
         """Delete every event of one (hashed) install; returns how many went."""
         raise NotImplementedError
 
+    def expire_events(self, before: dt.datetime) -> int:
+        """Delete every event whose time (naive UTC) is before `before`; returns how many went.
+
+        Retention: raw events older than the cut go; nothing else does (apps, keys, schemas).
+        """
+        raise NotImplementedError
+
     def add_app(self, name: str) -> bool:
         """Register an app; True if it was new. Idempotent."""
         raise NotImplementedError

@@ -716,6 +716,71 @@ class ClickHouseStore(EventStore):
         with self._lock:
             return self._delete_events("app = $app AND install = $install", {"app": app, "install": install})
 
+    def expire_events(self, before: dt.datetime) -> int:
+        """Months wholly before the cut go as whole partitions (`DROP PARTITION`: instant, no
+        rewrite); the rest of the cut month by a delete mutation, which rewrites that month only.
+        On a cluster both run on every shard's local table (ON CLUSTER); the months are found
+        through the Distributed table, since a node's own parts are only its shard's."""
+        self._check_open()
+        before = before.replace(tzinfo=None)
+        month_start = dt.datetime(before.year, before.month, 1)
+        layout = self.layout
+        with self._lock:
+            dropped = 0
+            for month, rows in self._rows(
+                "SELECT toYYYYMM(time) AS month, count(*) FROM events WHERE time < $start GROUP BY month",
+                {"start": month_start},
+            ):
+                self._run(f"ALTER TABLE {layout.local('events')}{layout.on_cluster} DROP PARTITION {int(month)}")
+                dropped += int(rows)
+            return dropped + self._delete_events("time < $before", {"before": before})
+
+    def import_app(self, name: str, created: dt.datetime) -> bool:
+        """Register an app with its creation time (a migration keeps it); True if it was new."""
+        self._check_open()
+        with self._lock:
+            self._removed_apps.discard(name)
+            if name in self.registry.apps:
+                return False
+            self._run(
+                "INSERT INTO apps (name, created, updated, deleted, timezone)"
+                " VALUES ($name, $created, $version, 0, 'UTC')",
+                {"name": name, "created": created, "version": self._next_version()},
+            )
+            self.registry.apps.add(name)
+            return True
+
+    def loaded_batches(self, prefix: str) -> set[str]:
+        """The ids of the segments and migration batches recorded so far that start with `prefix`."""
+        rows = self._rows(
+            "SELECT id FROM loaded_segments WHERE substring(id, 1, length($prefix)) = $prefix", {"prefix": prefix}
+        )
+        return {str(row[0]) for row in rows}
+
+    def import_batch(self, path: Path, batch: str) -> int | None:
+        """Store a migration batch (JSON lines of every event column, the derived ones included)
+        exactly once, as `load_segment` does a segment: its id goes with its rows and into
+        `loaded_segments` after them, and a batch already recorded is skipped (None).
+
+        Rows of the batch that are present but not recorded are what a run killed midway left
+        (one insert is atomic only up to a block of a million rows): they are deleted and the
+        batch is inserted again. Returns how many events were stored.
+        """
+        self._check_open()
+        found = {"segment": batch}
+        with self._lock:
+            if self._rows("SELECT 1 FROM loaded_segments WHERE id = $segment LIMIT 1", found):
+                return None
+            self._delete_events("segment = $segment", found)
+            columns = ", ".join((*EVENT_COLUMNS, "install_key", "session_key", "run_start", "segment"))
+            try:
+                self._transport.run(f"INSERT INTO events ({columns}) FORMAT JSONEachRow", _chunks(path))
+            except ClickHouseError as exc:
+                raise StoreUnavailable(f"migrating batch {batch} failed: {exc}") from exc
+            events = int(self._rows("SELECT count(*) FROM events WHERE segment = $segment", found)[0][0])
+            self._record_segment(batch, events)
+            return events
+
     def add_app(self, name: str) -> bool:
         self._check_open()
         with self._lock:

@@ -264,6 +264,46 @@ class DuckDBStore(EventStore):
         deleted: int = self._act(delete)
         return deleted
 
+    def expire_events(self, before: dt.datetime) -> int:
+        def delete(con: duckdb.DuckDBPyConnection) -> int:
+            found = con.execute("DELETE FROM events WHERE time < ?", [before]).fetchone()
+            return int(found[0]) if found else 0
+
+        deleted: int = self._act(delete)
+        return deleted
+
+    def export_days(self) -> list[tuple[str, dt.date, int]]:
+        """(app, UTC day, events) for every day that holds events: the migration's batches."""
+        rows = self.query_now(
+            "SELECT app, CAST(time AS DATE) AS day, count(*) FROM events GROUP BY app, day ORDER BY app, day"
+        ).rows
+        return [(str(app), day, int(count)) for app, day, count in rows]
+
+    def export_day(self, app: str, day: dt.date, destination: Path, batch: str) -> None:
+        """Write one app's events of one UTC day to `destination` as JSON lines, as ClickHouse's
+        JSONEachRow reads them: the event columns (times as whole UTC seconds, props as compact
+        JSON), the derived ones, and `batch` as each row's `segment`."""
+        exported = {
+            "time": "strftime(time, '%Y-%m-%d %H:%M:%S') AS time",
+            "received": "strftime(received, '%Y-%m-%d %H:%M:%S') AS received",
+            # Compact, as ClickHouse's writer stores props: its visitParamExtract* read only that.
+            "props": "CASE WHEN json_valid(props) THEN CAST(json(props) AS VARCHAR) ELSE props END AS props",
+        }
+        columns = ", ".join(exported.get(c, c) for c in EVENT_COLUMNS)
+        target = str(destination).replace("'", "''")
+        cursor = self._cursor()
+        try:
+            cursor.execute(
+                f"COPY (SELECT {columns}, install_key, session_key, CAST(run_start AS UTINYINT) AS run_start,"
+                " $batch AS segment FROM events WHERE app = $app AND time >= $day AND time < $day + INTERVAL 1 DAY)"
+                f" TO '{target}' (FORMAT JSON)",
+                {"app": app, "day": dt.datetime.combine(day, dt.time()), "batch": batch},
+            )
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"export failed: {exc}") from exc
+        finally:
+            cursor.close()
+
     def add_app(self, name: str) -> bool:
         def insert(con: duckdb.DuckDBPyConnection) -> bool:
             created = con.execute(

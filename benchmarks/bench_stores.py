@@ -1,0 +1,370 @@
+"""DuckDB against ClickHouse (one node), side by side in one run (issue 13).
+
+    .venv/bin/python benchmarks/bench_stores.py [--quick] [--sizes 1000000,10000000] [--runs 5]
+
+Starts its own clickhouse-server (Debian's, on loopback, in a temp folder: tests/clickhouse_process.py,
+shared with the test fixture), then:
+
+- **Ingestion.** `footfall serve` on an empty store of each engine, loaded by wrk with native
+  batches of 100 events (bench_collector's payload) for `--seconds`: acknowledged events/s (every
+  answer must be 2xx), then how long until the store holds every acknowledged event (the loader
+  catching up), as the events/s that reached the store.
+- **Dashboard tabs.** The same N events generated in each engine by one SQL statement (DuckDB's
+  range(), ClickHouse's numbers(): the same values, row for row; 90 days, 100,000 installs), then
+  `footfall serve` on it and every tab's page (GET /apps/APP?tab=T, last 30 days, the admin
+  token), warm: one load, then the median of `--runs`. For each size in `--sizes`, and the
+  growth of each tab's time from the smallest size to the largest.
+
+Prints markdown tables (docs/benchmarks.md, "Stores"). The goal: the overview tab <= 0.3 s warm at
+10M events on both engines. `--quick` runs 1M only. Exits non-zero when the run did not work (a
+tool missing, a server that died, a non-2xx answer), goals met or not.
+
+The two-shard cluster's ingestion figure: call `ingestion(store_url, seconds, work)` with the
+cluster's store URL (and start a second collector beside it); the lead adds it from ch-cluster's
+fixture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/clickhouse_process.py: the server's config, shared with the fixture
+
+from bench_collector import APP as INGEST_APP  # noqa: E402
+from bench_collector import EVENTS_PER_BATCH, BenchFailed, clean_env, footfall_command, write_scripts, wrk  # noqa: E402
+from common import wait_for  # noqa: E402
+
+from tests import clickhouse_process  # noqa: E402
+
+APP = "big-tool"
+DAYS = 90
+INSTALLS = 100_000
+OVERVIEW_GOAL_S = 0.3
+DRAIN_TIMEOUT_S = 600.0  # the loader catching up after the load: generous on a shared 2-core machine
+PAGE_TIMEOUT_S = 120.0
+SECOND_STEP = 7919  # a prime: row i's age is (i * 7919) mod 90 days in seconds, spread evenly
+VERSIONS = ("1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.1.0")
+OSES = ("linux", "macos", "windows")
+RUNTIMES = ("3.10", "3.11", "3.12")
+COUNTRIES = ("US", "DE", "IN", "GB", "FR", "BR", "CN", "JP", "CA", "NL", "PL", "ES", "IT", "SE", "AU", "KR", "CH")
+COMMANDS = ("build", "check", "run", "serve")
+
+
+def _array(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+# The same rows in both engines: every value a function of the row number i and of one fixed `now`.
+DUCKDB_FILL = f"""
+INSERT INTO events
+SELECT * EXCLUDE (i), ('0x' || substr(install, 1, 16))::UBIGINT, ('0x' || substr(session, 1, 16))::UBIGINT,
+       i % 3 = 0 AS run_start FROM (SELECT i,
+    TIMESTAMP '{{now}}' - to_seconds((i * {SECOND_STEP}) % {DAYS * 86400}) AS time,
+    TIMESTAMP '{{now}}' - to_seconds((i * {SECOND_STEP}) % {DAYS * 86400}) AS received,
+    '{APP}' AS app,
+    {_array(VERSIONS)}[1 + (i % {len(VERSIONS)})] AS app_version,
+    CASE WHEN i % 20 = 0 THEN 'error' ELSE 'command' END AS name,
+    md5(CAST(i % {INSTALLS} AS VARCHAR)) AS install,
+    md5(CAST(i // 3 AS VARCHAR)) AS session,
+    {_array(OSES)}[1 + (i % {len(OSES)})] AS os, '6.1' AS os_version, 'x86_64' AS arch,
+    'cpython' AS runtime, {_array(RUNTIMES)}[1 + (i % {len(RUNTIMES)})] AS runtime_version,
+    CASE WHEN i % 4 = 0 THEN 'github-actions' ELSE '' END AS ci,
+    CASE WHEN i % 7 = 0 THEN 'docker' ELSE '' END AS container,
+    {_array(COUNTRIES)}[1 + (i % {len(COUNTRIES)})] AS country,
+    '{{{{"command":"' || {_array(COMMANDS)}[1 + (i % {len(COMMANDS)})] || '","options":["--fast"],"outcome":"ok"}}}}'
+        AS props,
+    'native' AS source
+FROM range({{events}}) AS t(i)
+ORDER BY time)  -- events arrive roughly in time order, as the collector appends them
+"""
+CLICKHOUSE_FILL = f"""
+INSERT INTO events (time, received, app, app_version, name, install, session, os, os_version, arch, runtime,
+    runtime_version, ci, container, country, props, source, install_key, session_key, run_start)
+SELECT time, time, '{APP}', {_array(VERSIONS)}[1 + (i % {len(VERSIONS)})],
+    if(i % 20 = 0, 'error', 'command'), install, session,
+    {_array(OSES)}[1 + (i % {len(OSES)})], '6.1', 'x86_64', 'cpython', {_array(RUNTIMES)}[1 + (i % {len(RUNTIMES)})],
+    if(i % 4 = 0, 'github-actions', ''), if(i % 7 = 0, 'docker', ''), {_array(COUNTRIES)}[1 + (i % {len(COUNTRIES)})],
+    concat('{{{{"command":"', {_array(COMMANDS)}[1 + (i % {len(COMMANDS)})], '","options":["--fast"],"outcome":"ok"}}}}'),
+    'native', reinterpretAsUInt64(reverse(unhex(substring(install, 1, 16)))),
+    reinterpretAsUInt64(reverse(unhex(substring(session, 1, 16)))), i % 3 = 0
+FROM (SELECT number AS i, toDateTime('{{now}}', 'UTC') - ((i * {SECOND_STEP}) % {DAYS * 86400}) AS time,
+    lower(hex(MD5(toString(i % {INSTALLS})))) AS install, lower(hex(MD5(toString(intDiv(i, 3))))) AS session
+    FROM system.numbers LIMIT {{events}})
+"""
+
+
+@dataclasses.dataclass
+class Ingestion:
+    acknowledged_s: float  # events/s acknowledged
+    stored_s: float  # events/s that reached the store, the loader's catch-up included
+
+
+@dataclasses.dataclass
+class Engine:
+    name: str
+    fill_s: dict[int, float] = dataclasses.field(default_factory=dict)  # size -> seconds to generate
+    tabs: dict[int, dict[str, float]] = dataclasses.field(default_factory=dict)  # size -> tab -> median s
+    ingestion: Ingestion | None = None
+
+
+# -- servers ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def clickhouse(folder: Path) -> Iterator[int]:
+    command = clickhouse_process.binary()
+    if command is None:
+        raise BenchFailed("clickhouse-server is not installed (make system-deps installs it)")
+    port, _ = clickhouse_process.write_config(folder)
+    process = clickhouse_process.launch(command, folder)
+    try:
+        clickhouse_process.wait_ready(process, folder, port)
+        yield port
+    except RuntimeError as exc:
+        raise BenchFailed(str(exc)) from None
+    finally:
+        clickhouse_process.stop(process)
+
+
+def clickhouse_run(port: int, sql: str) -> str:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=sql.encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=3600) as answer:
+        return str(answer.read().decode())
+
+
+@contextmanager
+def serve(data: Path, store_url: str, log: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`footfall serve` on `data` (and `store_url`): its URL and the admin token's header."""
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "server.json").unlink(missing_ok=True)
+    store = ["--store", store_url] if store_url else []
+    with log.open("wb") as out:
+        child = subprocess.Popen(
+            footfall_command("serve", "--data", str(data), "--port", "0", *store),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean_env(),
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not (data / "server.json").exists():
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise BenchFailed(f"footfall serve did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.1)
+            url = json.loads((data / "server.json").read_text())["url"]
+            wait_for(url + "/healthz")
+            token = json.loads((data / "secrets.json").read_text())["admin_token"]
+            yield url, {"Authorization": f"Bearer {token}"}
+        finally:
+            child.terminate()
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def get(url: str, headers: dict[str, str]) -> tuple[float, bytes]:
+    started = time.perf_counter()
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=PAGE_TIMEOUT_S) as answer:
+        body = answer.read()
+        if answer.status != 200:
+            raise BenchFailed(f"GET {url} answered {answer.status}")
+    return time.perf_counter() - started, body
+
+
+def add_app(data: Path, store_url: str, app: str) -> None:
+    store = ["--store", store_url] if store_url else []
+    done = subprocess.run(
+        footfall_command("app", "add", app, "--data", str(data), *store),
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise BenchFailed(f"footfall app add {app} failed: {done.stderr}")
+
+
+# -- the measures -----------------------------------------------------------------------------
+
+
+def ingestion(store_url: str, seconds: float, work: Path) -> Ingestion:
+    """Acknowledged events/s through `footfall serve` on the store `store_url` ("" for DuckDB in
+    the data directory), and the events/s that reached the store. The hook for the cluster: pass
+    the Distributed store's URL."""
+    data = work / f"ingest-{len(list(work.glob('ingest-*')))}"
+    data.mkdir()
+    add_app(data, store_url, INGEST_APP)
+    scripts = write_scripts(work)
+    with serve(data, store_url, work / (data.name + ".log")) as (url, headers):
+        summary = f"{url}/api/v1/apps/{INGEST_APP}/summary"
+        load = wrk(url + "/v1/batch", scripts["native"], seconds)
+        acknowledged = load.requests_s * EVENTS_PER_BATCH * max(1, round(seconds))
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while True:
+            stored = json.loads(get(summary, headers)[1])["events"]
+            if stored >= acknowledged * 0.999:  # wrk's rate is rounded to two decimals
+                break
+            if time.monotonic() > deadline:
+                raise BenchFailed(f"only {stored} of about {acknowledged:.0f} acknowledged events were stored")
+            time.sleep(0.2)
+        drained = time.monotonic() - (deadline - DRAIN_TIMEOUT_S)
+    return Ingestion(load.requests_s * EVENTS_PER_BATCH, acknowledged / (max(1, round(seconds)) + drained))
+
+
+def fill(engine: str, data: Path, store_url: str, ch_port: int, events: int, now: str) -> float:
+    """Generate `events` rows in a fresh store; seconds it took."""
+    from footfall.server.stores.clickhouse import ClickHouseStore
+    from footfall.server.stores.duckdb import DuckDBStore
+
+    data.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if engine == "DuckDB":
+        duck = DuckDBStore(data / "footfall.duckdb")
+        try:
+            duck.add_app(APP)
+            duck._act(lambda con: con.execute(DUCKDB_FILL.format(now=now, events=events)))
+        finally:
+            duck.close()
+    else:
+        house = ClickHouseStore(store_url)  # its migrations create the tables
+        try:
+            house.add_app(APP)
+        finally:
+            house.close()
+        database = store_url.rsplit("/", 1)[1]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ch_port}/?database={database}",
+            data=CLICKHOUSE_FILL.format(now=now, events=events).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=3600) as answer:
+            answer.read()
+        clickhouse_run(ch_port, f"OPTIMIZE TABLE {database}.events FINAL")  # as a store settles after loads
+    return time.perf_counter() - started
+
+
+def tab_times(data: Path, store_url: str, runs: int, log: Path, tabs: list[str]) -> dict[str, float]:
+    times: dict[str, float] = {}
+    with serve(data, store_url, log) as (url, headers):
+        for tab in tabs:
+            page = f"{url}/apps/{APP}?tab={tab}"
+            get(page, headers)  # warm
+            times[tab] = statistics.median(get(page, headers)[0] for _ in range(runs))
+    return times
+
+
+# -- the tables -------------------------------------------------------------------------------
+
+
+def size_label(events: int) -> str:
+    return f"{events // 1_000_000}M" if events % 1_000_000 == 0 else f"{events:,}"
+
+
+def tables(engines: list[Engine], sizes: list[int]) -> str:
+    out: list[str] = []
+    if any(e.ingestion for e in engines):
+        out += ["| ingestion (wrk, native batches of 100) | " + " | ".join(e.name for e in engines) + " |"]
+        out += ["|---" * (len(engines) + 1) + "|"]
+        for label, field in (("acknowledged events/s", "acknowledged_s"), ("stored events/s", "stored_s")):
+            cells = [f"{getattr(e.ingestion, field):,.0f}" if e.ingestion else "-" for e in engines]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append("")
+    header = [f"{e.name} {size_label(s)}" for s in sizes for e in engines]
+    if len(sizes) > 1:
+        header += [f"{e.name} x{size_label(sizes[-1])}/{size_label(sizes[0])}" for e in engines]
+    out += ["| tab (warm, median) | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    tabs = list(engines[0].tabs[sizes[0]])
+    for tab in tabs:
+        cells = [f"{e.tabs[s][tab] * 1000:,.0f} ms" for s in sizes for e in engines]
+        if len(sizes) > 1:
+            cells += [f"{e.tabs[sizes[-1]][tab] / e.tabs[sizes[0]][tab]:.1f}" for e in engines]
+        out.append(f"| {tab} | " + " | ".join(cells) + " |")
+    out.append("")
+    out.append(
+        "generated in: " + "; ".join(f"{e.name} {size_label(s)} {e.fill_s[s]:.0f} s" for s in sizes for e in engines)
+    )
+    largest = sizes[-1]
+    for e in engines:
+        if "overview" not in e.tabs[largest]:
+            continue
+        overview = e.tabs[largest]["overview"]
+        met = "met" if overview <= OVERVIEW_GOAL_S else "NOT met"
+        out.append(
+            f"{e.name}: overview {overview * 1000:.0f} ms at {size_label(largest)}; goal <= "
+            f"{OVERVIEW_GOAL_S * 1000:.0f} ms at 10M -> {met if largest >= 10_000_000 else 'not measured at 10M'}"
+        )
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1M events only")
+    parser.add_argument("--sizes", default="1000000,10000000", help="events per size (default 1M and 10M)")
+    parser.add_argument("--runs", type=int, default=5, help="timed loads of each tab (default 5)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of ingestion load (default 10)")
+    parser.add_argument("--no-ingestion", action="store_true", help="skip the ingestion measure")
+    parser.add_argument("--tabs", help="only these tabs, e.g. overview,when (default: every tab)")
+    args = parser.parse_args()
+    from footfall.server.edge.dashboard import TABS
+
+    tabs = args.tabs.split(",") if args.tabs else list(TABS)
+    if not set(tabs) <= set(TABS):
+        parser.error(f"--tabs: the tabs are {', '.join(TABS)}")
+    # A stop (SIGTERM, as `timeout` sends) unwinds like Ctrl-C: the servers started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sizes = [1_000_000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
+    if not args.no_ingestion and shutil.which("wrk") is None:
+        print("wrk is not installed (make bench installs it); run with --no-ingestion", file=sys.stderr)
+        return 1
+    engines = [Engine("DuckDB"), Engine("ClickHouse")]
+    now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    try:
+        with tempfile.TemporaryDirectory(prefix="footfall-bench-stores-") as folder:
+            work = Path(folder)
+            with clickhouse(work / "clickhouse") as port:
+                if not args.no_ingestion:
+                    for engine in engines:
+                        url = create_database(port, "ingest") if engine.name == "ClickHouse" else ""
+                        engine.ingestion = ingestion(url, args.seconds, work)
+                        print(f"{engine.name}: {engine.ingestion}", file=sys.stderr)
+                for size in sizes:
+                    for engine in engines:
+                        data = work / f"{engine.name}-{size}"
+                        url = create_database(port, f"tabs_{size}") if engine.name == "ClickHouse" else ""
+                        engine.fill_s[size] = fill(engine.name, data, url, port, size, now)
+                        engine.tabs[size] = tab_times(data, url, args.runs, work / f"{data.name}.log", tabs)
+                        print(f"{engine.name} {size_label(size)}: {engine.tabs[size]}", file=sys.stderr)
+                        if engine.name == "DuckDB":
+                            shutil.rmtree(data)  # the disk is shared: one size at a time
+                        else:
+                            clickhouse_run(port, f"DROP DATABASE {url.rsplit('/', 1)[1]}")
+    except BenchFailed as exc:
+        print(f"bench_stores: {exc}", file=sys.stderr)
+        return 1
+    print(tables(engines, sizes))
+    return 0
+
+
+def create_database(port: int, name: str) -> str:
+    clickhouse_run(port, f"CREATE DATABASE IF NOT EXISTS {name}")
+    return f"clickhouse://127.0.0.1:{port}/{name}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
