@@ -130,6 +130,11 @@ class EventStore:
         """The app's time zone: its reports' days, weeks and hours are local to it."""
         return self.registry.timezones.get(app, "UTC")
 
+    def check_secrets(self, fingerprint: str, file: str) -> None:
+        """Refuse (UsageError) a store that other servers share under another install key than
+        `fingerprint`'s, the key in `file`. A store kept in the data directory beside its
+        secrets has nothing to compare."""
+
     def set_timezone(self, app: str, timezone: str) -> None:
         """Store the app's time zone (a name `filters.check_timezone` accepted)."""
         raise NotImplementedError
