@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from tests.clickhouse import clickhouse_server  # noqa: F401 (a fixture: Debian's clickhouse-server on loopback)
+from tests.postgres import postgres_server  # noqa: F401 (a fixture: Debian's PostgreSQL on loopback)
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "contract" / "golden"
