@@ -67,6 +67,8 @@ def build_context(settings: Settings, store: EventStore, worker: int = 0) -> Ser
     ingestor = Ingestor(
         store, secrets.install_key, metrics, ingest_log, CardinalityGuard(store, settings.max_distinct_values, metrics)
     )
+    if not worker:
+        store.on_removed = ingestor.forget_app  # an app another collector of a shared store removed
     return ServerContext(
         settings=settings,
         store=store,

@@ -115,6 +115,9 @@ class EventStore:
     # Called before each report query: the server sets it to the ingest log's catch-up, so
     # a read sees every event acknowledged before it (read-your-writes).
     barrier: Callable[[], None] | None = None
+    # Called with each app that another server sharing the store removed (a shared store
+    # reloads its registry): the server drops what it caches about the app.
+    on_removed: Callable[[str], None] | None = None
 
     def has_app(self, name: str) -> bool:
         return name in self.registry.apps

@@ -421,11 +421,15 @@ class ClickHouseStore(EventStore):
             if changes != self._changes:
                 return  # a local change overlapped the read: the next reload sees it
             # Apps removed elsewhere: events of theirs already queued here are refused at commit.
+            removed = self.registry.apps - fresh.apps
             self._removed_apps.difference_update(fresh.apps)
-            self._removed_apps.update(self.registry.apps - fresh.apps)
+            self._removed_apps.update(removed)
             self.registry = fresh
         finally:
             self._lock.release()
+        if self.on_removed is not None:
+            for app in removed:
+                self.on_removed(app)
 
     @contextlib.contextmanager
     def _change(self) -> Iterator[None]:
