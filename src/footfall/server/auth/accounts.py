@@ -189,10 +189,18 @@ class AccountStore:
             self.engine.close()
             raise
 
+    def _sqlite(self) -> SqliteEngine:
+        assert isinstance(self.engine, SqliteEngine), "a PostgreSQL account store has no SQLite file"
+        return self.engine
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a SQLite store only)."""
+        return self._sqlite().path
+
     def _connection(self) -> sqlite3.Connection:
         """This thread's SQLite connection (a SQLite store only)."""
-        assert isinstance(self.engine, SqliteEngine), "a PostgreSQL account store has no SQLite connection"
-        return self.engine.connection()
+        return self._sqlite().connection()
 
     @contextmanager
     def _db(self) -> Iterator[Database]:
