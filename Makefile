@@ -27,7 +27,8 @@ run: $(VENV)/.server-installed
 	$(BIN)/footfall serve --data $(DATA) --host $(HOST) --port $(PORT)
 
 ## system-deps: Debian's Chromium (browser tests), nginx and Caddy (proxy config checks), ClickHouse (the
-## ClickHouse store's tests) and ZooKeeper (its cluster tests), installed when missing
+## ClickHouse store's tests), ZooKeeper (its cluster tests) and PostgreSQL (shared accounts), installed
+## when missing
 system-deps:
 	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
@@ -44,6 +45,10 @@ system-deps:
 	  { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq --no-install-recommends zookeeper >/dev/null; } || \
 	  echo "ZooKeeper could not be installed: the ClickHouse cluster tests skip here (and fail under CI=true)."
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } || \
+	  echo "PostgreSQL could not be installed: its accounts tests skip here (and fail under CI=true)."
 
 ## test: install, lint, type-check and run the whole suite
 test: $(VENV)/.test-installed system-deps lint

@@ -21,6 +21,7 @@ import pytest
 
 from tests.clickhouse import clickhouse_server  # noqa: F401 (a fixture: Debian's clickhouse-server on loopback)
 from tests.clickhouse_cluster import clickhouse_replicas, clickhouse_shards, zookeeper  # noqa: F401 (fixtures: clusters on loopback)
+from tests.postgres import postgres_server  # noqa: F401 (a fixture: Debian's PostgreSQL on loopback)
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "contract" / "golden"

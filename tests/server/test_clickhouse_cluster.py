@@ -374,3 +374,21 @@ def test_expiry_on_a_cluster_drops_old_months_on_every_shard(
         sum(count_on(node, f"SELECT count(*) FROM {database}.events_local") for node in clickhouse_shards.nodes) == 12
     )
     assert cluster_store.expire_events(cut) == 0
+
+
+def test_collectors_naming_different_nodes_share_one_install_key_fingerprint(
+    clickhouse_shards: ClickHouseCluster,
+) -> None:
+    """The fingerprint table was made on the node a collector named only, so on a cluster a
+    collector with another secrets.json, naming another node, was not refused."""
+    url = clickhouse_shards.database()
+    first = ClickHouseStore(url)
+    other = ClickHouseStore(clickhouse_shards.url(1, parse_url(url).database))
+    try:
+        first.check_secrets("fingerprint-a", "DIR/secrets.json")
+        with pytest.raises(UsageError, match="another install key"):
+            other.check_secrets("fingerprint-b", "OTHER/secrets.json")
+        other.check_secrets("fingerprint-a", "DIR/secrets.json")  # the same key, through node 2: fine
+    finally:
+        first.close()
+        other.close()

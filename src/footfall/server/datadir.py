@@ -3,7 +3,8 @@
     DIR/                  mode 0700; each file below 0600, each folder below 0700
     DIR/footfall.duckdb   the embedded store (events and apps), and its .wal
     DIR/accounts.sqlite   users, tokens and sessions, and its -wal and -shm
-    DIR/secrets.json      the install-hash key and the local admin token
+    DIR/secrets.json      the install-hash key and the local admin token; the same file on
+                          every collector of a shared store (docs/deployment.md)
     DIR/server.json       while `footfall serve` runs: its pid and URL
     DIR/log/              the ingest log: acknowledged events, fsynced, waiting to be loaded
     DIR/log/quarantine/   lines the store would not take, kept for an operator
@@ -20,6 +21,8 @@ are private from their first byte. Several instances live side by side in differ
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -32,6 +35,7 @@ DATABASE_FILE = "footfall.duckdb"
 SECRETS_FILE = "secrets.json"
 SERVER_FILE = "server.json"
 ACCOUNTS_FILE = "accounts.sqlite"
+FINGERPRINT_TEXT = b"footfall install key fingerprint v1"
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_UMASK = 0o077  # no group or other bits on anything this process creates
@@ -56,6 +60,12 @@ class ServerSecrets:
     install_key: bytes  # keys the hash of install and session ids
     admin_token: str  # lets the local CLI and the dashboard's first login in
 
+    @property
+    def fingerprint(self) -> str:
+        """What a shared store remembers of the install key: equal keys give equal fingerprints,
+        and the key cannot be recovered from it (an HMAC of a fixed text under the key)."""
+        return hmac.new(self.install_key, FINGERPRINT_TEXT, hashlib.sha256).hexdigest()
+
 
 class DataDir:
     def __init__(self, path: Path) -> None:
@@ -64,6 +74,10 @@ class DataDir:
     @property
     def database(self) -> Path:
         return self.path / DATABASE_FILE
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.path / SECRETS_FILE
 
     @property
     def log(self) -> Path:

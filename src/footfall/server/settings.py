@@ -55,6 +55,13 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Where events and apps are stored: empty for the DuckDB file in --data, or clickhouse://HOST:PORT/DATABASE.",
     ),
+    Setting(
+        "accounts",
+        str,
+        "",
+        "Where accounts, tokens and sessions are kept: empty for accounts.sqlite in --data, or "
+        "postgresql://USER@HOST:PORT/DATABASE, shared by every collector of a shared store (docs/stores.md).",
+    ),
     Setting("host", str, "127.0.0.1", "Address to listen on."),
     Setting("port", int, 8000, "Port to listen on; 0 picks a free one.", zero=True),
     Setting(
@@ -199,6 +206,7 @@ SETTINGS: tuple[Setting, ...] = (
 class Settings:
     data: Path
     store: str = ""
+    accounts: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -264,6 +272,7 @@ def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str,
         raise UsageError(f"--workers must be at most {MAX_WORKERS}")
     values["public_url"] = check_public_url(values["public_url"])
     values["store"] = check_store(values["store"])
+    values["accounts"] = check_accounts(values["accounts"])
     return Settings(data=data, **values)
 
 
@@ -281,6 +290,27 @@ def resolve_store(flag: str | None, environ: Mapping[str, str] | None = None) ->
     """The --store setting alone (flag, then FOOTFALL_STORE, then DuckDB), for the commands besides serve."""
     env = os.environ if environ is None else environ
     return check_store(flag if flag is not None else env.get("FOOTFALL_STORE", ""))
+
+
+ACCOUNTS_SCHEMES = ("postgresql://", "postgres://")
+
+
+def check_accounts(accounts: str) -> str:
+    """An --accounts value: "" (accounts.sqlite in --data) or a PostgreSQL URL, or a UsageError."""
+    if accounts and not accounts.startswith(ACCOUNTS_SCHEMES):
+        raise UsageError("--accounts must be empty (accounts.sqlite in --data) or postgresql://USER@HOST:PORT/DATABASE")
+    return accounts
+
+
+def resolve_accounts(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The --accounts setting alone (flag, then FOOTFALL_ACCOUNTS, then the SQLite file), for the CLI."""
+    env = os.environ if environ is None else environ
+    return check_accounts(flag if flag is not None else env.get("FOOTFALL_ACCOUNTS", ""))
+
+
+def accounts_location(accounts: str, data: Path) -> Path | str:
+    """What `AccountStore` opens for an --accounts setting: the URL, or the file in --data."""
+    return accounts or data / "accounts.sqlite"
 
 
 def check_public_settings(

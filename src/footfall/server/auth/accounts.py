@@ -2,7 +2,9 @@
 
 Kept in `DIR/accounts.sqlite` (the standard library's SQLite, in WAL mode) rather
 than in DuckDB: it is small, transactional data that the CLI must be able to change
-while `footfall serve` holds the event store.
+while `footfall serve` holds the event store. Collectors that share a store share their
+accounts on PostgreSQL instead (`--accounts postgresql://...`): the same SQL and the same
+numbered migrations run on both (auth/database.py).
 
 Passwords are hashed with scrypt (memory-hard); tokens and session ids are stored
 only as SHA-256 hashes. Roles per app are owner, maintainer and viewer; an admin
@@ -29,12 +31,12 @@ import hashlib
 import re
 import secrets
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+from footfall.server.auth.database import Database, SqliteEngine, migrate, open_engine
 from footfall.server.auth.logins import (
     LoginThrottle,
     check_password,
@@ -176,34 +178,41 @@ class LoginAttempt:
 
 
 class AccountStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        self.migrate()
+    """The accounts, on the SQLite file at `location` or the PostgreSQL server a
+    postgresql:// URL names (the --accounts setting; see auth/database.py)."""
+
+    def __init__(self, location: Path | str) -> None:
+        self.engine = open_engine(location)
+        try:
+            self.migrate()
+        except BaseException:
+            self.engine.close()
+            raise
+
+    def _sqlite(self) -> SqliteEngine:
+        assert isinstance(self.engine, SqliteEngine), "a PostgreSQL account store has no SQLite file"
+        return self.engine
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a SQLite store only)."""
+        return self._sqlite().path
 
     def _connection(self) -> sqlite3.Connection:
-        """One connection per thread: SQLite connections must not cross threads."""
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            self._local.connection = connection
-        return connection
+        """This thread's SQLite connection (a SQLite store only)."""
+        return self._sqlite().connection()
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with _transaction(self._connection()) as db:
+    def _db(self) -> Iterator[Database]:
+        with self.engine.transaction() as db:
             yield db
 
     def migrate(self) -> None:
-        """Bring the file up to the newest schema (see `migrate_schema`)."""
-        migrate_schema(self._connection())
+        """Bring the database up to the newest schema (see `database.migrate`)."""
+        migrate(self.engine, MIGRATIONS)
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        self.engine.close()
 
     # -- accounts ---------------------------------------------------------------------
 
@@ -397,8 +406,8 @@ class AccountStore:
         """The principal a login code is for, consuming it; None when unknown, used or expired."""
         with self._db() as db:
             found = db.execute("SELECT email, expires FROM login_codes WHERE code_hash = ?", (sha256(code),)).fetchone()
-            db.execute("DELETE FROM login_codes WHERE code_hash = ?", (sha256(code),))
-        if found is None or found[1] < now().isoformat():
+            deleted = db.execute("DELETE FROM login_codes WHERE code_hash = ?", (sha256(code),)).rowcount
+        if found is None or deleted != 1 or found[1] < now().isoformat():
             return None
         return self.principal(found[0])
 
@@ -494,7 +503,7 @@ class AccountStore:
         return ended
 
     @staticmethod
-    def _end_sessions(db: sqlite3.Connection, email: str) -> int:
+    def _end_sessions(db: Database, email: str) -> int:
         return db.execute("DELETE FROM sessions WHERE email = ?", (email,)).rowcount
 
     # -- public apps and the audit log --------------------------------------------------
@@ -530,15 +539,16 @@ class AccountStore:
         """The newest `limit` entries, newest first."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT time, actor, action, app, detail FROM audit ORDER BY time DESC, rowid DESC LIMIT ?",
+                "SELECT time, actor, action, app, detail FROM audit"
+                f" ORDER BY time DESC, {self.engine.audit_order} DESC LIMIT ?",  # a fixed column name
                 (max(0, limit),),
             ).fetchall()
         return [AuditEntry(_parse(t), actor, action, app, detail) for t, actor, action, app, detail in rows]
 
     @staticmethod
-    def _audit(db: sqlite3.Connection, actor: str, action: str, app: str, detail: str) -> None:
+    def _audit(db: Database, actor: str, action: str, app: str, detail: str) -> None:
         db.execute(
-            "INSERT INTO audit VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO audit (time, actor, action, app, detail) VALUES (?, ?, ?, ?, ?)",
             (now().isoformat(), actor, action, app, detail),
         )
 
@@ -547,28 +557,9 @@ def _parse(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction on an autocommit connection (`isolation_level=None`)."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield connection
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-
-
 def migrate_schema(connection: sqlite3.Connection) -> None:
     """Bring an accounts file up to the newest schema, one migration per transaction.
 
     `connection` is in autocommit mode (`isolation_level=None`), as `AccountStore`'s are.
     """
-    for version, script in enumerate(MIGRATIONS, start=1):
-        with _transaction(connection) as db:
-            if db.execute("PRAGMA user_version").fetchone()[0] >= version:
-                continue
-            for statement in script.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {version:d}")
+    migrate(SqliteEngine(Path(), connection), MIGRATIONS)

@@ -12,9 +12,9 @@ import hashlib
 import hmac
 import os
 import secrets
-import sqlite3
 from functools import cache
 
+from footfall.server.auth.database import Database
 from footfall.server.errors import UsageError
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB of memory per hash
@@ -91,7 +91,7 @@ class LoginThrottle:
         return min(cls.MAX_DELAY, delay)
 
     @classmethod
-    def begin(cls, db: sqlite3.Connection, key: str, email: str, moment: dt.datetime, known_device: bool) -> float:
+    def begin(cls, db: Database, key: str, email: str, moment: dt.datetime, known_device: bool) -> float:
         """Seconds the client `key` must wait before trying `email`, or 0 when it may try now.
 
         A permitted attempt is counted as a failure at once, in the caller's transaction,
@@ -109,24 +109,26 @@ class LoginThrottle:
         return 0.0
 
     @staticmethod
-    def succeeded(db: sqlite3.Connection, key: str, email: str, known_device: bool) -> None:
+    def succeeded(db: Database, key: str, email: str, known_device: bool) -> None:
         """Clear the client's failures, and take back the attempt counted against the account."""
         db.execute("DELETE FROM login_failures WHERE key = ?", (key,))
         if not known_device:
             db.execute(
-                "UPDATE login_failures SET failures = max(failures - 1, 0) WHERE key = ?",
+                # CASE, not max(a, b): SQLite's two-argument max is GREATEST in PostgreSQL
+                "UPDATE login_failures SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END"
+                " WHERE key = ?",
                 ("account:" + _sha256(email),),
             )
 
     @staticmethod
-    def forget_account(db: sqlite3.Connection, email: str) -> None:
+    def forget_account(db: Database, email: str) -> None:
         """Drop the per-account failure count of a removed account. (Per-client rows are keyed
         by a hash of address and email, so they cannot be found from the email; they expire
         after `FORGET_AFTER`.)"""
         db.execute("DELETE FROM login_failures WHERE key = ?", ("account:" + _sha256(email),))
 
     @staticmethod
-    def account_wait(db: sqlite3.Connection, email: str, moment: dt.datetime) -> float:
+    def account_wait(db: Database, email: str, moment: dt.datetime) -> float:
         row = db.execute(
             "SELECT failures, last_failure FROM login_failures WHERE key = ?", ("account:" + _sha256(email),)
         ).fetchone()
@@ -136,9 +138,7 @@ class LoginThrottle:
         return max(0.0, (window_end - moment).total_seconds())
 
     @staticmethod
-    def record_failure(
-        db: sqlite3.Connection, key: str, email: str, moment: dt.datetime, count_for_account: bool
-    ) -> None:
+    def record_failure(db: Database, key: str, email: str, moment: dt.datetime, count_for_account: bool) -> None:
         row = db.execute("SELECT failures FROM login_failures WHERE key = ?", (key,)).fetchone()
         failures = (row[0] if row else 0) + 1
         blocked_until = moment + LoginThrottle.delay(failures)

@@ -37,7 +37,7 @@ from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.pipeline import Ingestor
 from footfall.server.metrics import Metrics
 from footfall.server.operations import StoreOperations
-from footfall.server.settings import Settings
+from footfall.server.settings import Settings, accounts_location
 from footfall.server.stores.base import EventStore
 
 log = logging.getLogger("footfall.server")
@@ -63,10 +63,12 @@ def build_context(settings: Settings, store: EventStore, worker: int = 0) -> Ser
     # an app's budgets are split evenly: together they allow what was configured. A client's
     # budget is not: one client's keep-alive connection stays with one process (docs/collector.md).
     share = 1 / settings.workers
-    accounts = AccountStore(settings.data / "accounts.sqlite")
+    accounts = AccountStore(accounts_location(settings.accounts, settings.data))
     ingestor = Ingestor(
         store, secrets.install_key, metrics, ingest_log, CardinalityGuard(store, settings.max_distinct_values, metrics)
     )
+    if not worker:
+        store.on_removed = ingestor.forget_app  # an app another collector of a shared store removed
     return ServerContext(
         settings=settings,
         store=store,

@@ -25,9 +25,9 @@ from rich.text import Text
 from footfall.server.auth.accounts import LOCAL_ADMIN, MAX_EXPIRES_DAYS, ROLES, TOKEN_ID_CHARS, AccountStore
 from footfall.server.datadir import DataDir
 from footfall.server.errors import UsageError
-from footfall.server.operator.control import find_server, open_operations
+from footfall.server.operator.control import find_server, local_accounts, open_operations
 from footfall.server.operator.terminal import say, visible_controls
-from footfall.server.settings import absolute_url, resolve_settings
+from footfall.server.settings import absolute_url, resolve_settings, resolve_store
 
 DEFAULT_TOKEN_DAYS = 90
 MAX_AUDIT_LIMIT = 100_000
@@ -159,7 +159,7 @@ def run_access_command(args: argparse.Namespace, datadir: DataDir, console: Cons
     datadir.create()
     if args.command == "admin" and args.admin_command == "rotate":
         datadir.rotate_admin_token()
-        log = AccountStore(datadir.path / "accounts.sqlite")
+        log = AccountStore(local_accounts(args, datadir))
         try:
             log.audit(LOCAL_ADMIN, "admin_token_rotate")
             # A rotation answers a leak: the local admin's dashboard sessions and links end too.
@@ -170,10 +170,12 @@ def run_access_command(args: argparse.Namespace, datadir: DataDir, console: Cons
         return 0
     if args.command == "user" and args.user_command == "add" and args.app is not None:
         AccountStore.check_role(args.email, args.role, args.app)  # its mistakes first
-        with open_operations(datadir) as operations:
+        with open_operations(
+            datadir, resolve_store(getattr(args, "store", None)), local_accounts(args, datadir)
+        ) as operations:
             if args.app not in {app["name"] for app in operations.list_apps()}:
                 raise UsageError(f"no app named {args.app!r}; register it first with `footfall app add {args.app}`")
-    store = AccountStore(datadir.path / "accounts.sqlite")
+    store = AccountStore(local_accounts(args, datadir))
     try:
         if args.command == "user":
             user_command(args, store, console)

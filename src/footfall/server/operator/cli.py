@@ -24,7 +24,7 @@ from footfall.server.errors import FootfallError, UsageError
 from footfall.server.operations import Operations, StoreOperations
 from footfall.server.operator.access import add_access_commands, run_access_command
 from footfall.server.operator.backup import add_backup_commands, backup_command, restore_command
-from footfall.server.operator.control import find_server, open_operations
+from footfall.server.operator.control import find_server, local_accounts, open_operations
 from footfall.server.operator.terminal import print_csv, print_report, print_summary, say
 from footfall.server.query.filters import CI_CHOICES, CONTAINERS, check_timezone
 from footfall.server.query.properties import ARGUMENT_REPORTS
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     store = next(setting for setting in SETTINGS if setting.name == "store")
     common.add_argument("--store", default=None, help=f"{store.help} (env {store.env})")
+    accounts = next(setting for setting in SETTINGS if setting.name == "accounts")
+    common.add_argument("--accounts", default=None, help=f"{accounts.help} (env {accounts.env})")
     parser = ArgumentParser(
         prog="footfall",
         description="Self-hostable, anonymous, aggregate usage analytics for open-source tools.",
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the collector and dashboard on the data directory.",
     )
     for setting in SETTINGS:
-        if setting.name == "store":
+        if setting.name in ("store", "accounts"):
             continue  # a common option (above): every command that reads or writes the store takes it
         serve.add_argument(
             setting.flag,
@@ -329,7 +331,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         restore_command(args.source, datadir)
         say(console, f"Restored {args.source} into {datadir.path}; serve it with: footfall serve --data {datadir.path}")
         return 0
-    with open_operations(datadir, resolve_store(getattr(args, "store", None))) as operations:
+    with open_operations(
+        datadir, resolve_store(getattr(args, "store", None)), local_accounts(args, datadir)
+    ) as operations:
         if args.command == "app":
             app_command(args, operations, datadir, console)
         elif args.command == "report":
@@ -434,7 +438,7 @@ def app_command(args: argparse.Namespace, operations: Operations, datadir: DataD
         say(console, f"Days of {result['name']} now start at midnight in {result['timezone']}.")
     elif args.app_command == "public":
         operations.summary(args.name, 1)  # a clear error for an unknown app
-        store = AccountStore(datadir.path / "accounts.sqlite")
+        store = AccountStore(local_accounts(args, datadir))
         try:
             # operations.summary above refused an unknown app; it may be a running server's,
             # whose store this process cannot open to check again.

@@ -149,9 +149,18 @@ def find_server(datadir: DataDir) -> str | None:
     return url
 
 
+def local_accounts(args: Any, datadir: DataDir) -> Path | str:
+    """What a command's `AccountStore` opens: its --accounts (or FOOTFALL_ACCOUNTS) URL, or
+    the SQLite file in its data directory."""
+    from footfall.server.settings import accounts_location, resolve_accounts
+
+    return accounts_location(resolve_accounts(getattr(args, "accounts", None)), datadir.path)
+
+
 @contextlib.contextmanager
-def open_operations(datadir: DataDir, store_url: str = "") -> Iterator[Operations]:
-    """The running server's operations, or the store's own (`store_url`: the --store setting)."""
+def open_operations(datadir: DataDir, store_url: str = "", accounts_at: Path | str = "") -> Iterator[Operations]:
+    """The running server's operations, or the store's own (`store_url`: the --store setting;
+    `accounts_at`: what `AccountStore` opens, by default the file in the data directory)."""
     url = find_server(datadir)
     if url is not None:
         yield RemoteOperations(url, datadir.secrets().admin_token)
@@ -167,7 +176,7 @@ def open_operations(datadir: DataDir, store_url: str = "") -> Iterator[Operation
     settings = Settings(data=datadir.path)
     ingest_log = IngestLog(datadir.log, store, settings.max_log_bytes, settings.max_log_age_s)
     store.barrier = ingest_log.catch_up
-    accounts = AccountStore(datadir.path / "accounts.sqlite")
+    accounts = AccountStore(accounts_at or datadir.path / "accounts.sqlite")
     try:
         yield StoreOperations(store, accounts, data=datadir.path, log=ingest_log)
     finally:

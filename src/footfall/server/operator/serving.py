@@ -163,10 +163,12 @@ def run_server(settings: Settings, announce: Callable[[str, str], None]) -> None
     """Serve until interrupted; `announce(url, login_url)` is called once listening."""
     datadir = DataDir(settings.data)
     datadir.create()
-    datadir.secrets()  # made on first start, before anything can ask for them
+    secrets = datadir.secrets()  # made on first start, before anything can ask for them
     store = open_store(settings.store, datadir.database)
     sock = None
     try:
+        # Collectors sharing a store must hash installs alike: a different key refuses to start.
+        store.check_secrets(secrets.fingerprint, str(datadir.secrets_file))
         sock = bind(settings.host, settings.port)
         port = sock.getsockname()[1]
         url = listening_url(settings.host, port)

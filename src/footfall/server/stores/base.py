@@ -149,6 +149,9 @@ class EventStore:
     # Called before each report query (once per `consistent_reads` block): the server sets it to
     # the ingest log's catch-up, so a read sees every event acknowledged before it (read-your-writes).
     barrier: Callable[[], None] | None = None
+    # Called with each app that another server sharing the store removed (a shared store
+    # reloads its registry): the server drops what it caches about the app.
+    on_removed: Callable[[str], None] | None = None
 
     def has_app(self, name: str) -> bool:
         return name in self.registry.apps
@@ -163,6 +166,11 @@ class EventStore:
     def timezone(self, app: str) -> str:
         """The app's time zone: its reports' days, weeks and hours are local to it."""
         return self.registry.timezones.get(app, "UTC")
+
+    def check_secrets(self, fingerprint: str, file: str) -> None:
+        """Refuse (UsageError) a store that other servers share under another install key than
+        `fingerprint`'s, the key in `file`. A store kept in the data directory beside its
+        secrets has nothing to compare."""
 
     def set_timezone(self, app: str, timezone: str) -> None:
         """Store the app's time zone (a name `filters.check_timezone` accepted)."""

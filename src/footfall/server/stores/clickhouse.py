@@ -18,6 +18,11 @@
   `loaded_segments`. Exactly once: a segment is skipped when `loaded_segments` holds its id,
   or when `events` holds rows with it (a crash between the copy and the record). The check and
   the insert cannot race, because one store has one loader and loads run under the writer lock.
+- **Shared registry.** Several collectors may serve one database (docs/stores.md, "Shared
+  configuration"). Each keeps the registry in memory and reloads it every `REGISTRY_REFRESH_S`,
+  and at once when a request names an app or key it lacks: single-flight and at most once per
+  `MISS_REFRESH_INTERVAL_S`, so a client sending unknown apps costs ClickHouse a few small
+  queries a second at most. An app removed through another collector is refused here too.
 - **Forget.** `ALTER TABLE ... DELETE` (a mutation), after counting the rows it will match;
   the call returns once the mutation is done.
 - **Parameters.** 18.16's HTTP interface has no query parameters, so each `$name` is written
@@ -32,9 +37,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import hmac
 import json
+import logging
 import math
 import re
 import threading
@@ -56,6 +64,8 @@ from footfall.server.stores.base import (
     record_key,
 )
 
+log = logging.getLogger("footfall.clickhouse")
+
 SCHEME = "clickhouse://"
 DEFAULT_PORT = 8123
 REQUEST_TIMEOUT_S = 300.0  # a large load or report on a busy server
@@ -65,6 +75,9 @@ REPLICAS_TIMEOUT_S = 60.0  # a migration waits this long for a cluster's replica
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 RUN_MEMORY = dt.timedelta(hours=73)  # as DuckDB's: a run idle this long counts again
 MAX_QUERY_BYTES = 256 * 1024 * 1024  # a segment's run starts go in the query text
+REGISTRY_REFRESH_S = 3.0  # another collector's change is seen within this (the requirement: 10 s)
+MISS_REFRESH_INTERVAL_S = 1.0  # an unknown app or key reloads the registry at most this often
+SECRETS_TABLE = "instance_secrets"  # the fingerprint of the install key the first collector used
 _DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # a database's or a cluster's name
 _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _CODE = re.compile(r"Code: (\d+)")
@@ -457,6 +470,12 @@ class ClickHouseStore(EventStore):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="footfall.clickhouse")
         self._closed = False
         self._version = 0  # of registry rows written by this process
+        self._refreshing = threading.Lock()  # one registry reload at a time
+        self._refreshed_at = time.monotonic()  # when the last reload started
+        self._changes = 0  # registry changes made here; a reload that overlapped one is dropped
+        self._stop_refresh = threading.Event()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="footfall.registry", daemon=True)
+        self._refresher.start()
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -558,6 +577,109 @@ class ClickHouseStore(EventStore):
         for app, schema in self._rows("SELECT app, schema FROM app_schemas FINAL WHERE deleted = 0"):
             registry.schemas[app] = schema
         return registry
+
+    # -- the shared registry --------------------------------------------------------
+
+    def refresh_registry(self) -> None:
+        """Reload the registry now (another collector may have changed it); raises StoreUnavailable."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        self._refreshed_at = time.monotonic()
+        changes = self._changes
+        fresh = self._load_registry()
+        if not self._lock.acquire(timeout=REGISTRY_REFRESH_S):
+            return  # a long write (a forget, a segment) holds it: the next reload is soon
+        try:
+            if changes != self._changes:
+                return  # a local change overlapped the read: the next reload sees it
+            # Apps removed elsewhere: events of theirs already queued here are refused at commit.
+            removed = self.registry.apps - fresh.apps
+            self._removed_apps.difference_update(fresh.apps)
+            self._removed_apps.update(removed)
+            self.registry = fresh
+        finally:
+            self._lock.release()
+        if self.on_removed is not None:
+            for app in removed:
+                self.on_removed(app)
+
+    @contextlib.contextmanager
+    def _change(self) -> Iterator[None]:
+        """A registry change, under the writer lock, counted before and after (see `_refresh`)."""
+        with self._lock:
+            self._changes += 1
+            try:
+                yield
+            finally:
+                self._changes += 1
+
+    def _refresh_on_miss(self) -> None:
+        if time.monotonic() - self._refreshed_at < MISS_REFRESH_INTERVAL_S:
+            return
+        if not self._refreshing.acquire(blocking=False):
+            return  # a reload is under way: this request is answered from the registry as it is
+        try:
+            with contextlib.suppress(StoreUnavailable):
+                self._refresh()
+        finally:
+            self._refreshing.release()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop_refresh.wait(REGISTRY_REFRESH_S):
+            try:
+                self.refresh_registry()
+            except StoreUnavailable as exc:
+                log.warning("the app registry could not be reloaded from ClickHouse: %s", exc)
+
+    def has_app(self, name: str) -> bool:
+        if name in self.registry.apps:
+            return True
+        self._refresh_on_miss()
+        return name in self.registry.apps
+
+    def app_for_key(self, kind: str, key: str) -> tuple[str, str] | None:
+        found = self.registry.app_for_key(kind, key)
+        if found is None:
+            self._refresh_on_miss()
+            found = self.registry.app_for_key(kind, key)
+        return found
+
+    def check_secrets(self, fingerprint: str, file: str) -> None:
+        """Refuse to serve with another install key than the first collector on this database had.
+
+        The first fingerprint ever written wins (the earliest row), so two first starts at once
+        agree on one; the loser refuses. Kept out of the migrations: it is no event data.
+        """
+        layout = self.layout
+        create = (
+            f"CREATE TABLE IF NOT EXISTS {SECRETS_TABLE} (name String, fingerprint String, created UInt64)"
+            " ENGINE = MergeTree ORDER BY name"
+        )
+        for statement in layout.migration(create):
+            self._run(statement)
+        if layout.cluster:  # one table for the cluster, on the first shard like the registry: every node sees it
+            self._run(
+                f"CREATE TABLE IF NOT EXISTS {layout.database}.{SECRETS_TABLE}{layout.on_cluster}"
+                f" AS {layout.local(SECRETS_TABLE)}"
+                f" ENGINE = Distributed({layout.cluster}, {layout.database}, {SECRETS_TABLE}_local, 0)"
+            )
+        earliest = (
+            f"SELECT fingerprint FROM {SECRETS_TABLE} WHERE name = 'install_key' ORDER BY created, fingerprint LIMIT 1"
+        )
+        if not self._rows(earliest):
+            self._run(
+                f"INSERT INTO {SECRETS_TABLE} VALUES ('install_key', $fingerprint, $created)",
+                {"fingerprint": fingerprint, "created": time.time_ns()},
+            )
+        stored = str(self._rows(earliest)[0][0])
+        if not hmac.compare_digest(stored, fingerprint):
+            raise UsageError(
+                f"the store {self.address} is served with another install key than {file}'s: every collector"
+                f" and command on one store needs the same secrets. Copy secrets.json from the data directory"
+                f" of a collector already serving it over {file} (docs/deployment.md)"
+            )
 
     def _next_version(self) -> int:
         """A version for a registry row: later than any this process wrote, and than the clock."""
@@ -783,7 +905,7 @@ class ClickHouseStore(EventStore):
 
     def add_app(self, name: str) -> bool:
         self._check_open()
-        with self._lock:
+        with self._change():
             self._removed_apps.discard(name)
             if name in self.registry.apps:
                 return False
@@ -796,7 +918,7 @@ class ClickHouseStore(EventStore):
 
     def remove_app(self, name: str) -> int:
         self._check_open()
-        with self._lock:
+        with self._change():
             if name not in self.registry.apps:
                 return 0
             # Out of the registry first, so the collector stops accepting the app's events.
@@ -825,7 +947,7 @@ class ClickHouseStore(EventStore):
 
     def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
         self._check_open()
-        with self._lock:
+        with self._change():
             owner = self._rows(
                 "SELECT app FROM app_keys FINAL WHERE kind = $kind AND key = $key AND deleted = 0",
                 {"kind": kind, "key": key},
@@ -841,7 +963,7 @@ class ClickHouseStore(EventStore):
 
     def set_timezone(self, app: str, timezone: str) -> None:
         self._check_open()
-        with self._lock:
+        with self._change():
             created = self._rows("SELECT created FROM apps FINAL WHERE name = $app AND deleted = 0", {"app": app})
             if not created:
                 return
@@ -857,7 +979,7 @@ class ClickHouseStore(EventStore):
 
     def set_schema(self, app: str, schema: str) -> None:
         self._check_open()
-        with self._lock:
+        with self._change():
             self._run(
                 "INSERT INTO app_schemas VALUES ($app, $schema, $version, 0)",
                 {"app": app, "schema": schema, "version": self._next_version()},
@@ -894,5 +1016,6 @@ class ClickHouseStore(EventStore):
         if self._closed:
             return
         self._closed = True
+        self._stop_refresh.set()
         self._writer.shutdown(wait=True)
         self._transport.close()

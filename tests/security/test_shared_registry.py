@@ -1,0 +1,143 @@
+"""Several collectors on one ClickHouse database: each store reloads the shared registry.
+
+- A client sending events for apps nobody registered must not turn each request into a
+  ClickHouse query: reloads on a miss are single-flight and at most one per
+  `MISS_REFRESH_INTERVAL_S`.
+- A change made through another store (a time zone, a removal) is seen without any miss,
+  by the periodic reload; an app removed elsewhere is refused here, queued events included.
+- The install key: the first fingerprint written wins, and another key is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+
+import pytest
+
+from footfall.server.datadir import ServerSecrets
+from footfall.server.errors import UsageError
+from footfall.server.stores.base import EventRecord
+from footfall.server.stores.clickhouse import (
+    MISS_REFRESH_INTERVAL_S,
+    REGISTRY_REFRESH_S,
+    ClickHouseStore,
+    HttpTransport,
+    parse_url,
+)
+from tests.clickhouse import ClickHouseServer
+
+FLOOD_S = 3.0
+FLOOD_THREADS = 4
+
+
+class CountingTransport(HttpTransport):
+    """The real HTTP transport, counting the registry reloads it carries."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(parse_url(url))
+        self.reloads = 0
+        self._count = threading.Lock()
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        if sql.startswith("SELECT name, timezone FROM apps FINAL"):
+            with self._count:
+                self.reloads += 1
+        return super().run(sql, body, settings)
+
+
+@pytest.fixture
+def database(clickhouse_server: ClickHouseServer) -> str:
+    return clickhouse_server.database()
+
+
+@pytest.fixture
+def stores(database: str) -> Iterator[tuple[ClickHouseStore, ClickHouseStore, CountingTransport]]:
+    transport = CountingTransport(database)
+    first, second = ClickHouseStore(database), ClickHouseStore(database, transport)
+    try:
+        yield first, second, transport
+    finally:
+        second.close()
+        first.close()
+
+
+def test_unknown_apps_cannot_hammer_clickhouse(
+    stores: tuple[ClickHouseStore, ClickHouseStore, CountingTransport],
+) -> None:
+    _, store, transport = stores
+    before = transport.reloads
+    asked = [0] * FLOOD_THREADS
+    deadline = time.monotonic() + FLOOD_S
+
+    def flood(worker: int) -> None:
+        while time.monotonic() < deadline:
+            assert not store.has_app(f"nobody-{worker}-{asked[worker]}")
+            assert store.app_for_key("ga-tid", f"UA-{asked[worker]}-1") is None
+            asked[worker] += 1
+
+    threads = [threading.Thread(target=flood, args=(worker,)) for worker in range(FLOOD_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(FLOOD_S + 30)
+    reloads = transport.reloads - before
+    bound = FLOOD_S / MISS_REFRESH_INTERVAL_S + FLOOD_S / REGISTRY_REFRESH_S + 2  # +2: the edges of the window
+    assert sum(asked) > 100 * reloads, "the flood asked far more often than the store reloaded"
+    assert reloads <= bound, f"{reloads} reloads for {sum(asked)} unknown names in {FLOOD_S} s"
+
+
+def test_an_app_registered_elsewhere_is_found_at_once_on_a_miss(
+    stores: tuple[ClickHouseStore, ClickHouseStore, CountingTransport],
+) -> None:
+    first, second, _ = stores
+    time.sleep(MISS_REFRESH_INTERVAL_S)  # past the bound of the reloads at start
+    first.add_app("fresh-tool")
+    first.add_key("fresh-tool", "ga-tid", "UA-7-1")
+    assert second.has_app("fresh-tool")
+    assert second.app_for_key("ga-tid", "UA-7-1") == ("fresh-tool", "")
+
+
+def test_changes_and_removals_elsewhere_are_seen_without_a_miss(
+    stores: tuple[ClickHouseStore, ClickHouseStore, CountingTransport],
+) -> None:
+    first, second, _ = stores
+    time.sleep(MISS_REFRESH_INTERVAL_S)  # past the bound of the reloads at start
+    first.add_app("zoned-tool")
+    assert second.has_app("zoned-tool")
+    first.set_timezone("zoned-tool", "Europe/Paris")
+    first.set_schema("zoned-tool", '{"events": {"start": {}}}')
+    limit = time.monotonic() + 3 * REGISTRY_REFRESH_S
+    while second.timezone("zoned-tool") != "Europe/Paris" or second.schema("zoned-tool") is None:
+        assert time.monotonic() < limit, "the periodic reload did not bring the change"
+        time.sleep(0.1)
+
+    removed: list[str] = []
+    second.on_removed = removed.append
+    first.remove_app("zoned-tool")
+    limit = time.monotonic() + 3 * REGISTRY_REFRESH_S
+    while second.registry.apps:
+        assert time.monotonic() < limit, "the periodic reload did not bring the removal"
+        time.sleep(0.1)
+    assert removed == ["zoned-tool"] and not second.has_app("zoned-tool")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    fields = dict.fromkeys(("app_version", "install", "session", "os", "os_version", "arch", "runtime"), "")
+    fields |= dict.fromkeys(("runtime_version", "ci", "container", "country"), "")
+    queued = EventRecord(time=now, received=now, app="zoned-tool", name="start", props="{}", source="native", **fields)
+    assert second.write([queued]).result(30) == (0,), "an event accepted before the removal is not stored"
+
+
+def test_the_first_install_key_wins_and_another_is_refused(database: str) -> None:
+    mine, other = ServerSecrets(b"k" * 32, "admin"), ServerSecrets(b"x" * 32, "admin")
+    assert mine.fingerprint != other.fingerprint and b"k".hex() not in mine.fingerprint
+    first, second = ClickHouseStore(database), ClickHouseStore(database)
+    try:
+        first.check_secrets(mine.fingerprint, "/a/secrets.json")
+        second.check_secrets(mine.fingerprint, "/b/secrets.json")  # the same key: served
+        with pytest.raises(UsageError, match=r"another install key than /c/secrets.json's.*Copy secrets.json"):
+            second.check_secrets(other.fingerprint, "/c/secrets.json")
+    finally:
+        second.close()
+        first.close()
