@@ -99,3 +99,12 @@ def test_a_read_cannot_write(store: ClickHouseStore) -> None:
     with pytest.raises(StoreUnavailable, match="readonly"):
         store.query_now("INSERT INTO apps (name, updated, deleted) SELECT 'intruder', 1, 0 --")
     assert [app.name for app in store.list_apps()] == ["alpha"]
+
+
+def test_a_negative_number_after_a_minus_never_starts_a_comment(store: ClickHouseStore) -> None:
+    """Review: `literal(-5)` was a bare `-5`, so `1-$n` became `1--5`: ClickHouse reads `--` as a
+    comment and drops the rest of the line, a filter included."""
+    assert bind("SELECT 1-$n", {"n": -5}) == "SELECT 1-(-5)"
+    assert store.query("SELECT 1-$n AS x WHERE 1 = $one", {"n": -5, "one": 1}).rows == [(6,)]
+    assert store.query("SELECT 1-$f AS x", {"f": -0.5}).rows == [(1.5,)]
+    assert bind("$big", {"big": 10**400}) == str(10**400)  # an int too large for a float stays text

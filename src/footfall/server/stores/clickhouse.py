@@ -347,12 +347,13 @@ def literal(value: Any) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return (
-            repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
-        )
+    if isinstance(value, (int, float)):
+        if isinstance(value, int) or math.isfinite(value):
+            text = repr(value)
+        else:
+            text = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        # A negative number in parentheses: after a minus sign, a bare "-5" would start a comment ("--").
+        return f"({text})" if text.startswith("-") else text
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(value, dt.datetime):
@@ -752,11 +753,8 @@ class ClickHouseStore(EventStore):
         if self._rows("SELECT 1 FROM loaded_segments WHERE id = $segment LIMIT 1", found):
             return None
         if self._rows("SELECT 1 FROM events WHERE segment = $segment LIMIT 1", found):
-            if not self.layout.cluster:
-                self._record_segment(segment)  # copied before a crash, not recorded: it is in, whole
-                return None
-            # On a cluster the copy is one insert per shard: a crash may have left it on some shards
-            # only. Its rows go, on every shard, and it loads again.
+            # Copied before a crash, not recorded, and maybe only in part: an insert is one part per
+            # month (and, on a cluster, one insert per shard). Its rows go, everywhere, and it loads again.
             self._delete_events("segment = $segment", found)
         staging = "incoming_" + re.sub(r"[^A-Za-z0-9_]", "_", segment)[:180]
         apps = {"apps": sorted(self.registry.apps - self._removed_apps)}
