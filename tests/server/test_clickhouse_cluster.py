@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import shutil
 import threading
 import time
 import urllib.request
@@ -167,14 +168,18 @@ def test_two_collectors_write_at_once_and_each_install_lands_on_one_shard(
     setup = ClickHouseStore(url)  # the migrations, once, before the collectors start
     setup.add_app("golden-tool")
     setup.close()
-    collectors = [
-        start_server(
-            tmp_path / f"data{n}",
-            tmp_path / f"server{n}.log",
-            env={"FOOTFALL_STORE": clickhouse_shards.url(n, database)},
+    collectors = []
+    for n in range(2):
+        if n:  # every collector on one store needs the same secrets (the store checks a fingerprint)
+            (tmp_path / f"data{n}").mkdir(mode=0o700)
+            shutil.copy2(tmp_path / "data0" / "secrets.json", tmp_path / f"data{n}" / "secrets.json")
+        collectors.append(
+            start_server(
+                tmp_path / f"data{n}",
+                tmp_path / f"server{n}.log",
+                env={"FOOTFALL_STORE": clickhouse_shards.url(n, database)},
+            )
         )
-        for n in range(2)
-    ]
     batches, per_batch = 20, 5
     failures: list[BaseException] = []
 
