@@ -141,3 +141,35 @@ def test_the_first_install_key_wins_and_another_is_refused(database: str) -> Non
     finally:
         second.close()
         first.close()
+
+
+class HeldTransport(HttpTransport):
+    """The real HTTP transport; a reload on the registry thread waits until released."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(parse_url(url))
+        self.reloading, self.release = threading.Event(), threading.Event()
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        if threading.current_thread().name == "footfall.registry":
+            self.reloading.set()
+            self.release.wait(30)
+        return super().run(sql, body, settings)
+
+
+def test_closing_a_store_during_a_reload_ends_the_reload_cleanly(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CI failure of 2026-12-01: close() closed the connections under a running reload,
+    whose request then died with an error the reload loop did not expect."""
+    failures: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    transport = HeldTransport(database)
+    store = ClickHouseStore(database, transport)
+    assert transport.reloading.wait(REGISTRY_REFRESH_S + 10), "no periodic reload started"
+    releaser = threading.Timer(0.5, transport.release.set)
+    releaser.start()
+    store.close()
+    releaser.join()
+    assert not any(t.name == "footfall.registry" and t.is_alive() for t in threading.enumerate())
+    assert failures == [], [f"{f.exc_type.__name__}: {f.exc_value}" for f in failures]

@@ -139,6 +139,8 @@ class OwnerView(EventStore):
 
     def close(self) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(OWNER_CALL_TIMEOUT_S)
 
     def _run(self) -> None:
         while not self._stop.wait(CONFIG_REFRESH_S):
@@ -146,6 +148,8 @@ class OwnerView(EventStore):
                 self.refresh()
             except StoreUnavailable as exc:
                 log.warning("the app configuration could not be refreshed from the owner: %s", exc)
+            except Exception:  # a malformed answer: the loop outlives it, the registry keeps its last state
+                log.exception("the app configuration refresh failed")
 
     def has_app(self, name: str) -> bool:
         if name in self.registry.apps:

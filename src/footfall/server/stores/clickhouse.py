@@ -69,6 +69,7 @@ log = logging.getLogger("footfall.clickhouse")
 SCHEME = "clickhouse://"
 DEFAULT_PORT = 8123
 REQUEST_TIMEOUT_S = 300.0  # a large load or report on a busy server
+CLOSE_WAIT_S = 10.0  # how long close() waits for a registry reload under way
 MUTATION_TIMEOUT_S = 300.0  # a forget waits this long for its delete to finish
 MUTATION_POLL_S = 0.05
 REPLICAS_TIMEOUT_S = 60.0  # a migration waits this long for a cluster's replicas to be active
@@ -633,6 +634,8 @@ class ClickHouseStore(EventStore):
                 self.refresh_registry()
             except StoreUnavailable as exc:
                 log.warning("the app registry could not be reloaded from ClickHouse: %s", exc)
+            except Exception:  # the loop outlives any one reload: the registry keeps its last state
+                log.exception("the app registry reload failed")
 
     def has_app(self, name: str) -> bool:
         if name in self.registry.apps:
@@ -1015,5 +1018,8 @@ class ClickHouseStore(EventStore):
             return
         self._closed = True
         self._stop_refresh.set()
+        # A reload under way finishes before the connections close (its request would fail);
+        # one stuck longer is left to fail, and its loop logs it and ends.
+        self._refresher.join(CLOSE_WAIT_S)
         self._writer.shutdown(wait=True)
         self._transport.close()
