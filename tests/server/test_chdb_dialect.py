@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from footfall.server.query import properties, reports
-from footfall.server.stores.clickhouse import ClickHouseStore
-from tests.clickhouse import ChdbTransport
+from footfall.server.stores.clickhouse import LOW_CARDINALITY, ClickHouseStore
+from tests.clickhouse import ChdbTransport, ClickHouseServer
 from tests.contract import reference
 from tests.contract.data import QUERIED_APPS, generate
 from tests.contract.test_contract import SEED, calls, check_everything, filter_cases, load, now_utc
@@ -42,3 +42,28 @@ def test_every_report_and_filter_on_chdb_matches_the_reference(
     expected = sum(len(calls(data, app, case, n)) for n, (case, _) in enumerate(cases) for app in QUERIED_APPS)
     assert check_everything(store, data, cases) == expected
     assert {"properties", "compare"} <= set(properties.ARGUMENT_REPORTS) and "overview" in reports.REPORTS
+
+
+def column_types(store: ClickHouseStore) -> dict[str, str]:
+    rows = store.query_now(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'"
+    ).rows
+    return {str(name): str(kind) for name, kind in rows}
+
+
+def test_a_current_server_gets_dictionary_encoded_columns_and_18_16_plain_strings(
+    chdb_store: tuple[ClickHouseStore, reference.Data], clickhouse_server: ClickHouseServer
+) -> None:
+    """The version is detected: LowCardinality where the server has it without a setting
+    (the reports above ran on those columns), String on Debian's 18.16."""
+    current, _ = chdb_store
+    assert current.layout.modern
+    types = column_types(current)
+    assert {types[column] for column in LOW_CARDINALITY} == {"LowCardinality(String)"}
+    assert types["props"] == types["install"] == "String"
+    old = ClickHouseStore(clickhouse_server.database())
+    try:
+        assert old.server_version.startswith("18.16") and not old.layout.modern
+        assert {column_types(old)[column] for column in LOW_CARDINALITY} == {"String"}
+    finally:
+        old.close()

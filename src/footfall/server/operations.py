@@ -7,22 +7,29 @@ server owns the embedded database. Results are JSON-ready dicts.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
 import json
+import logging
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from footfall.server.auth.accounts import LOCAL_ADMIN, AccountStore
-from footfall.server.errors import NotFound, UsageError
+from footfall.server.errors import FootfallError, NotFound, UsageError
 from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.pipeline import Ingestor
 from footfall.server.ingest.schemas import parse_schema
+from footfall.server.metrics import Metrics
 from footfall.server.query import properties, reports
 from footfall.server.query.filters import Filters, check_timezone
 from footfall.server.query.public import PublicPolicy, daily_snapshot, remove_releases, snapshot_folder
 from footfall.server.stores.base import APP_PATTERN, EventStore
+
+log = logging.getLogger("footfall.server")
 
 
 def secret_hash(secret: str) -> str:
@@ -265,3 +272,62 @@ class StoreOperations:
     def _known(self, app: str) -> None:
         if not self.store.has_app(app):
             raise NotFound(f"no app named {app!r}", code="unknown_app")
+
+
+RETENTION_CHECK_S = 3600.0  # how often a running server applies `retention_days`
+RETENTION_CLOSE_WAIT_S = 10.0  # how long a stopping server waits for a round under way
+
+
+def retention_cut(days: int, now: dt.datetime | None = None) -> dt.datetime:
+    """The retention cut (naive UTC): midnight UTC `days` days before `now` (aware; default:
+    now); events dated before it go."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    midnight = now.astimezone(dt.timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    return midnight - dt.timedelta(days=days)
+
+
+class RetentionKeeper:
+    """`retention_days` kept while the server runs: at start and then every `RETENTION_CHECK_S`,
+    the raw events dated before the cut are deleted, as `footfall expire` does. On a store that
+    can also expire by itself (a current ClickHouse: a TTL), that is set too, so the data stay
+    within retention while no collector runs."""
+
+    def __init__(self, store: EventStore, days: int, metrics: Metrics, interval_s: float = RETENTION_CHECK_S) -> None:
+        self.store = store
+        self.days = days
+        self.metrics = metrics
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.days > 0:
+            self._thread = threading.Thread(target=self._run, name="footfall-retention", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(RETENTION_CLOSE_WAIT_S)
+
+    def expire_now(self) -> int:
+        cut = retention_cut(self.days)
+        deleted = self.store.expire_events(cut)
+        if deleted:
+            self.metrics.count("footfall_events_expired_total", "Raw events deleted by retention_days.", deleted)
+            log.info("retention: deleted %d events dated before %s (UTC)", deleted, f"{cut:%Y-%m-%d}")
+        return deleted
+
+    def _run(self) -> None:
+        with contextlib.suppress(FootfallError):
+            if self.store.expire_by_itself(self.days):
+                log.info("retention: the store also expires events older than %d days by itself", self.days)
+        while True:
+            try:
+                self.expire_now()
+            except FootfallError as exc:  # the store is down: the next round tries again
+                log.warning("retention: events could not be expired now: %s", exc.message)
+            except Exception:
+                log.exception("retention: expiring events failed")
+            if self._stop.wait(self.interval_s):
+                return

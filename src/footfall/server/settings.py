@@ -84,7 +84,8 @@ SETTINGS: tuple[Setting, ...] = (
         "retention_days",
         int,
         0,
-        "Days raw events are kept: `footfall expire` deletes older ones (by event time); 0 keeps them all.",
+        "Days raw events are kept (by event time; 0 keeps them all): the server deletes older ones every hour,"
+        " and `footfall expire` at once.",
         zero=True,
     ),
     Setting("read_timeout_s", float, 10.0, "Seconds a client may take to send its request body."),

@@ -36,7 +36,7 @@ from footfall.server.ingest.geo import CountryResolver, parse_networks
 from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.pipeline import Ingestor
 from footfall.server.metrics import Metrics
-from footfall.server.operations import StoreOperations
+from footfall.server.operations import RetentionKeeper, StoreOperations
 from footfall.server.settings import Settings, accounts_location
 from footfall.server.stores.base import EventStore
 
@@ -183,12 +183,16 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         *page_routes(ctx),
     ]
 
+    retention = RetentionKeeper(store, settings.retention_days, ctx.metrics)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.log.start()
+        retention.start()
         try:
             yield
         finally:
+            await run_in_threadpool(retention.close)
             for hook in ctx.on_shutdown:  # with --workers: stop them, so their last segments are sealed
                 await run_in_threadpool(hook)
             await run_in_threadpool(ctx.log.close)

@@ -21,7 +21,7 @@ from footfall import __version__
 from footfall.server.auth.accounts import LOCAL_ADMIN, AccountStore
 from footfall.server.datadir import DataDir
 from footfall.server.errors import FootfallError, UsageError
-from footfall.server.operations import Operations, StoreOperations
+from footfall.server.operations import Operations, StoreOperations, retention_cut
 from footfall.server.operator.access import add_access_commands, run_access_command
 from footfall.server.operator.backup import add_backup_commands, backup_command, restore_command
 from footfall.server.operator.control import find_server, local_accounts, open_operations
@@ -382,14 +382,11 @@ def migrate_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def expire_command(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
-    import datetime as dt
-
     days = args.older_than if args.older_than is not None else resolve_settings(datadir.path, {}).retention_days
     if days <= 0:
         raise UsageError("footfall expire needs --older-than DAYS (1 or more), or FOOTFALL_RETENTION_DAYS")
     store_url = resolve_store(args.store)
-    cut = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
-    cut -= dt.timedelta(days=days)
+    cut = retention_cut(days)
     with open_operations(datadir, store_url) as operations:
         if isinstance(operations, StoreOperations):
             if operations.store.barrier is not None:
@@ -406,7 +403,7 @@ def expire_command(args: argparse.Namespace, datadir: DataDir, console: Console)
         else:
             raise UsageError(
                 f"footfall serve owns {datadir.path}; DuckDB lets no other process write its file: stop the"
-                " server, then expire"
+                " server, then expire; or serve with --retention-days DAYS, and the server expires every hour"
             )
     say(console, f"Deleted {deleted:,} events from before {cut:%Y-%m-%d} (UTC).")
     return 0

@@ -211,6 +211,12 @@ class EventStore:
         """
         raise NotImplementedError
 
+    def expire_by_itself(self, days: int) -> bool:
+        """Have the engine itself delete events older than `days` days (a TTL), where it can;
+        True if it will. `expire_events` stays the guarantee; this keeps retention while no
+        collector runs."""
+        return False
+
     def add_app(self, name: str) -> bool:
         """Register an app; True if it was new. Idempotent."""
         raise NotImplementedError

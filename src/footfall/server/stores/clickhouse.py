@@ -85,12 +85,21 @@ _CODE = re.compile(r"Code: (\d+)")
 # Error codes of data the server cannot read (not of being unavailable): a parse failure, a
 # type mismatch, a value out of range, an unknown field.
 REFUSED_CODES = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321})
-_EVENT_TYPES = {"time": "DateTime('UTC')", "received": "DateTime('UTC')"}
+# The columns of few distinct values are dictionary-encoded (LowCardinality) where the server
+# has that type without a setting (MODERN_SERVER and newer); 18.16 keeps them String
+# (`Layout.migration`). Tables made on 18.16 keep String after an upgrade of the server.
+MODERN_SERVER = (20, 1)
+LOW_CARDINALITY: tuple[str, ...] = ("app", "app_version", "name", "source", "os", "os_version", "arch")
+LOW_CARDINALITY += ("runtime", "runtime_version", "ci", "container", "country")
+LOW_CARDINALITY_STRING = "LowCardinality(String)"
+_STAGING_TYPES = {"time": "DateTime('UTC')", "received": "DateTime('UTC')"}
+_EVENT_TYPES = _STAGING_TYPES | dict.fromkeys(LOW_CARDINALITY, LOW_CARDINALITY_STRING)
 # What a DateTime holds (seconds since 1970 in 32 bits): 18.16 silently wraps or zeroes a time
 # outside it, so such an event is refused instead (DuckDB would hold it).
 EARLIEST_TIME = dt.datetime(1970, 1, 2)
 LATEST_TIME = dt.datetime(2105, 12, 31)
 _COLUMNS_SQL = ", ".join(f"{c} {_EVENT_TYPES.get(c, 'String')}" for c in EVENT_COLUMNS)
+_STAGING_COLUMNS_SQL = ", ".join(f"{c} {_STAGING_TYPES.get(c, 'String')}" for c in EVENT_COLUMNS)
 
 
 def key_sql(column: str) -> str:
@@ -247,6 +256,7 @@ class Layout:
     database: str
     cluster: str = ""
     replicated: bool = False
+    modern: bool = False  # the server is MODERN_SERVER or newer: LowCardinality and TTL
 
     def local(self, table: str) -> str:
         """The table that holds a table's rows on a node: to alter, delete from or drop partitions of."""
@@ -258,6 +268,8 @@ class Layout:
 
     def migration(self, statement: str) -> list[str]:
         """A migration's statement (written for one server) on this layout."""
+        if not self.modern:
+            statement = statement.replace(LOW_CARDINALITY_STRING, "String")
         if not self.cluster:
             return [statement]
         created = _CREATE.fullmatch(statement)
@@ -440,6 +452,16 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """'18.16.1' -> (18, 16, 1); a part that is not a number ends it."""
+    parts = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
 def _seconds(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -502,8 +524,9 @@ class ClickHouseStore(EventStore):
 
     def _layout(self) -> Layout:
         cluster = self.address.cluster
+        modern = _version_tuple(self.server_version) >= MODERN_SERVER
         if not cluster:
-            return Layout(self.address.database)
+            return Layout(self.address.database, modern=modern)
         ((nodes, replicas),) = self._rows(
             "SELECT count(*), max(replica_num) FROM system.clusters WHERE cluster = $name", {"name": cluster}
         )
@@ -512,7 +535,7 @@ class ClickHouseStore(EventStore):
                 f"the ClickHouse server at {self.address.host}:{self.address.port} has no cluster {cluster!r}"
             )
         replicated = self.address.replicated
-        return Layout(self.address.database, cluster, replicas > 1 if replicated is None else replicated)
+        return Layout(self.address.database, cluster, replicas > 1 if replicated is None else replicated, modern)
 
     def _migrate(self) -> None:
         """The migrations not yet applied, in order; on a cluster, once for all its nodes (its
@@ -766,7 +789,7 @@ class ClickHouseStore(EventStore):
         # could push below the numbering.
         numbered = f"(SELECT *, rowNumberInAllBlocks() AS line FROM {staging}) WHERE has($apps, app)"
         self._run(f"DROP TABLE IF EXISTS {staging}")
-        self._run(f"CREATE TABLE {staging} ({_COLUMNS_SQL}) ENGINE = Log")
+        self._run(f"CREATE TABLE {staging} ({_STAGING_COLUMNS_SQL}) ENGINE = Log")
         try:
             try:
                 self._transport.run(
@@ -857,6 +880,20 @@ class ClickHouseStore(EventStore):
                 self._run(f"ALTER TABLE {layout.local('events')}{layout.on_cluster} DROP PARTITION {int(month)}")
                 dropped += int(rows)
             return dropped + self._delete_events("time < $before", {"before": before})
+
+    def expire_by_itself(self, days: int) -> bool:
+        """A TTL on a current server (18.16 has none): a row goes at a merge once its UTC day is
+        more than `days` days past, as `expire_events` at that day's cut would delete it."""
+        if not self.layout.modern or days <= 0:
+            return False
+        self._check_open()
+        layout = self.layout
+        with self._lock:
+            self._run(
+                f"ALTER TABLE {layout.local('events')}{layout.on_cluster}"
+                f" MODIFY TTL toStartOfDay(time) + toIntervalDay({int(days) + 1})"
+            )
+        return True
 
     def import_app(self, name: str, created: dt.datetime) -> bool:
         """Register an app with its creation time (a migration keeps it); True if it was new."""
