@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -107,12 +108,33 @@ def page_routes(ctx: ServerContext) -> list[Route]:
             return login_form(request, "That email and password do not match.", email, status=401)
         return await run_in_threadpool(start_session, request, attempt.principal.email, attempt.device)
 
+    def posted_by(principal: Principal, fields: Mapping[str, str]) -> bool:
+        """The form carries this session's CSRF token (a page of ours posted it)."""
+        return hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode())
+
+    def form_expired() -> Response:
+        return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
+
+    async def owner_form(request: Request, refusal: str) -> tuple[Principal, str, dict[str, str]] | Response:
+        """(the principal, the app, the form) of a change only the app's owner may post; else the refusal page."""
+        principal = ctx.require(request)
+        app = request.path_params["app"]
+        fields = await form(request)
+        if not posted_by(principal, fields):
+            return form_expired()
+        if not principal.can_own(app):
+            return HTMLResponse(dashboard.message_page("Refused", refusal), status_code=403)
+        return principal, app, fields
+
+    def no_such_app(app: str) -> Response:
+        return HTMLResponse(dashboard.message_page("Not found", f"There is no app named {app}."), status_code=404)
+
     async def logout(request: Request) -> Response:
         principal = ctx.principal(request)
         fields = await form(request)
         if principal is not None:
-            if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
-                return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
+            if not posted_by(principal, fields):
+                return form_expired()
             await run_in_threadpool(ctx.accounts.end_session, principal)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
@@ -222,34 +244,27 @@ def page_routes(ctx: ServerContext) -> list[Route]:
         return reports, state
 
     async def sharing(request: Request) -> Response:
-        principal = ctx.require(request)
-        app = request.path_params["app"]
-        fields = await form(request)
-        if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
-            return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
-        if not principal.can_own(app):
-            return HTMLResponse(dashboard.message_page("Refused", "Only an owner can share an app."), status_code=403)
+        posted = await owner_form(request, "Only an owner can share an app.")
+        if isinstance(posted, Response):
+            return posted
+        principal, app, fields = posted
         try:
             await run_in_threadpool(ctx.operations.set_public, app, fields.get("public") == "1", principal.email)
         except NotFound:
             # No flag for an app that does not exist yet: it would make the app public from birth.
-            return HTMLResponse(dashboard.message_page("Not found", f"There is no app named {app}."), status_code=404)
+            return no_such_app(app)
         return RedirectResponse(f"/apps/{urllib.parse.quote(app)}", status_code=303)
 
     async def timezone(request: Request) -> Response:
-        principal = ctx.require(request)
-        app = request.path_params["app"]
-        fields = await form(request)
-        if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
-            return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
-        if not principal.can_own(app):
-            html = dashboard.message_page("Refused", "Only an owner can set an app's time zone.")
-            return HTMLResponse(html, status_code=403)
+        posted = await owner_form(request, "Only an owner can set an app's time zone.")
+        if isinstance(posted, Response):
+            return posted
+        principal, app, fields = posted
         try:
             zone = fields.get("timezone", "").strip()
             await run_in_threadpool(ctx.operations.set_timezone, app, zone, principal.email)
         except NotFound:
-            return HTMLResponse(dashboard.message_page("Not found", f"There is no app named {app}."), status_code=404)
+            return no_such_app(app)
         except UsageError as exc:
             back = f"/apps/{urllib.parse.quote(app)}"
             html = dashboard.message_page(
@@ -289,8 +304,8 @@ def page_routes(ctx: ServerContext) -> list[Route]:
     async def revoke(request: Request) -> Response:
         principal = ctx.require(request)
         fields = await form(request)
-        if not hmac.compare_digest(principal.csrf.encode(), fields.get("csrf", "").encode()):
-            return HTMLResponse(dashboard.message_page("Refused", "That form expired."), status_code=403)
+        if not posted_by(principal, fields):
+            return form_expired()
         token_id = request.path_params["token"]
 
         def revoke_own() -> bool:
