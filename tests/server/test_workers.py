@@ -7,12 +7,15 @@ worker; the log folder is watched during the load to show that both took events.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import http.client
+import http.server
 import json
 import os
 import re
 import signal
+import socketserver
 import subprocess
 import threading
 import time
@@ -23,9 +26,13 @@ from typing import Any
 
 import pytest
 
-from footfall.server.errors import Backpressure
+from footfall.server.edge.app import build_context
+from footfall.server.edge.forwarding import OwnerClient, Reporter
+from footfall.server.edge.internal import add_report
+from footfall.server.errors import Backpressure, StoreUnavailable
 from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.segments import SegmentLog
+from footfall.server.settings import Settings
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.conftest import LiveServer, footfall_command, start_server, wait_until
@@ -452,3 +459,60 @@ def test_every_collecting_route_is_answered_by_the_workers_themselves(app_server
     }
     assert "/api/v2/write" in collecting and "/v1/batch" in collecting
     assert collecting - {"/v1/forget"} <= INGEST_PATHS, collecting - INGEST_PATHS
+
+
+class LateOwner(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The owner's report route on a Unix socket, adding each report to a real owner context;
+    its first answer comes after the worker has stopped waiting (a busy owner)."""
+
+    daemon_threads = True
+
+    def __init__(self, path: str, ctx: Any, late_s: float) -> None:
+        self.ctx, self.late_s, self.received = ctx, late_s, 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(handler) -> None:
+                document = json.loads(handler.rfile.read(int(handler.headers["content-length"])))
+                add_report(self.ctx, document)
+                self.received += 1
+                if self.received == 1:
+                    time.sleep(self.late_s)
+                body = b'{"status": "ok"}'
+                with contextlib.suppress(BrokenPipeError):  # the late answer's client has gone
+                    handler.send_response(200)
+                    handler.send_header("content-length", str(len(body)))
+                    handler.end_headers()
+                    handler.wfile.write(body)
+
+        super().__init__(path, Handler)
+
+
+def test_a_report_whose_answer_was_lost_is_added_once(tmp_path: Path) -> None:
+    """A worker's counter report that the owner added but answered too late is sent again;
+    the owner adds it once (before: the counts doubled)."""
+    owner_data, worker_data = tmp_path / "owner", tmp_path / "worker"
+    owner_data.mkdir(mode=0o700)
+    worker_data.mkdir(mode=0o700)
+    store = DuckDBStore(owner_data / "footfall.duckdb")
+    owner = build_context(Settings(data=owner_data), store)
+    worker = build_context(Settings(data=worker_data), store, worker=1)
+    address = str(tmp_path / "owner.sock")
+    server = LateOwner(address, owner, late_s=1.0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        reporter = Reporter(OwnerClient(address, timeout_s=0.3), worker.metrics, worker.log)
+        worker.metrics.count("footfall_test_total", "A test counter.", 5)
+        with pytest.raises(StoreUnavailable):
+            reporter.report()  # added by the owner, but its answer came too late
+        worker.metrics.count("footfall_test_total", "A test counter.", 2)
+        reporter.report()  # the first report again, as it was, then what came since
+        reporter.report()  # nothing new: nothing sent
+        assert server.received == 3
+        assert owner.metrics.snapshot()[0]["footfall_test_total"][1] == {(): 7.0}
+    finally:
+        server.shutdown()
+        server.server_close()
+        store.close()

@@ -72,6 +72,8 @@ class ServerContext:
     logins: TokenBuckets
     # Called (in order) when the server stops, before the log is closed: the owner stops its workers.
     on_shutdown: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+    # The owner: each ingest worker's last report added, by the worker's random id (edge.internal).
+    report_sequences: dict[str, int] = dataclasses.field(default_factory=dict)
     _admin_token: tuple[tuple[int, int, int], str] | None = None  # (secrets.json's stat signature, token)
     _limits_warned: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # (scope, app) logged once
     _limits_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)

@@ -22,6 +22,7 @@ import contextlib
 import http.client
 import json
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -174,7 +175,12 @@ class OwnerView(EventStore):
 
 
 class Reporter:
-    """Sends the owner, every `REPORT_INTERVAL_S`, what this worker counted since its last report."""
+    """Sends the owner, every `REPORT_INTERVAL_S`, what this worker counted since its last report.
+
+    Each report carries this process's random id and a sequence number, and one that got no
+    answer is sent again as it was, before anything newer: the owner may have added it before
+    the answer was lost (a timeout), and it adds each (id, sequence) once.
+    """
 
     def __init__(self, client: OwnerClient, metrics: Metrics, ingest_log: IngestLog) -> None:
         self.client = client
@@ -183,6 +189,9 @@ class Reporter:
         self._sent_counters: dict[tuple[str, Labels], float] = {}
         self._sent_histogram: tuple[list[int], float] = ([], 0.0)
         self._sent_log: dict[str, float] = {}
+        self._reporter = secrets.token_hex(8)
+        self._sequence = 0
+        self._unanswered: dict[str, Any] | None = None  # the last report, until the owner answers it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -206,6 +215,9 @@ class Reporter:
                 log.warning("counters could not be reported to the owner (kept for the next try): %s", exc)
 
     def report(self) -> None:
+        """Send what was counted since the last report; raises StoreUnavailable (kept for the next)."""
+        if self._unanswered is not None:
+            self._send(self._unanswered)
         counters, counts, total = self.metrics.snapshot()
         deltas: list[list[Any]] = []
         for name, (help_text, series) in counters.items():
@@ -228,16 +240,26 @@ class Reporter:
         log_delta: dict[str, float] = {key: value - self._sent_log.get(key, 0) for key, value in log_now.items()}
         if not deltas and not any(histogram) and not any(log_delta.values()):
             return
-        self.client.call(
-            "POST",
-            "/internal/report",
-            {"counters": deltas, "histogram": [histogram, total - sent_total], "log": log_delta},
-        )
+        self._sequence += 1
+        document = {
+            "reporter": self._reporter,
+            "sequence": self._sequence,
+            "counters": deltas,
+            "histogram": [histogram, total - sent_total],
+            "log": log_delta,
+        }
+        # Counted as sent from here: it is either answered or sent again as it is.
         for name, (_, series) in counters.items():
             for labels, amount in series.items():
                 self._sent_counters[(name, labels)] = amount
         self._sent_histogram = (counts, total)
         self._sent_log = dict(log_now)
+        self._send(document)
+
+    def _send(self, document: dict[str, Any]) -> None:
+        self._unanswered = document
+        self.client.call("POST", "/internal/report", document)
+        self._unanswered = None
 
 
 async def forward(scope: Scope, receive: Receive, send: Send, address: str) -> None:

@@ -145,7 +145,14 @@ def owner_socket_app(app: ASGIApp, ctx: ServerContext) -> ASGIApp:
 
 
 def add_report(ctx: ServerContext, document: dict[str, Any]) -> None:
-    """Add one worker's report (what it counted since its last one) to the owner's metrics."""
+    """Add one worker's report (what it counted since its last one) to the owner's metrics,
+    once: a report sent again after a lost answer carries the same reporter and sequence."""
+    reporter, sequence = document.get("reporter"), document.get("sequence")
+    if not (isinstance(reporter, str) and isinstance(sequence, int)):
+        raise BadRequest("a report has a reporter and a sequence number", code="invalid_request")
+    if sequence <= ctx.report_sequences.get(reporter, 0):
+        return  # added already
+    ctx.report_sequences[reporter] = sequence
     counters = document.get("counters", [])
     if not isinstance(counters, list) or len(counters) > MAX_REPORT_SERIES:
         raise BadRequest("counters must be a list", code="invalid_request")
