@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from footfall.server.edge.app import build_context
-from footfall.server.edge.forwarding import OwnerClient, Reporter
-from footfall.server.edge.internal import add_report
+from footfall.server.edge.forwarding import OwnerClient, OwnerView, Reporter
+from footfall.server.edge.internal import add_report, registry_snapshot
 from footfall.server.errors import Backpressure, StoreUnavailable
 from footfall.server.ingest.log import IngestLog
 from footfall.server.ingest.segments import SegmentLog
@@ -461,31 +461,39 @@ def test_every_collecting_route_is_answered_by_the_workers_themselves(app_server
     assert collecting - {"/v1/forget"} <= INGEST_PATHS, collecting - INGEST_PATHS
 
 
-class LateOwner(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """The owner's report route on a Unix socket, adding each report to a real owner context;
-    its first answer comes after the worker has stopped waiting (a busy owner)."""
+class OwnerSocket(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """Two of the owner's internal routes on a Unix socket, answered from a real owner context:
+    the registry snapshot, and counter reports, whose first answer comes `late_s` late (a busy
+    owner, after the worker stopped waiting)."""
 
     daemon_threads = True
 
-    def __init__(self, path: str, ctx: Any, late_s: float) -> None:
+    def __init__(self, path: str, ctx: Any, late_s: float = 0.0) -> None:
         self.ctx, self.late_s, self.received = ctx, late_s, 0
+        owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(handler) -> None:
-                document = json.loads(handler.rfile.read(int(handler.headers["content-length"])))
-                add_report(self.ctx, document)
-                self.received += 1
-                if self.received == 1:
-                    time.sleep(self.late_s)
-                body = b'{"status": "ok"}'
-                with contextlib.suppress(BrokenPipeError):  # the late answer's client has gone
-                    handler.send_response(200)
-                    handler.send_header("content-length", str(len(body)))
-                    handler.end_headers()
-                    handler.wfile.write(body)
+            def answer(self, document: Any) -> None:
+                body = json.dumps(document).encode()
+                with contextlib.suppress(BrokenPipeError):  # a late answer's client has gone
+                    self.send_response(200)
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self.answer(registry_snapshot(owner.ctx.store, owner.ctx.ingestor.removals))
+
+            def do_POST(self) -> None:
+                document = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                add_report(owner.ctx, document)
+                owner.received += 1
+                if owner.received == 1:
+                    time.sleep(owner.late_s)
+                self.answer({"status": "ok"})
 
         super().__init__(path, Handler)
 
@@ -500,7 +508,7 @@ def test_a_report_whose_answer_was_lost_is_added_once(tmp_path: Path) -> None:
     owner = build_context(Settings(data=owner_data), store)
     worker = build_context(Settings(data=worker_data), store, worker=1)
     address = str(tmp_path / "owner.sock")
-    server = LateOwner(address, owner, late_s=1.0)
+    server = OwnerSocket(address, owner, late_s=1.0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         reporter = Reporter(OwnerClient(address, timeout_s=0.3), worker.metrics, worker.log)
@@ -512,6 +520,35 @@ def test_a_report_whose_answer_was_lost_is_added_once(tmp_path: Path) -> None:
         reporter.report()  # nothing new: nothing sent
         assert server.received == 3
         assert owner.metrics.snapshot()[0]["footfall_test_total"][1] == {(): 7.0}
+    finally:
+        server.shutdown()
+        server.server_close()
+        store.close()
+
+
+def test_an_app_removed_and_created_again_between_two_refreshes_is_forgotten_by_a_worker(tmp_path: Path) -> None:
+    """Its registry looks the same before and after, but what the worker cached about the old
+    app (distinct-value slots) must not carry over to the new one (before: nothing noticed)."""
+    data = tmp_path / "owner"
+    data.mkdir(mode=0o700)
+    store = DuckDBStore(data / "footfall.duckdb")
+    owner = build_context(Settings(data=data), store)
+    address = str(tmp_path / "owner.sock")
+    server = OwnerSocket(address, owner)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        store.add_app("tool")
+        view = OwnerView(OwnerClient(address))
+        removed: list[str] = []
+        view.on_removed = removed.append
+        view.refresh()
+        assert view.has_app("tool") and removed == []
+        owner.operations.remove_app("tool")
+        store.add_app("tool")
+        view.refresh()
+        assert removed == ["tool"] and view.has_app("tool")
+        view.refresh()
+        assert removed == ["tool"], "one removal, forgotten once"
     finally:
         server.shutdown()
         server.server_close()

@@ -101,6 +101,7 @@ class OwnerView(EventStore):
         self.on_removed: Callable[[str], None] | None = None  # an app went: drop what is cached about it
         self._refreshing = threading.Lock()
         self._refreshed_at = -MISS_REFRESH_INTERVAL_S  # monotonic time the last refresh started
+        self._removals: dict[str, int] | None = None  # the owner's removal counts, as last fetched
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -117,6 +118,10 @@ class OwnerView(EventStore):
         registry.keys = {(kind, key): (app, secret) for kind, key, app, secret in snapshot["keys"]}
         registry.schemas = dict(snapshot["schemas"])
         removed = self.registry.apps - registry.apps
+        removals = {str(app): int(count) for app, count in snapshot.get("removals", {}).items()}
+        if self._removals is not None:  # also removed, and created again, since the last refresh
+            removed |= {app for app, count in removals.items() if count > self._removals.get(app, 0)}
+        self._removals = removals
         self.registry = registry
         if self.on_removed is not None:
             for app in removed:

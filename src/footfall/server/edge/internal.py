@@ -19,6 +19,7 @@ import contextlib
 import os
 import socket
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,9 @@ def bind_owner_socket(run: Path) -> socket.socket:
     return sock
 
 
-def registry_snapshot(store: EventStore) -> dict[str, Any]:
-    """What ingestion needs of the app configuration: apps, keys (with their secret hashes), schemas."""
+def registry_snapshot(store: EventStore, removals: Mapping[str, int]) -> dict[str, Any]:
+    """What ingestion needs of the app configuration: apps, keys (with their secret hashes),
+    schemas, and how often each app was removed (`Ingestor.removals`)."""
     registry = store.registry
     # Copies first: the store's writer thread replaces entries meanwhile, and copying a dict or
     # a set is one step for the interpreter, unlike iterating over it.
@@ -92,6 +94,7 @@ def registry_snapshot(store: EventStore) -> dict[str, Any]:
         "apps": sorted(apps),
         "keys": [[kind, key, app, secret] for (kind, key), (app, secret) in keys.items()],
         "schemas": schemas,
+        "removals": dict(removals),
     }
 
 
@@ -100,7 +103,7 @@ def owner_socket_app(app: ASGIApp, ctx: ServerContext) -> ASGIApp:
     the internal routes."""
 
     async def config(request: Request) -> Response:
-        return JSONResponse(registry_snapshot(ctx.store))
+        return JSONResponse(registry_snapshot(ctx.store, ctx.ingestor.removals))
 
     async def distinct(request: Request) -> Response:
         app_name = request.query_params.get("app", "")

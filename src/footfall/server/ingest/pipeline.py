@@ -188,6 +188,10 @@ class Ingestor:
         self.log = log
         self._key = install_key
         self._schemas: dict[str, tuple[str, AppSchema]] = {}  # app -> (schema text, parsed)
+        # How often each app was removed while this process ran: an ingest worker compares the
+        # owner's counts, so an app removed and created again between two of its refreshes is
+        # forgotten there too (edge.forwarding).
+        self.removals: dict[str, int] = {}
 
     def _schema(self, app: str) -> AppSchema | None:
         text = self.store.schema(app)
@@ -204,6 +208,7 @@ class Ingestor:
         distinct-value slots, so an app later created under the name starts afresh."""
         self._schemas.pop(app, None)
         self.cardinality.forget_app(app)
+        self.removals[app] = self.removals.get(app, 0) + 1
 
     def reject(self, protocol: str, reason: str, count: int = 1) -> None:
         self.metrics.count(
