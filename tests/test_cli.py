@@ -67,6 +67,10 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["app", "add", "Has Spaces"], "is not a valid app id"),
         (["frobnicate"], "invalid choice"),
         (["demo", "--scale", "-1"], "--scale above 0"),
+        (["report", "ghost", "--bogus"], "unrecognized arguments: --bogus\n(see `footfall report --help`)"),
+        (["expire", "--older-than", "99999999999"], "at most 36,500 days"),
+        (["serve", "--retention-days", "99999999999"], "at most 36,500 days"),
+        (["migrate"], "footfall migrate needs --to"),
     ],
 )
 def test_bad_input_is_one_clean_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -232,6 +236,16 @@ def test_every_named_report_in_every_format(demo_data: str) -> None:
         "report", "mdlint", "--report", "environments", "--ci", "only", "--format", "csv", "--data", demo_data
     )
     assert all(line.startswith("ci:") for line in only_ci.stdout.splitlines()[1:])
+
+
+def test_a_report_name_may_follow_the_options(demo_data: str) -> None:
+    """As people type it: `footfall report mdlint --days 7 versions` (before: 'unrecognized arguments')."""
+    after = run("report", "mdlint", "--data", demo_data, "--days", "7", "versions", "--format", "json")
+    before = run("report", "mdlint", "versions", "--days", "7", "--format", "json", "--data", demo_data)
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout) == json.loads(before.stdout) and json.loads(after.stdout)["report"] == "versions"
+    wrong = run("report", "mdlint", "--data", demo_data, "versionz")
+    assert wrong.returncode == 2 and "no report named 'versionz'" in wrong.stderr
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shutil
 import signal
 import subprocess
 import time
@@ -263,7 +264,8 @@ def test_a_migration_killed_midway_then_run_again_copies_every_row_once(store_ur
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(records):,} events" in rerun.stdout
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "0 batches, 0 events copied by this run" in again.stdout, again.stdout
+    assert again.returncode == 0 and "(0 events copied by this run" in again.stdout, again.stdout
+    assert not list(folder.glob(".migrate-*")), "the killed run's batch folder stayed behind"
     target = ClickHouseStore(store_url)
     try:
         assert count(target) == len(records)
@@ -293,6 +295,72 @@ def test_a_batch_inserted_but_not_recorded_is_replaced_not_doubled(store_url: st
         assert count(target) == 5
     finally:
         target.close()
+
+
+def test_two_directories_with_the_same_days_are_both_copied(store_url: str, tmp_path: Path) -> None:
+    """Batch ids name their directory: a second collector's DuckDB file (the same install key)
+    is copied beside the first, not taken for it (before: 'there already', nothing copied)."""
+    day = NOW - dt.timedelta(days=1)
+    first = duckdb_source(tmp_path / "first", [event(day, install=f"{n:064x}") for n in range(4)])
+    second = duckdb_source(tmp_path / "second", [event(day, install=f"{n + 100:064x}") for n in range(3)])
+    DataDir(first).secrets()  # made, as a server would have
+    shutil.copy(first / "secrets.json", second / "secrets.json")
+    assert migrate(first, store_url).copied_events == 4
+    assert migrate(second, store_url).copied_events == 3
+    target = ClickHouseStore(store_url)
+    try:
+        assert count(target) == 7
+    finally:
+        target.close()
+
+
+def test_a_directory_with_another_install_key_is_refused_before_anything_is_copied(
+    store_url: str, tmp_path: Path
+) -> None:
+    day = NOW - dt.timedelta(days=1)
+    first = duckdb_source(tmp_path / "first", [event(day)])
+    other = duckdb_source(tmp_path / "other", [event(day, install="c" * 64)])
+    migrate(first, store_url)
+    answer = subprocess.run(
+        footfall_command("migrate", "--data", str(other), "--store", store_url),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert answer.returncode == 2 and "another install key" in answer.stderr, answer.stderr
+    target = ClickHouseStore(store_url)
+    try:
+        assert count(target) == 1
+    finally:
+        target.close()
+
+
+def test_a_day_that_changed_since_it_was_copied_is_copied_again_whole(store_url: str, tmp_path: Path) -> None:
+    """DIR served on after a migration: its changed day is replaced, neither doubled nor left
+    short (before: the new events were never copied)."""
+    day = NOW - dt.timedelta(days=1)
+    folder = duckdb_source(tmp_path / "data", [event(day + dt.timedelta(seconds=n)) for n in range(5)])
+    assert migrate(folder, store_url).copied_events == 5
+    source = DuckDBStore(DataDir(folder).database)
+    try:
+        load(source, [event(day + dt.timedelta(minutes=10, seconds=n)) for n in range(3)])
+    finally:
+        source.close()
+    again = migrate(folder, store_url)
+    assert (again.copied_batches, again.copied_events, again.events) == (1, 8, 8)
+    assert migrate(folder, store_url).copied_events == 0
+    target = ClickHouseStore(store_url)
+    try:
+        assert count(target) == 8
+    finally:
+        target.close()
+
+
+def test_a_killed_runs_batch_folder_is_inside_dir_and_removed_by_the_next_run(store_url: str, tmp_path: Path) -> None:
+    folder = duckdb_source(tmp_path / "data", [event(NOW - dt.timedelta(days=1))])
+    leftover = folder / ".migrate-killed"
+    leftover.mkdir()
+    (leftover / "batch.json").write_text("{}")
+    migrate(folder, store_url)
+    assert not leftover.exists()
 
 
 def test_events_a_datetime_cannot_hold_are_counted_not_wrapped(store_url: str, tmp_path: Path) -> None:

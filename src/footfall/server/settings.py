@@ -22,6 +22,7 @@ def default_data_dir() -> Path:
     return Path(base) / "footfall"
 
 
+MAX_RETENTION_DAYS = 36_500  # a hundred years: past it, a cut falls before any date a store holds
 MAX_WORKERS = 64  # worker numbers are two digits in segment names; far past any machine's useful count
 
 
@@ -271,19 +272,38 @@ def resolve_settings(data: Path, flags: Mapping[str, Any], environ: Mapping[str,
             raise UsageError(f"{setting.flag} must be above 0: 0 does not turn this limit off")
     if values["workers"] > MAX_WORKERS:
         raise UsageError(f"--workers must be at most {MAX_WORKERS}")
+    check_retention_days(values["retention_days"], "--retention-days")
     values["public_url"] = check_public_url(values["public_url"])
     values["store"] = check_store(values["store"])
     values["accounts"] = check_accounts(values["accounts"])
     return Settings(data=data, **values)
 
 
+def check_retention_days(days: int, flag: str) -> int:
+    if days > MAX_RETENTION_DAYS:
+        raise UsageError(f"{flag} is at most {MAX_RETENTION_DAYS:,} days (a hundred years), not {days:,}")
+    return days
+
+
 STORE_SCHEMES = ("clickhouse://",)
+
+
+def redacted_url(url: str) -> str:
+    """`url` for a message or a log: any password in it replaced by ***."""
+    head, at, rest = url.rpartition("@")
+    scheme, slashes, userinfo = head.rpartition("//")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{slashes}{userinfo.split(':', 1)[0]}:***@{rest}"
 
 
 def check_store(store: str) -> str:
     """A --store value: "" (the DuckDB file in --data) or a ClickHouse URL, or a UsageError."""
     if store and not store.startswith(STORE_SCHEMES):
-        raise UsageError(f"--store must be empty (DuckDB in --data) or clickhouse://HOST:PORT/DATABASE, not {store!r}")
+        raise UsageError(
+            "--store must be empty (DuckDB in --data) or clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE,"
+            f" not {redacted_url(store)!r}"
+        )
     return store
 
 
@@ -299,7 +319,9 @@ ACCOUNTS_SCHEMES = ("postgresql://", "postgres://")
 def check_accounts(accounts: str) -> str:
     """An --accounts value: "" (accounts.sqlite in --data) or a PostgreSQL URL, or a UsageError."""
     if accounts and not accounts.startswith(ACCOUNTS_SCHEMES):
-        raise UsageError("--accounts must be empty (accounts.sqlite in --data) or postgresql://USER@HOST:PORT/DATABASE")
+        raise UsageError(
+            "--accounts must be empty (accounts.sqlite in --data) or postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"
+        )
     return accounts
 
 

@@ -30,10 +30,20 @@ from footfall.server.query.filters import CI_CHOICES, CONTAINERS, check_timezone
 from footfall.server.query.properties import ARGUMENT_REPORTS
 from footfall.server.query.public import PublicPolicy, snapshot_folder
 from footfall.server.query.reports import REPORTS
-from footfall.server.settings import SETTINGS, default_data_dir, resolve_settings, resolve_store
+from footfall.server.settings import (
+    SETTINGS,
+    check_retention_days,
+    default_data_dir,
+    redacted_url,
+    resolve_settings,
+    resolve_store,
+)
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+
+
+REPORT_CHOICES = [*REPORTS, *ARGUMENT_REPORTS, "all"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -193,19 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show an app's usage: a summary, or any named report with filters.",
     )
     report.add_argument("name", help="the app id")
-    report_names = [*REPORTS, *ARGUMENT_REPORTS]
     report.add_argument(
         "report_name",
         nargs="?",
         metavar="REPORT",
-        choices=[*report_names, "all"],
+        choices=REPORT_CHOICES,
         help="a named report (the same as --report)",
     )
     report.add_argument(
         "--report",
         metavar="REPORT",
-        choices=[*report_names, "all"],
-        help=f"a named report: {', '.join(report_names)}, or all (default: a summary)",
+        choices=REPORT_CHOICES,
+        help=f"a named report: {', '.join(REPORT_CHOICES[:-1])}, or all (default: a summary)",
     )
     report.add_argument("--days", type=int, default=30, help="days up to --end (default 30)")
     report.add_argument("--start", help="first day, e.g. 2026-11-01 (instead of --days)")
@@ -257,13 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser(
         "migrate",
+        parents=[common],
         help="copy a DuckDB data directory to ClickHouse",
         description="Copy a DuckDB data directory's apps, keys, schemas, time zones and events to a ClickHouse"
-        " store, in batches. Resumable and idempotent: run it again after a failure, rows go once. Accounts,"
-        " tokens and secrets stay in DIR: serve the new store with --data DIR. The server on DIR must be stopped.",
+        " store, in batches. Resumable and idempotent: run it again after a failure, rows go once; a day that"
+        " changed since it was copied is copied again whole. Accounts, tokens and secrets stay in DIR: serve the"
+        " new store with --data DIR. The server on DIR must be stopped.",
     )
-    migrate.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR", help="the data directory")
-    migrate.add_argument("--to", dest="target", required=True, metavar="URL", help="clickhouse://HOST:PORT/DATABASE")
+    migrate.add_argument("--from", dest="source", type=Path, metavar="DIR", help="the data directory (default: --data)")
+    migrate.add_argument(
+        "--to",
+        dest="target",
+        metavar="URL",
+        help="the ClickHouse store, clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE (default: --store)",
+    )
 
     disclose = commands.add_parser(
         "disclose",
@@ -287,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_arguments(build_parser(), argv)
         return run(args, console)
     except UsageError as exc:
         print(f"footfall: error: {exc.message}", file=sys.stderr)
@@ -300,6 +316,22 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `footfall report ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`parser.parse_args`, but a report's name may also come after the options
+    (`footfall report mytool --days 7 versions`), as people type it."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "report" and args.report_name is None and extra[0][:1] != "-" and len(extra) == 1:
+        if extra[0] not in REPORT_CHOICES:
+            raise UsageError(
+                f"no report named {extra[0]!r}: one of {', '.join(REPORT_CHOICES)}\n(see `footfall report --help`)"
+            )
+        args.report_name = extra[0]
+    elif extra:
+        command = f"footfall {args.command}" if args.command else "footfall"
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)}\n(see `{command} --help`)")
+    return args
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -356,21 +388,37 @@ def run(args: argparse.Namespace, console: Console) -> int:
 def migrate_command(args: argparse.Namespace, console: Console) -> int:
     from footfall.server.operator.migrate import migrate
 
-    with Progress(
+    source: Path = args.source or args.data
+    target: str = args.target or resolve_store(args.store)
+    if not target:
+        raise UsageError("footfall migrate needs --to clickhouse://HOST:PORT/DATABASE (or --store, FOOTFALL_STORE)")
+    bar = Progress(
         TextColumn("Migrating events"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=Console(stderr=True),
-    ) as bar:
-        task = bar.add_task("migrate", total=None)
-        result = migrate(args.source, args.target, lambda done, total: bar.update(task, completed=done, total=total))
+    )
+    task = bar.add_task("migrate", total=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.start()  # at the first batch: a refusal before it prints no bar
+        bar.update(task, completed=done, total=total)
+
+    try:
+        result = migrate(source, target, progress)
+    finally:
+        bar.stop()
+    already = result.events - result.copied_events
+    batches = f"{result.batches} batch" + ("" if result.batches == 1 else "es")
+    copied = f"{result.copied_events:,} events copied by this run" + (
+        f", {already:,} were there already" if already > 0 else ""
+    )
     say(
         console,
-        f"Migrated {result.apps} apps and {result.events:,} events in {result.batches} batches to the ClickHouse"
-        f" store ({result.copied_batches} batches, {result.copied_events:,} events copied by this run; the rest"
-        " were there already). Accounts and secrets stay in the data directory: serve with"
-        f" --data {args.source} --store URL.",
+        f"Migrated {result.apps} apps and {result.events:,} events in {batches}"
+        f" to the ClickHouse store ({copied}). Accounts and secrets stay in the data directory: serve with"
+        f" --data {source} --store URL.",
     )
     if result.unstorable_events:
         say(
@@ -385,6 +433,7 @@ def expire_command(args: argparse.Namespace, datadir: DataDir, console: Console)
     days = args.older_than if args.older_than is not None else resolve_settings(datadir.path, {}).retention_days
     if days <= 0:
         raise UsageError("footfall expire needs --older-than DAYS (1 or more), or FOOTFALL_RETENTION_DAYS")
+    check_retention_days(days, "--older-than")
     store_url = resolve_store(args.store)
     cut = retention_cut(days)
     with open_operations(datadir, store_url) as operations:
@@ -581,7 +630,8 @@ def serve(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
     settings = resolve_settings(args.data, vars(args))
 
     def announce(url: str, login_url: str) -> None:
-        console.print(f"Footfall collector listening on {url} (data in {datadir.path})", highlight=False)
+        where = f"data in {datadir.path}" + (f", events in {redacted_url(settings.store)}" if settings.store else "")
+        console.print(f"Footfall collector listening on {url} ({where})", highlight=False)
         console.print(f"Open the dashboard: {login_url}", highlight=False, soft_wrap=True)
 
     run_server(settings, announce)
@@ -598,7 +648,8 @@ def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
         raise UsageError(f"footfall serve is running on {datadir.path}; stop it before loading demo data")
     datadir.create()
     key = datadir.secrets().install_key
-    store = open_store(resolve_store(args.store), datadir.database)
+    store_url = resolve_store(args.store)
+    store = open_store(store_url, datadir.database)
     try:
         with Progress(
             TextColumn("Generating demo data"),
@@ -619,7 +670,8 @@ def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
             )
     finally:
         store.close()
-    console.print(f"Stored {count:,} demo events for 3 apps in {datadir.path}.", highlight=False)
+    where = redacted_url(store_url) if store_url else str(datadir.path)
+    console.print(f"Stored {count:,} demo events for 3 apps in {where}.", highlight=False)
     return 0
 
 

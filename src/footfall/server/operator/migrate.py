@@ -8,33 +8,47 @@ events and configuration, copied to ClickHouse in batches.
 - **Batches.** One per app and UTC day. DuckDB writes the batch's rows as JSON lines itself
   (`DuckDBStore.export_day`); the ClickHouse store inserts them with the batch's id in their
   `segment` column and records the id in `loaded_segments` (`ClickHouseStore.import_batch`).
+  A batch's id names the source directory (a random id kept in `DIR/migration.json`), the app,
+  the day and how many events the day held, so two directories never share a batch.
 - **Resumable and idempotent.** A batch already recorded is skipped, so a second run copies
   nothing twice and a run killed midway resumes where it stopped; rows of a batch that was
-  inserted but not recorded are deleted and inserted again. Events that reach DIR after a
-  day's batch was copied are not copied by a later run: migrate once the old server stopped.
+  inserted but not recorded are deleted and inserted again. A day that holds more (or fewer)
+  events than when it was copied (DIR served on after a migration) is copied again whole:
+  the rows of its earlier batch are deleted first.
+- **One install key.** The store remembers the fingerprint of the first install key that
+  served it (`check_secrets`); a directory with another key is refused before anything is
+  copied, since its hashed ids would split every install in two and put forget out of reach.
 - **The source must be stopped.** DuckDB lets no other process open a file that a server
   holds, even read-only, so a running `footfall serve` on DIR is refused with its pid. Events
   the stopped server acknowledged but had not loaded (its ingest log) are loaded first.
+- **Temporary files** (a batch's JSON lines: hashed ids) are written inside DIR, which is
+  private, and a folder left by a killed run is removed by the next.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from footfall.server.datadir import DataDir
+from footfall.server.datadir import PRIVATE_FILE_MODE, DataDir
 from footfall.server.errors import StoreUnavailable, UsageError
 from footfall.server.operator.control import find_server
-from footfall.server.settings import check_store
+from footfall.server.settings import check_store, redacted_url
 
 if TYPE_CHECKING:
     from footfall.server.stores.clickhouse import ClickHouseStore
     from footfall.server.stores.duckdb import DuckDBStore
 
 BATCH_PREFIX = "migrate:"  # batch ids never collide with ingest-log segment ids (those are hex)
+SOURCE_FILE = "migration.json"  # in DIR: the directory's id in its batch ids
+TEMP_PREFIX = ".migrate-"  # in DIR: a batch being written
 
 # Called after each batch: (events copied so far, events in all).
 ProgressCallback = Callable[[int, int], None]
@@ -50,15 +64,35 @@ class MigrationResult:
     unstorable_events: int  # at times a ClickHouse DateTime cannot hold: not copied
 
 
-def batch_id(app: str, day: str) -> str:
-    return f"{BATCH_PREFIX}{app}:{day}"
+def batch_id(source: str, app: str, day: str, events: int) -> str:
+    """`migrate:SOURCE:APP:DAY:EVENTS` (app names hold no colon)."""
+    return f"{BATCH_PREFIX}{source}:{app}:{day}:{events}"
+
+
+def source_id(datadir: DataDir) -> str:
+    """This directory's id in batch ids, made (0600) on its first migration."""
+    path = datadir.path / SOURCE_FILE
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["source"])
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path} is unreadable or damaged ({exc}): delete it only if nothing was migrated") from None
+    fresh = secrets.token_hex(6)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"source": fresh}, handle)
+    return fresh
 
 
 def migrate(source: Path, target: str, progress: ProgressCallback | None = None) -> MigrationResult:
     """Copy the DuckDB store of data directory `source` to the ClickHouse store `target`."""
     if not target.startswith("clickhouse://"):
-        raise UsageError(f"--to is a ClickHouse store, clickhouse://HOST:PORT/DATABASE, not {target!r}")
+        raise UsageError(f"--to is a ClickHouse store, clickhouse://HOST:PORT/DATABASE, not {redacted_url(target)!r}")
     check_store(target)
+    from footfall.server.stores.clickhouse import parse_url
+
+    parse_url(target)  # a malformed URL is refused before anything else is looked at
     datadir = DataDir(source)
     if not datadir.database.is_file():
         raise UsageError(f"{source} is not a Footfall data directory: it holds no {datadir.database.name}")
@@ -84,16 +118,26 @@ def migrate(source: Path, target: str, progress: ProgressCallback | None = None)
         try:
             destination = ClickHouseStore(target)
         except StoreUnavailable as exc:
-            raise StoreUnavailable(f"cannot migrate to {target.split('@')[-1]}: {exc.message}") from None
+            raise StoreUnavailable(f"cannot migrate to {redacted_url(target)}: {exc.message}") from None
         try:
-            return _copy(origin, destination, progress)
+            destination.check_secrets(datadir.secrets().fingerprint, str(datadir.secrets_file))
+            for leftover in datadir.path.glob(TEMP_PREFIX + "*"):  # a killed run's
+                shutil.rmtree(leftover, ignore_errors=True)
+            with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=datadir.path) as folder:
+                return _copy(origin, destination, source_id(datadir), Path(folder), progress)
         finally:
             destination.close()
     finally:
         origin.close()
 
 
-def _copy(origin: DuckDBStore, destination: ClickHouseStore, progress: ProgressCallback | None) -> MigrationResult:
+def _copy(
+    origin: DuckDBStore,
+    destination: ClickHouseStore,
+    source: str,
+    folder: Path,
+    progress: ProgressCallback | None,
+) -> MigrationResult:
     apps = origin.list_apps()
     for app in apps:
         destination.import_app(app.name, app.created)
@@ -114,22 +158,28 @@ def _copy(origin: DuckDBStore, destination: ClickHouseStore, progress: ProgressC
     total = sum(count for _, _, count in days)
     unstorable = sum(count for _, _, count in every_day) - total
     done = copied_events = copied_batches = 0
-    recorded = destination.loaded_batches(BATCH_PREFIX)  # skipped without exporting them again
+    prefix = f"{BATCH_PREFIX}{source}:"
+    recorded = destination.loaded_batches(prefix)  # skipped without exporting them again
+    earlier: dict[tuple[str, str], set[str]] = {}  # (app, day) -> its batches recorded so far
+    for batch in recorded:
+        app_name, day_text, _ = batch.removeprefix(prefix).split(":")
+        earlier.setdefault((app_name, day_text), set()).add(batch)
     if progress is not None:
         progress(0, total)
-    with tempfile.TemporaryDirectory(prefix="footfall-migrate-") as folder:
-        batch_file = Path(folder) / "batch.json"
-        for app_name, day, count in days:
-            batch = batch_id(app_name, day.isoformat())
-            if batch not in recorded:
-                origin.export_day(app_name, day, batch_file, batch)
-                stored = destination.import_batch(batch_file, batch)
-            else:
-                stored = None
-            if stored is not None:
-                copied_batches += 1
-                copied_events += stored
-            done += count
-            if progress is not None:
-                progress(done, total)
+    batch_file = folder / "batch.json"
+    for app_name, day, count in days:
+        batch = batch_id(source, app_name, day.isoformat(), count)
+        stored = None
+        if batch not in recorded:
+            # The day changed since it was copied: its earlier rows go, then it is copied whole.
+            for stale in sorted(earlier.get((app_name, day.isoformat()), set())):
+                destination.delete_batch(stale)
+            origin.export_day(app_name, day, batch_file, batch)
+            stored = destination.import_batch(batch_file, batch)
+        if stored is not None:
+            copied_batches += 1
+            copied_events += stored
+        done += count
+        if progress is not None:
+            progress(done, total)
     return MigrationResult(len(apps), len(days), copied_batches, total, copied_events, unstorable)

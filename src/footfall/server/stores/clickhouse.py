@@ -54,6 +54,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from footfall.server.errors import SegmentRefused, StoreUnavailable, UsageError
+from footfall.server.settings import redacted_url
 from footfall.server.stores.base import (
     EVENT_COLUMNS,
     App,
@@ -84,6 +85,8 @@ _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _CODE = re.compile(r"Code: (\d+)")
 # Error codes of data the server cannot read (not of being unavailable): a parse failure, a
 # type mismatch, a value out of range, an unknown field.
+UNKNOWN_DATABASE = 81
+NOT_CLICKHOUSE = "but not as ClickHouse's HTTP interface does: is it its HTTP port (8123 by default)?"
 REFUSED_CODES = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321})
 # The columns of few distinct values are dictionary-encoded (LowCardinality) where the server
 # has that type without a setting (MODERN_SERVER and newer); 18.16 keeps them String
@@ -207,20 +210,24 @@ class Address:
 
 def parse_url(url: str) -> Address:
     """clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?cluster=NAME[&replicated=0|1]], or a clear error."""
+    shown = redacted_url(url)
     if not url.startswith(SCHEME):
-        raise UsageError(f"a ClickHouse store is {SCHEME}HOST:PORT/DATABASE, not {url!r}")
+        raise UsageError(f"a ClickHouse store is {SCHEME}HOST:PORT/DATABASE, not {shown!r}")
     parts = urlsplit(url)
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError:
-        raise UsageError(f"the port in {url!r} is not a number") from None
+        raise UsageError(f"the port in {shown!r} is not a number from 1 to 65535") from None
     database = parts.path.strip("/")
     if not parts.hostname or not _DATABASE.fullmatch(database) or parts.fragment:
-        raise UsageError(f"a ClickHouse store is {SCHEME}HOST:PORT/DATABASE (a database name of letters, digits and _)")
+        raise UsageError(
+            f"a ClickHouse store is {SCHEME}[USER[:PASSWORD]@]HOST:PORT/DATABASE (a database name of letters,"
+            " digits and _; a password's @, / or : written %40, %2F, %3A)"
+        )
     try:
         options = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
     except ValueError:
-        raise UsageError(f"the options of {url!r} are not NAME=VALUE pairs joined by &") from None
+        raise UsageError(f"the options of {shown!r} are not NAME=VALUE pairs joined by &") from None
     named = "cluster" in options
     cluster = options.pop("cluster", "")
     replicated = options.pop("replicated", None)
@@ -347,7 +354,10 @@ class HttpTransport:
         except self._httpx.HTTPError as exc:
             raise StoreUnavailable(f"ClickHouse at {self.address} cannot be reached: {exc}") from exc
         if answer.status_code != 200:
-            raise error_from(answer.text)
+            error = error_from(answer.text)
+            if error.code is None:  # no "Code: N": another server on that port
+                raise StoreUnavailable(f"{self.address} answered HTTP {answer.status_code}, {NOT_CLICKHOUSE}")
+            raise error
         return answer.text
 
     def close(self) -> None:
@@ -507,6 +517,12 @@ class ClickHouseStore(EventStore):
         try:
             return self._transport.run(bind(sql, params), settings=settings or None)
         except ClickHouseError as exc:
+            if exc.code == UNKNOWN_DATABASE:
+                database = self.address.database
+                raise StoreUnavailable(
+                    f"ClickHouse at {self.address} has no database {database}: create it with"
+                    f' clickhouse-client --query "CREATE DATABASE {database}"'
+                ) from exc
             raise StoreUnavailable(f"ClickHouse refused a statement: {exc}") from exc
 
     def _rows(self, sql: str, params: Mapping[str, Any] | None = None, **settings: str) -> list[tuple[Any, ...]]:
@@ -517,9 +533,13 @@ class ClickHouseStore(EventStore):
         text = self._run(
             sql + " FORMAT JSONCompact", params, readonly="2", output_format_json_quote_64bit_integers="0", **settings
         )
-        document = json.loads(text)
-        kinds = [column["type"] for column in document["meta"]]
-        rows = [tuple(_convert(v, k) for v, k in zip(row, kinds, strict=True)) for row in document["data"]]
+        try:
+            document = json.loads(text)
+            kinds = [column["type"] for column in document["meta"]]
+            data = document["data"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreUnavailable(f"{self.address} answered, {NOT_CLICKHOUSE}") from None
+        rows = [tuple(_convert(v, k) for v, k in zip(row, kinds, strict=True)) for row in data]
         return QueryResult([column["name"] for column in document["meta"]], rows)
 
     def _layout(self) -> Layout:
@@ -940,6 +960,12 @@ class ClickHouseStore(EventStore):
             events = int(self._rows("SELECT count(*) FROM events WHERE segment = $segment", found)[0][0])
             self._record_segment(batch, events)
             return events
+
+    def delete_batch(self, batch: str) -> int:
+        """Delete the rows of a recorded migration batch (its day is copied again); how many went."""
+        self._check_open()
+        with self._lock:
+            return self._delete_events("segment = $segment", {"segment": batch})
 
     def add_app(self, name: str) -> bool:
         self._check_open()

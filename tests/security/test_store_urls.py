@@ -1,0 +1,88 @@
+"""A store URL carries a password: no message ever shows it, and a URL that reaches something
+other than ClickHouse's HTTP interface is a clear error, never a traceback.
+
+Found by the new-user trial of 2026-12-02: a mistyped scheme echoed the whole URL (password
+included) into the terminal and the journal; a web server on the store's port (answering 200
+with HTML) ended `footfall report` in a JSONDecodeError traceback.
+"""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.clickhouse import ClickHouseServer
+from tests.conftest import footfall_command
+
+PASSWORD = "s3cret-Pw-42"
+
+
+def footfall(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(footfall_command(*args), capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"clickhous://footfall:{PASSWORD}@127.0.0.1:8123/footfall",  # a typo in the scheme
+        f"clickhouse://footfall:{PASSWORD}@127.0.0.1:99999/footfall",  # a port out of range
+        f"clickhouse://footfall:{PASSWORD}@127.0.0.1:8123/footfall?cluster",  # options without =
+    ],
+)
+def test_a_malformed_store_url_is_refused_without_its_password(tmp_path: Path, url: str) -> None:
+    for answer in (
+        footfall("report", "mytool", "--store", url, "--data", str(tmp_path)),
+        footfall("migrate", "--from", str(tmp_path), "--to", url),
+    ):
+        assert answer.returncode == 2, answer.stderr
+        assert PASSWORD not in answer.stderr + answer.stdout and "footfall:***@" in answer.stderr, answer.stderr
+        assert "Traceback" not in answer.stderr
+
+
+class NotClickHouse(http.server.BaseHTTPRequestHandler):
+    """Some other web server on the port the store URL names."""
+
+    status = 200
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = b"<html>hello</html>"
+        self.send_response(self.status)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(params=[200, 404])
+def other_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    handler = type("Handler", (NotClickHouse,), {"status": request.param})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"clickhouse://127.0.0.1:{server.server_address[1]}/footfall"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_store_url_that_reaches_another_web_server_is_a_clear_error(tmp_path: Path, other_server: str) -> None:
+    answer = footfall("report", "mytool", "--store", other_server, "--data", str(tmp_path))
+    assert answer.returncode == 1, answer.stderr
+    assert "not as ClickHouse's HTTP interface does" in answer.stderr and "Traceback" not in answer.stderr
+
+
+def test_a_missing_database_names_the_statement_that_makes_it(
+    tmp_path: Path, clickhouse_server: ClickHouseServer
+) -> None:
+    url = f"clickhouse://127.0.0.1:{clickhouse_server.http_port}/no_such_db"
+    answer = footfall("report", "mytool", "--store", url, "--data", str(tmp_path))
+    assert answer.returncode == 1, answer.stderr
+    assert 'CREATE DATABASE no_such_db"' in answer.stderr and "Traceback" not in answer.stderr
