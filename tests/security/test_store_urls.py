@@ -13,11 +13,14 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from tests.clickhouse import ClickHouseServer
-from tests.conftest import footfall_command
+from footfall.server.stores.clickhouse import ClickHouseStore
+from tests.clickhouse import ClickHouseServer, start
+from tests.conftest import GOLDEN_APP, footfall_command
 
 PASSWORD = "s3cret-Pw-42"
 
@@ -86,3 +89,25 @@ def test_a_missing_database_names_the_statement_that_makes_it(
     answer = footfall("report", "mytool", "--store", url, "--data", str(tmp_path))
     assert answer.returncode == 1, answer.stderr
     assert 'CREATE DATABASE no_such_db"' in answer.stderr and "Traceback" not in answer.stderr
+
+
+def test_a_dashboard_page_while_clickhouse_is_down_is_a_page_without_the_store_address(
+    tmp_path: Path, app_server_factory: Any
+) -> None:
+    """Before: the browser got raw JSON naming the store's host and port. The detail goes to the
+    server's log; the API answers the same code with the same plain message."""
+    server_folder = tmp_path / "clickhouse"
+    server_folder.mkdir()
+    clickhouse = start(server_folder)
+    url = clickhouse.database()
+    store = ClickHouseStore(url)
+    server = app_server_factory(store=store)
+    port = str(clickhouse.http_port)
+    clickhouse.stop()
+    token = {"Authorization": f"Bearer {server.token}"}
+    page = httpx.get(f"{server.url}/apps/{GOLDEN_APP}", headers={**token, "Accept": "text/html"}, timeout=60)
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html"), page.text
+    assert "not answering" in page.text and port not in page.text
+    api = httpx.get(f"{server.url}/api/v1/apps/{GOLDEN_APP}/reports/overview", headers=token, timeout=60)
+    assert api.status_code == 503 and api.json()["error"]["code"] == "store_unavailable"
+    assert port not in api.text

@@ -18,10 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from footfall.server.auth.accounts import AccountStore
 from footfall.server.datadir import DataDir
+from footfall.server.edge import dashboard
 from footfall.server.edge.context import ServerContext
 from footfall.server.edge.headers import SecurityHeadersMiddleware
 from footfall.server.edge.ratelimit import TokenBuckets
@@ -29,6 +30,7 @@ from footfall.server.errors import (
     Backpressure,
     FootfallError,
     RateLimited,
+    StoreUnavailable,
     error_body,
 )
 from footfall.server.ingest.cardinality import CardinalityGuard
@@ -211,11 +213,21 @@ def middleware(settings: Settings) -> list[Middleware]:
     return [Middleware(SecurityHeadersMiddleware, hsts=settings.public_url.startswith("https://"))]
 
 
+STORE_DOWN = "The event store is not answering; collected events are kept and loaded once it is back."
+
+
 async def footfall_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FootfallError)
     retry_after = exc.retry_after if isinstance(exc, (RateLimited, Backpressure)) else None
     headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return error_response(exc.code, exc.message, exc.status, headers)
+    message = exc.message
+    if type(exc) is StoreUnavailable:  # its detail names the store's address: for the log only
+        log.warning("a request failed: %s", exc.message, extra={"path": request.url.path})
+        message = STORE_DOWN
+    if "text/html" in request.headers.get("accept", ""):  # a browser: a page, not JSON
+        title = "Unavailable" if exc.status >= 500 else "Refused"
+        return HTMLResponse(dashboard.message_page(title, message), status_code=exc.status, headers=headers)
+    return error_response(exc.code, message, exc.status, headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

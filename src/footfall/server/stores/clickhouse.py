@@ -672,13 +672,20 @@ class ClickHouseStore(EventStore):
             self._refreshing.release()
 
     def _refresh_loop(self) -> None:
+        failing = False  # an outage is logged when it starts and when it ends, not every reload
         while not self._stop_refresh.wait(REGISTRY_REFRESH_S):
             try:
                 self.refresh_registry()
             except StoreUnavailable as exc:
-                log.warning("the app registry could not be reloaded from ClickHouse: %s", exc)
+                if not failing:
+                    log.warning("the app registry cannot be reloaded from ClickHouse (retrying): %s", exc)
+                failing = True
             except Exception:  # the loop outlives any one reload: the registry keeps its last state
                 log.exception("the app registry reload failed")
+            else:
+                if failing:
+                    log.warning("the app registry is reloaded from ClickHouse again")
+                failing = False
 
     def has_app(self, name: str) -> bool:
         if name in self.registry.apps:
