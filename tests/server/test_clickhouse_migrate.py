@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import shutil
 import signal
 import subprocess
@@ -361,6 +362,25 @@ def test_a_killed_runs_batch_folder_is_inside_dir_and_removed_by_the_next_run(st
     (leftover / "batch.json").write_text("{}")
     migrate(folder, store_url)
     assert not leftover.exists()
+
+
+def test_after_a_migration_a_command_must_name_its_store(store_url: str, tmp_path: Path) -> None:
+    """Without --store, DIR's DuckDB file (the past) would be read or served as if current (before:
+    reports silently answered from it). Naming a store, even '' for the file, goes ahead."""
+    folder = duckdb_source(tmp_path / "data", [event(NOW - dt.timedelta(days=1))])
+    migrate(folder, store_url)
+    for command in (["report", "alpha"], ["serve", "--port", "0"], ["app", "list"], ["expire", "--older-than", "9"]):
+        refused = subprocess.run(
+            footfall_command(*command, "--data", str(folder)), capture_output=True, text=True, timeout=120
+        )
+        assert refused.returncode == 2 and f"was migrated to {store_url}" in refused.stderr, refused.stderr
+    for store in (store_url, ""):
+        answer = subprocess.run(
+            footfall_command("report", "alpha", "overview", "--format", "json", "--data", str(folder), "--store", store),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert answer.returncode == 0, answer.stderr
+        assert json.loads(answer.stdout)["rows"][0]["value"] == 1, answer.stdout
 
 
 def test_events_a_datetime_cannot_hold_are_counted_not_wrapped(store_url: str, tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 from footfall.server.errors import UsageError
 
 DATABASE_FILE = "footfall.duckdb"
+MIGRATION_FILE = "migration.json"  # what `footfall migrate` recorded (operator/migrate.py)
 SECRETS_FILE = "secrets.json"
 SERVER_FILE = "server.json"
 ACCOUNTS_FILE = "accounts.sqlite"
@@ -43,7 +44,7 @@ PRIVATE_UMASK = 0o077  # no group or other bits on anything this process creates
 
 # What Footfall keeps in the folder, by name: each database with its journal, WAL and
 # shared-memory files, the secrets, the server file (and its temporary), and the ingest log.
-OWN_FILE_PREFIXES = (DATABASE_FILE, ACCOUNTS_FILE, SECRETS_FILE, "server.")
+OWN_FILE_PREFIXES = (DATABASE_FILE, ACCOUNTS_FILE, SECRETS_FILE, MIGRATION_FILE, "server.")
 OWN_FOLDERS = frozenset({"log", "spool", "run"})  # spool: the log's predecessor; run: --workers' socket, locks
 
 
@@ -163,6 +164,32 @@ class DataDir:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         return token
+
+    @property
+    def migration_file(self) -> Path:
+        return self.path / MIGRATION_FILE
+
+    def migration(self) -> dict[str, Any]:
+        """What `footfall migrate` recorded here: `source` (this directory's id in batch ids) and,
+        once a migration finished, `target` (the store URL, without its password); {} if none."""
+        try:
+            found = json.loads(self.migration_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{self.migration_file} is unreadable or damaged: {exc}") from None
+        if not isinstance(found, dict):
+            raise UsageError(f"{self.migration_file} is damaged: not an object")
+        return found
+
+    def record_migration(self, **fields: str) -> None:
+        """Add `fields` to the migration record (atomically, mode 0600)."""
+        record = {**self.migration(), **fields}
+        tmp = self.migration_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle)
+        os.replace(tmp, self.migration_file)
 
     def write_server_file(self, pid: int, url: str, public_url: str = "") -> None:
         """`url` is where the server listens (for the CLI); `public_url` its --public-url, for printed links."""

@@ -54,14 +54,16 @@ SETTINGS: tuple[Setting, ...] = (
         "store",
         str,
         "",
-        "Where events and apps are stored: empty for the DuckDB file in --data, or clickhouse://HOST:PORT/DATABASE.",
+        "Where events and apps are stored: empty for the DuckDB file in --data, or"
+        " clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE[?cluster=NAME] (docs/stores.md).",
     ),
     Setting(
         "accounts",
         str,
         "",
         "Where accounts, tokens and sessions are kept: empty for accounts.sqlite in --data, or "
-        "postgresql://USER@HOST:PORT/DATABASE, shared by every collector of a shared store (docs/stores.md).",
+        "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE, shared by every collector of a shared store"
+        " (docs/stores.md).",
     ),
     Setting("host", str, "127.0.0.1", "Address to listen on."),
     Setting("port", int, 8000, "Port to listen on; 0 picks a free one.", zero=True),

@@ -25,7 +25,7 @@ from rich.text import Text
 from footfall.server.auth.accounts import LOCAL_ADMIN, MAX_EXPIRES_DAYS, ROLES, TOKEN_ID_CHARS, AccountStore
 from footfall.server.datadir import DataDir
 from footfall.server.errors import UsageError
-from footfall.server.operator.control import find_server, local_accounts, open_operations
+from footfall.server.operator.control import find_server, local_accounts, open_operations, store_chosen
 from footfall.server.operator.terminal import say, visible_controls
 from footfall.server.settings import absolute_url, resolve_settings, resolve_store
 
@@ -170,8 +170,9 @@ def run_access_command(args: argparse.Namespace, datadir: DataDir, console: Cons
         return 0
     if args.command == "user" and args.user_command == "add" and args.app is not None:
         AccountStore.check_role(args.email, args.role, args.app)  # its mistakes first
+        flag = getattr(args, "store", None)
         with open_operations(
-            datadir, resolve_store(getattr(args, "store", None)), local_accounts(args, datadir)
+            datadir, resolve_store(flag), local_accounts(args, datadir), chosen=store_chosen(flag)
         ) as operations:
             if args.app not in {app["name"] for app in operations.list_apps()}:
                 raise UsageError(f"no app named {args.app!r}; register it first with `footfall app add {args.app}`")

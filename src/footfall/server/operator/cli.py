@@ -24,7 +24,13 @@ from footfall.server.errors import FootfallError, UsageError
 from footfall.server.operations import Operations, StoreOperations, retention_cut
 from footfall.server.operator.access import add_access_commands, run_access_command
 from footfall.server.operator.backup import add_backup_commands, backup_command, restore_command
-from footfall.server.operator.control import find_server, local_accounts, open_operations
+from footfall.server.operator.control import (
+    find_server,
+    local_accounts,
+    open_operations,
+    refuse_the_migrated_file,
+    store_chosen,
+)
 from footfall.server.operator.terminal import print_csv, print_report, print_summary, say
 from footfall.server.query.filters import CI_CHOICES, CONTAINERS, check_timezone
 from footfall.server.query.properties import ARGUMENT_REPORTS
@@ -295,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load realistic synthetic usage of three demo apps.",
     )
     demo.add_argument("--days", type=int, default=90, help="days of history (default 90)")
-    demo.add_argument("--scale", type=float, default=1.0, help="size; 1.0 is about 200,000 events (default 1.0)")
+    demo.add_argument("--scale", type=float, default=1.0, help="size; 1.0 is about 320,000 events (default 1.0)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     return parser
 
@@ -363,8 +369,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         restore_command(args.source, datadir)
         say(console, f"Restored {args.source} into {datadir.path}; serve it with: footfall serve --data {datadir.path}")
         return 0
+    flag = getattr(args, "store", None)
     with open_operations(
-        datadir, resolve_store(getattr(args, "store", None)), local_accounts(args, datadir)
+        datadir, resolve_store(flag), local_accounts(args, datadir), chosen=store_chosen(flag)
     ) as operations:
         if args.command == "app":
             app_command(args, operations, datadir, console)
@@ -436,7 +443,7 @@ def expire_command(args: argparse.Namespace, datadir: DataDir, console: Console)
     check_retention_days(days, "--older-than")
     store_url = resolve_store(args.store)
     cut = retention_cut(days)
-    with open_operations(datadir, store_url) as operations:
+    with open_operations(datadir, store_url, chosen=store_chosen(args.store)) as operations:
         if isinstance(operations, StoreOperations):
             if operations.store.barrier is not None:
                 operations.store.barrier()  # acknowledged events not loaded yet are expired too
@@ -628,6 +635,7 @@ def serve(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
     from footfall.server.operator.serving import run_server
 
     settings = resolve_settings(args.data, vars(args))
+    refuse_the_migrated_file(datadir, settings.store, store_chosen(args.store))
 
     def announce(url: str, login_url: str) -> None:
         where = f"data in {datadir.path}" + (f", events in {redacted_url(settings.store)}" if settings.store else "")
@@ -649,6 +657,7 @@ def demo(args: argparse.Namespace, datadir: DataDir, console: Console) -> int:
     datadir.create()
     key = datadir.secrets().install_key
     store_url = resolve_store(args.store)
+    refuse_the_migrated_file(datadir, store_url, store_chosen(args.store))
     store = open_store(store_url, datadir.database)
     try:
         with Progress(

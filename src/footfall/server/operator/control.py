@@ -157,14 +157,37 @@ def local_accounts(args: Any, datadir: DataDir) -> Path | str:
     return accounts_location(resolve_accounts(getattr(args, "accounts", None)), datadir.path)
 
 
+def refuse_the_migrated_file(datadir: DataDir, store_url: str, chosen: bool) -> None:
+    """After `footfall migrate`, DIR's DuckDB file holds the past: a command that reads or serves
+    it only because no store was named would look current and split the data. Naming one
+    (`--store URL`, or `--store ''` for the file itself, or FOOTFALL_STORE) goes ahead."""
+    if store_url or chosen:
+        return
+    target = datadir.migration().get("target")
+    if target:
+        raise UsageError(
+            f"{datadir.path} was migrated to {target}: pass --store with that URL (or FOOTFALL_STORE), or"
+            " --store '' to use the DuckDB file as it was before the migration"
+        )
+
+
+def store_chosen(flag: str | None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a store was named at all (--store, even empty, or FOOTFALL_STORE)."""
+    return flag is not None or "FOOTFALL_STORE" in (os.environ if environ is None else environ)
+
+
 @contextlib.contextmanager
-def open_operations(datadir: DataDir, store_url: str = "", accounts_at: Path | str = "") -> Iterator[Operations]:
-    """The running server's operations, or the store's own (`store_url`: the --store setting;
-    `accounts_at`: what `AccountStore` opens, by default the file in the data directory)."""
+def open_operations(
+    datadir: DataDir, store_url: str = "", accounts_at: Path | str = "", chosen: bool = True
+) -> Iterator[Operations]:
+    """The running server's operations, or the store's own (`store_url`: the --store setting,
+    `chosen` whether it was named; `accounts_at`: what `AccountStore` opens, by default the file
+    in the data directory)."""
     url = find_server(datadir)
     if url is not None:
         yield RemoteOperations(url, datadir.secrets().admin_token)
         return
+    refuse_the_migrated_file(datadir, store_url, chosen)
     from footfall.server.auth.accounts import AccountStore
     from footfall.server.ingest.log import IngestLog
     from footfall.server.settings import Settings

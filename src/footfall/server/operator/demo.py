@@ -1,6 +1,6 @@
 """Realistic synthetic usage, so a new operator sees a full dashboard at once.
 
-Three apps over 90 days (about 200,000 events at scale 1). Each install starts on
+Three apps over 90 days (about 320,000 events at scale 1). Each install starts on
 the newest release of its first day and upgrades after a lag; installs mix OSes,
 architectures, Python versions, countries, CI providers and containers; runs are
 commands with options, durations and outcomes, and some commands send a tool event

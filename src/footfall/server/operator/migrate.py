@@ -28,8 +28,6 @@ events and configuration, copied to ClickHouse in batches.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import secrets
 import shutil
 import tempfile
@@ -37,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from footfall.server.datadir import PRIVATE_FILE_MODE, DataDir
+from footfall.server.datadir import DataDir
 from footfall.server.errors import StoreUnavailable, UsageError
 from footfall.server.operator.control import find_server
 from footfall.server.settings import check_store, redacted_url
@@ -47,7 +45,6 @@ if TYPE_CHECKING:
     from footfall.server.stores.duckdb import DuckDBStore
 
 BATCH_PREFIX = "migrate:"  # batch ids never collide with ingest-log segment ids (those are hex)
-SOURCE_FILE = "migration.json"  # in DIR: the directory's id in its batch ids
 TEMP_PREFIX = ".migrate-"  # in DIR: a batch being written
 
 # Called after each batch: (events copied so far, events in all).
@@ -70,19 +67,12 @@ def batch_id(source: str, app: str, day: str, events: int) -> str:
 
 
 def source_id(datadir: DataDir) -> str:
-    """This directory's id in batch ids, made (0600) on its first migration."""
-    path = datadir.path / SOURCE_FILE
-    try:
-        return str(json.loads(path.read_text(encoding="utf-8"))["source"])
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path} is unreadable or damaged ({exc}): delete it only if nothing was migrated") from None
-    fresh = secrets.token_hex(6)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"source": fresh}, handle)
-    return fresh
+    """This directory's id in batch ids, made on its first migration."""
+    source = datadir.migration().get("source")
+    if not isinstance(source, str) or not source:
+        source = secrets.token_hex(6)
+        datadir.record_migration(source=source)
+    return source
 
 
 def migrate(source: Path, target: str, progress: ProgressCallback | None = None) -> MigrationResult:
@@ -124,7 +114,10 @@ def migrate(source: Path, target: str, progress: ProgressCallback | None = None)
             for leftover in datadir.path.glob(TEMP_PREFIX + "*"):  # a killed run's
                 shutil.rmtree(leftover, ignore_errors=True)
             with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=datadir.path) as folder:
-                return _copy(origin, destination, source_id(datadir), Path(folder), progress)
+                result = _copy(origin, destination, source_id(datadir), Path(folder), progress)
+            # From now on a command on DIR without --store would read a DuckDB file of the past.
+            datadir.record_migration(target=redacted_url(target))
+            return result
         finally:
             destination.close()
     finally:
