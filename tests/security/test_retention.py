@@ -76,6 +76,23 @@ def test_a_current_clickhouse_gets_a_ttl_with_the_same_cut(tmp_path: Path) -> No
         store.close()
 
 
+def test_the_ttl_follows_the_setting_and_is_removed_at_zero(tmp_path: Path) -> None:
+    """Turning retention off must stop the engine's own deletes (before: the TTL stayed and kept
+    deleting), and setting the TTL must not rewrite every part (no MATERIALIZE TTL mutation)."""
+    store = ClickHouseStore("clickhouse://chdb:0/footfall", transport=ChdbTransport(tmp_path / "chdb"))
+    try:
+        assert store.expire_by_itself(KEEP_DAYS) and store.expire_by_itself(KEEP_DAYS)
+        mutations = store.query_now(
+            "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = 'events'"
+        ).rows
+        assert mutations == [(0,)], "the TTL was materialised over the existing parts"
+        assert not store.expire_by_itself(0)
+        assert "TTL" not in table_ddl(store)
+        assert store.expire_by_itself(7) and "toIntervalDay(8)" in table_ddl(store)
+    finally:
+        store.close()
+
+
 def test_clickhouse_18_16_gets_no_ttl(clickhouse_server: ClickHouseServer) -> None:
     store = ClickHouseStore(clickhouse_server.database())
     try:

@@ -35,6 +35,7 @@ def footfall(*args: str) -> subprocess.CompletedProcess[str]:
         f"clickhous://footfall:{PASSWORD}@127.0.0.1:8123/footfall",  # a typo in the scheme
         f"clickhouse://footfall:{PASSWORD}@127.0.0.1:99999/footfall",  # a port out of range
         f"clickhouse://footfall:{PASSWORD}@127.0.0.1:8123/footfall?cluster",  # options without =
+        f"clickhouse://footfall:a//{PASSWORD}@127.0.0.1:99999/footfall",  # '//' inside the password
     ],
 )
 def test_a_malformed_store_url_is_refused_without_its_password(tmp_path: Path, url: str) -> None:
@@ -111,3 +112,18 @@ def test_a_dashboard_page_while_clickhouse_is_down_is_a_page_without_the_store_a
     api = httpx.get(f"{server.url}/api/v1/apps/{GOLDEN_APP}/reports/overview", headers=token, timeout=60)
     assert api.status_code == 503 and api.json()["error"]["code"] == "store_unavailable"
     assert port not in api.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://footfall:{PASSWORD}@127.0.0.1:1/accounts",  # nothing listens
+        f"postgresql://footfall:{PASSWORD}@[::1/accounts",  # libpq quotes the malformed URI
+        "postgresql://footfall:s3cret%zzPw@127.0.0.1:1/accounts",  # libpq quotes the bad token
+    ],
+)
+def test_an_accounts_url_never_shows_its_password(tmp_path: Path, url: str) -> None:
+    answer = footfall("user", "list", "--accounts", url, "--data", str(tmp_path))
+    assert answer.returncode != 0 and "accounts database" in answer.stderr, answer.stderr
+    assert PASSWORD not in answer.stderr and "s3cret" not in answer.stderr, answer.stderr
+    assert "Traceback" not in answer.stderr

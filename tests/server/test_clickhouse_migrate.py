@@ -336,21 +336,59 @@ def test_a_directory_with_another_install_key_is_refused_before_anything_is_copi
 
 def test_a_day_that_changed_since_it_was_copied_is_copied_again_whole(store_url: str, tmp_path: Path) -> None:
     """DIR served on after a migration: its changed day is replaced, neither doubled nor left
-    short (before: the new events were never copied)."""
+    short (before: the new events were never copied) - also when it shrinks back to a count it
+    had, and when its rows change but not their number."""
     day = NOW - dt.timedelta(days=1)
     folder = duckdb_source(tmp_path / "data", [event(day + dt.timedelta(seconds=n)) for n in range(5)])
     assert migrate(folder, store_url).copied_events == 5
-    source = DuckDBStore(DataDir(folder).database)
-    try:
-        load(source, [event(day + dt.timedelta(minutes=10, seconds=n)) for n in range(3)])
-    finally:
-        source.close()
+
+    def change(add: list[EventRecord], forget: str = "") -> None:
+        source = DuckDBStore(DataDir(folder).database)
+        try:
+            load(source, add)
+            if forget:
+                source.delete_install("alpha", forget)
+        finally:
+            source.close()
+
+    def stored() -> list[tuple[Any, ...]]:
+        target = ClickHouseStore(store_url)
+        try:
+            return sorted(target.query("SELECT install, time FROM events").rows)
+        finally:
+            target.close()
+
+    later = [event(day + dt.timedelta(minutes=10, seconds=n), install="d" * 64) for n in range(3)]
+    change(later)
     again = migrate(folder, store_url)
     assert (again.copied_batches, again.copied_events, again.events) == (1, 8, 8)
     assert migrate(folder, store_url).copied_events == 0
+    assert len(stored()) == 8
+    change([], forget="d" * 64)  # back to the five events of the first copy
+    assert migrate(folder, store_url).copied_events == 5 and len(stored()) == 5
+    swapped = event(day + dt.timedelta(minutes=20), install="e" * 64)
+    change([swapped], forget="a" * 64)  # one install's five events out, another's one in
+    change([event(day + dt.timedelta(minutes=21 + n), install="e" * 64) for n in range(4)])
+    assert migrate(folder, store_url).copied_events == 5
+    assert {row[0] for row in stored()} == {"e" * 64} and len(stored()) == 5
+
+
+def test_a_restored_backup_of_a_migrated_directory_is_not_copied_twice(store_url: str, tmp_path: Path) -> None:
+    """The backup carries DIR's migration record (its source id): before, the restored copy got a
+    new id and a second migration copied every day beside the first."""
+    folder = duckdb_source(tmp_path / "data", [event(NOW - dt.timedelta(days=n)) for n in range(1, 4)])
+    DataDir(folder).secrets()
+    assert migrate(folder, store_url).copied_events == 3
+    backup = subprocess.run(footfall_command("backup", str(tmp_path / "copy"), "--data", str(folder), "--store", ""),
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert backup.returncode == 0, backup.stderr
+    restored = subprocess.run(footfall_command("restore", str(tmp_path / "copy"), "--data", str(tmp_path / "new")),
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert migrate(tmp_path / "new", store_url).copied_events == 0
     target = ClickHouseStore(store_url)
     try:
-        assert count(target) == 8
+        assert count(target) == 3
     finally:
         target.close()
 

@@ -34,6 +34,7 @@ from footfall import __version__
 from footfall.server.datadir import (
     ACCOUNTS_FILE,
     DATABASE_FILE,
+    MIGRATION_FILE,
     PRIVATE_DIR_MODE,
     PRIVATE_FILE_MODE,
     SECRETS_FILE,
@@ -134,6 +135,8 @@ def write_backup(
             backup_accounts(data / ACCOUNTS_FILE, destination / ACCOUNTS_FILE)
         if (data / SECRETS_FILE).exists():  # missing only where no server ever ran, so nothing was hashed yet
             _copy_file(data / SECRETS_FILE, destination / SECRETS_FILE)
+        if (data / MIGRATION_FILE).exists():  # its source id: a later migrate must not copy the days twice
+            _copy_file(data / MIGRATION_FILE, destination / MIGRATION_FILE)
         files = {"log": logged, "public": _copy_tree(data / "public", destination / "public")}
         manifest = {
             "format": BACKUP_FORMAT,
@@ -185,7 +188,7 @@ def restore_files(source: Path, data: Path) -> dict[str, Any]:
     data.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     os.chmod(data, PRIVATE_DIR_MODE)
     try:
-        for name in (DATABASE_FILE, DATABASE_FILE + ".wal", ACCOUNTS_FILE, SECRETS_FILE):
+        for name in (DATABASE_FILE, DATABASE_FILE + ".wal", ACCOUNTS_FILE, SECRETS_FILE, MIGRATION_FILE):
             if (source / name).is_file():
                 _copy_file(source / name, data / name)
         for folder in COPIED_FOLDERS:

@@ -90,6 +90,14 @@ class SegmentRefused(StoreError):
 class StoreUnavailable(StoreError):
     status = 503
     code = "store_unavailable"
+    # What a client is told: the message itself names the store's address, for the log only.
+    public_message = "The event store is not answering; collected events are kept and loaded once it is back."
+
+
+class AccountsUnavailable(StoreUnavailable):
+    """The accounts database (PostgreSQL) cannot be reached or failed."""
+
+    public_message = "The accounts database is not answering; try again shortly."
 
 
 class Backpressure(StoreUnavailable):

@@ -7,7 +7,6 @@ server owns the embedded database. Results are JSON-ready dicts.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -301,9 +300,8 @@ class RetentionKeeper:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.days > 0:
-            self._thread = threading.Thread(target=self._run, name="footfall-retention", daemon=True)
-            self._thread.start()
+        self._thread = threading.Thread(target=self._run, name="footfall-retention", daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
@@ -319,15 +317,18 @@ class RetentionKeeper:
         return deleted
 
     def _run(self) -> None:
-        with contextlib.suppress(FootfallError):
-            if self.store.expire_by_itself(self.days):
-                log.info("retention: the store also expires events older than %d days by itself", self.days)
+        ttl_set = False  # the store's own expiry follows the setting (and is removed at 0), once
         while True:
             try:
-                self.expire_now()
+                if not ttl_set:
+                    if self.store.expire_by_itself(self.days):
+                        log.info("retention: the store also expires events older than %d days by itself", self.days)
+                    ttl_set = True
+                if self.days > 0:
+                    self.expire_now()
             except FootfallError as exc:  # the store is down: the next round tries again
                 log.warning("retention: events could not be expired now: %s", exc.message)
             except Exception:
                 log.exception("retention: expiring events failed")
-            if self._stop.wait(self.interval_s):
+            if (ttl_set and self.days <= 0) or self._stop.wait(self.interval_s):
                 return

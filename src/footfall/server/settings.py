@@ -292,11 +292,25 @@ STORE_SCHEMES = ("clickhouse://",)
 
 def redacted_url(url: str) -> str:
     """`url` for a message or a log: any password in it replaced by ***."""
-    head, at, rest = url.rpartition("@")
-    scheme, slashes, userinfo = head.rpartition("//")
+    scheme, slashes, rest = url.partition("//")  # the first "//": a password may hold another
+    if not slashes:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
     if not at or ":" not in userinfo:
         return url
-    return f"{scheme}{slashes}{userinfo.split(':', 1)[0]}:***@{rest}"
+    return f"{scheme}{slashes}{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+def scrubbed(text: str, url: str) -> str:
+    """`text` (a driver's error, which may quote the URL or its password) with the URL shown
+    redacted and its password, as written or decoded, replaced by ***."""
+    text = text.replace(url, redacted_url(url))
+    userinfo = url.partition("//")[2].rpartition("@")[0]
+    if ":" in userinfo:
+        password = userinfo.split(":", 1)[1]
+        for form in {password, urllib.parse.unquote(password)} - {""}:
+            text = text.replace(form, "***")
+    return text
 
 
 def check_store(store: str) -> str:

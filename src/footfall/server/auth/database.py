@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from footfall.server.errors import StoreUnavailable, UsageError
+from footfall.server.errors import AccountsUnavailable, UsageError
+from footfall.server.settings import scrubbed
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 POOL_SIZE = 4  # connections per process; transactions are serialised by one lock anyway
@@ -155,8 +156,9 @@ class PostgresEngine:
         try:
             return self._psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except self._psycopg.Error as exc:
-            # The message names host and database, never the URL's password.
-            raise StoreUnavailable(f"the accounts database cannot be reached: {exc}".strip()) from None
+            # libpq may quote the URL or a token of it: never its password.
+            message = scrubbed(str(exc), self.url)
+            raise AccountsUnavailable(f"the accounts database cannot be reached: {message}".strip()) from None
 
     def _give(self, connection: Any) -> None:
         if connection.closed or connection.broken:
@@ -167,7 +169,7 @@ class PostgresEngine:
     @contextmanager
     def transaction(self) -> Iterator[Database]:
         if not self._slots.acquire(timeout=CONNECT_TIMEOUT_S):
-            raise StoreUnavailable("the accounts database is busy: no free connection")
+            raise AccountsUnavailable("the accounts database is busy: no free connection")
         try:
             connection = self._take()
             try:
@@ -175,7 +177,8 @@ class PostgresEngine:
                     connection.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
                     yield _PostgresDatabase(connection)
             except self._psycopg.Error as exc:
-                raise StoreUnavailable(f"the accounts database failed: {exc}".strip()) from None
+                message = scrubbed(str(exc), self.url)
+                raise AccountsUnavailable(f"the accounts database failed: {message}".strip()) from None
             finally:
                 self._give(connection)
         finally:

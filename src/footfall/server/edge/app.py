@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -155,6 +156,8 @@ def create_app(settings: Settings, store: EventStore) -> Starlette:
         problems = []
         try:
             await run_in_threadpool(store.ping)
+        except StoreUnavailable as exc:  # unauthenticated: not the store's address
+            problems.append(f"store: {public_outage(exc)}")
         except FootfallError as exc:
             problems.append(f"store: {exc.message}")
         if pressure := ctx.log.pressure():
@@ -213,7 +216,18 @@ def middleware(settings: Settings) -> list[Middleware]:
     return [Middleware(SecurityHeadersMiddleware, hsts=settings.public_url.startswith("https://"))]
 
 
-STORE_DOWN = "The event store is not answering; collected events are kept and loaded once it is back."
+OUTAGE_LOG_INTERVAL_S = 10.0  # a failing store is logged at most this often, whatever the traffic
+_outages_logged: dict[str, float] = {}  # message -> when it was last logged (monotonic)
+
+
+def public_outage(exc: StoreUnavailable) -> str:
+    """What a client is told of an unavailable store; its detail (the store's address, the
+    engine's error) goes to the log, at most once per OUTAGE_LOG_INTERVAL_S for each message."""
+    now = time.monotonic()
+    if now - _outages_logged.get(exc.message, -OUTAGE_LOG_INTERVAL_S) >= OUTAGE_LOG_INTERVAL_S:
+        _outages_logged[exc.message] = now
+        log.warning("unavailable: %s", exc.message)
+    return f"{exc.public_message} (The server's log says why.)"
 
 
 async def footfall_error(request: Request, exc: Exception) -> Response:
@@ -221,9 +235,8 @@ async def footfall_error(request: Request, exc: Exception) -> Response:
     retry_after = exc.retry_after if isinstance(exc, (RateLimited, Backpressure)) else None
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     message = exc.message
-    if type(exc) is StoreUnavailable:  # its detail names the store's address: for the log only
-        log.warning("a request failed: %s", exc.message, extra={"path": request.url.path})
-        message = STORE_DOWN
+    if isinstance(exc, StoreUnavailable) and not isinstance(exc, Backpressure):
+        message = public_outage(exc)
     if "text/html" in request.headers.get("accept", ""):  # a browser: a page, not JSON
         title = "Unavailable" if exc.status >= 500 else "Refused"
         return HTMLResponse(dashboard.message_page(title, message), status_code=exc.status, headers=headers)

@@ -153,12 +153,12 @@ def add_report(ctx: ServerContext, document: dict[str, Any]) -> None:
     reporter, sequence = document.get("reporter"), document.get("sequence")
     if not (isinstance(reporter, str) and isinstance(sequence, int)):
         raise BadRequest("a report has a reporter and a sequence number", code="invalid_request")
-    if sequence <= ctx.report_sequences.get(reporter, 0):
-        return  # added already
-    ctx.report_sequences[reporter] = sequence
     counters = document.get("counters", [])
     if not isinstance(counters, list) or len(counters) > MAX_REPORT_SERIES:
         raise BadRequest("counters must be a list", code="invalid_request")
+    if sequence <= ctx.report_sequences.get(reporter, 0):
+        return  # added already
+    ctx.report_sequences[reporter] = sequence
     for item in counters:
         if not (isinstance(item, list) and len(item) == 4):
             continue

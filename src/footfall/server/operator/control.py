@@ -172,8 +172,9 @@ def refuse_the_migrated_file(datadir: DataDir, store_url: str, chosen: bool) -> 
 
 
 def store_chosen(flag: str | None, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether a store was named at all (--store, even empty, or FOOTFALL_STORE)."""
-    return flag is not None or "FOOTFALL_STORE" in (os.environ if environ is None else environ)
+    """Whether a store was named at all: --store (even empty), or a FOOTFALL_STORE that is not
+    empty (an environment file's `FOOTFALL_STORE=` template line names nothing)."""
+    return flag is not None or bool((os.environ if environ is None else environ).get("FOOTFALL_STORE"))
 
 
 @contextlib.contextmanager

@@ -9,12 +9,14 @@ events and configuration, copied to ClickHouse in batches.
   (`DuckDBStore.export_day`); the ClickHouse store inserts them with the batch's id in their
   `segment` column and records the id in `loaded_segments` (`ClickHouseStore.import_batch`).
   A batch's id names the source directory (a random id kept in `DIR/migration.json`), the app,
-  the day and how many events the day held, so two directories never share a batch.
+  the day, how many events the day held and a digest of its rows, so two directories never
+  share a batch and a changed day never passes for the copied one.
 - **Resumable and idempotent.** A batch already recorded is skipped, so a second run copies
   nothing twice and a run killed midway resumes where it stopped; rows of a batch that was
-  inserted but not recorded are deleted and inserted again. A day that holds more (or fewer)
-  events than when it was copied (DIR served on after a migration) is copied again whole:
-  the rows of its earlier batch are deleted first.
+  inserted but not recorded are deleted and inserted again. A day whose rows changed since it
+  was copied (DIR served on after a migration) is copied again whole: the rows and the record
+  of its earlier batch are deleted first. A forget served by the new store for an install
+  that DIR still holds is undone by such a copy: forget again after the last migration.
 - **One install key.** The store remembers the fingerprint of the first install key that
   served it (`check_secrets`); a directory with another key is refused before anything is
   copied, since its hashed ids would split every install in two and put forget out of reach.
@@ -61,9 +63,9 @@ class MigrationResult:
     unstorable_events: int  # at times a ClickHouse DateTime cannot hold: not copied
 
 
-def batch_id(source: str, app: str, day: str, events: int) -> str:
-    """`migrate:SOURCE:APP:DAY:EVENTS` (app names hold no colon)."""
-    return f"{BATCH_PREFIX}{source}:{app}:{day}:{events}"
+def batch_id(source: str, app: str, day: str, events: int, digest: str) -> str:
+    """`migrate:SOURCE:APP:DAY:EVENTS-DIGEST` (app names hold no colon)."""
+    return f"{BATCH_PREFIX}{source}:{app}:{day}:{events}-{digest}"
 
 
 def source_id(datadir: DataDir) -> str:
@@ -148,8 +150,8 @@ def _copy(
     # wrap a time outside, where DuckDB holds it): those days are left out, and counted.
     every_day = origin.export_days()
     days = [entry for entry in every_day if EARLIEST_TIME.date() <= entry[1] < LATEST_TIME.date()]
-    total = sum(count for _, _, count in days)
-    unstorable = sum(count for _, _, count in every_day) - total
+    total = sum(entry[2] for entry in days)
+    unstorable = sum(entry[2] for entry in every_day) - total
     done = copied_events = copied_batches = 0
     prefix = f"{BATCH_PREFIX}{source}:"
     recorded = destination.loaded_batches(prefix)  # skipped without exporting them again
@@ -160,11 +162,13 @@ def _copy(
     if progress is not None:
         progress(0, total)
     batch_file = folder / "batch.json"
-    for app_name, day, count in days:
-        batch = batch_id(source, app_name, day.isoformat(), count)
+    for app_name, day, count, digest in days:
+        batch = batch_id(source, app_name, day.isoformat(), count, digest)
         stored = None
         if batch not in recorded:
-            # The day changed since it was copied: its earlier rows go, then it is copied whole.
+            # The day changed since it was copied: its earlier rows and records go (rows first: a
+            # crash between the two leaves a record whose rows are gone, deleted again next run),
+            # then it is copied whole.
             for stale in sorted(earlier.get((app_name, day.isoformat()), set())):
                 destination.delete_batch(stale)
             origin.export_day(app_name, day, batch_file, batch)

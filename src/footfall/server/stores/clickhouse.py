@@ -92,6 +92,7 @@ REFUSED_CODES = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 
 # has that type without a setting (MODERN_SERVER and newer); 18.16 keeps them String
 # (`Layout.migration`). Tables made on 18.16 keep String after an upgrade of the server.
 MODERN_SERVER = (20, 1)
+TTL_SERVER = (21, 8)  # has MODIFY and REMOVE TTL and materialize_ttl_after_modify
 LOW_CARDINALITY: tuple[str, ...] = ("app", "app_version", "name", "source", "os", "os_version", "arch")
 LOW_CARDINALITY += ("runtime", "runtime_version", "ci", "container", "country")
 LOW_CARDINALITY_STRING = "LowCardinality(String)"
@@ -538,6 +539,8 @@ class ClickHouseStore(EventStore):
             kinds = [column["type"] for column in document["meta"]]
             data = document["data"]
         except (ValueError, KeyError, TypeError):
+            if _CODE.search(text):  # ClickHouse's own error, written after the answer had begun
+                raise StoreUnavailable(f"ClickHouse failed while answering: {text[-2000:].strip()}") from None
             raise StoreUnavailable(f"{self.address} answered, {NOT_CLICKHOUSE}") from None
         rows = [tuple(_convert(v, k) for v, k in zip(row, kinds, strict=True)) for row in data]
         return QueryResult([column["name"] for column in document["meta"]], rows)
@@ -909,18 +912,36 @@ class ClickHouseStore(EventStore):
             return dropped + self._delete_events("time < $before", {"before": before})
 
     def expire_by_itself(self, days: int) -> bool:
-        """A TTL on a current server (18.16 has none): a row goes at a merge once its UTC day is
-        more than `days` days past, as `expire_events` at that day's cut would delete it."""
-        if not self.layout.modern or days <= 0:
+        """Make the table's TTL say `days` (0: none) on a server that has TTLs (TTL_SERVER and
+        newer; 18.16 has none). A row goes at a merge once its UTC day is more than `days` days
+        past, as `expire_events` at that day's cut would delete it. The TTL is the table's, so
+        the collectors of one store must agree on `retention_days` (the last one started wins).
+
+        Altered only when it differs, and never materialised over the existing parts (that
+        rewrites them all): the hourly `expire_events` deletes what is already there.
+        """
+        if _version_tuple(self.server_version) < TTL_SERVER:
             return False
         self._check_open()
         layout = self.layout
+        wanted = f"TTL toStartOfDay(time) + toIntervalDay({int(days) + 1})" if days > 0 else ""
+        table = layout.local("events").rpartition(".")[2]
+        ((engine,),) = self._rows(
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = $table",
+            {"table": table},
+        )
+        present = " TTL " in f" {engine} "
+        if wanted and wanted not in str(engine):
+            change = f"MODIFY {wanted}"
+        elif not wanted and present:
+            change = "REMOVE TTL"
+        else:
+            return bool(wanted)
         with self._lock:
             self._run(
-                f"ALTER TABLE {layout.local('events')}{layout.on_cluster}"
-                f" MODIFY TTL toStartOfDay(time) + toIntervalDay({int(days) + 1})"
+                f"ALTER TABLE {layout.local('events')}{layout.on_cluster} {change}", materialize_ttl_after_modify="0"
             )
-        return True
+        return bool(wanted)
 
     def import_app(self, name: str, created: dt.datetime) -> bool:
         """Register an app with its creation time (a migration keeps it); True if it was new."""
@@ -969,10 +990,24 @@ class ClickHouseStore(EventStore):
             return events
 
     def delete_batch(self, batch: str) -> int:
-        """Delete the rows of a recorded migration batch (its day is copied again); how many went."""
+        """Delete a recorded migration batch (its day is copied again): its rows, then its
+        record (so a crash between leaves a record to delete again); how many rows went."""
         self._check_open()
+        layout = self.layout
         with self._lock:
-            return self._delete_events("segment = $segment", {"segment": batch})
+            deleted = self._delete_events("segment = $segment", {"segment": batch})
+            found = {"segment": batch}
+            self._run(
+                f"ALTER TABLE {layout.local('loaded_segments')}{layout.on_cluster} DELETE WHERE id = $segment", found
+            )
+            # Done before the day's new batch is recorded: a later run that still saw this record
+            # (and the same rows again) would take the day for copied.
+            deadline = time.monotonic() + MUTATION_TIMEOUT_S
+            while self._rows("SELECT 1 FROM loaded_segments WHERE id = $segment LIMIT 1", found):
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(f"the record of {batch} was not deleted within {MUTATION_TIMEOUT_S:.0f} s")
+                time.sleep(MUTATION_POLL_S)
+            return deleted
 
     def add_app(self, name: str) -> bool:
         self._check_open()

@@ -272,12 +272,16 @@ class DuckDBStore(EventStore):
         deleted: int = self._act(delete)
         return deleted
 
-    def export_days(self) -> list[tuple[str, dt.date, int]]:
-        """(app, UTC day, events) for every day that holds events: the migration's batches."""
+    def export_days(self) -> list[tuple[str, dt.date, int, str]]:
+        """(app, UTC day, events, digest) for every day that holds events: the migration's
+        batches. The digest (of every column of the day's rows, order aside) changes when the
+        day's rows do, even when their number does not."""
+        columns = ", ".join(EVENT_COLUMNS)
         rows = self.query_now(
-            "SELECT app, CAST(time AS DATE) AS day, count(*) FROM events GROUP BY app, day ORDER BY app, day"
+            f"SELECT app, CAST(time AS DATE) AS day, count(*), bit_xor(hash({columns})) FROM events"
+            " GROUP BY app, day ORDER BY app, day"
         ).rows
-        return [(str(app), day, int(count)) for app, day, count in rows]
+        return [(str(app), day, int(count), f"{int(digest):016x}") for app, day, count, digest in rows]
 
     def export_day(self, app: str, day: dt.date, destination: Path, batch: str) -> None:
         """Write one app's events of one UTC day to `destination` as JSON lines, as ClickHouse's
