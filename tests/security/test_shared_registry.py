@@ -14,11 +14,13 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
 from footfall.server.datadir import ServerSecrets
 from footfall.server.errors import UsageError
+from footfall.server.ingest.segments import encode
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.clickhouse import (
     MISS_REFRESH_INTERVAL_S,
@@ -28,6 +30,7 @@ from footfall.server.stores.clickhouse import (
     parse_url,
 )
 from tests.clickhouse import ClickHouseServer
+from tests.conftest import wait_until
 
 FLOOD_S = 3.0
 FLOOD_THREADS = 4
@@ -42,7 +45,7 @@ class CountingTransport(HttpTransport):
         self._count = threading.Lock()
 
     def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
-        if sql.startswith("SELECT name, timezone FROM apps FINAL"):
+        if sql.startswith("SELECT name, timezone, updated, deleted FROM apps FINAL"):
             with self._count:
                 self.reloads += 1
         return super().run(sql, body, settings)
@@ -173,3 +176,50 @@ def test_closing_a_store_during_a_reload_ends_the_reload_cleanly(
     releaser.join()
     assert not any(t.name == "footfall.registry" and t.is_alive() for t in threading.enumerate())
     assert failures == [], [f"{f.exc_type.__name__}: {f.exc_value}" for f in failures]
+
+
+def queued_event(app: str) -> EventRecord:
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    fields = dict.fromkeys(("app_version", "install", "session", "os", "os_version", "arch", "runtime"), "")
+    fields |= dict.fromkeys(("runtime_version", "ci", "container", "country"), "")
+    return EventRecord(time=now, received=now, app=app, name="start", props="{}", source="native", **fields)
+
+
+def test_an_app_missing_from_a_stale_read_is_not_removed(
+    stores: tuple[ClickHouseStore, ClickHouseStore, CountingTransport],
+    clickhouse_server: ClickHouseServer,
+    tmp_path: Path,
+) -> None:
+    """Review: a reload that read a lagging replica, without an app registered a moment ago, took
+    the absence for a removal, and the app's events already acknowledged were refused. Only a
+    removal's row (a tombstone) removes an app. The lagging read is made here by deleting the
+    app's row behind the stores' back (on a replica, its copy has not arrived yet)."""
+    first, second, _ = stores
+    time.sleep(MISS_REFRESH_INTERVAL_S)  # past the bound of the reloads at start
+    first.add_app("young-tool")
+    first.add_key("young-tool", "ga-tid", "UA-9-1")
+    assert second.has_app("young-tool")
+    database = first.address.database
+    for table, column in (("apps", "name"), ("app_keys", "app")):
+        clickhouse_server.execute(f"ALTER TABLE {database}.{table} DELETE WHERE {column} = 'young-tool'")
+    wait_until(
+        lambda: (
+            clickhouse_server.execute(f"SELECT count(*) FROM {database}.apps WHERE name = 'young-tool'").strip() == "0"
+        ),
+        60,
+        "the row's delete (a mutation)",
+    )
+    removed: list[str] = []
+    second.on_removed = removed.append
+    second.refresh_registry()  # the stale read
+    assert removed == [] and second.has_app("young-tool")
+    assert second.app_for_key("ga-tid", "UA-9-1") == ("young-tool", "")
+    assert second.write([queued_event("young-tool")]).result(30) == (), "an acknowledged event was refused"
+    path = tmp_path / "1-w-young.seg"
+    path.write_bytes(encode(queued_event("young-tool")))
+    assert second.load_segment(path, "1-w-young") == 1, "a queued segment's events were refused"
+    # A removal recorded through the other store still removes it here, by its tombstone.
+    assert first.remove_app("young-tool") == 2
+    second.refresh_registry()
+    assert removed == ["young-tool"] and not second.has_app("young-tool")
+    assert second.write([queued_event("young-tool")]).result(30) == (0,)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,10 @@ from footfall.server.ingest.segments import encode
 from footfall.server.query import reports
 from footfall.server.query.filters import Filters
 from footfall.server.stores.base import EventRecord
-from footfall.server.stores.clickhouse import ClickHouseStore
+from footfall.server.stores.clickhouse import ClickHouseStore, HttpTransport, parse_url
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.clickhouse import ClickHouseServer
-from tests.conftest import footfall_command, load_golden, start_server, with_fresh_times
+from tests.conftest import footfall_command, load_golden, start_server, wait_until, with_fresh_times
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 
@@ -77,7 +78,9 @@ def events_in(store: ClickHouseStore) -> int:
 
 
 def test_a_segment_loads_once_even_when_loaded_twice(store: ClickHouseStore, tmp_path: Path) -> None:
-    records = [event(), event(session="c" * 64), event(), event(app="gone")]  # "gone" is not registered
+    store.add_app("gone")
+    store.remove_app("gone")  # its events, queued before, are refused; an app merely unknown is not
+    records = [event(), event(session="c" * 64), event(), event(app="gone")]
     path = segment(tmp_path, records)
     assert store.load_segment(path, "1-w-abc") == 3
     assert store.load_segment(path, "1-w-abc") is None
@@ -99,14 +102,19 @@ def test_a_segment_copied_but_not_recorded_loads_again_whole_once(
     path = segment(tmp_path, [event(), event(), event(time=last_month)])
     assert store.load_segment(path, "2-w-def") == 3
     database = store.address.database
-    clickhouse_server.execute(f"TRUNCATE TABLE {database}.loaded_segments")
+    # What a crash between the copy and the record leaves: the attempt's record, not the load's.
+    clickhouse_server.execute(f"ALTER TABLE {database}.loaded_segments DELETE WHERE id = '2-w-def'")
+    wait_until(lambda: not store.loaded_batches("2-w-def"), 60, "the record's delete (a mutation)")
     clickhouse_server.execute(
         f"ALTER TABLE {database}.events DROP PARTITION {last_month.year * 100 + last_month.month}"
     )
     assert events_in(store) == 2  # as if the crash had come between the two months' parts
     assert store.load_segment(path, "2-w-def") == 3
     assert events_in(store) == 3
-    assert store.query("SELECT id, events FROM loaded_segments").rows == [("2-w-def", 3)]
+    assert store.query("SELECT id, events FROM loaded_segments ORDER BY id").rows == [
+        ("2-w-def", 3),
+        ("attempt:2-w-def", 0),
+    ]
     assert store.load_segment(path, "2-w-def") is None
 
 
@@ -253,3 +261,53 @@ def test_demo_loads_into_the_clickhouse_store_and_backup_refuses_it(store_url: s
     )  # fmt: skip
     assert refused.returncode != 0 and "ClickHouse's own tools" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "copy").exists()
+
+
+def test_two_stores_on_one_database_count_a_run_once(store: ClickHouseStore, store_url: str, tmp_path: Path) -> None:
+    """Review: each store decided run starts from its own memory, so a run whose batches reached two
+    collectors (behind a load balancer) counted once per collector. Both ask the stored events."""
+    other = ClickHouseStore(store_url)  # open before any event is stored, as a second collector is
+    try:
+        run, fresh = "1" * 64, "2" * 64
+        minute = dt.timedelta(minutes=1)
+        path = segment(tmp_path, [event(session=run, time=NOW - 9 * minute)], "1-w-one.seg")
+        assert store.load_segment(path, "1-w-one") == 1
+        path = segment(tmp_path, [event(session=run, time=NOW - 8 * minute)], "2-w-two.seg")
+        assert other.load_segment(path, "2-w-two") == 1
+        assert other.write([event(session=run), event(session=fresh)]).result(timeout=60) == ()
+        assert store.write([event(session=run), event(session=fresh)]).result(timeout=60) == ()
+        filters = Filters(NOW.date() - dt.timedelta(days=1), NOW.date())
+        assert reports.summary(store, "alpha", filters)["runs"] == 2
+        flagged = store.query("SELECT session, count(*) FROM events WHERE run_start GROUP BY session ORDER BY session")
+        assert flagged.rows == [(run, 1), (fresh, 1)]
+    finally:
+        other.close()
+
+
+class ReadingTransport(HttpTransport):
+    """The real HTTP transport, keeping the statements it carries."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(parse_url(url))
+        self.statements: list[str] = []
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        self.statements.append(sql)
+        return super().run(sql, body, settings)
+
+
+def test_a_first_load_does_not_scan_the_events_for_its_segment(store_url: str, tmp_path: Path) -> None:
+    """Review: each load searched all of `events` for its segment's id (a column scan that grows
+    with the table; a migration turned quadratic). Only a load attempted before searches."""
+    transport = ReadingTransport(store_url)
+    opened = ClickHouseStore(store_url, transport)
+    try:
+        opened.add_app("alpha")
+        for number in range(3):
+            path = segment(tmp_path, [event(), event(session="c" * 64)], f"{number}-w-scan.seg")
+            assert opened.load_segment(path, f"{number}-w-scan") == 2
+        scans = [sql for sql in transport.statements if re.search(r"FROM events WHERE segment", sql)]
+        assert scans == []
+        assert opened.load_segment(path, "2-w-scan") is None
+    finally:
+        opened.close()
