@@ -223,3 +223,59 @@ def test_an_app_missing_from_a_stale_read_is_not_removed(
     second.refresh_registry()
     assert removed == ["young-tool"] and not second.has_app("young-tool")
     assert second.write([queued_event("young-tool")]).result(30) == (0,)
+
+
+def test_a_removal_takes_the_keys_and_apps_registered_elsewhere(
+    stores: tuple[ClickHouseStore, ClickHouseStore, CountingTransport], database: str
+) -> None:
+    """Review: a removal wrote tombstones only for the keys its store had seen, so a key added
+    through another collector a moment before stayed registered to the removed app; and an app
+    its store had not seen yet was not removed at all."""
+    first, second, _ = stores
+    time.sleep(MISS_REFRESH_INTERVAL_S)  # past the bound of the reloads at start
+    first.add_app("keyed-tool")
+    assert second.has_app("keyed-tool")
+    first.add_key("keyed-tool", "ga-tid", "UA-5-1")  # second has not reloaded since
+    second.remove_app("keyed-tool")
+    first.add_app("unseen-tool")
+    second.remove_app("unseen-tool")  # registered through first, not yet seen by second
+    reopened = ClickHouseStore(database)
+    try:
+        assert reopened.registry.keys == {} and reopened.registry.apps == set()
+    finally:
+        reopened.close()
+
+
+class StalledTransport(HttpTransport):
+    """The real HTTP transport; a reload on the registry thread, once it has read the registry,
+    waits until released before it applies what it read."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(parse_url(url))
+        self.read, self.release = threading.Event(), threading.Event()
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        answer = super().run(sql, body, settings)
+        if threading.current_thread().name == "footfall.registry" and "FROM app_schemas FINAL" in sql:
+            self.read.set()
+            self.release.wait(30)
+        return answer
+
+
+def test_an_import_during_a_reload_is_not_undone(database: str) -> None:
+    """Review: `import_app` (footfall migrate) skipped the guard that let a reload read before a
+    change drop it, so the reload took the imported app for removed and refused its events."""
+    transport = StalledTransport(database)
+    store = ClickHouseStore(database, transport)
+    try:
+        removed: list[str] = []
+        store.on_removed = removed.append  # called at the end of a reload that removed an app
+        assert transport.read.wait(REGISTRY_REFRESH_S + 10), "no periodic reload started"
+        assert store.import_app("imported-tool", dt.datetime(2024, 1, 1)) is True
+        transport.release.set()
+        store.refresh_registry()  # waits for the stalled reload to end, then reloads
+        assert removed == [] and store.has_app("imported-tool")
+        assert store.write([queued_event("imported-tool")]).result(30) == ()
+    finally:
+        transport.release.set()
+        store.close()

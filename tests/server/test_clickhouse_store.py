@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from footfall.server.errors import SegmentRefused, UsageError
+from footfall.server.errors import SegmentRefused, StoreUnavailable, UsageError
 from footfall.server.ingest.segments import encode
 from footfall.server.query import reports
 from footfall.server.query.filters import Filters
@@ -309,5 +309,45 @@ def test_a_first_load_does_not_scan_the_events_for_its_segment(store_url: str, t
         scans = [sql for sql in transport.statements if re.search(r"FROM events WHERE segment", sql)]
         assert scans == []
         assert opened.load_segment(path, "2-w-scan") is None
+    finally:
+        opened.close()
+
+
+class TimingOutTransport(HttpTransport):
+    """The real HTTP transport; the copy into `events` runs on the server, and the client is then
+    told it timed out (what a request timeout on a slow INSERT looks like)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(parse_url(url))
+        self.timeouts = 1
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        answer = super().run(sql, body, settings)
+        if sql.startswith("INSERT INTO events (") and self.timeouts:
+            self.timeouts -= 1
+            raise StoreUnavailable("ClickHouse cannot be reached: timed out")
+        return answer
+
+
+def test_a_load_that_timed_out_after_the_server_stored_it_loads_once(store_url: str, tmp_path: Path) -> None:
+    """A request that timed out while the server finished the copy: the retry finds the rows of
+    the attempt (its record says a load began) and replaces them, so they are stored once."""
+    transport = TimingOutTransport(store_url)
+    opened = ClickHouseStore(store_url, transport)
+    try:
+        opened.add_app("alpha")
+        path = segment(tmp_path, [event(), event(), event(session="c" * 64)], "5-w-slow.seg")
+        with pytest.raises(StoreUnavailable):
+            opened.load_segment(path, "5-w-slow")
+        assert events_in(opened) == 3  # the server stored it
+        assert opened.load_segment(path, "5-w-slow") == 3
+        assert events_in(opened) == 3
+        runs = reports.summary(opened, "alpha", Filters(NOW.date() - dt.timedelta(days=1), NOW.date()))["runs"]
+        assert runs == 2
+        path = segment(tmp_path, [event()], "6-w-slow.seg")
+        transport.timeouts = 1
+        with pytest.raises(StoreUnavailable):
+            opened.load_segment(path, "6-w-slow")
+        assert opened.load_segment(path, "6-w-slow") == 1 and events_in(opened) == 4
     finally:
         opened.close()

@@ -768,8 +768,11 @@ class ClickHouseStore(EventStore):
         if not events:
             return
         lines: list[bytes] = []
-        sessions = {(event.app, record_key(event.session)) for event in events}
-        seen = self._stored_runs({(app, session) for app, session in sessions if session is not None})
+        in_runs = [(event, key) for event in events if (key := record_key(event.session)) is not None]
+        seen = self._stored_runs(
+            {(event.app, key) for event, key in in_runs},
+            min((event.time.replace(tzinfo=None) for event, _ in in_runs), default=None),
+        )
         for event in events:
             row: dict[str, Any] = {column: getattr(event, column) for column in EVENT_COLUMNS}
             row["time"], row["received"] = _seconds(event.time), _seconds(event.received)
@@ -784,19 +787,21 @@ class ClickHouseStore(EventStore):
             lines.append(json.dumps(row, separators=(",", ":")).encode() + b"\n")
         self._transport.run("INSERT INTO events FORMAT JSONEachRow", [b"".join(lines)])
 
-    def _stored_runs(self, runs: set[tuple[str, int]]) -> set[tuple[str, int]]:
-        """The runs (app, session key) among `runs` with an event stored in the last RUN_MEMORY:
-        an event of any other run starts it. Asked of the stored events, not of this process's
-        memory, so that several collectors on one database agree (docs/stores.md)."""
-        if not runs:
+    def _stored_runs(self, runs: set[tuple[str, int]], earliest: dt.datetime | None) -> set[tuple[str, int]]:
+        """The runs (app, session key) among `runs` with an event stored from RUN_MEMORY before
+        `earliest` (the earliest time of the events to store) on: an event of any other run starts
+        it. Asked of the stored events, not of this process's memory, so that several collectors on
+        one database agree (docs/stores.md). The bound is in event time, the sort key after the app,
+        so the lookup reads the last days of the runs' apps, however large `events` grows."""
+        if not runs or earliest is None:
             return set()
         rows = self._rows(
             "SELECT DISTINCT app, session_key FROM events WHERE app IN (SELECT arrayJoin($apps))"
-            " AND received >= $since AND session_key IN (SELECT arrayJoin(CAST($keys AS Array(UInt64))))",
+            " AND time >= $since AND session_key IN (SELECT arrayJoin(CAST($keys AS Array(UInt64))))",
             {
                 "apps": sorted({app for app, _ in runs}),
                 "keys": sorted({key for _, key in runs}),
-                "since": _utc_now() - RUN_MEMORY,
+                "since": earliest.replace(tzinfo=None) - RUN_MEMORY,
             },
             max_query_size=str(MAX_QUERY_BYTES),
         )
@@ -833,17 +838,19 @@ class ClickHouseStore(EventStore):
                     raise SegmentRefused(f"segment {segment} cannot be stored: {exc}") from None
                 raise StoreUnavailable(f"loading segment {segment} failed: {exc}") from exc
             runs = [
-                (app, session, first)
-                for app, session, first in self._rows(
-                    f"SELECT app, {key_sql('session')} AS session_key, min(line) FROM {numbered}"
+                (app, session, first, earliest)
+                for app, session, first, earliest in self._rows(
+                    f"SELECT app, {key_sql('session')} AS session_key, min(line), min(time) FROM {numbered}"
                     " GROUP BY app, session_key",
                     params,
                     **ordered,
                 )
                 if session is not None
             ]
-            stored = self._stored_runs({(app, session) for app, session, _ in runs})
-            starts = [first for app, session, first in runs if (app, session) not in stored]
+            stored = self._stored_runs(
+                {(app, session) for app, session, _, _ in runs}, min((run[3] for run in runs), default=None)
+            )
+            starts = [first for app, session, first, _ in runs if (app, session) not in stored]
             columns = ", ".join(EVENT_COLUMNS)
             flagged = "has($starts, line)" if starts else "0"
             self._begin(segment, begun)
