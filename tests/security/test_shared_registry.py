@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,6 +31,7 @@ from footfall.server.stores.clickhouse import (
     parse_url,
 )
 from tests.clickhouse import ClickHouseServer
+from tests.clickhouse_cluster import ClickHouseCluster
 from tests.conftest import wait_until
 
 FLOOD_S = 3.0
@@ -279,3 +281,44 @@ def test_an_import_during_a_reload_is_not_undone(database: str) -> None:
     finally:
         transport.release.set()
         store.close()
+
+
+class BalancedTransport:
+    """Requests spread over the nodes in turn, as a TCP load balancer in front of them would."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self._nodes = [HttpTransport(parse_url(url)) for url in urls]
+        self._turn = itertools.count()
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        return self._nodes[next(self._turn) % len(self._nodes)].run(sql, body, settings)
+
+    def close(self) -> None:
+        for node in self._nodes:
+            node.close()
+
+
+def test_a_lagging_replica_does_not_remove_an_app(clickhouse_replicas: ClickHouseCluster) -> None:
+    """The review's case on a real replicated shard: the second replica fetches nothing (`SYSTEM
+    STOP FETCHES`), and a collector behind a load balancer reads the registry from either. A read
+    from the lagging replica lacks the app registered a moment ago: the app stays registered, and
+    its acknowledged events are stored."""
+    url = clickhouse_replicas.database()
+    database = parse_url(url).database
+    writer = ClickHouseStore(url)  # through the first replica
+    lagging = clickhouse_replicas.nodes[1]
+    balanced = ClickHouseStore(url, BalancedTransport([url, clickhouse_replicas.url(1, database)]))
+    removed: list[str] = []
+    balanced.on_removed = removed.append
+    try:
+        lagging.execute("SYSTEM STOP FETCHES")
+        writer.add_app("young-tool")
+        assert lagging.execute(f"SELECT count(*) FROM {database}.apps_local").strip() == "0"  # the premise
+        for _ in range(6):  # reads from both replicas, in turn
+            balanced.refresh_registry()
+        assert removed == [] and balanced.has_app("young-tool")
+        assert balanced.write([queued_event("young-tool")]).result(30) == (), "an acknowledged event was refused"
+    finally:
+        lagging.execute("SYSTEM START FETCHES")
+        balanced.close()
+        writer.close()

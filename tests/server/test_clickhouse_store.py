@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import re
 import subprocess
+import threading
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -18,10 +19,10 @@ import pytest
 
 from footfall.server.errors import SegmentRefused, StoreUnavailable, UsageError
 from footfall.server.ingest.segments import encode
-from footfall.server.query import reports
+from footfall.server.query import properties, reports
 from footfall.server.query.filters import Filters
 from footfall.server.stores.base import EventRecord
-from footfall.server.stores.clickhouse import ClickHouseStore, HttpTransport, parse_url
+from footfall.server.stores.clickhouse import ClickHouseStore, HttpTransport, load_query_id, parse_url
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.clickhouse import ClickHouseServer
 from tests.conftest import footfall_command, load_golden, start_server, wait_until, with_fresh_times
@@ -349,5 +350,68 @@ def test_a_load_that_timed_out_after_the_server_stored_it_loads_once(store_url: 
         with pytest.raises(StoreUnavailable):
             opened.load_segment(path, "6-w-slow")
         assert opened.load_segment(path, "6-w-slow") == 1 and events_in(opened) == 4
+    finally:
+        opened.close()
+
+
+def test_props_outside_the_basic_plane_read_back_as_on_duckdb(store: ClickHouseStore, tmp_path: Path) -> None:
+    """Emoji in props (stored as JSON surrogate pairs, `\\ud83d\\ude00`, where the text is escaped)
+    read back equal through every report on both engines, written directly and loaded from a segment."""
+    props = [
+        json.dumps(
+            {"command": "ship 😀", "options": ["--mode=🚀"], "note": "𝄞 clef"},
+            ensure_ascii=ascii,
+            separators=(",", ":"),
+        )
+        for ascii in (True, False)
+    ]
+    records = [event(session=f"{n}" * 64, props=text) for n, text in enumerate(props, start=1)]
+    reference = DuckDBStore(tmp_path / "reference.duckdb")
+    reference.add_app("alpha")
+    try:
+        for engine in (store, reference):
+            assert engine.write(records[:1]).result(timeout=60) == ()
+            assert engine.load_segment(segment(tmp_path, records[1:], "7-w-emoji.seg"), "7-w-emoji") == 1
+        filters = Filters(NOW.date() - dt.timedelta(days=1), NOW.date())
+        commands = reports.run_report(store, "commands", "alpha", filters)
+        assert list(commands.rows[0])[:2] == ["ship 😀", 2], commands.rows
+        for name in reports.REPORTS:
+            found = reports.run_report(store, name, "alpha", filters)
+            assert found.rows == reports.run_report(reference, name, "alpha", filters).rows, name
+        values = {"event": "command", "property": "note"}
+        found = properties.run_argument_report(store, "properties", "alpha", filters, values)
+        assert found.rows == properties.run_argument_report(reference, "properties", "alpha", filters, values).rows
+        assert "𝄞 clef" in str(found.rows)
+    finally:
+        reference.close()
+
+
+def test_a_retry_waits_while_the_timed_out_copy_still_runs(
+    store_url: str, clickhouse_server: ClickHouseServer, tmp_path: Path
+) -> None:
+    """A request that timed out while the server still runs the copy: a retry that deleted the
+    attempt's rows now would see the copy's rows land after it. It is refused until the copy ends
+    (a query under the copy's id stands in for the copy here)."""
+    transport = TimingOutTransport(store_url)
+    opened = ClickHouseStore(store_url, transport)
+    try:
+        opened.add_app("alpha")
+        path = segment(tmp_path, [event(), event()], "8-w-slow.seg")
+        with pytest.raises(StoreUnavailable):
+            opened.load_segment(path, "8-w-slow")
+        running = urllib.request.Request(
+            f"{clickhouse_server.url}/?query_id={load_query_id('8-w-slow')}", data=b"SELECT sleep(3)", method="POST"
+        )
+        copy = threading.Thread(target=lambda: urllib.request.urlopen(running, timeout=30).read())
+        copy.start()
+        try:
+            wait_until(
+                lambda: "8-w-slow" in clickhouse_server.execute("SELECT query_id FROM system.processes"), 10, "the copy"
+            )
+            with pytest.raises(StoreUnavailable, match="still running"):
+                opened.load_segment(path, "8-w-slow")
+        finally:
+            copy.join(30)
+        assert opened.load_segment(path, "8-w-slow") == 2 and events_in(opened) == 2
     finally:
         opened.close()

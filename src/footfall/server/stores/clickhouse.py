@@ -6,23 +6,27 @@
 - **Tables.** A migrations registry with DuckDB's version numbers. `events` is a MergeTree
   partitioned by month and ordered by (app, time), so a report reads one app's range; its
   times are whole seconds (`DateTime`; 18.16 has no `DateTime64`). The registry tables (apps,
-  keys, schemas) are ReplacingMergeTrees read with FINAL: a change or a removal is a newer row.
+  keys, schemas) are ReplacingMergeTrees read with FINAL: a change or a removal (a tombstone)
+  is a newer row.
 - **Writes.** One writer at a time (a lock), as in DuckDB: `write` inserts a batch as one
   `JSONEachRow` insert, with the install and session keys and the run starts computed the
-  same way as DuckDB's writer (`record_key`; the first stored event of each run not seen in
-  the last `RUN_MEMORY`).
+  same way as DuckDB's writer (`record_key`; the first stored event of each run with no event
+  stored from `RUN_MEMORY` before it), the stored events asked at each write (`_stored_runs`).
 - **Segments.** `load_segment` streams the sealed segment file to the server as one
   `INSERT ... FORMAT JSONEachRow` into a staging table, then copies its rows into `events`
   in one `INSERT ... SELECT` (one part: atomic), with the segment's id in their `segment`
   column, the keys computed by the server and the run starts flagged, and records the id in
-  `loaded_segments`. Exactly once: a segment is skipped when `loaded_segments` holds its id,
-  or when `events` holds rows with it (a crash between the copy and the record). The check and
-  the insert cannot race, because one store has one loader and loads run under the writer lock.
+  `loaded_segments`. Exactly once: a segment is skipped when `loaded_segments` holds its id; a
+  load records that it began before its copy, and only a load that finds such a record searches
+  `events` for rows of an earlier attempt (`_begun`). The check and the insert cannot race,
+  because one store has one loader and loads run under the writer lock.
 - **Shared registry.** Several collectors may serve one database (docs/stores.md, "Shared
   configuration"). Each keeps the registry in memory and reloads it every `REGISTRY_REFRESH_S`,
   and at once when a request names an app or key it lacks: single-flight and at most once per
   `MISS_REFRESH_INTERVAL_S`, so a client sending unknown apps costs ClickHouse a few small
-  queries a second at most. An app removed through another collector is refused here too.
+  queries a second at most. A reload only adds what is newer than what the store knows, so a
+  stale read (a lagging replica) undoes nothing; an app removed through another collector
+  (its tombstone read) is refused here too.
 - **Forget.** `ALTER TABLE ... DELETE` (a mutation), after counting the rows it will match;
   the call returns once the mutation is done.
 - **Parameters.** 18.16's HTTP interface has no query parameters, so each `$name` is written
@@ -469,6 +473,17 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
+def _lines(path: Path) -> int:
+    """How many non-empty lines a file holds."""
+    with path.open("rb") as file:
+        return sum(1 for line in file if line.strip())
+
+
+def load_query_id(segment: str) -> str:
+    """The query id of the copy of a segment's (or a migration batch's) rows into `events`."""
+    return "footfall-load:" + segment
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
@@ -483,6 +498,7 @@ class ClickHouseStore(EventStore):
     def __init__(self, url: str, transport: Transport | None = None) -> None:
         self.address = parse_url(url)
         self._transport: Transport = transport or HttpTransport(self.address)
+        self._query_ids = isinstance(self._transport, HttpTransport)  # a query id is an HTTP parameter
         try:
             self.server_version = str(self._rows("SELECT version()")[0][0])
             self.layout = self._layout()
@@ -861,6 +877,7 @@ class ClickHouseStore(EventStore):
                 {**params, "starts": starts},
                 max_query_size=str(MAX_QUERY_BYTES),
                 **ordered,
+                **self._named(segment),
             )
             events = int(self._rows(f"SELECT count(*) FROM {numbered}", params)[0][0])
             self._record_segment(segment, events)
@@ -886,8 +903,19 @@ class ClickHouseStore(EventStore):
         if segment in ids:
             return None
         if attempt in ids:
+            # The earlier attempt's copy may still run (its request timed out, not the query):
+            # its rows would land after the delete below. It goes on later, once that copy ended.
+            if self._query_ids and self._rows(
+                "SELECT 1 FROM system.processes WHERE query_id = $id", {"id": load_query_id(segment)}
+            ):
+                raise StoreUnavailable(f"an earlier load of {segment} is still running on the server")
             self._delete_events("segment = $segment", {"segment": segment})
         return attempt in ids
+
+    def _named(self, segment: str) -> dict[str, str]:
+        """The copy of a segment's rows runs under a known query id (an HTTP parameter): the
+        server refuses a second copy while the first runs, and `_begun` can ask about it."""
+        return {"query_id": load_query_id(segment)} if self._query_ids else {}
 
     def _begin(self, segment: str, begun: bool) -> None:
         """Record that a load begins, just before its rows go into `events` (see `_begun`)."""
@@ -972,7 +1000,6 @@ class ClickHouseStore(EventStore):
         batch is inserted again. Returns how many events were stored.
         """
         self._check_open()
-        found = {"segment": batch}
         with self._lock:
             begun = self._begun(batch)
             if begun is None:
@@ -980,10 +1007,12 @@ class ClickHouseStore(EventStore):
             self._begin(batch, begun)
             columns = ", ".join((*EVENT_COLUMNS, "install_key", "session_key", "run_start", "segment"))
             try:
-                self._transport.run(f"INSERT INTO events ({columns}) FORMAT JSONEachRow", _chunks(path))
+                self._transport.run(
+                    f"INSERT INTO events ({columns}) FORMAT JSONEachRow", _chunks(path), self._named(batch)
+                )
             except ClickHouseError as exc:
                 raise StoreUnavailable(f"migrating batch {batch} failed: {exc}") from exc
-            events = int(self._rows("SELECT count(*) FROM events WHERE segment = $segment", found)[0][0])
+            events = _lines(path)  # one event a line, all stored or none (counting rows would scan `events`)
             self._record_segment(batch, events)
             return events
 
