@@ -27,7 +27,7 @@ import pytest
 from footfall.server.errors import UsageError
 from footfall.server.ingest.segments import encode
 from footfall.server.stores.base import EventRecord
-from footfall.server.stores.clickhouse import ClickHouseStore, parse_url
+from footfall.server.stores.clickhouse import ATTEMPT_PREFIX, ClickHouseStore, parse_url
 from tests.clickhouse import ClickHouseServer
 from tests.clickhouse_cluster import ClickHouseCluster
 from tests.conftest import start_server, wait_until
@@ -236,7 +236,11 @@ def test_a_segment_copied_to_some_shards_only_loads_again_whole(
     path = tmp_path / "1-w-abc.seg"
     path.write_bytes(b"".join(encode(record) for record in records))
     database = cluster_store.address.database
-    # A crash between the shards' inserts: a few of the segment's rows on the second shard, no record.
+    # A crash between the shards' inserts: the record that the load began, a few of the segment's
+    # rows on the second shard, no record that it loaded.
+    clickhouse_shards.nodes[0].execute(
+        f"INSERT INTO {database}.loaded_segments_local VALUES ('{ATTEMPT_PREFIX}1-w-abc', now(), 0)"  # first shard
+    )
     clickhouse_shards.nodes[1].execute(
         f"INSERT INTO {database}.events_local (app, install, segment, time, received)"
         f" SELECT 'alpha', 'x', '1-w-abc', now(), now() FROM system.numbers LIMIT 3"

@@ -8,22 +8,24 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import subprocess
+import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from footfall.server.errors import SegmentRefused, UsageError
+from footfall.server.errors import SegmentRefused, StoreUnavailable, UsageError
 from footfall.server.ingest.segments import encode
-from footfall.server.query import reports
+from footfall.server.query import properties, reports
 from footfall.server.query.filters import Filters
 from footfall.server.stores.base import EventRecord
-from footfall.server.stores.clickhouse import ClickHouseStore
+from footfall.server.stores.clickhouse import ClickHouseStore, HttpTransport, load_query_id, parse_url
 from footfall.server.stores.duckdb import DuckDBStore
 from tests.clickhouse import ClickHouseServer
-from tests.conftest import footfall_command, load_golden, start_server, with_fresh_times
+from tests.conftest import footfall_command, load_golden, start_server, wait_until, with_fresh_times
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 
@@ -77,7 +79,9 @@ def events_in(store: ClickHouseStore) -> int:
 
 
 def test_a_segment_loads_once_even_when_loaded_twice(store: ClickHouseStore, tmp_path: Path) -> None:
-    records = [event(), event(session="c" * 64), event(), event(app="gone")]  # "gone" is not registered
+    store.add_app("gone")
+    store.remove_app("gone")  # its events, queued before, are refused; an app merely unknown is not
+    records = [event(), event(session="c" * 64), event(), event(app="gone")]
     path = segment(tmp_path, records)
     assert store.load_segment(path, "1-w-abc") == 3
     assert store.load_segment(path, "1-w-abc") is None
@@ -99,14 +103,19 @@ def test_a_segment_copied_but_not_recorded_loads_again_whole_once(
     path = segment(tmp_path, [event(), event(), event(time=last_month)])
     assert store.load_segment(path, "2-w-def") == 3
     database = store.address.database
-    clickhouse_server.execute(f"TRUNCATE TABLE {database}.loaded_segments")
+    # What a crash between the copy and the record leaves: the attempt's record, not the load's.
+    clickhouse_server.execute(f"ALTER TABLE {database}.loaded_segments DELETE WHERE id = '2-w-def'")
+    wait_until(lambda: not store.loaded_batches("2-w-def"), 60, "the record's delete (a mutation)")
     clickhouse_server.execute(
         f"ALTER TABLE {database}.events DROP PARTITION {last_month.year * 100 + last_month.month}"
     )
     assert events_in(store) == 2  # as if the crash had come between the two months' parts
     assert store.load_segment(path, "2-w-def") == 3
     assert events_in(store) == 3
-    assert store.query("SELECT id, events FROM loaded_segments").rows == [("2-w-def", 3)]
+    assert store.query("SELECT id, events FROM loaded_segments ORDER BY id").rows == [
+        ("2-w-def", 3),
+        ("attempt:2-w-def", 0),
+    ]
     assert store.load_segment(path, "2-w-def") is None
 
 
@@ -253,3 +262,156 @@ def test_demo_loads_into_the_clickhouse_store_and_backup_refuses_it(store_url: s
     )  # fmt: skip
     assert refused.returncode != 0 and "ClickHouse's own tools" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "copy").exists()
+
+
+def test_two_stores_on_one_database_count_a_run_once(store: ClickHouseStore, store_url: str, tmp_path: Path) -> None:
+    """Review: each store decided run starts from its own memory, so a run whose batches reached two
+    collectors (behind a load balancer) counted once per collector. Both ask the stored events."""
+    other = ClickHouseStore(store_url)  # open before any event is stored, as a second collector is
+    try:
+        run, fresh = "1" * 64, "2" * 64
+        minute = dt.timedelta(minutes=1)
+        path = segment(tmp_path, [event(session=run, time=NOW - 9 * minute)], "1-w-one.seg")
+        assert store.load_segment(path, "1-w-one") == 1
+        path = segment(tmp_path, [event(session=run, time=NOW - 8 * minute)], "2-w-two.seg")
+        assert other.load_segment(path, "2-w-two") == 1
+        assert other.write([event(session=run), event(session=fresh)]).result(timeout=60) == ()
+        assert store.write([event(session=run), event(session=fresh)]).result(timeout=60) == ()
+        filters = Filters(NOW.date() - dt.timedelta(days=1), NOW.date())
+        assert reports.summary(store, "alpha", filters)["runs"] == 2
+        flagged = store.query("SELECT session, count(*) FROM events WHERE run_start GROUP BY session ORDER BY session")
+        assert flagged.rows == [(run, 1), (fresh, 1)]
+    finally:
+        other.close()
+
+
+class ReadingTransport(HttpTransport):
+    """The real HTTP transport, keeping the statements it carries."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(parse_url(url))
+        self.statements: list[str] = []
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        self.statements.append(sql)
+        return super().run(sql, body, settings)
+
+
+def test_a_first_load_does_not_scan_the_events_for_its_segment(store_url: str, tmp_path: Path) -> None:
+    """Review: each load searched all of `events` for its segment's id (a column scan that grows
+    with the table; a migration turned quadratic). Only a load attempted before searches."""
+    transport = ReadingTransport(store_url)
+    opened = ClickHouseStore(store_url, transport)
+    try:
+        opened.add_app("alpha")
+        for number in range(3):
+            path = segment(tmp_path, [event(), event(session="c" * 64)], f"{number}-w-scan.seg")
+            assert opened.load_segment(path, f"{number}-w-scan") == 2
+        scans = [sql for sql in transport.statements if re.search(r"FROM events WHERE segment", sql)]
+        assert scans == []
+        assert opened.load_segment(path, "2-w-scan") is None
+    finally:
+        opened.close()
+
+
+class TimingOutTransport(HttpTransport):
+    """The real HTTP transport; the copy into `events` runs on the server, and the client is then
+    told it timed out (what a request timeout on a slow INSERT looks like)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(parse_url(url))
+        self.timeouts = 1
+
+    def run(self, sql: str, body: Iterable[bytes] | None = None, settings: Mapping[str, str] | None = None) -> str:
+        answer = super().run(sql, body, settings)
+        if sql.startswith("INSERT INTO events (") and self.timeouts:
+            self.timeouts -= 1
+            raise StoreUnavailable("ClickHouse cannot be reached: timed out")
+        return answer
+
+
+def test_a_load_that_timed_out_after_the_server_stored_it_loads_once(store_url: str, tmp_path: Path) -> None:
+    """A request that timed out while the server finished the copy: the retry finds the rows of
+    the attempt (its record says a load began) and replaces them, so they are stored once."""
+    transport = TimingOutTransport(store_url)
+    opened = ClickHouseStore(store_url, transport)
+    try:
+        opened.add_app("alpha")
+        path = segment(tmp_path, [event(), event(), event(session="c" * 64)], "5-w-slow.seg")
+        with pytest.raises(StoreUnavailable):
+            opened.load_segment(path, "5-w-slow")
+        assert events_in(opened) == 3  # the server stored it
+        assert opened.load_segment(path, "5-w-slow") == 3
+        assert events_in(opened) == 3
+        runs = reports.summary(opened, "alpha", Filters(NOW.date() - dt.timedelta(days=1), NOW.date()))["runs"]
+        assert runs == 2
+        path = segment(tmp_path, [event()], "6-w-slow.seg")
+        transport.timeouts = 1
+        with pytest.raises(StoreUnavailable):
+            opened.load_segment(path, "6-w-slow")
+        assert opened.load_segment(path, "6-w-slow") == 1 and events_in(opened) == 4
+    finally:
+        opened.close()
+
+
+def test_props_outside_the_basic_plane_read_back_as_on_duckdb(store: ClickHouseStore, tmp_path: Path) -> None:
+    """Emoji in props (stored as JSON surrogate pairs, `\\ud83d\\ude00`, where the text is escaped)
+    read back equal through every report on both engines, written directly and loaded from a segment."""
+    props = [
+        json.dumps(
+            {"command": "ship 😀", "options": ["--mode=🚀"], "note": "𝄞 clef"},
+            ensure_ascii=ascii,
+            separators=(",", ":"),
+        )
+        for ascii in (True, False)
+    ]
+    records = [event(session=f"{n}" * 64, props=text) for n, text in enumerate(props, start=1)]
+    reference = DuckDBStore(tmp_path / "reference.duckdb")
+    reference.add_app("alpha")
+    try:
+        for engine in (store, reference):
+            assert engine.write(records[:1]).result(timeout=60) == ()
+            assert engine.load_segment(segment(tmp_path, records[1:], "7-w-emoji.seg"), "7-w-emoji") == 1
+        filters = Filters(NOW.date() - dt.timedelta(days=1), NOW.date())
+        commands = reports.run_report(store, "commands", "alpha", filters)
+        assert list(commands.rows[0])[:2] == ["ship 😀", 2], commands.rows
+        for name in reports.REPORTS:
+            found = reports.run_report(store, name, "alpha", filters)
+            assert found.rows == reports.run_report(reference, name, "alpha", filters).rows, name
+        values = {"event": "command", "property": "note"}
+        found = properties.run_argument_report(store, "properties", "alpha", filters, values)
+        assert found.rows == properties.run_argument_report(reference, "properties", "alpha", filters, values).rows
+        assert "𝄞 clef" in str(found.rows)
+    finally:
+        reference.close()
+
+
+def test_a_retry_waits_while_the_timed_out_copy_still_runs(
+    store_url: str, clickhouse_server: ClickHouseServer, tmp_path: Path
+) -> None:
+    """A request that timed out while the server still runs the copy: a retry that deleted the
+    attempt's rows now would see the copy's rows land after it. It is refused until the copy ends
+    (a query under the copy's id stands in for the copy here)."""
+    transport = TimingOutTransport(store_url)
+    opened = ClickHouseStore(store_url, transport)
+    try:
+        opened.add_app("alpha")
+        path = segment(tmp_path, [event(), event()], "8-w-slow.seg")
+        with pytest.raises(StoreUnavailable):
+            opened.load_segment(path, "8-w-slow")
+        running = urllib.request.Request(
+            f"{clickhouse_server.url}/?query_id={load_query_id('8-w-slow')}", data=b"SELECT sleep(3)", method="POST"
+        )
+        copy = threading.Thread(target=lambda: urllib.request.urlopen(running, timeout=30).read())
+        copy.start()
+        try:
+            wait_until(
+                lambda: "8-w-slow" in clickhouse_server.execute("SELECT query_id FROM system.processes"), 10, "the copy"
+            )
+            with pytest.raises(StoreUnavailable, match="still running"):
+                opened.load_segment(path, "8-w-slow")
+        finally:
+            copy.join(30)
+        assert opened.load_segment(path, "8-w-slow") == 2 and events_in(opened) == 2
+    finally:
+        opened.close()

@@ -6,23 +6,27 @@
 - **Tables.** A migrations registry with DuckDB's version numbers. `events` is a MergeTree
   partitioned by month and ordered by (app, time), so a report reads one app's range; its
   times are whole seconds (`DateTime`; 18.16 has no `DateTime64`). The registry tables (apps,
-  keys, schemas) are ReplacingMergeTrees read with FINAL: a change or a removal is a newer row.
+  keys, schemas) are ReplacingMergeTrees read with FINAL: a change or a removal (a tombstone)
+  is a newer row.
 - **Writes.** One writer at a time (a lock), as in DuckDB: `write` inserts a batch as one
   `JSONEachRow` insert, with the install and session keys and the run starts computed the
-  same way as DuckDB's writer (`record_key`; the first stored event of each run not seen in
-  the last `RUN_MEMORY`).
+  same way as DuckDB's writer (`record_key`; the first stored event of each run with no event
+  stored from `RUN_MEMORY` before it), the stored events asked at each write (`_stored_runs`).
 - **Segments.** `load_segment` streams the sealed segment file to the server as one
   `INSERT ... FORMAT JSONEachRow` into a staging table, then copies its rows into `events`
   in one `INSERT ... SELECT` (one part: atomic), with the segment's id in their `segment`
   column, the keys computed by the server and the run starts flagged, and records the id in
-  `loaded_segments`. Exactly once: a segment is skipped when `loaded_segments` holds its id,
-  or when `events` holds rows with it (a crash between the copy and the record). The check and
-  the insert cannot race, because one store has one loader and loads run under the writer lock.
+  `loaded_segments`. Exactly once: a segment is skipped when `loaded_segments` holds its id; a
+  load records that it began before its copy, and only a load that finds such a record searches
+  `events` for rows of an earlier attempt (`_begun`). The check and the insert cannot race,
+  because one store has one loader and loads run under the writer lock.
 - **Shared registry.** Several collectors may serve one database (docs/stores.md, "Shared
   configuration"). Each keeps the registry in memory and reloads it every `REGISTRY_REFRESH_S`,
   and at once when a request names an app or key it lacks: single-flight and at most once per
   `MISS_REFRESH_INTERVAL_S`, so a client sending unknown apps costs ClickHouse a few small
-  queries a second at most. An app removed through another collector is refused here too.
+  queries a second at most. A reload only adds what is newer than what the store knows, so a
+  stale read (a lagging replica) undoes nothing; an app removed through another collector
+  (its tombstone read) is refused here too.
 - **Forget.** `ALTER TABLE ... DELETE` (a mutation), after counting the rows it will match;
   the call returns once the mutation is done.
 - **Parameters.** 18.16's HTTP interface has no query parameters, so each `$name` is written
@@ -79,6 +83,9 @@ RUN_MEMORY = dt.timedelta(hours=73)  # as DuckDB's: a run idle this long counts 
 MAX_QUERY_BYTES = 256 * 1024 * 1024  # a segment's run starts go in the query text
 REGISTRY_REFRESH_S = 3.0  # another collector's change is seen within this (the requirement: 10 s)
 MISS_REFRESH_INTERVAL_S = 1.0  # an unknown app or key reloads the registry at most this often
+REGISTRY_MAX_LAG_S = 1  # a registry read passes over a replica lagging more than this, if another is fresher
+REGISTRY_READ_SETTINGS = {"max_replica_delay_for_distributed_queries": str(REGISTRY_MAX_LAG_S)}
+ATTEMPT_PREFIX = "attempt:"  # in loaded_segments: a load of the id that follows began (`_begun`)
 SECRETS_TABLE = "instance_secrets"  # the fingerprint of the install key the first collector used
 _DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # a database's or a cluster's name
 _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -328,6 +335,36 @@ _MIGRATIONS_TABLE = (
 SHARDING_KEYS = {"events": "ifNull(install_key, ifNull(session_key, cityHash64(name, time, segment)))"}
 
 
+# A registry entry: ("app", name), ("key", kind, key) or ("schema", app).
+Entry = tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Version:
+    """The newest row seen of a registry entry: its version (`updated`), whether it is a removal,
+    and its value (an app's time zone, a key's (app, secret hash), an app's schema)."""
+
+    version: int
+    deleted: bool
+    value: Any
+
+
+def _registry_of(known: Mapping[Entry, Version]) -> AppRegistry:
+    registry = AppRegistry()
+    for entry, row in known.items():
+        if row.deleted:
+            continue
+        if entry[0] == "app":
+            registry.apps.add(entry[1])
+            if row.value != "UTC":
+                registry.timezones[entry[1]] = row.value
+        elif entry[0] == "key":
+            registry.keys[(entry[1], entry[2])] = row.value
+        else:
+            registry.schemas[entry[1]] = row.value
+    return registry
+
+
 class HttpTransport:
     """ClickHouse's HTTP interface: the statement in the body (or, with data, in the URL), one
     connection pool per store."""
@@ -459,6 +496,17 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
+def _lines(path: Path) -> int:
+    """How many non-empty lines a file holds."""
+    with path.open("rb") as file:
+        return sum(1 for line in file if line.strip())
+
+
+def load_query_id(segment: str) -> str:
+    """The query id of the copy of a segment's (or a migration batch's) rows into `events`."""
+    return "footfall-load:" + segment
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
@@ -483,31 +531,23 @@ class ClickHouseStore(EventStore):
     def __init__(self, url: str, transport: Transport | None = None) -> None:
         self.address = parse_url(url)
         self._transport: Transport = transport or HttpTransport(self.address)
+        self._query_ids = isinstance(self._transport, HttpTransport)  # a query id is an HTTP parameter
         try:
             self.server_version = str(self._rows("SELECT version()")[0][0])
             self.layout = self._layout()
             self._migrate()
-            self.registry = self._load_registry()
-            since = _utc_now() - RUN_MEMORY
-            self._runs: dict[tuple[str, int], dt.datetime] = {
-                (app, key): last
-                for app, key, last in self._rows(
-                    "SELECT app, session_key, max(received) FROM events WHERE received >= $since"
-                    " AND session_key IS NOT NULL GROUP BY app, session_key",
-                    {"since": since},
-                )
-            }
+            # The newest row seen of each registry entry, tombstones included (`_merge`).
+            self._known: dict[Entry, Version] = self._read_registry()
+            self.registry = _registry_of(self._known)
         except BaseException:
             self._transport.close()
             raise
-        self._removed_apps: set[str] = set()  # removed while running: their queued events are refused
         self._lock = threading.RLock()  # one change at a time, as DuckDB's single writer
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="footfall.clickhouse")
         self._closed = False
         self._version = 0  # of registry rows written by this process
         self._refreshing = threading.Lock()  # one registry reload at a time
         self._refreshed_at = time.monotonic()  # when the last reload started
-        self._changes = 0  # registry changes made here; a reload that overlapped one is dropped
         self._stop_refresh = threading.Event()
         self._refresher = threading.Thread(target=self._refresh_loop, name="footfall.registry", daemon=True)
         self._refresher.start()
@@ -612,19 +652,25 @@ class ClickHouseStore(EventStore):
                 )
             time.sleep(MUTATION_POLL_S)
 
-    def _load_registry(self) -> AppRegistry:
-        registry = AppRegistry()
-        for name, zone in self._rows("SELECT name, timezone FROM apps FINAL WHERE deleted = 0"):
-            registry.apps.add(name)
-            if zone != "UTC":
-                registry.timezones[name] = zone
-        for app, kind, key, secret in self._rows(
-            "SELECT app, kind, key, secret_hash FROM app_keys FINAL WHERE deleted = 0"
+    def _read_registry(self) -> dict[Entry, Version]:
+        """The newest row of each registry entry, removals (tombstones) included. On a replicated
+        layout, a replica lagging more than `REGISTRY_MAX_LAG_S` is passed over when another is
+        fresher; when all lag, the read answers anyway, and `_merge` keeps it from undoing anything."""
+        fresh: dict[Entry, Version] = {}
+        read = REGISTRY_READ_SETTINGS if self.layout.replicated else {}
+        for name, zone, version, deleted in self._rows(
+            "SELECT name, timezone, updated, deleted FROM apps FINAL", None, **read
         ):
-            registry.keys[(kind, key)] = (app, secret)
-        for app, schema in self._rows("SELECT app, schema FROM app_schemas FINAL WHERE deleted = 0"):
-            registry.schemas[app] = schema
-        return registry
+            fresh[("app", name)] = Version(int(version), bool(deleted), zone)
+        for app, kind, key, secret, version, deleted in self._rows(
+            "SELECT app, kind, key, secret_hash, updated, deleted FROM app_keys FINAL", None, **read
+        ):
+            fresh[("key", kind, key)] = Version(int(version), bool(deleted), (app, secret))
+        for app, schema, version, deleted in self._rows(
+            "SELECT app, schema, updated, deleted FROM app_schemas FINAL", None, **read
+        ):
+            fresh[("schema", app)] = Version(int(version), bool(deleted), schema)
+        return fresh
 
     # -- the shared registry --------------------------------------------------------
 
@@ -635,33 +681,40 @@ class ClickHouseStore(EventStore):
 
     def _refresh(self) -> None:
         self._refreshed_at = time.monotonic()
-        changes = self._changes
-        fresh = self._load_registry()
+        fresh = self._read_registry()
         if not self._lock.acquire(timeout=REGISTRY_REFRESH_S):
             return  # a long write (a forget, a segment) holds it: the next reload is soon
         try:
-            if changes != self._changes:
-                return  # a local change overlapped the read: the next reload sees it
-            # Apps removed elsewhere: events of theirs already queued here are refused at commit.
-            removed = self.registry.apps - fresh.apps
-            self._removed_apps.difference_update(fresh.apps)
-            self._removed_apps.update(removed)
-            self.registry = fresh
+            before = self.registry.apps
+            self._merge(fresh)
+            # Only a tombstone removes an app: an app merely absent from the read stays.
+            removed = before - self.registry.apps
         finally:
             self._lock.release()
         if self.on_removed is not None:
             for app in removed:
                 self.on_removed(app)
 
-    @contextlib.contextmanager
-    def _change(self) -> Iterator[None]:
-        """A registry change, under the writer lock, counted before and after (see `_refresh`)."""
-        with self._lock:
-            self._changes += 1
-            try:
-                yield
-            finally:
-                self._changes += 1
+    def _merge(self, rows: Mapping[Entry, Version]) -> None:
+        """Take each row newer than the one known, and rebuild the registry (under the lock).
+
+        A read may be older than what this store knows: a replica that lags, or a read that began
+        before a change made here. So an entry is never dropped for being absent from a read, and a
+        row never replaces a newer one: an app goes only by its removal's row (a tombstone)."""
+        for entry, row in rows.items():
+            known = self._known.get(entry)
+            if known is None or row.version > known.version:
+                self._known[entry] = row
+        self.registry = _registry_of(self._known)
+
+    def _note(self, entry: Entry, version: int, deleted: bool, value: Any) -> None:
+        """A registry row this store just wrote (under the lock)."""
+        self._merge({entry: Version(version, deleted, value)})
+
+    @property
+    def removed_apps(self) -> frozenset[str]:
+        """Apps whose removal this store has seen: their events, even queued ones, are refused."""
+        return frozenset(entry[1] for entry, row in self._known.items() if entry[0] == "app" and row.deleted)
 
     def _refresh_on_miss(self) -> None:
         if time.monotonic() - self._refreshed_at < MISS_REFRESH_INTERVAL_S:
@@ -760,7 +813,8 @@ class ClickHouseStore(EventStore):
     def _commit(self, events: list[EventRecord]) -> tuple[int, ...]:
         with self._lock:
             # Not stored: the events of an app removed since they were accepted, and times out of range.
-            gone = [i for i, event in enumerate(events) if event.app in self._removed_apps or not _storable(event)]
+            removed = self.removed_apps
+            gone = [i for i, event in enumerate(events) if event.app in removed or not _storable(event)]
             kept = [i for i in range(len(events)) if i not in gone]
             try:
                 self._insert([events[i] for i in kept])
@@ -783,7 +837,11 @@ class ClickHouseStore(EventStore):
         if not events:
             return
         lines: list[bytes] = []
-        seen: dict[tuple[str, int], dt.datetime] = {}
+        in_runs = [(event, key) for event in events if (key := record_key(event.session)) is not None]
+        seen = self._stored_runs(
+            {(event.app, key) for event, key in in_runs},
+            min((event.time.replace(tzinfo=None) for event, _ in in_runs), default=None),
+        )
         for event in events:
             row: dict[str, Any] = {column: getattr(event, column) for column in EVENT_COLUMNS}
             row["time"], row["received"] = _seconds(event.time), _seconds(event.received)
@@ -792,12 +850,31 @@ class ClickHouseStore(EventStore):
             run = (event.app, session) if session is not None else None
             row["install_key"] = record_key(event.install)
             row["session_key"] = session
-            row["run_start"] = int(run is not None and run not in self._runs and run not in seen)
+            row["run_start"] = int(run is not None and run not in seen)
             if run is not None:
-                seen[run] = event.received
+                seen.add(run)
             lines.append(json.dumps(row, separators=(",", ":")).encode() + b"\n")
         self._transport.run("INSERT INTO events FORMAT JSONEachRow", [b"".join(lines)])
-        self._runs.update(seen)
+
+    def _stored_runs(self, runs: set[tuple[str, int]], earliest: dt.datetime | None) -> set[tuple[str, int]]:
+        """The runs (app, session key) among `runs` with an event stored from RUN_MEMORY before
+        `earliest` (the earliest time of the events to store) on: an event of any other run starts
+        it. Asked of the stored events, not of this process's memory, so that several collectors on
+        one database agree (docs/stores.md). The bound is in event time, the sort key after the app,
+        so the lookup reads the last days of the runs' apps, however large `events` grows."""
+        if not runs or earliest is None:
+            return set()
+        rows = self._rows(
+            "SELECT DISTINCT app, session_key FROM events WHERE app IN (SELECT arrayJoin($apps))"
+            " AND time >= $since AND session_key IN (SELECT arrayJoin(CAST($keys AS Array(UInt64))))",
+            {
+                "apps": sorted({app for app, _ in runs}),
+                "keys": sorted({key for _, key in runs}),
+                "since": earliest.replace(tzinfo=None) - RUN_MEMORY,
+            },
+            max_query_size=str(MAX_QUERY_BYTES),
+        )
+        return runs & {(str(app), int(key)) for app, key in rows}
 
     def load_segment(self, path: Path, segment: str) -> int | None:
         self._check_open()
@@ -805,19 +882,17 @@ class ClickHouseStore(EventStore):
             return self._load_segment(path, segment)
 
     def _load_segment(self, path: Path, segment: str) -> int | None:
-        found = {"segment": segment}
-        if self._rows("SELECT 1 FROM loaded_segments WHERE id = $segment LIMIT 1", found):
+        begun = self._begun(segment)
+        if begun is None:
             return None
-        if self._rows("SELECT 1 FROM events WHERE segment = $segment LIMIT 1", found):
-            # Copied before a crash, not recorded, and maybe only in part: an insert is one part per
-            # month (and, on a cluster, one insert per shard). Its rows go, everywhere, and it loads again.
-            self._delete_events("segment = $segment", found)
         staging = "incoming_" + re.sub(r"[^A-Za-z0-9_]", "_", segment)[:180]
-        apps = {"apps": sorted(self.registry.apps - self._removed_apps)}
+        removed = sorted(self.removed_apps)  # apps known removed; an app merely unknown here is kept
+        params: dict[str, Any] = {"segment": segment, "removed": removed}
         ordered = {"max_threads": "1"}  # rows numbered in file order, the same in both reads
         # The same numbered rows in every read below: no filter is added around it that the engine
         # could push below the numbering.
-        numbered = f"(SELECT *, rowNumberInAllBlocks() AS line FROM {staging}) WHERE has($apps, app)"
+        kept = "NOT has($removed, app)" if removed else "1"  # an empty array literal has no element type
+        numbered = f"(SELECT *, rowNumberInAllBlocks() AS line FROM {staging}) WHERE {kept}"
         self._run(f"DROP TABLE IF EXISTS {staging}")
         self._run(f"CREATE TABLE {staging} ({_STAGING_COLUMNS_SQL}) ENGINE = Log")
         try:
@@ -832,32 +907,76 @@ class ClickHouseStore(EventStore):
                     raise SegmentRefused(f"segment {segment} cannot be stored: {exc}") from None
                 raise StoreUnavailable(f"loading segment {segment} failed: {exc}") from exc
             runs = [
-                run
-                for run in self._rows(
-                    f"SELECT app, {key_sql('session')} AS session_key, min(line), max(received) FROM {numbered}"
+                (app, session, first, earliest)
+                for app, session, first, earliest in self._rows(
+                    f"SELECT app, {key_sql('session')} AS session_key, min(line), min(time) FROM {numbered}"
                     " GROUP BY app, session_key",
-                    apps,
+                    params,
                     **ordered,
                 )
-                if run[1] is not None
+                if session is not None
             ]
-            starts = [first for app, session, first, _ in runs if (app, session) not in self._runs]
+            stored = self._stored_runs(
+                {(app, session) for app, session, _, _ in runs}, min((run[3] for run in runs), default=None)
+            )
+            starts = [first for app, session, first, _ in runs if (app, session) not in stored]
             columns = ", ".join(EVENT_COLUMNS)
-            flagged = "has($starts, line)" if starts else "0"  # an empty array literal has no element type
+            flagged = "has($starts, line)" if starts else "0"
+            self._begin(segment, begun)
             self._run(
                 f"INSERT INTO events ({columns}, install_key, session_key, run_start, segment)"
                 f" SELECT {columns}, {key_sql('install')}, {key_sql('session')}, {flagged}, $segment"
                 f" FROM {numbered}",
-                {**apps, **found, "starts": starts},
+                {**params, "starts": starts},
                 max_query_size=str(MAX_QUERY_BYTES),
                 **ordered,
+                **self._named(segment),
             )
-            events = int(self._rows(f"SELECT count(*) FROM {numbered}", apps)[0][0])
+            events = int(self._rows(f"SELECT count(*) FROM {numbered}", params)[0][0])
             self._record_segment(segment, events)
         finally:
             self._run(f"DROP TABLE IF EXISTS {staging}")
-        self._runs.update({(app, session): last for app, session, _, last in runs})
         return events
+
+    def _begun(self, segment: str) -> bool | None:
+        """Whether a load of a segment (or a migration batch) began before: None when it is recorded
+        as loaded. A load that began may have left rows, in part (a crash or a timed-out request
+        between the insert and the record; an insert is one part per month, and one insert per
+        shard): they go, everywhere, and it loads again whole. Only then is `events` searched for
+        the id: a first load reads `loaded_segments` by its key and never scans `events`, which
+        grows with every load (a migration would turn quadratic)."""
+        attempt = ATTEMPT_PREFIX + segment
+        ids = {
+            row[0]
+            for row in self._rows(
+                "SELECT id FROM loaded_segments WHERE id IN ($segment, $attempt)",
+                {"segment": segment, "attempt": attempt},
+            )
+        }
+        if segment in ids:
+            return None
+        if attempt in ids:
+            # The earlier attempt's copy may still run (its request timed out, not the query):
+            # its rows would land after the delete below. It goes on later, once that copy ended.
+            if self._query_ids and self._rows(
+                "SELECT 1 FROM system.processes WHERE query_id = $id", {"id": load_query_id(segment)}
+            ):
+                raise StoreUnavailable(f"an earlier load of {segment} is still running on the server")
+            self._delete_events("segment = $segment", {"segment": segment})
+        return attempt in ids
+
+    def _named(self, segment: str) -> dict[str, str]:
+        """The copy of a segment's rows runs under a known query id (an HTTP parameter): the
+        server refuses a second copy while the first runs, and `_begun` can ask about it."""
+        return {"query_id": load_query_id(segment)} if self._query_ids else {}
+
+    def _begin(self, segment: str, begun: bool) -> None:
+        """Record that a load begins, just before its rows go into `events` (see `_begun`)."""
+        if not begun:
+            self._run(
+                "INSERT INTO loaded_segments VALUES ($attempt, $now, 0)",
+                {"attempt": ATTEMPT_PREFIX + segment, "now": _utc_now()},
+            )
 
     def _record_segment(self, segment: str, events: int | None = None) -> None:
         if events is None:
@@ -947,16 +1066,7 @@ class ClickHouseStore(EventStore):
         """Register an app with its creation time (a migration keeps it); True if it was new."""
         self._check_open()
         with self._lock:
-            self._removed_apps.discard(name)
-            if name in self.registry.apps:
-                return False
-            self._run(
-                "INSERT INTO apps (name, created, updated, deleted, timezone)"
-                " VALUES ($name, $created, $version, 0, 'UTC')",
-                {"name": name, "created": created, "version": self._next_version()},
-            )
-            self.registry.apps.add(name)
-            return True
+            return self._add_app(name, created)
 
     def loaded_batches(self, prefix: str) -> set[str]:
         """The ids of the segments and migration batches recorded so far that start with `prefix`."""
@@ -975,17 +1085,19 @@ class ClickHouseStore(EventStore):
         batch is inserted again. Returns how many events were stored.
         """
         self._check_open()
-        found = {"segment": batch}
         with self._lock:
-            if self._rows("SELECT 1 FROM loaded_segments WHERE id = $segment LIMIT 1", found):
+            begun = self._begun(batch)
+            if begun is None:
                 return None
-            self._delete_events("segment = $segment", found)
+            self._begin(batch, begun)
             columns = ", ".join((*EVENT_COLUMNS, "install_key", "session_key", "run_start", "segment"))
             try:
-                self._transport.run(f"INSERT INTO events ({columns}) FORMAT JSONEachRow", _chunks(path))
+                self._transport.run(
+                    f"INSERT INTO events ({columns}) FORMAT JSONEachRow", _chunks(path), self._named(batch)
+                )
             except ClickHouseError as exc:
                 raise StoreUnavailable(f"migrating batch {batch} failed: {exc}") from exc
-            events = int(self._rows("SELECT count(*) FROM events WHERE segment = $segment", found)[0][0])
+            events = _lines(path)  # one event a line, all stored or none (counting rows would scan `events`)
             self._record_segment(batch, events)
             return events
 
@@ -1011,86 +1123,108 @@ class ClickHouseStore(EventStore):
 
     def add_app(self, name: str) -> bool:
         self._check_open()
-        with self._change():
-            self._removed_apps.discard(name)
-            if name in self.registry.apps:
-                return False
-            self._run(
-                "INSERT INTO apps (name, created, updated, deleted, timezone) VALUES ($name, $now, $version, 0, 'UTC')",
-                {"name": name, "now": _utc_now(), "version": self._next_version()},
-            )
-            self.registry.apps.add(name)
-            return True
+        with self._lock:
+            return self._add_app(name, _utc_now())
+
+    def _add_app(self, name: str, created: dt.datetime) -> bool:
+        if name in self.registry.apps:
+            return False
+        version = self._next_version()
+        self._run(
+            "INSERT INTO apps (name, created, updated, deleted, timezone) VALUES ($name, $created, $version, 0, 'UTC')",
+            {"name": name, "created": created, "version": version},
+        )
+        self._note(("app", name), version, False, "UTC")
+        return True
 
     def remove_app(self, name: str) -> int:
         self._check_open()
-        with self._change():
+        with self._lock:
             if name not in self.registry.apps:
-                return 0
-            # Out of the registry first, so the collector stops accepting the app's events.
-            entry = self.registry.take_out(name)
-            self._removed_apps.add(name)
+                self._merge(self._read_registry())  # registered through another collector a moment ago?
+                if name not in self.registry.apps:
+                    return 0
+            # A removal of the app noted first, so the collector stops accepting its events before
+            # they are deleted; the rows it replaced are put back if the delete fails.
+            entries: list[Entry] = [("app", name), ("schema", name)]
+            entries += [("key", kind, key) for (kind, key), (app, _) in self.registry.keys.items() if app == name]
+            # Keys registered elsewhere that this store has not seen yet go too.
+            entries += [
+                ("key", str(kind), str(key))
+                for kind, key in self._rows(
+                    "SELECT kind, key FROM app_keys FINAL WHERE app = $name AND deleted = 0", {"name": name}
+                )
+            ]
+            entries = list(dict.fromkeys(entries))
+            version = self._next_version()
+            before = {entry: self._known[entry] for entry in entries if entry in self._known}
+            for entry in entries:
+                self._known[entry] = Version(version, True, before[entry].value if entry in before else "")
+            self.registry = _registry_of(self._known)
             try:
                 deleted = self._delete_events("app = $app", {"app": name})
             except BaseException:  # put back: the app stays whole, and its removal can be retried
-                self._removed_apps.discard(name)
-                self.registry.put_back(entry)
+                for entry in entries:
+                    if entry in before:
+                        self._known[entry] = before[entry]
+                    else:
+                        del self._known[entry]
+                self.registry = _registry_of(self._known)
                 raise
-            version = {"name": name, "version": self._next_version(), "now": _utc_now()}
-            for (kind, key), (_, secret) in entry.keys.items():
-                self._run(
-                    "INSERT INTO app_keys VALUES ($name, $kind, $key, $secret, $version, 1)",
-                    {**version, "kind": kind, "key": key, "secret": secret},
-                )
-            self._run("INSERT INTO app_schemas VALUES ($name, '', $version, 1)", version)
+            row = {"name": name, "version": version, "now": _utc_now()}
+            for entry in entries:
+                if entry[0] == "key":
+                    self._run(
+                        "INSERT INTO app_keys VALUES ($name, $kind, $key, '', $version, 1)",
+                        {**row, "kind": entry[1], "key": entry[2]},
+                    )
+            self._run("INSERT INTO app_schemas VALUES ($name, '', $version, 1)", row)
             self._run(
                 "INSERT INTO apps (name, created, updated, deleted, timezone) VALUES ($name, $now, $version, 1, 'UTC')",
-                version,
+                row,
             )
-            for run in [run for run in self._runs if run[0] == name]:
-                del self._runs[run]
             return deleted
 
     def add_key(self, app: str, kind: str, key: str, secret_hash: str = "") -> bool:
         self._check_open()
-        with self._change():
+        with self._lock:
             owner = self._rows(
                 "SELECT app FROM app_keys FINAL WHERE kind = $kind AND key = $key AND deleted = 0",
                 {"kind": kind, "key": key},
             )
             if owner and owner[0][0] != app:
                 raise UsageError(f"{key} is already registered to the app {owner[0][0]!r}")
+            version = self._next_version()
             self._run(
                 "INSERT INTO app_keys VALUES ($app, $kind, $key, $secret, $version, 0)",
-                {"app": app, "kind": kind, "key": key, "secret": secret_hash, "version": self._next_version()},
+                {"app": app, "kind": kind, "key": key, "secret": secret_hash, "version": version},
             )
-            self.registry.keys[(kind, key)] = (app, secret_hash)
+            self._note(("key", kind, key), version, False, (app, secret_hash))
             return not owner
 
     def set_timezone(self, app: str, timezone: str) -> None:
         self._check_open()
-        with self._change():
+        with self._lock:
             created = self._rows("SELECT created FROM apps FINAL WHERE name = $app AND deleted = 0", {"app": app})
             if not created:
                 return
+            version = self._next_version()
             self._run(
                 "INSERT INTO apps (name, created, updated, deleted, timezone)"
                 " VALUES ($app, $created, $version, 0, $zone)",
-                {"app": app, "created": created[0][0], "version": self._next_version(), "zone": timezone},
+                {"app": app, "created": created[0][0], "version": version, "zone": timezone},
             )
-            if timezone == "UTC":
-                self.registry.timezones.pop(app, None)
-            else:
-                self.registry.timezones[app] = timezone
+            self._note(("app", app), version, False, timezone)
 
     def set_schema(self, app: str, schema: str) -> None:
         self._check_open()
-        with self._change():
+        with self._lock:
+            version = self._next_version()
             self._run(
                 "INSERT INTO app_schemas VALUES ($app, $schema, $version, 0)",
-                {"app": app, "schema": schema, "version": self._next_version()},
+                {"app": app, "schema": schema, "version": version},
             )
-            self.registry.schemas[app] = schema
+            self._note(("schema", app), version, False, schema)
 
     def backup(self, destination: Path) -> None:
         raise UsageError(
