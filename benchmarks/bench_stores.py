@@ -80,6 +80,10 @@ def _array(values: tuple[str, ...]) -> str:
 
 
 # The same rows in both engines: every value a function of the row number i and of one fixed `now`.
+# What describes the machine (OS, runtime, CI, container, country) is a function of the install
+# alone, as in real data: an install is one machine. (Before 2026-12-02 it followed i, so every
+# install showed up in all 17 countries and 3 OSes, 17 times the distinct pairs a real store has.)
+MACHINE = f"(i % {INSTALLS})"  # the install's number
 DUCKDB_FILL = f"""
 INSERT INTO events
 SELECT * EXCLUDE (i), ('0x' || substr(install, 1, 16))::UBIGINT, ('0x' || substr(session, 1, 16))::UBIGINT,
@@ -91,11 +95,11 @@ SELECT * EXCLUDE (i), ('0x' || substr(install, 1, 16))::UBIGINT, ('0x' || substr
     CASE WHEN i % 20 = 0 THEN 'error' ELSE 'command' END AS name,
     md5(CAST(i % {INSTALLS} AS VARCHAR)) AS install,
     md5(CAST(i // 3 AS VARCHAR)) AS session,
-    {_array(OSES)}[1 + (i % {len(OSES)})] AS os, '6.1' AS os_version, 'x86_64' AS arch,
-    'cpython' AS runtime, {_array(RUNTIMES)}[1 + (i % {len(RUNTIMES)})] AS runtime_version,
-    CASE WHEN i % 4 = 0 THEN 'github-actions' ELSE '' END AS ci,
-    CASE WHEN i % 7 = 0 THEN 'docker' ELSE '' END AS container,
-    {_array(COUNTRIES)}[1 + (i % {len(COUNTRIES)})] AS country,
+    {_array(OSES)}[1 + ({MACHINE} % {len(OSES)})] AS os, '6.1' AS os_version, 'x86_64' AS arch,
+    'cpython' AS runtime, {_array(RUNTIMES)}[1 + ({MACHINE} % {len(RUNTIMES)})] AS runtime_version,
+    CASE WHEN {MACHINE} % 4 = 0 THEN 'github-actions' ELSE '' END AS ci,
+    CASE WHEN {MACHINE} % 7 = 0 THEN 'docker' ELSE '' END AS container,
+    {_array(COUNTRIES)}[1 + ({MACHINE} % {len(COUNTRIES)})] AS country,
     '{{{{"command":"' || {_array(COMMANDS)}[1 + (i % {len(COMMANDS)})] || '","options":["--fast"],"outcome":"ok"}}}}'
         AS props,
     'native' AS source
@@ -107,8 +111,10 @@ INSERT INTO events (time, received, app, app_version, name, install, session, os
     runtime_version, ci, container, country, props, source, install_key, session_key, run_start)
 SELECT time, time, '{APP}', {_array(VERSIONS)}[1 + (i % {len(VERSIONS)})],
     if(i % 20 = 0, 'error', 'command'), install, session,
-    {_array(OSES)}[1 + (i % {len(OSES)})], '6.1', 'x86_64', 'cpython', {_array(RUNTIMES)}[1 + (i % {len(RUNTIMES)})],
-    if(i % 4 = 0, 'github-actions', ''), if(i % 7 = 0, 'docker', ''), {_array(COUNTRIES)}[1 + (i % {len(COUNTRIES)})],
+    {_array(OSES)}[1 + ({MACHINE} % {len(OSES)})], '6.1', 'x86_64', 'cpython',
+    {_array(RUNTIMES)}[1 + ({MACHINE} % {len(RUNTIMES)})],
+    if({MACHINE} % 4 = 0, 'github-actions', ''), if({MACHINE} % 7 = 0, 'docker', ''),
+    {_array(COUNTRIES)}[1 + ({MACHINE} % {len(COUNTRIES)})],
     concat('{{{{"command":"', {_array(COMMANDS)}[1 + (i % {len(COMMANDS)})], '","options":["--fast"],"outcome":"ok"}}}}'),
     'native', reinterpretAsUInt64(reverse(unhex(substring(install, 1, 16)))),
     reinterpretAsUInt64(reverse(unhex(substring(session, 1, 16)))), i % 3 = 0
