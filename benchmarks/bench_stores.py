@@ -1,27 +1,27 @@
-"""DuckDB against ClickHouse (one node), side by side in one run (issue 13).
+"""DuckDB against ClickHouse (one node, and two shards), side by side in one run (issue 13).
 
-    .venv/bin/python benchmarks/bench_stores.py [--quick] [--sizes 1000000,10000000] [--runs 5]
+    .venv/bin/python benchmarks/bench_stores.py [--quick] [--sizes 1000000,10000000] [--runs 3]
+        [--tabs overview] [--no-ingestion] [--no-cluster] [--minutes 75]
 
 Starts its own clickhouse-server (Debian's, on loopback, in a temp folder: tests/clickhouse_process.py,
 shared with the test fixture), then:
 
-- **Ingestion.** `footfall serve` on an empty store of each engine, loaded by wrk with native
-  batches of 100 events (bench_collector's payload) for `--seconds`: acknowledged events/s (every
-  answer must be 2xx), then how long until the store holds every acknowledged event (the loader
-  catching up), as the events/s that reached the store.
+- **Ingestion.** `footfall serve` on an empty store, loaded by wrk with native batches of 100
+  events (bench_collector's payload) for `--seconds`: acknowledged events/s (every answer must be
+  2xx), then how long until the store holds every acknowledged event (the loader catching up),
+  as the events/s that reached the store. For DuckDB, ClickHouse on one node, and a cluster of
+  two shards (a ZooKeeper and two servers started by tests/clickhouse_cluster.py's helpers) fed
+  by two collectors at once, one wrk on each.
 - **Dashboard tabs.** The same N events generated in each engine by one SQL statement (DuckDB's
-  range(), ClickHouse's numbers(): the same values, row for row; 90 days, 100,000 installs), then
-  `footfall serve` on it and every tab's page (GET /apps/APP?tab=T, last 30 days, the admin
-  token), warm: one load, then the median of `--runs`. For each size in `--sizes`, and the
-  growth of each tab's time from the smallest size to the largest.
+  range(), ClickHouse's numbers(): the same values, row for row; 90 days, 100,000 installs, each
+  one machine), then `footfall serve` on it and every tab's page (GET /apps/APP?tab=T, last 30
+  days, the admin token), warm: one load, then the median of `--runs`. For each size in
+  `--sizes`, and the growth of each tab's time from the smallest size to the largest.
 
-Prints markdown tables (docs/benchmarks.md, "Stores"). The goal: the overview tab <= 0.3 s warm at
-10M events on both engines. `--quick` runs 1M only. Exits non-zero when the run did not work (a
-tool missing, a server that died, a non-2xx answer), goals met or not.
-
-The two-shard cluster's ingestion figure: call `ingestion(store_url, seconds, work)` with the
-cluster's store URL (and start a second collector beside it); the lead adds it from ch-cluster's
-fixture.
+One progress line per step on stderr (minutes, load average); the run stops itself after
+`--minutes`. Prints markdown tables (docs/benchmarks.md, "Stores"). The goal: the overview tab
+<= 0.3 s warm at 10M events on both engines. `--quick` runs 1M only. Exits non-zero when the run
+did not work (a tool missing, a server that died, a non-2xx answer, the deadline), goals met or not.
 """
 
 from __future__ import annotations
