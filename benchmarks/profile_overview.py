@@ -64,13 +64,13 @@ def profile(name: str, store: Any, tab: str, runs: int) -> None:
     total += versions_s
     reports = []
     for report in dashboard.TABS[tab]:
-        whole = median_of(runs, lambda r=report: run_report(store, r, bench_stores.APP, filters))  # type: ignore[misc]
+        whole = median_of(runs, lambda r=report: run_report(store, r, bench_stores.APP, filters))
         total += whole
         print(f"{whole * 1000:8.1f} ms  report {report}")
         recorder.calls.clear()
         run_report(store, report, bench_stores.APP, filters)
         for sql, params in list(recorder.calls):
-            seconds = median_of(runs, lambda s=sql, p=params: recorder.inner(s, p))  # type: ignore[misc]
+            seconds = median_of(runs, lambda s=sql, p=params: recorder.inner(s, p))
             print(f"    {seconds * 1000:8.1f} ms  {' '.join(sql.split())[:160]}")
         reports.append(run_report(store, report, bench_stores.APP, filters))
     versions = app_versions(store, bench_stores.APP, limit=dashboard.MAX_VERSION_CHOICES)
@@ -90,7 +90,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--work", help="a folder to keep the generated data in, reused by the next run")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--tab", default="overview")
+    parser.add_argument("--tab", default="overview", help="a tab of named reports only (not properties, versions)")
     parser.add_argument("--engines", default="DuckDB,ClickHouse")
     args = parser.parse_args()
     from footfall.server.stores.clickhouse import ClickHouseStore
