@@ -63,8 +63,8 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[server,test,bench]'
 	touch $@
 
-## bench: run the benchmarks (about 6 minutes, then the stores': 1M and 10M events; QUICK=1 runs 1M only, about 6
-## minutes more on a loaded machine); results and how to read them are in docs/benchmarks.md
+## bench: run the benchmarks (about 6 minutes, then the stores': DuckDB, ClickHouse and a two-shard cluster at 1M
+## and 10M events, about 11 minutes more; QUICK=1 runs 1M only); results and how to read them: docs/benchmarks.md
 bench: $(VENV)/.bench-installed
 	@{ command -v wrk && { test -x /usr/sbin/nginx || command -v nginx; }; } >/dev/null || \
 	  { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
@@ -73,10 +73,11 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_collector.py
 	$(BIN)/python benchmarks/bench_sdk.py
 	$(BIN)/python benchmarks/bench_safety_net.py
-	@{ command -v clickhouse-server || test -x /usr/sbin/clickhouse-server; } >/dev/null || \
+	@{ { command -v clickhouse-server || test -x /usr/sbin/clickhouse-server; } && \
+	  test -f /usr/share/java/zookeeper.jar; } >/dev/null || \
 	  { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y -qq --no-install-recommends clickhouse-server >/dev/null; } || \
-	  echo "ClickHouse could not be installed: bench_stores.py will say so."
+	  apt-get install -y -qq --no-install-recommends clickhouse-server zookeeper >/dev/null; } || \
+	  echo "ClickHouse or ZooKeeper could not be installed: bench_stores.py will say so."
 	$(BIN)/python benchmarks/bench_stores.py $(if $(QUICK),--quick)
 
 clean:
