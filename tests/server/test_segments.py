@@ -555,3 +555,22 @@ def test_a_catch_up_loads_what_was_sealed_when_it_began_not_what_ingest_adds_mea
     finally:
         log.close()
         store.close()
+
+
+def test_closing_an_idle_log_stops_its_loader_at_once(
+    tmp_path: Path, store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader slept out its idle poll before a close could end it: every shutdown of a server
+    (and every test's in-thread server) waited up to IDLE_POLL_S for nothing."""
+    from footfall.server.ingest import log as ingest_log
+
+    monkeypatch.setattr(ingest_log, "IDLE_POLL_S", 60.0)  # so a close that waits it out is unmistakable
+    log = IngestLog(tmp_path / "log", store, 0, 0, segment_age_s=60)
+    log.start()
+    log.append([record(1)]).result(timeout=10)
+    log.catch_up()  # loaded: the loader is idle, waiting for a seal
+    started = time.monotonic()
+    log.close()
+    assert time.monotonic() - started < 10  # generous: it takes milliseconds
+    assert _stored(store) == 1
+    store.close()
