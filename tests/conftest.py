@@ -210,7 +210,7 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # so a module's shared data set can be loaded once per store
 def store_kind(request: pytest.FixtureRequest) -> str:
     """Which store the test runs on (tests/stores.py): DEFAULT_KIND, or each in turn under `@on_every_store`."""
     kind: str = getattr(request, "param", DEFAULT_KIND)
@@ -219,7 +219,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
     return kind
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def store_factory(store_kind: str) -> StoreFactory:
     """Makes a new, empty store of `store_kind` from a folder the test owns."""
     return STORE_FACTORIES[store_kind]
