@@ -42,6 +42,14 @@ DEFAULT_KIND = "duckdb"  # the store of a test that does not ask for every store
 on_every_store = pytest.mark.parametrize("store_kind", STORE_KINDS, indirect=True)
 
 
+def reopen(store: EventStore) -> EventStore:
+    """The same store opened anew, as after a restart (close the old one first)."""
+    if isinstance(store, DuckDBStore):
+        return DuckDBStore(store.path)
+    assert isinstance(store, ClickHouseStore), store
+    return ClickHouseStore(str(store.address))
+
+
 def props_of(store: EventStore, where: str = "", order: str = "time") -> list[dict[str, Any]]:
     """Each stored event's properties, decoded, in `order`: SQL both engines accept (the JSON
     functions differ between DuckDB and ClickHouse, so the props are decoded here)."""
