@@ -44,7 +44,8 @@ START = dt.datetime(2026, 11, 30, 12, 0)
 
 def record(i: int, session: str = "", install: str = "", app: str = APP, marker: str = "") -> EventRecord:
     moment = START + dt.timedelta(seconds=i)
-    props = props_text({"marker": marker or f"m{i}", "text": 'ü "quoted" \\ back'})  # as the collector writes them
+    # Compact, as the collector writes them: ClickHouse's bulk load stores a line's props as written.
+    props = props_text({"marker": marker or f"m{i}", "text": 'ü "quoted" \\ back'})
     return EventRecord(
         moment, moment, app, "1.0", "command", install, session, "linux", "6.1", "x86_64", "cpython", "3.12",
         "", "", "DE", props, "native",
