@@ -1,9 +1,9 @@
 """InfluxDB line protocol: Homebrew's own curl requests, the official influxdb-client, partial
 writes, InfluxDB's answers, the parser's grammar, and install counts per package.
 
-What is stored, what the store's registry refuses, backpressure while the store fails, and the
-install counts are tested on each store (`on_every_store`); the limits, precisions and the parser,
-where the store plays no part, on DuckDB only (or on none).
+What is stored, what the store's registry refuses and the install counts are tested on each store
+(`on_every_store`); the limits, precisions, backpressure (nothing is loaded: the store fails
+throughout) and the parser, where the store plays no part, on DuckDB only (or on none).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from footfall.server.ingest.protocols import influx
 from footfall.server.operations import StoreOperations
 from tests.conftest import InThreadServer
-from tests.stores import FLAKY_FACTORIES, on_every_store
+from tests.stores import FlakyStore, on_every_store
 
 APP = "brewlike"
 TOKEN = "iVdsgJ_OjvTYGAA79gOfWlA_fX0QCuj4eYUNdb-test-token=="  # shaped like Homebrew's, not Homebrew's
@@ -281,11 +281,8 @@ def test_rate_limits_answer_429_in_influxdb_s_shape(app_server_factory: Any) -> 
     assert int(answer.headers["retry-after"]) >= 1
 
 
-@on_every_store
-def test_backpressure_answers_503_and_nothing_is_acknowledged(
-    app_server_factory: Any, tmp_path: Path, store_kind: str
-) -> None:
-    store = FLAKY_FACTORIES[store_kind](tmp_path)
+def test_backpressure_answers_503_and_nothing_is_acknowledged(app_server_factory: Any, tmp_path: Path) -> None:
+    store = FlakyStore(tmp_path / "flaky.duckdb")
     server: InThreadServer = app_server_factory(store=store, max_log_bytes=600)
     StoreOperations(store).add_app(APP, influx=[(TOKEN, BUCKET)])
     store.failing = True
