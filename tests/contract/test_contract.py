@@ -1,9 +1,10 @@
 """The contract: every store answers every named report, and the summary, as the reference does.
 
 Store-agnostic: every test runs once per store in `tests/stores.py`'s `STORE_FACTORIES`
-(`on_every_store`), through the `store_factory` fixture; a new store joins by adding one factory. The data go in through `EventStore.write`
-only; the reports run through `query.reports` on that store and are compared, values and
-all (columns, rows, meta), with `tests/contract/reference.py` under every filter case.
+(`on_every_store`), through the `store_factory` fixture; a new store joins by adding one
+factory there. The data go in through `EventStore.write` only; the reports run through
+`query.reports` on that store and are compared, values and all (columns, rows, meta), with
+`tests/contract/reference.py` under every filter case.
 
 `make test` runs a fixed seed (`test_fixed_seed`) and a few generated data sets. For a
 longer search: `HYPOTHESIS_PROFILE=long pytest tests/contract` (200 data sets, every filter
