@@ -22,6 +22,7 @@ import pytest
 from tests.clickhouse import clickhouse_server  # noqa: F401 (a fixture: Debian's clickhouse-server on loopback)
 from tests.clickhouse_cluster import clickhouse_replicas, clickhouse_shards, zookeeper  # noqa: F401 (fixtures: clusters on loopback)
 from tests.postgres import postgres_server  # noqa: F401 (a fixture: Debian's PostgreSQL on loopback)
+from tests.stores import DEFAULT_KIND, NEEDS, STORE_FACTORIES, StoreFactory
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "contract" / "golden"
@@ -209,9 +210,25 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+@pytest.fixture(scope="module")  # so a module's shared data set can be loaded once per store
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store the test runs on (tests/stores.py): DEFAULT_KIND, or each in turn under `@on_every_store`."""
+    kind: str = getattr(request, "param", DEFAULT_KIND)
+    if kind in NEEDS:
+        request.getfixturevalue(NEEDS[kind])
+    return kind
+
+
+@pytest.fixture(scope="module")
+def store_factory(store_kind: str) -> StoreFactory:
+    """Makes a new, empty store of `store_kind` from a folder the test owns."""
+    return STORE_FACTORIES[store_kind]
+
+
 @pytest.fixture
-def app_server_factory(tmp_path: Path) -> Iterator[Any]:
-    """Start `create_app` on a real Uvicorn server in a thread, with a real DuckDB file.
+def app_server_factory(tmp_path: Path, store_factory: StoreFactory) -> Iterator[Any]:
+    """Start `create_app` on a real Uvicorn server in a thread, with a new store of `store_kind`
+    (a DuckDB file, or a ClickHouse database under `@on_every_store`: tests/stores.py).
 
     `app_server_factory(store=None, **settings)`; every server started is stopped after the test.
     """
@@ -220,14 +237,13 @@ def app_server_factory(tmp_path: Path) -> Iterator[Any]:
     from footfall.server.edge.app import create_app
     from footfall.server.operator.serving import bind
     from footfall.server.settings import Settings
-    from footfall.server.stores.duckdb import DuckDBStore
 
     running: list[tuple[Any, threading.Thread, Any, Any]] = []
 
     def start(store: Any = None, **settings: Any) -> InThreadServer:
         data = tmp_path / f"data{len(running)}"
         data.mkdir()
-        store = store or DuckDBStore(data / "footfall.duckdb")
+        store = store or store_factory(data)
         store.add_app(GOLDEN_APP)
         sock = bind("127.0.0.1", 0)
         app = create_app(Settings(data=data, **settings), store)

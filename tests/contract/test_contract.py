@@ -1,9 +1,10 @@
 """The contract: every store answers every named report, and the summary, as the reference does.
 
-Store-agnostic: the `store_factory` fixture is parametrised over `STORE_FACTORIES`; a new
-store (ClickHouse) joins by adding one factory. The data go in through `EventStore.write`
-only; the reports run through `query.reports` on that store and are compared, values and
-all (columns, rows, meta), with `tests/contract/reference.py` under every filter case.
+Store-agnostic: every test runs once per store in `tests/stores.py`'s `STORE_FACTORIES`
+(`on_every_store`), through the `store_factory` fixture; a new store joins by adding one
+factory there. The data go in through `EventStore.write` only; the reports run through
+`query.reports` on that store and are compared, values and all (columns, rows, meta), with
+`tests/contract/reference.py` under every filter case.
 
 `make test` runs a fixed seed (`test_fixed_seed`) and a few generated data sets. For a
 longer search: `HYPOTHESIS_PROFILE=long pytest tests/contract` (200 data sets, every filter
@@ -17,7 +18,7 @@ import datetime as dt
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +29,16 @@ from hypothesis import strategies as st
 from footfall.server.query import properties, reports
 from footfall.server.query.filters import PROPERTY_NAME, Filters, PropertyFilter
 from footfall.server.stores.base import EventRecord, EventStore
-from footfall.server.stores.duckdb import DuckDBStore
-from tests import clickhouse
 from tests.contract import reference
 from tests.contract.data import QUERIED_APPS, datasets, generate
+from tests.stores import StoreFactory, on_every_store
 
-StoreFactory = Callable[[Path], EventStore]
-STORE_FACTORIES: dict[str, StoreFactory] = {
-    "duckdb": lambda folder: DuckDBStore(folder / "footfall.duckdb"),
-    "clickhouse": clickhouse.store,  # a new database on the session's clickhouse-server (tests/clickhouse.py)
-}
-NEEDS = {"clickhouse": "clickhouse_server"}  # the fixture a factory needs started first
+pytestmark = on_every_store  # every test here, once per store in tests/stores.py's STORE_FACTORIES
 SEED = 20261201
 WRITE_BATCH = 100  # events per EventStore.write, so runs span several commits
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 EXAMPLES = 200 if LONG else 3
 CASES_PER_EXAMPLE = None if LONG else 4  # None: every filter case
-
-
-@pytest.fixture(params=sorted(STORE_FACTORIES))
-def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
-    if request.param in NEEDS:
-        request.getfixturevalue(NEEDS[request.param])
-    factory: StoreFactory = STORE_FACTORIES[request.param]
-    return factory
 
 
 def now_utc() -> dt.datetime:

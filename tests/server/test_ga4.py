@@ -1,4 +1,9 @@
-"""The GA4 Measurement Protocol: the real ga4mp client, GA4's limits and validation codes."""
+"""The GA4 Measurement Protocol: the real ga4mp client, GA4's limits and validation codes.
+
+What is stored, and the requests dropped for a key or secret the store's registry does not hold,
+are tested on each store (`on_every_store`); limits and validation, where nothing reaches a
+store, on DuckDB only.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from hypothesis import strategies as st
 
 from footfall.server.operations import secret_hash
 from tests.conftest import InThreadServer
+from tests.stores import on_every_store
 
 MEASUREMENT_ID = "G-TEST12345"
 SECRET = "s3cr3t-api-key"
@@ -45,6 +51,7 @@ def post(server: InThreadServer, body: Any, debug: bool = False, **query: str) -
     return httpx.post(server.url + path, params=params, content=json.dumps(body).encode())
 
 
+@on_every_store
 def test_the_ga4mp_client(ga4_server: InThreadServer) -> None:
     from ga4mp import GtagMP
 
@@ -61,6 +68,7 @@ def test_the_ga4mp_client(ga4_server: InThreadServer) -> None:
     assert "1234567890.1764300000" not in json.dumps(row, default=str)
 
 
+@on_every_store
 def test_events_user_properties_and_timestamps(ga4_server: InThreadServer) -> None:
     an_hour_ago = int((time.time() - 3600) * 1e6)
     body = {
@@ -83,6 +91,7 @@ def test_events_user_properties_and_timestamps(ga4_server: InThreadServer) -> No
     assert abs((dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - search["time"]).total_seconds() - 3600) < 60
 
 
+@on_every_store
 def test_firebase_app_instances(ga4_server: InThreadServer) -> None:
     body = {"app_instance_id": "a" * 32, "events": [{"name": "screen_open"}]}
     response = httpx.post(
@@ -94,6 +103,7 @@ def test_firebase_app_instances(ga4_server: InThreadServer) -> None:
     assert [r["name"] for r in stored(ga4_server)] == ["screen_open"]
 
 
+@on_every_store
 @pytest.mark.parametrize(
     ("query", "body", "reason"),
     [

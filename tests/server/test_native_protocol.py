@@ -1,4 +1,8 @@
-"""The collector accepts the golden payloads and answers bad input with a 4xx JSON error."""
+"""The collector accepts the golden payloads and answers bad input with a 4xx JSON error.
+
+What is stored, and forgotten, is tested on each store (`on_every_store`); the answers to bad
+input, where nothing reaches a store, on DuckDB only.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import GOLDEN_APP, InThreadServer, load_golden, with_fresh_times
+from tests.stores import on_every_store, props_of
 
 CASES = load_golden("invalid/cases.json")
 
@@ -19,6 +24,7 @@ def post(server: InThreadServer, body: Any = None, content: bytes | None = None,
     return httpx.post(server.url + "/v1/batch", content=data, headers=headers, timeout=30)
 
 
+@on_every_store
 @pytest.mark.parametrize("name", ["batch-minimal.json", "batch-command.json"])
 def test_golden_batches_are_accepted_and_stored(app_server: InThreadServer, name: str) -> None:
     golden = with_fresh_times(load_golden(name))
@@ -32,10 +38,11 @@ def test_golden_batches_are_accepted_and_stored(app_server: InThreadServer, name
     }
     stored = app_server.store.query("SELECT name, props, source FROM events ORDER BY time").rows
     assert [row[0] for row in stored] == [e["name"] for e in golden["events"]]
-    assert [json.loads(row[1]) for row in stored] == [e["props"] for e in golden["events"]]
+    assert props_of(app_server.store) == [e["props"] for e in golden["events"]]
     assert {row[2] for row in stored} == {"native"}
 
 
+@on_every_store
 def test_gzip_bodies_are_accepted(app_server: InThreadServer) -> None:
     body = gzip.compress(json.dumps(with_fresh_times(load_golden("batch-command.json"))).encode())
     response = post(app_server, content=body, **{"Content-Encoding": "gzip"})
@@ -56,6 +63,7 @@ def test_bad_batches_get_a_4xx_json_error(app_server: InThreadServer, case: dict
     assert app_server.store.query("SELECT count(*) FROM events").rows == [(0,)]
 
 
+@on_every_store
 def test_each_bad_event_is_rejected_alone(app_server: InThreadServer) -> None:
     rejections = CASES["event_rejections"]
     good = {"name": "good", "time": None}
@@ -118,6 +126,7 @@ def test_healthz(app_server: InThreadServer) -> None:
     assert httpx.get(app_server.url + "/healthz").json() == {"status": "ok"}
 
 
+@on_every_store
 def test_raw_ids_are_stored_only_as_keyed_hashes(app_server: InThreadServer) -> None:
     golden = with_fresh_times(load_golden("batch-command.json"))
     assert post(app_server, golden).status_code == 202
@@ -129,6 +138,7 @@ def test_raw_ids_are_stored_only_as_keyed_hashes(app_server: InThreadServer) -> 
     assert len(installs) == 1 and len(next(iter(installs))) == 32
 
 
+@on_every_store
 def test_forget_deletes_every_event_of_one_install(app_server: InThreadServer) -> None:
     mine = with_fresh_times(load_golden("batch-command.json"))
     other = with_fresh_times(load_golden("batch-command.json"))

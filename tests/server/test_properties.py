@@ -1,8 +1,10 @@
 """The properties, errors, errors_by_version and compare reports, checked value by value.
 
-A fixed, generated data set goes into a real DuckDB store; every number of every report is
-compared with a small plain-Python computation over the same events (no SQL), under several
-filter sets: none, a version and a country, property filters, and a non-UTC time zone.
+A fixed, generated data set goes into a real store, once per store (`on_every_store`); every
+number of every report is compared with a small plain-Python computation over the same events
+(no SQL), under several filter sets: none, a version and a country, property filters, and a
+non-UTC time zone. The API's answers are checked on each store too; the validation of arguments,
+the OpenAPI document and the CLI (which opens a DuckDB data directory) on DuckDB only.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from footfall.server.operator.control import RemoteOperations
 from footfall.server.query import properties
 from footfall.server.query.filters import Filters
 from footfall.server.query.reports import run_report
-from footfall.server.stores.base import EventRecord
+from footfall.server.stores.base import EventRecord, EventStore
 from footfall.server.stores.duckdb import DuckDBStore
-from footfall.server.stores.memory import MemoryStore
 from tests.conftest import InThreadServer, LiveServer, footfall_command, load_golden, wait_until, with_fresh_times
+from tests.stores import StoreFactory, on_every_store
 
 APP = "tool"
 END = dt.date(2026, 11, 28)
@@ -140,12 +142,13 @@ EVENTS = generate()
 
 
 @pytest.fixture(scope="module")
-def store() -> Iterator[MemoryStore]:
-    memory = MemoryStore()
-    memory.add_app(APP)
-    memory.write([record(e) for e in EVENTS]).result(timeout=60)
-    yield memory
-    memory.close()
+def store(store_factory: StoreFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
+    """The data set, loaded once per module and store (`store_kind` is module-scoped)."""
+    loaded = store_factory(tmp_path_factory.mktemp("properties"))
+    loaded.add_app(APP)
+    loaded.write([record(e) for e in EVENTS]).result(timeout=60)
+    yield loaded
+    loaded.close()
 
 
 # ---------------------------------------------------------------- the plain-Python side
@@ -315,11 +318,12 @@ def approx_rows(rows: list[list[Any]]) -> list[list[Any]]:
 # ---------------------------------------------------------------- the reports against it
 
 
+@on_every_store
 @pytest.mark.parametrize(
     ("event", "prop"),
     [("export", "rows"), ("export", "format"), ("export", "flag"), ("command", "options"), ("command", "outcome")],
 )
-def test_property_values_equal_a_plain_count(store: MemoryStore, filters: Filters, event: str, prop: str) -> None:
+def test_property_values_equal_a_plain_count(store: EventStore, filters: Filters, event: str, prop: str) -> None:
     result = properties.run_argument_report(store, "properties", APP, filters, {"event": event, "property": prop})
     want = expected_values(filters, event, prop)
     assert result.rows == approx_rows(want["rows"])
@@ -339,7 +343,7 @@ def test_property_values_equal_a_plain_count(store: MemoryStore, filters: Filter
     assert sum(b["events"] for b in numeric["histogram"]) == len(numbers)
 
 
-def test_the_data_set_exercises_every_branch(store: MemoryStore) -> None:
+def test_the_data_set_exercises_every_branch(store: EventStore) -> None:
     """The checks above mean something: more values than the cut, numbers of every sign, lists, nulls."""
     everything = Filters.from_params(FILTER_SETS["none"][0])
     rows = expected_values(everything, "export", "rows")
@@ -356,7 +360,8 @@ def test_the_data_set_exercises_every_branch(store: MemoryStore) -> None:
     )
 
 
-def test_errors_per_command_equal_a_plain_count(store: MemoryStore, filters: Filters) -> None:
+@on_every_store
+def test_errors_per_command_equal_a_plain_count(store: EventStore, filters: Filters) -> None:
     result = run_report(store, "errors", APP, filters)
     assert result.rows == approx_rows(expected_errors(filters))
     runs = runs_with_outcome(filters)
@@ -364,23 +369,27 @@ def test_errors_per_command_equal_a_plain_count(store: MemoryStore, filters: Fil
     assert result.meta["errors"] == sum(map(failed, runs))
 
 
-def test_errors_per_version_equal_a_plain_count(store: MemoryStore, filters: Filters) -> None:
+@on_every_store
+def test_errors_per_version_equal_a_plain_count(store: EventStore, filters: Filters) -> None:
     result = run_report(store, "errors_by_version", APP, filters)
     assert result.rows == approx_rows(expected_errors_by_version(filters))
 
 
-def test_a_bad_release_shows_in_the_error_rate(store: MemoryStore) -> None:
+@on_every_store
+def test_a_bad_release_shows_in_the_error_rate(store: EventStore) -> None:
     rows = {r[0]: r[3] for r in run_report(store, "errors_by_version", APP, Filters.from_params({})).rows}
     assert rows["1.10"] > rows["1.3"] and rows["1.10"] > rows["1.2"]
 
 
-def test_versions_side_by_side_equal_a_plain_count(store: MemoryStore, filters: Filters) -> None:
+@on_every_store
+def test_versions_side_by_side_equal_a_plain_count(store: EventStore, filters: Filters) -> None:
     result = properties.run_argument_report(store, "compare", APP, filters, {"a": "1.2", "b": "1.10"})
     assert result.rows == approx_rows(expected_compare(filters, "1.2", "1.10"))
     assert (result.meta["a"], result.meta["b"]) == ("1.2", "1.10")
 
 
-def test_pickers_come_from_the_data_then_from_the_schema(store: MemoryStore) -> None:
+@on_every_store
+def test_pickers_come_from_the_data_then_from_the_schema(store: EventStore) -> None:
     names = properties.property_names(store, APP, Filters.from_params({"days": "30", "end": END.isoformat()}))
     assert names["source"] == "data"
     assert names["events"] == [
@@ -404,7 +413,7 @@ def test_pickers_come_from_the_data_then_from_the_schema(store: MemoryStore) -> 
         ("compare", {"a": "1.2", "b": "1 OR 1=1"}, "b must be a version"),
     ],
 )
-def test_bad_arguments_are_clear_errors(store: MemoryStore, name: str, arguments: dict[str, str], message: str) -> None:
+def test_bad_arguments_are_clear_errors(store: EventStore, name: str, arguments: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         properties.run_argument_report(store, name, APP, Filters.from_params({}), arguments)
 
@@ -441,6 +450,7 @@ def served(app_server_factory: Any) -> InThreadServer:
     return server
 
 
+@on_every_store
 def test_the_api_applies_where_and_serves_json_and_csv(served: InThreadServer) -> None:
     filters = Filters.from_params({"days": "7", "end": END.isoformat(), "where": ["export.format=csv"]})
     pairs = [("days", "7"), ("end", END.isoformat()), ("where", "export.format=csv")]
@@ -612,9 +622,8 @@ def test_the_cli_where_through_a_running_server(live_server: LiveServer) -> None
 # ---------------------------------------------------------------- found by the contract (tests/contract)
 
 
-def labelled_store(folder: Path) -> DuckDBStore:
+def labelled_store(store: EventStore) -> EventStore:
     """A few command and export events with blanks, missing values and a repeated list element."""
-    duck = DuckDBStore(folder / "footfall.duckdb")
     moment = dt.datetime.combine(END, dt.time(12))
     cases: list[tuple[str, str, str, dict[str, Any]]] = [  # (version, os, name, props)
         ("1.2", "linux", "command", {"command": "", "outcome": "ValueError", "options": ["--fix"]}),
@@ -628,34 +637,37 @@ def labelled_store(folder: Path) -> DuckDBStore:
         record(Event(moment + dt.timedelta(seconds=n), version, name, install_id(n + 1), "DE", os_name, props))
         for n, (version, os_name, name, props) in enumerate(cases)
     ]
-    assert duck.write(records).result(timeout=60) == ()
-    return duck
+    assert store.write(records).result(timeout=60) == ()
+    return store
 
 
 @pytest.fixture
-def labelled(tmp_path: Path) -> Iterator[DuckDBStore]:
-    duck = labelled_store(tmp_path)
-    yield duck
-    duck.close()
+def labelled(store_factory: StoreFactory, tmp_path: Path) -> Iterator[EventStore]:
+    store = labelled_store(store_factory(tmp_path))
+    yield store
+    store.close()
 
 
 def end_day() -> Filters:
     return Filters(END, END)
 
 
-def test_errors_show_a_blank_or_missing_command_as_one_unknown_row(labelled: DuckDBStore) -> None:
+@on_every_store
+def test_errors_show_a_blank_or_missing_command_as_one_unknown_row(labelled: EventStore) -> None:
     """docs/reports.md "Labels": once two rows named "" (a blank command, a missing one)."""
     rows = run_report(labelled, "errors", APP, end_day()).rows
     assert [row[:3] for row in rows] == [["(unknown)", 3, 2], ["check", 1, 0]]
     assert rows[0][4] == "ValueError"  # exit and ValueError once each: the first by name
 
 
-def test_errors_by_version_shows_a_blank_version_as_unknown(labelled: DuckDBStore) -> None:
+@on_every_store
+def test_errors_by_version_shows_a_blank_version_as_unknown(labelled: EventStore) -> None:
     rows = run_report(labelled, "errors_by_version", APP, end_day()).rows
     assert [row[:3] for row in rows] == [["1.3", 1, 0], ["1.2", 2, 2], ["(unknown)", 1, 0]]
 
 
-def test_property_values_label_blanks_and_count_a_repeated_element_once_per_event(labelled: DuckDBStore) -> None:
+@on_every_store
+def test_property_values_label_blanks_and_count_a_repeated_element_once_per_event(labelled: EventStore) -> None:
     """`events` is how many events carry a value: ["a", "a", "b"] carries "a" once."""
     tags = properties.run_argument_report(
         labelled, "properties", APP, end_day(), {"event": "export", "property": "tags"}
@@ -672,7 +684,8 @@ def test_property_values_label_blanks_and_count_a_repeated_element_once_per_even
     assert [row[:3] for row in commands.rows] == [["(unknown)", 2, 2], ["check", 1, 1]]
 
 
-def test_compare_shows_blank_commands_and_oses_as_unknown(labelled: DuckDBStore) -> None:
+@on_every_store
+def test_compare_shows_blank_commands_and_oses_as_unknown(labelled: EventStore) -> None:
     result = properties.run_argument_report(labelled, "compare", APP, end_day(), {"a": "1.2", "b": "1.3"})
     values = {(row[0], row[1]): (row[2], row[4]) for row in result.rows}
     assert values[("command", "(unknown)")] == (1, 1)

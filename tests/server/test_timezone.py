@@ -1,4 +1,8 @@
-"""An app's time zone: where its days start, set by an owner and honoured by every report's range."""
+"""An app's time zone: where its days start, set by an owner and honoured by every report's range.
+
+What a store keeps and answers is tested on each store (`on_every_store`); the zone names' checks
+(no store) and the CLI (a DuckDB data directory) once.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +20,9 @@ import pytest
 from footfall.server.errors import UsageError
 from footfall.server.query.filters import Filters, check_timezone, known_timezones
 from footfall.server.query.reports import run_report
-from footfall.server.stores.base import EventRecord
-from footfall.server.stores.duckdb import DuckDBStore
+from footfall.server.stores.base import EventRecord, EventStore
 from tests.conftest import InThreadServer, footfall_command
+from tests.stores import StoreFactory, on_every_store, reopen
 
 APP = "tz-tool"
 
@@ -50,31 +55,33 @@ INSIDE = (dt.datetime(2026, 3, 28, 23, 30), dt.datetime(2026, 3, 29, 21, 59))
 OUTSIDE = (dt.datetime(2026, 3, 28, 22, 59), dt.datetime(2026, 3, 29, 22, 0))
 
 
-def test_a_day_is_the_apps_local_day_across_a_dst_change(tmp_path: Path) -> None:
-    store = DuckDBStore(tmp_path / "events.duckdb")
-    try:
-        store.add_app(APP)
-        store.write([record(m) for m in (*INSIDE, *OUTSIDE)]).result(timeout=30)
-        where_utc, params_utc = Filters(dt.date(2026, 3, 29), dt.date(2026, 3, 29)).where(APP)
-        berlin = Filters(dt.date(2026, 3, 29), dt.date(2026, 3, 29), timezone="Europe/Berlin")
-        where, params = berlin.where(APP)
-        count = "SELECT count(*) FROM events WHERE "
-        assert store.query(count + where, params).rows[0][0] == len(INSIDE)
-        # In UTC the same day holds a different pair: the one at 21:59 and the one at 22:00.
-        assert store.query(count + where_utc, params_utc).rows[0][0] == 2
-        assert params["end"] - params["start"] == dt.timedelta(hours=23)
-    finally:
-        store.close()
+@pytest.fixture
+def store(store_factory: StoreFactory, tmp_path: Path) -> Iterator[EventStore]:
+    opened = store_factory(tmp_path)
+    opened.add_app(APP)
+    yield opened
+    opened.close()
 
 
-def test_the_zone_is_kept_with_the_app_and_goes_with_it(tmp_path: Path) -> None:
-    path = tmp_path / "events.duckdb"
-    store = DuckDBStore(path)
-    store.add_app(APP)
+@on_every_store
+def test_a_day_is_the_apps_local_day_across_a_dst_change(store: EventStore) -> None:
+    store.write([record(m) for m in (*INSIDE, *OUTSIDE)]).result(timeout=30)
+    where_utc, params_utc = Filters(dt.date(2026, 3, 29), dt.date(2026, 3, 29)).where(APP)
+    berlin = Filters(dt.date(2026, 3, 29), dt.date(2026, 3, 29), timezone="Europe/Berlin")
+    where, params = berlin.where(APP)
+    count = "SELECT count(*) FROM events WHERE "
+    assert store.query(count + where, params).rows[0][0] == len(INSIDE)
+    # In UTC the same day holds a different pair: the one at 21:59 and the one at 22:00.
+    assert store.query(count + where_utc, params_utc).rows[0][0] == 2
+    assert params["end"] - params["start"] == dt.timedelta(hours=23)
+
+
+@on_every_store
+def test_the_zone_is_kept_with_the_app_and_goes_with_it(store: EventStore) -> None:
     assert store.timezone(APP) == "UTC"
     store.set_timezone(APP, "America/New_York")
     store.close()
-    store = DuckDBStore(path)
+    store = reopen(store)
     try:
         assert store.timezone(APP) == "America/New_York"
         assert [a.timezone for a in store.list_apps()] == ["America/New_York"]
@@ -114,6 +121,7 @@ def _events_on(server: InThreadServer, day: str) -> int:
         return sum(row["events"] for row in json.load(response)["rows"])
 
 
+@on_every_store
 def test_an_owner_sets_the_zone_through_the_api_and_reports_follow(app_server: InThreadServer) -> None:
     store = app_server.store
     store.add_app(APP)
@@ -153,13 +161,9 @@ def test_the_systems_own_zone_aliases_are_refused(name: str) -> None:
         check_timezone(name)
 
 
-def test_every_zone_accepted_works_in_the_reports(tmp_path: Path) -> None:
-    store = DuckDBStore(tmp_path / "events.duckdb")
-    try:
-        store.add_app(APP)
-        store.write([record(INSIDE[0])]).result(timeout=30)
-        for name in sorted(known_timezones()):
-            filters = Filters(dt.date(2026, 3, 28), dt.date(2026, 3, 29), timezone=check_timezone(name))
-            assert sum(row[2] for row in run_report(store, "heatmap", APP, filters).rows) == 1, name
-    finally:
-        store.close()
+@on_every_store
+def test_every_zone_accepted_works_in_the_reports(store: EventStore) -> None:
+    store.write([record(INSIDE[0])]).result(timeout=30)
+    for name in sorted(known_timezones()):
+        filters = Filters(dt.date(2026, 3, 28), dt.date(2026, 3, 29), timezone=check_timezone(name))
+        assert sum(row[2] for row in run_report(store, "heatmap", APP, filters).rows) == 1, name

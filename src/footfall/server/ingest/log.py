@@ -165,8 +165,8 @@ class IngestLog:
 
     def close(self) -> None:
         """Seal and stop writing, stop the loader, and make a last attempt to load everything."""
+        self._stop.set()  # first: the writer's close wakes the loader, which must then see it
         self.writer.close()
-        self._stop.set()
         if self._thread is not None:
             self._thread.join()
         with contextlib.suppress(StoreUnavailable):

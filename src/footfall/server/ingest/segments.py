@@ -258,6 +258,7 @@ class SegmentLog:
             self._closed = True
             self._queue.put(_STOP)
         self._thread.join()
+        self._sealed_event.set()  # a loader waiting for a seal ends its wait: none will come
 
     # -- the writer thread ---------------------------------------------------------
 
