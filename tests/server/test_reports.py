@@ -17,6 +17,7 @@ from footfall.server.edge.dashboard import public_page
 from footfall.server.query import reports
 from footfall.server.query.filters import Filters, PropertyFilter, today
 from footfall.server.stores.base import EventRecord, EventStore
+from footfall.server.stores.memory import MemoryStore
 from tests.stores import StoreFactory, on_every_store
 
 TODAY = dt.date(2026, 11, 28)
