@@ -13,6 +13,7 @@ It skips with the reason when the binary is missing, and fails instead under CI=
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 import os
 import subprocess
@@ -25,7 +26,35 @@ from typing import Any
 import pytest
 
 # The server's config and process: shared with benchmarks/bench_stores.py.
+from footfall.server.stores.base import EventRecord
 from tests.clickhouse_process import binary, launch, stop, wait_ready, write_config
+
+NOW = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)  # the ClickHouse tests' "now"
+
+
+def command_event(**fields: Any) -> EventRecord:
+    """One stored `command` event of app "alpha" five minutes ago (whole seconds, as a DateTime
+    holds them), with any field changed: the ClickHouse tests' common record."""
+    record = EventRecord(
+        time=NOW - dt.timedelta(minutes=5),
+        received=NOW,
+        app="alpha",
+        app_version="1.0",
+        name="command",
+        install="a" * 64,
+        session="b" * 64,
+        os="Linux",
+        os_version="6.1",
+        arch="x86_64",
+        runtime="cpython",
+        runtime_version="3.12",
+        ci="",
+        container="",
+        country="DE",
+        props='{"command":"build"}',
+        source="native",
+    )
+    return dataclasses.replace(record, **fields)
 
 
 def require_binary() -> list[str]:

@@ -28,37 +28,19 @@ from footfall.server.errors import UsageError
 from footfall.server.ingest.segments import encode
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.clickhouse import ATTEMPT_PREFIX, ClickHouseStore, parse_url
-from tests.clickhouse import ClickHouseServer
+from tests.clickhouse import NOW, ClickHouseServer, command_event
 from tests.clickhouse_cluster import ClickHouseCluster
 from tests.conftest import start_server, wait_until
 from tests.contract import reference
 from tests.contract.data import QUERIED_APPS, generate
 from tests.contract.test_contract import SEED, answers, calls, filter_cases, load, now_utc, same
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 CASES = 4  # filter cases compared over the cluster (the whole set runs on one node in tests/contract)
 
 
 def event(install: str, number: int = 0, app: str = "alpha") -> EventRecord:
-    return EventRecord(
-        time=NOW - dt.timedelta(minutes=5, seconds=number),
-        received=NOW,
-        app=app,
-        app_version="1.0",
-        name="command",
-        install=install,
-        session=install[::-1],
-        os="Linux",
-        os_version="6.1",
-        arch="x86_64",
-        runtime="cpython",
-        runtime_version="3.12",
-        ci="",
-        container="",
-        country="DE",
-        props='{"command":"build"}',
-        source="native",
-    )
+    moment = NOW - dt.timedelta(minutes=5, seconds=number)
+    return command_event(time=moment, app=app, install=install, session=install[::-1])
 
 
 def install(number: int) -> str:

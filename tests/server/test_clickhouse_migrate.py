@@ -31,35 +31,16 @@ from footfall.server.query.filters import Filters
 from footfall.server.stores.base import EventRecord, EventStore
 from footfall.server.stores.clickhouse import ClickHouseStore
 from footfall.server.stores.duckdb import DuckDBStore
-from tests.clickhouse import ClickHouseServer
+from tests.clickhouse import NOW, ClickHouseServer, command_event
 from tests.conftest import GOLDEN_APP, footfall_command, load_golden, wait_until, with_fresh_times
 from tests.contract.data import APPS, QUERIED_APPS, generate
 from tests.contract.test_contract import SEED, load, now_utc, same
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 KILL_TIMEOUT_S = 120.0  # generous: a loaded machine copies a few batches a second
 
 
 def event(moment: dt.datetime, app: str = "alpha", install: str = "a" * 64) -> EventRecord:
-    return EventRecord(
-        time=moment,
-        received=moment,
-        app=app,
-        app_version="1.0",
-        name="command",
-        install=install,
-        session="b" * 64,
-        os="Linux",
-        os_version="6.1",
-        arch="x86_64",
-        runtime="cpython",
-        runtime_version="3.12",
-        ci="",
-        container="",
-        country="DE",
-        props='{"command":"build"}',
-        source="native",
-    )
+    return command_event(time=moment, received=moment, app=app, install=install)
 
 
 @pytest.fixture

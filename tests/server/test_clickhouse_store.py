@@ -5,7 +5,6 @@ takes a native batch and `footfall report` shows it."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import re
@@ -24,33 +23,13 @@ from footfall.server.query.filters import Filters
 from footfall.server.stores.base import EventRecord
 from footfall.server.stores.clickhouse import ClickHouseStore, HttpTransport, load_query_id, parse_url
 from footfall.server.stores.duckdb import DuckDBStore
-from tests.clickhouse import ClickHouseServer
+from tests.clickhouse import NOW, ClickHouseServer, command_event
 from tests.conftest import footfall_command, load_golden, start_server, wait_until, with_fresh_times
-
-NOW = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 def event(app: str = "alpha", install: str = "a" * 64, session: str = "b" * 64, **changes: object) -> EventRecord:
-    record = EventRecord(
-        time=NOW - dt.timedelta(minutes=5),
-        received=NOW,
-        app=app,
-        app_version="1.0",
-        name="command",
-        install=install,
-        session=session,
-        os="Linux",
-        os_version="6.1",
-        arch="x86_64",
-        runtime="cpython",
-        runtime_version="3.12",
-        ci="",
-        container="",
-        country="DE",
-        props='{"command":"build","options":["--fast"]}',
-        source="native",
-    )
-    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"props": '{"command":"build","options":["--fast"]}', **changes}
+    return command_event(app=app, install=install, session=session, **fields)
 
 
 @pytest.fixture

@@ -157,19 +157,6 @@ class OwnerView(EventStore):
             except Exception:  # a malformed answer: the loop outlives it, the registry keeps its last state
                 log.exception("the app configuration refresh failed")
 
-    def has_app(self, name: str) -> bool:
-        if name in self.registry.apps:
-            return True
-        self._refresh_on_miss()
-        return name in self.registry.apps
-
-    def app_for_key(self, kind: str, key: str) -> tuple[str, str] | None:
-        found = self.registry.app_for_key(kind, key)
-        if found is None:
-            self._refresh_on_miss()
-            found = self.registry.app_for_key(kind, key)
-        return found
-
     def distinct_values(self, app: str, column: str, limit: int) -> list[str]:
         query = urllib.parse.urlencode({"app": app, "field": column, "limit": limit})
         values = self.client.call("GET", "/internal/distinct?" + query)["values"]

@@ -154,11 +154,23 @@ class EventStore:
     on_removed: Callable[[str], None] | None = None
 
     def has_app(self, name: str) -> bool:
+        if name in self.registry.apps:
+            return True
+        self._refresh_on_miss()
         return name in self.registry.apps
 
     def app_for_key(self, kind: str, key: str) -> tuple[str, str] | None:
         """The app (and secret hash) a GA tid, GA4 measurement id or Firebase app id maps to."""
-        return self.registry.app_for_key(kind, key)
+        found = self.registry.app_for_key(kind, key)
+        if found is None:
+            self._refresh_on_miss()
+            found = self.registry.app_for_key(kind, key)
+        return found
+
+    def _refresh_on_miss(self) -> None:
+        """An app or key not in the registry: a store whose registry is a copy (several
+        collectors' ClickHouse, an ingest worker's view of the owner) reloads it, at most once
+        per MISS_REFRESH_INTERVAL_S. A store that holds the registry itself has nothing to do."""
 
     def schema(self, app: str) -> str | None:
         return self.registry.schemas.get(app)

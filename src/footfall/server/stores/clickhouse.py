@@ -743,19 +743,6 @@ class ClickHouseStore(EventStore):
                     log.warning("the app registry is reloaded from ClickHouse again")
                 failing = False
 
-    def has_app(self, name: str) -> bool:
-        if name in self.registry.apps:
-            return True
-        self._refresh_on_miss()
-        return name in self.registry.apps
-
-    def app_for_key(self, kind: str, key: str) -> tuple[str, str] | None:
-        found = self.registry.app_for_key(kind, key)
-        if found is None:
-            self._refresh_on_miss()
-            found = self.registry.app_for_key(kind, key)
-        return found
-
     def check_secrets(self, fingerprint: str, file: str) -> None:
         """Refuse to serve with another install key than the first collector on this database had.
 
